@@ -1,0 +1,8 @@
+//! Switchyard: a coding agent behind the Language Server Protocol.
+//!
+//! The core is plain Rust: [`lanes`] schedules every piece of work, the tools read the
+//! workspace through it, and the front ends (the CLI in `main.rs`, the language server in
+//! `lsp`) translate between their protocol and these types.
+
+pub mod config;
+pub mod lanes;
