@@ -1,0 +1,254 @@
+//! Configuration: one [`Config`] built from layers, lowest precedence first — defaults, the
+//! environment (`SWITCHYARD_SECTION__KEY=value`), the user file
+//! (`~/.config/switchyard/config.toml`), the workspace file (`.switchyard.toml`), then the
+//! editor (`initializationOptions`, `workspace/configuration`).
+//!
+//! Every layer is a JSON-shaped tree merged key by key over the defaults, so a layer that sets
+//! `lanes.query.max_concurrency` changes exactly that value and nothing else. Values are used
+//! exactly as given: a value that cannot be put in force is an error naming its source and
+//! key, never silently adjusted.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::lanes::LanesConfig;
+
+/// Everything Switchyard can be configured with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The lane engine.
+    pub lanes: LanesConfig,
+}
+
+/// One source of settings and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// Where the settings came from, for error messages (`/repo/.switchyard.toml`).
+    pub source: String,
+    /// The settings, shaped like [`Config`], any subset of keys.
+    pub value: Value,
+}
+
+/// The name of the workspace configuration file.
+pub const WORKSPACE_FILE: &str = ".switchyard.toml";
+
+impl Config {
+    /// Builds the configuration from `layers`, lowest precedence first.
+    ///
+    /// Each layer is checked on its own first, so an unknown key or a value of the wrong type
+    /// is reported with the layer it came from.
+    pub fn from_layers(layers: &[Layer]) -> Result<Config, String> {
+        let defaults = Config::default();
+        let mut merged = to_value(&defaults)?;
+        for layer in layers {
+            overlay::<Config>(&defaults, layer.value.clone())
+                .map_err(|e| format!("{}: {e}", layer.source))?;
+            merge_json(&mut merged, layer.value.clone());
+        }
+        let config: Config = serde_json::from_value(merged).map_err(|e| e.to_string())?;
+        config.lanes.validate()?;
+        Ok(config)
+    }
+
+    /// The layers found on this machine for a workspace rooted at `workspace`: environment,
+    /// user file, workspace file. The editor's layer is added by the language server.
+    pub fn discover(workspace: Option<&Path>) -> Result<Vec<Layer>, String> {
+        let mut layers = Vec::new();
+        let env = env_layer(std::env::vars());
+        if env.as_object().is_some_and(|o| !o.is_empty()) {
+            layers.push(Layer {
+                source: "environment".into(),
+                value: env,
+            });
+        }
+        if let Some(path) = user_file() {
+            if let Some(layer) = toml_layer(&path)? {
+                layers.push(layer);
+            }
+        }
+        if let Some(root) = workspace {
+            if let Some(layer) = toml_layer(&root.join(WORKSPACE_FILE))? {
+                layers.push(layer);
+            }
+        }
+        Ok(layers)
+    }
+
+    /// Defaults, then everything [`Config::discover`] finds.
+    pub fn load(workspace: Option<&Path>) -> Result<Config, String> {
+        Config::from_layers(&Config::discover(workspace)?)
+    }
+}
+
+/// The user's configuration file: `$XDG_CONFIG_HOME/switchyard/config.toml`.
+pub fn user_file() -> Option<PathBuf> {
+    dirs::config_dir().map(|dir| dir.join("switchyard").join("config.toml"))
+}
+
+/// Reads a TOML file into a layer; a missing file is no layer, a malformed one an error.
+pub fn toml_layer(path: &Path) -> Result<Option<Layer>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let value: Value = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(Layer {
+        source: path.display().to_string(),
+        value,
+    }))
+}
+
+/// Turns `SWITCHYARD_LANES__QUERY__MAX_CONCURRENCY=5` into `{"lanes":{"query":{"max_concurrency":5}}}`.
+///
+/// Only variables with at least one `__` are settings (so `SWITCHYARD_LOG` is not); a value
+/// that parses as JSON (a number, `true`, `[..]`) is taken as such, anything else as a string.
+pub fn env_layer(vars: impl IntoIterator<Item = (String, String)>) -> Value {
+    let mut root = Value::Object(Default::default());
+    for (name, raw) in vars {
+        let Some(path) = name.strip_prefix("SWITCHYARD_") else {
+            continue;
+        };
+        if !path.contains("__") {
+            continue;
+        }
+        let value = serde_json::from_str(&raw).unwrap_or(Value::String(raw));
+        let mut patch = value;
+        for key in path.rsplit("__") {
+            let mut object = serde_json::Map::new();
+            object.insert(key.to_ascii_lowercase(), patch);
+            patch = Value::Object(object);
+        }
+        merge_json(&mut root, patch);
+    }
+    root
+}
+
+/// Keys that name which variant a table is (`[lanes.query.retry] policy = "fixed"`). A table
+/// that names its variant replaces the one below it whole: the fields of one variant mean
+/// nothing to another.
+const VARIANT_KEYS: [&str; 1] = ["policy"];
+
+/// Merges `patch` into `base`: objects key by key, anything else replaced.
+pub fn merge_json(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch))
+            if !VARIANT_KEYS.iter().any(|key| patch.contains_key(*key)) =>
+        {
+            for (key, value) in patch {
+                match base.get_mut(&key) {
+                    Some(slot) => merge_json(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, patch) => *base = patch,
+    }
+}
+
+/// `base` with `patch` merged over it, as a `T`.
+pub fn overlay<T: Serialize + DeserializeOwned>(base: &T, patch: Value) -> Result<T, String> {
+    let mut merged = to_value(base)?;
+    merge_json(&mut merged, patch);
+    serde_json::from_value(merged).map_err(|e| e.to_string())
+}
+
+fn to_value<T: Serialize>(value: &T) -> Result<Value, String> {
+    serde_json::to_value(value).map_err(|e| format!("cannot represent the configuration: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn layer(source: &str, value: Value) -> Layer {
+        Layer {
+            source: source.into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn later_layers_win_key_by_key() {
+        let config = Config::from_layers(&[
+            layer(
+                "environment",
+                json!({"lanes": {"query": {"max_concurrency": 5, "timeout_ms": 10}}}),
+            ),
+            layer(
+                "workspace",
+                json!({"lanes": {"query": {"max_concurrency": 7}}}),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.lanes.query.max_concurrency, Some(7));
+        assert_eq!(config.lanes.query.timeout_ms, Some(10));
+        assert_eq!(config.lanes.generate, Config::default().lanes.generate);
+    }
+
+    #[test]
+    fn errors_name_the_layer_and_the_key() {
+        let err = Config::from_layers(&[layer(
+            "/repo/.switchyard.toml",
+            json!({"lanes": {"query": {"max_concurrency": "many"}}}),
+        )])
+        .unwrap_err();
+        assert!(err.starts_with("/repo/.switchyard.toml: "), "{err}");
+        assert!(err.contains("invalid type"), "{err}");
+        let err = Config::from_layers(&[layer("editor", json!({"lane": {}}))]).unwrap_err();
+        assert!(err.contains("unknown field `lane`"), "{err}");
+    }
+
+    #[test]
+    fn environment_variables_map_to_nested_keys() {
+        let value = env_layer([
+            (
+                "SWITCHYARD_LANES__QUERY__MAX_CONCURRENCY".to_string(),
+                "5".to_string(),
+            ),
+            (
+                "SWITCHYARD_LANES__QUERY__MODE".to_string(),
+                "external".to_string(),
+            ),
+            ("SWITCHYARD_LOG".to_string(), "debug".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ]);
+        assert_eq!(
+            value,
+            json!({"lanes": {"query": {"max_concurrency": 5, "mode": "external"}}})
+        );
+        let config = Config::from_layers(&[layer("environment", value)]).unwrap();
+        assert_eq!(config.lanes.query.max_concurrency, Some(5));
+        assert_eq!(config.lanes.query.mode, crate::lanes::LaneMode::External);
+    }
+
+    #[test]
+    fn toml_files_are_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WORKSPACE_FILE);
+        std::fs::write(&path, "[lanes.query]\nmax_concurrency = 5\n[lanes.generate.retry]\npolicy = \"fixed\"\nmax_attempts = 2\ndelay_ms = 10\n").unwrap();
+        let config = Config::from_layers(&[toml_layer(&path).unwrap().unwrap()]).unwrap();
+        assert_eq!(config.lanes.query.max_concurrency, Some(5));
+        assert_eq!(
+            config.lanes.generate.retry,
+            crate::lanes::RetryPolicy::Fixed {
+                max_attempts: 2,
+                delay_ms: 10
+            }
+        );
+        assert!(
+            toml_layer(&dir.path().join("absent.toml"))
+                .unwrap()
+                .is_none()
+        );
+        std::fs::write(&path, "[lanes\n").unwrap();
+        let err = toml_layer(&path).unwrap_err();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+    }
+}

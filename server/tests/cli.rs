@@ -11,7 +11,10 @@ fn version_names_the_crate_version() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.trim(), format!("switchyard {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text.trim(),
+        format!("switchyard {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
