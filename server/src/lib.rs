@@ -5,4 +5,5 @@
 //! `lsp`) translate between their protocol and these types.
 
 pub mod config;
+pub mod documents;
 pub mod lanes;
