@@ -31,14 +31,23 @@ impl Documents {
 
     /// Records a buffer opened (or replaced whole) by the editor.
     pub fn open(&self, path: PathBuf, version: i32, text: impl Into<Arc<str>>) {
-        self.open.write().insert(path, Arc::new(Document { version, text: text.into() }));
+        self.open.write().insert(
+            path,
+            Arc::new(Document {
+                version,
+                text: text.into(),
+            }),
+        );
     }
 
     /// Replaces an open buffer's text and version; returns false if it was not open.
     pub fn replace(&self, path: &Path, version: i32, text: impl Into<Arc<str>>) -> bool {
         match self.open.write().get_mut(path) {
             Some(doc) => {
-                *doc = Arc::new(Document { version, text: text.into() });
+                *doc = Arc::new(Document {
+                    version,
+                    text: text.into(),
+                });
                 true
             }
             None => false,
