@@ -4,6 +4,7 @@
 //! The server runs on a dedicated current-thread runtime so that a test which blocks its
 //! own thread (waiting on a child process, say) cannot starve it.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fs::File;
 use std::io::{self, Write};
@@ -222,7 +223,7 @@ struct Arrival {
     method: Method,
     path: String,
     provider: Option<Provider>,
-    headers: std::collections::BTreeMap<String, String>,
+    headers: BTreeMap<String, String>,
     raw: String,
     json: Result<Value, String>,
 }
@@ -245,7 +246,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse
     let path = parts.uri.path().to_string();
     let raw = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_slice::<Value>(&bytes).map_err(|err| err.to_string());
-    let mut headers = std::collections::BTreeMap::new();
+    let mut headers = BTreeMap::new();
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         headers
@@ -256,7 +257,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse
             })
             .or_insert(value);
     }
-    let incoming = Arrival {
+    let arrival = Arrival {
         method: parts.method.clone(),
         provider: route(&path),
         path,
@@ -265,14 +266,14 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse
         json,
     };
 
-    let body = incoming.json.as_ref().ok();
-    let stream = body.and_then(|b| b.get("stream")).and_then(Value::as_bool) == Some(true);
-    let include_usage = body
+    let json = arrival.json.as_ref().ok();
+    let stream = json.and_then(|b| b.get("stream")).and_then(Value::as_bool) == Some(true);
+    let include_usage = json
         .and_then(|b| b.pointer("/stream_options/include_usage"))
         .and_then(Value::as_bool)
         == Some(true);
-    let turn = body.map_or(0, assistant_turns);
-    let model = body
+    let turn = json.map_or(0, assistant_turns);
+    let model = json
         .and_then(|b| b.get("model"))
         .and_then(Value::as_str)
         .unwrap_or("mock-model")
@@ -283,9 +284,9 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse
     let (seq, verdict, created) = {
         let mut state = shared.state.lock();
         let seq = state.requests.len() as u64 + 1;
-        let (verdict, rule) = match check(&incoming) {
+        let (verdict, rule) = match check(&arrival) {
             Err((status, message)) => (Verdict::Reject { status, message }, None),
-            Ok(provider) => pick(&mut state, provider, &incoming.raw, turn, stream, seq),
+            Ok(provider) => pick(&mut state, provider, &arrival.raw, turn, stream, seq),
         };
         let status = match &verdict {
             Verdict::Reject { status, .. } => *status,
@@ -296,14 +297,14 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse
         };
         let record = RecordedRequest {
             seq,
-            method: incoming.method.to_string(),
-            path: incoming.path.clone(),
+            method: arrival.method.to_string(),
+            path: arrival.path.clone(),
             query: parts.uri.query().map(str::to_string),
-            headers: incoming.headers.clone(),
-            body: incoming.json.clone().unwrap_or(Value::Null),
-            raw_body: incoming.raw.clone(),
+            headers: arrival.headers.clone(),
+            body: arrival.json.clone().unwrap_or(Value::Null),
+            raw_body: arrival.raw.clone(),
             received_at,
-            provider: incoming.provider,
+            provider: arrival.provider,
             stream,
             turn,
             rule,
@@ -320,7 +321,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse
     };
     shared.bump();
 
-    let provider = incoming.provider.unwrap_or(Provider::OpenAi);
+    let provider = arrival.provider.unwrap_or(Provider::OpenAi);
     let response = match verdict {
         Verdict::Reject { status, message } => {
             return into_http(
@@ -350,7 +351,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse
         }),
         stream,
         include_usage,
-        request_chars: incoming.raw.chars().count(),
+        request_chars: arrival.raw.chars().count(),
     };
     let plan = wire::respond(&exchange, &response);
     into_http(
@@ -373,27 +374,27 @@ fn route(path: &str) -> Option<Provider> {
 
 /// The request-level checks the real APIs make before looking at content: endpoint,
 /// method, JSON body, the required fields and (Anthropic) the version header.
-fn check(incoming: &Arrival) -> Result<Provider, (u16, String)> {
-    let Some(provider) = incoming.provider else {
+fn check(arrival: &Arrival) -> Result<Provider, (u16, String)> {
+    let Some(provider) = arrival.provider else {
         return Err((
             404,
             format!(
                 "mock: no such endpoint {} {}; the mock serves POST /v1/chat/completions \
                  (also /chat/completions) and POST /v1/messages",
-                incoming.method, incoming.path
+                arrival.method, arrival.path
             ),
         ));
     };
-    if incoming.method != Method::POST {
+    if arrival.method != Method::POST {
         return Err((
             405,
             format!(
                 "mock: {} {} is not supported; use POST",
-                incoming.method, incoming.path
+                arrival.method, arrival.path
             ),
         ));
     }
-    let body = match &incoming.json {
+    let body = match &arrival.json {
         Ok(body) => body,
         Err(err) => {
             return Err((400, format!("mock: request body is not valid JSON: {err}")));
@@ -403,7 +404,7 @@ fn check(incoming: &Arrival) -> Result<Provider, (u16, String)> {
         return Err((400, "mock: request body must be a JSON object".into()));
     }
     let missing = |field: &str| (400, format!("mock: {field}: field required"));
-    if provider == Provider::Anthropic && !incoming.headers.contains_key("anthropic-version") {
+    if provider == Provider::Anthropic && !arrival.headers.contains_key("anthropic-version") {
         return Err((400, "mock: anthropic-version: header is required".into()));
     }
     if !body.get("model").is_some_and(Value::is_string) {
