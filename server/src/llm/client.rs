@@ -460,6 +460,28 @@ mod tests {
         assert!(!format!("{client:?}").contains(KEY), "Debug shows the key");
     }
 
+    #[test]
+    fn the_stream_future_can_be_spawned() {
+        fn spawnable<T: Send + 'static>(_: &T) {}
+        let cfg = LlmConfig {
+            model: Some("m".into()),
+            ..LlmConfig::default()
+        };
+        let client = Client::new(cfg.resolve(&|_: &str| None).unwrap()).unwrap();
+        let call = async move {
+            let mut text = String::new();
+            let result = client
+                .stream(&hello(), &CancellationToken::new(), |e| {
+                    if let StreamEvent::TextDelta(t) = e {
+                        text.push_str(&t);
+                    }
+                })
+                .await;
+            (text, result)
+        };
+        spawnable(&call);
+    }
+
     #[tokio::test]
     async fn a_local_server_without_a_key_gets_no_authorization_header() {
         let (addr, server) = serve(vec![

@@ -191,15 +191,19 @@ impl<E: fmt::Display> fmt::Display for BodyError<E> {
 /// Reads an SSE body to its terminator, feeding every event to `decoder` and every decoded
 /// piece to `emit`. Fails when the body goes silent for longer than `idle`, when `cancel`
 /// fires (dropping `body`, which closes the connection), or when the body ends early.
-pub(crate) async fn read_events<S, B, E>(
+///
+/// Generic over `F` rather than taking `dyn FnMut`: `emit` lives across awaits, and the
+/// future must be `Send` whenever the caller's callback is.
+pub(crate) async fn read_events<S, B, E, F>(
     mut decoder: Decoder,
     body: S,
     idle: Duration,
     cancel: &CancellationToken,
     target: &Target<'_>,
-    emit: &mut dyn FnMut(StreamEvent),
+    emit: &mut F,
 ) -> Result<ModelResponse, LlmError>
 where
+    F: FnMut(StreamEvent),
     S: Stream<Item = Result<B, E>> + Unpin,
     B: AsRef<[u8]>,
     E: fmt::Display,
