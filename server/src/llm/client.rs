@@ -794,8 +794,15 @@ mod tests {
         assert_eq!(err.kind, LlmErrorKind::StreamCut);
         assert!(err.retryable);
         assert!(
-            err.message.starts_with("stream cut before completion: "),
+            err.message.starts_with(&format!(
+                "stream cut before completion: reading from http://{addr}/v1/messages failed (error decoding response body: "
+            )),
             "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("EOF"),
+            "the cause is kept: {}",
             err.message
         );
     }

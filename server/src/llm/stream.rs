@@ -2,14 +2,13 @@
 //! [`StreamEvent`]s and a [`ModelResponse`] (the per-provider decoders), with the idle
 //! timeout, cancellation and the "stream cut" check in one loop.
 
-use std::fmt;
 use std::time::Duration;
 
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::error::{LlmError, LlmErrorKind, Target};
+use super::error::{LlmError, LlmErrorKind, Target, error_chain};
 use super::{
     ModelResponse, ProviderKind, StopReason, StreamEvent, ToolCall, Usage, anthropic, openai,
 };
@@ -179,15 +178,6 @@ enum BodyError<E> {
     Transport(E),
 }
 
-impl<E: fmt::Display> fmt::Display for BodyError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Idle => f.write_str("idle"),
-            Self::Transport(e) => e.fmt(f),
-        }
-    }
-}
-
 /// Reads an SSE body to its terminator, feeding every event to `decoder` and every decoded
 /// piece to `emit`. Fails when the body goes silent for longer than `idle`, when `cancel`
 /// fires (dropping `body`, which closes the connection), or when the body ends early.
@@ -206,7 +196,7 @@ where
     F: FnMut(StreamEvent),
     S: Stream<Item = Result<B, E>> + Unpin,
     B: AsRef<[u8]>,
-    E: fmt::Display,
+    E: std::error::Error + 'static,
 {
     // The idle timeout is measured between body chunks, not between events, so a slow
     // but live stream of partial lines is not cut.
@@ -257,7 +247,8 @@ where
                     LlmErrorKind::StreamCut,
                     true,
                     target.scrub(&format!(
-                        "stream cut before completion: reading from {url} failed ({e})"
+                        "stream cut before completion: reading from {url} failed ({})",
+                        error_chain(&e)
                     )),
                 ));
             }
