@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::Url;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{LlmError, LlmErrorKind};
 
@@ -76,6 +76,12 @@ impl fmt::Display for ProviderKind {
     }
 }
 
+impl Serialize for ProviderKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl<'de> Deserialize<'de> for ProviderKind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;
@@ -115,30 +121,47 @@ impl fmt::Debug for Secret {
 /// [`LlmConfig::resolve`] fills the gaps from the environment and checks the result.
 ///
 /// Durations are written as seconds (`request_timeout = 300`, `connect_timeout = 2.5`) or
-/// as a number with a unit (`"500ms"`, `"30s"`, `"2m"`, `"1h"`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// as a number with a unit (`"500ms"`, `"30s"`, `"2m"`, `"1h"`), and serialized as seconds.
+/// Serializing never writes the API key (so the defaults can seed a layered merge, and a
+/// printed configuration cannot leak it); unset fields are left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     /// `openai` (any OpenAI-compatible server) or `anthropic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<ProviderKind>,
     /// Where the API lives; see the base URL table in [`crate::llm`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// The model name, as the server knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// The API key. Local OpenAI-compatible servers need none.
+    #[serde(skip_serializing)]
     pub api_key: Option<Secret>,
     /// The most tokens one answer may have.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Sampling temperature; the server's default when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
     /// The longest wait for the response status and headers.
-    #[serde(deserialize_with = "deserialize_duration")]
+    #[serde(
+        serialize_with = "serialize_duration",
+        deserialize_with = "deserialize_duration"
+    )]
     pub request_timeout: Duration,
     /// The longest silence allowed between stream bytes.
-    #[serde(deserialize_with = "deserialize_duration")]
+    #[serde(
+        serialize_with = "serialize_duration",
+        deserialize_with = "deserialize_duration"
+    )]
     pub idle_stream_timeout: Duration,
     /// The longest wait for the TCP and TLS handshake.
-    #[serde(deserialize_with = "deserialize_duration")]
+    #[serde(
+        serialize_with = "serialize_duration",
+        deserialize_with = "deserialize_duration"
+    )]
     pub connect_timeout: Duration,
 }
 
@@ -301,6 +324,11 @@ fn endpoint(provider: ProviderKind, base_url: &str) -> Result<Url, String> {
     };
     url.set_path(&path);
     Ok(url)
+}
+
+/// Writes a duration as seconds, which [`deserialize_duration`] reads back.
+fn serialize_duration<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(d.as_secs_f64())
 }
 
 /// Reads a duration written as seconds (integer or fraction) or as a number with a unit.
@@ -591,6 +619,43 @@ mod tests {
         assert!(err.to_string().contains("invalid duration"), "{err}");
         let err = toml::from_str::<LlmConfig>("connect_timeout = -1").unwrap_err();
         assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn serializing_round_trips_everything_but_the_key() {
+        let cfg = LlmConfig {
+            provider: Some(ProviderKind::Anthropic),
+            model: Some("claude".into()),
+            api_key: Some(Secret::new("sk-ant-secret")),
+            max_tokens: Some(1000),
+            connect_timeout: Duration::from_millis(2500),
+            ..LlmConfig::default()
+        };
+        let value = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "provider": "anthropic",
+                "model": "claude",
+                "max_tokens": 1000,
+                "request_timeout": 300.0,
+                "idle_stream_timeout": 120.0,
+                "connect_timeout": 2.5,
+            })
+        );
+        let back: LlmConfig = serde_json::from_value(value).unwrap();
+        assert_eq!(
+            back,
+            LlmConfig {
+                api_key: None,
+                ..cfg
+            }
+        );
+        let defaults = serde_json::to_value(LlmConfig::default()).unwrap();
+        assert_eq!(
+            serde_json::from_value::<LlmConfig>(defaults).unwrap(),
+            LlmConfig::default()
+        );
     }
 
     #[test]
