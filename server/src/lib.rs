@@ -7,3 +7,4 @@
 pub mod config;
 pub mod documents;
 pub mod lanes;
+pub mod llm;

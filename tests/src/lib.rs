@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod mock_model;
+
 /// The `switchyard` binary that `cargo test` built for this workspace.
 pub fn switchyard_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("SWITCHYARD_BIN") {
