@@ -8,3 +8,4 @@ pub mod config;
 pub mod documents;
 pub mod lanes;
 pub mod llm;
+pub mod lsp;

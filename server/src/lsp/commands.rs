@@ -1,0 +1,193 @@
+//! `workspace/executeCommand`: one typed handler per command of [`ext`](super::ext).
+//! Unknown commands and arguments that do not fit are `InvalidParams` errors saying which
+//! command and what is wrong.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types::{ExecuteCommandParams, ProgressToken, ShowDocumentParams};
+
+use super::ext::{
+    self, AnalyzeWorkspace, AnalyzeWorkspaceParams, AnalyzeWorkspaceResult, Cancel, CancelParams,
+    CancelResult, CancelTarget, Command, DeadLetters, QueueStats, RetryDeadLetter,
+    RetryDeadLetterResult, RunTool,
+};
+use super::progress::{self, LongCommand};
+use super::server::Inner;
+use super::to_proto;
+use crate::lanes::SessionId;
+
+/// Runs one command.
+pub(crate) async fn execute(
+    server: &Arc<Inner>,
+    params: ExecuteCommandParams,
+) -> Result<Option<Value>> {
+    let ExecuteCommandParams {
+        command,
+        arguments,
+        work_done_progress_params,
+    } = params;
+    let token = work_done_progress_params.work_done_token;
+    match command.as_str() {
+        QueueStats::NAME => {
+            arguments_of::<QueueStats>(arguments)?;
+            reply::<QueueStats>(server.lanes.metrics())
+        }
+        DeadLetters::NAME => {
+            arguments_of::<DeadLetters>(arguments)?;
+            reply::<DeadLetters>(server.lanes.dead_letters())
+        }
+        RetryDeadLetter::NAME => {
+            let params = arguments_of::<RetryDeadLetter>(arguments)?;
+            let handle = server
+                .lanes
+                .replay(params.id)
+                .map_err(|e| Error::invalid_params(format!("{}: {e}", RetryDeadLetter::NAME)))?;
+            let task_id = handle.id();
+            let id = params.id;
+            tokio::spawn(async move {
+                match handle.await {
+                    Ok(_) => tracing::info!("dead letter {id} succeeded on retry"),
+                    Err(e) => tracing::warn!("dead letter {id} failed again: {e}"),
+                }
+            });
+            reply::<RetryDeadLetter>(RetryDeadLetterResult { task_id })
+        }
+        Cancel::NAME => {
+            let CancelParams { id } = arguments_of::<Cancel>(arguments)?;
+            let result = match id {
+                None => CancelResult {
+                    commands: server.jobs.cancel_all(),
+                    tasks: server.lanes.cancel_all(),
+                },
+                Some(CancelTarget::Task(id)) => CancelResult {
+                    commands: 0,
+                    tasks: usize::from(server.lanes.cancel(id)),
+                },
+                Some(CancelTarget::Session(session)) => CancelResult {
+                    commands: server.jobs.cancel_session(&session),
+                    tasks: server.lanes.cancel_session(&session),
+                },
+            };
+            reply::<Cancel>(result)
+        }
+        AnalyzeWorkspace::NAME => {
+            let params = arguments_of::<AnalyzeWorkspace>(arguments)?;
+            let result = analyze_workspace(server, params, token).await?;
+            reply::<AnalyzeWorkspace>(result)
+        }
+        RunTool::NAME => {
+            let _params = arguments_of::<RunTool>(arguments)?;
+            Err(progress::request_failed(format!(
+                "{}: the tools are not part of this build yet",
+                RunTool::NAME
+            )))
+        }
+        unknown => Err(Error::invalid_params(format!(
+            "unknown command `{unknown}`; this server runs {}",
+            ext::command_names().join(", ")
+        ))),
+    }
+}
+
+/// `switchyard.analyzeWorkspace`: runs the analysis as a long command with progress,
+/// writes its Markdown to `<root>/.switchyard/analysis.md`, and asks the client to show it
+/// when the arguments say `show` and the client can.
+async fn analyze_workspace(
+    server: &Arc<Inner>,
+    params: AnalyzeWorkspaceParams,
+    token: Option<ProgressToken>,
+) -> Result<AnalyzeWorkspaceResult> {
+    let root = server.root(params.folder.as_ref())?;
+    let session: SessionId = format!("analyze-{}", server.next_session()).into();
+    let caps = server.state.read().caps;
+    let command = LongCommand {
+        title: "Analyzing workspace".into(),
+        message: root.display().to_string(),
+        session: session.clone(),
+        token,
+        can_create_token: caps.work_done_progress,
+    };
+    let work = {
+        let server = Arc::clone(server);
+        let session = session.clone();
+        move |cancel| async move {
+            let started = Instant::now();
+            let (analysis, markdown) = analysis(&server, &root, session.clone(), cancel).await?;
+            let report = root.join(".switchyard").join("analysis.md");
+            let text = markdown.clone();
+            let written = report.clone();
+            tokio::task::spawn_blocking(move || write_atomically(&written, &text))
+                .await
+                .map_err(|e| format!("writing the report failed: {e}"))??;
+            let report_uri = to_proto::uri(&report)?;
+            let outcome = format!("analyzed in {:.1} s", started.elapsed().as_secs_f64());
+            let result = AnalyzeWorkspaceResult {
+                session: session.to_string(),
+                analysis,
+                markdown,
+                report_uri,
+            };
+            Ok((result, outcome))
+        }
+    };
+    let result =
+        progress::run_long(&server.client, &server.lanes, &server.jobs, command, work).await?;
+    if params.show && caps.show_document {
+        let client = server.client.clone();
+        let uri = result.report_uri.clone();
+        tokio::spawn(async move {
+            let show = ShowDocumentParams {
+                uri,
+                external: Some(false),
+                take_focus: Some(true),
+                selection: None,
+            };
+            if let Err(e) = client.show_document(show).await {
+                tracing::warn!("the client did not show the analysis report: {e}");
+            }
+        });
+    }
+    Ok(result)
+}
+
+/// The analysis itself, as structured data and Markdown: the seam where
+/// `crate::analyze` plugs in (it fans out Query tasks in `session`, cancelled by `cancel`).
+async fn analysis(
+    _server: &Arc<Inner>,
+    _root: &Path,
+    _session: SessionId,
+    _cancel: CancellationToken,
+) -> std::result::Result<(Value, String), String> {
+    Err("the workspace analysis is not part of this build yet".into())
+}
+
+/// Writes `text` to `path` through a temporary file in the same folder, creating the folder.
+fn write_atomically(path: &Path, text: &str) -> std::result::Result<(), String> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| format!("{} has no parent folder", path.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let temp = dir.join(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&temp, text).map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
+    std::fs::rename(&temp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The command's parameters from `arguments`, or `InvalidParams` saying what is wrong.
+fn arguments_of<C: Command>(arguments: Vec<Value>) -> Result<C::Params> {
+    let value = ext::command_argument(arguments)
+        .map_err(|e| Error::invalid_params(format!("{}: {e}", C::NAME)))?;
+    serde_json::from_value(value)
+        .map_err(|e| Error::invalid_params(format!("{}: invalid arguments: {e}", C::NAME)))
+}
+
+fn reply<C: Command>(result: C::Result) -> Result<Option<Value>> {
+    serde_json::to_value(result).map(Some).map_err(|e| {
+        tracing::error!("cannot serialize the result of {}: {e}", C::NAME);
+        Error::internal_error()
+    })
+}
