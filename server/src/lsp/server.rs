@@ -26,7 +26,7 @@ use tower_lsp_server::ls_types::{
 use tower_lsp_server::{Client, LanguageServer, LspService};
 
 use super::ext::{self, CompleteTaskParams, PendingTasksParams, PendingTasksResult};
-use super::log::LogForwarder;
+use super::log::{LogForwarder, LogLine};
 use super::progress::{self, Jobs};
 use super::{commands, from_proto, settings, to_proto};
 use crate::config::{Config, Layer};
@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) documents: Documents,
     pub(crate) jobs: Arc<Jobs>,
     pub(crate) log: LogForwarder,
+    /// Log lines for the editor, queued from the start, sent once it is initialized.
+    log_lines: parking_lot::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LogLine>>>,
     pub(crate) state: RwLock<State>,
     /// Serializes configuration updates.
     config_update: tokio::sync::Mutex<()>,
@@ -132,6 +134,7 @@ impl Server {
         log: LogForwarder,
     ) -> tower_lsp_server::LspServiceBuilder<Server> {
         use tower_lsp_server::ls_types::request::Request as _;
+        let log_lines = parking_lot::Mutex::new(Some(log.attach()));
         LspService::build(move |client| Server {
             inner: Arc::new(Inner {
                 client,
@@ -139,6 +142,7 @@ impl Server {
                 documents: Documents::new(),
                 jobs: Arc::new(Jobs::default()),
                 log,
+                log_lines,
                 state: RwLock::new(State::default()),
                 config_update: tokio::sync::Mutex::new(()),
                 stopping: CancellationToken::new(),
@@ -464,20 +468,17 @@ impl LanguageServer for Server {
             let mut state = inner.state.write();
             (std::mem::take(&mut state.startup_errors), state.caps)
         };
-        let mut log = inner.log.attach();
-        let client = inner.client.clone();
-        let stopping = inner.stopping.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    line = log.recv() => match line {
-                        Some((level, text)) => client.log_message(to_proto::message_type(level), text).await,
-                        None => return,
-                    },
-                    () = stopping.cancelled() => return,
+        // Log lines flow until the process exits, `shutdown` included.
+        if let Some(mut log) = inner.log_lines.lock().take() {
+            let client = inner.client.clone();
+            tokio::spawn(async move {
+                while let Some((level, text)) = log.recv().await {
+                    client
+                        .log_message(to_proto::message_type(level), text)
+                        .await;
                 }
-            }
-        });
+            });
+        }
         let status = progress::lane_status(inner.client.clone(), inner.lanes.clone());
         let stopping = inner.stopping.clone();
         tokio::spawn(async move {
