@@ -8,3 +8,5 @@ pub mod config;
 pub mod documents;
 pub mod lanes;
 pub mod llm;
+pub mod read_cache;
+pub mod tools;
