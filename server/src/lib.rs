@@ -9,3 +9,5 @@ pub mod documents;
 pub mod lanes;
 pub mod llm;
 pub mod lsp;
+pub mod read_cache;
+pub mod tools;
