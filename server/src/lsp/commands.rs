@@ -14,12 +14,13 @@ use tower_lsp_server::ls_types::{ExecuteCommandParams, ProgressToken, ShowDocume
 use super::ext::{
     self, AnalyzeWorkspace, AnalyzeWorkspaceParams, AnalyzeWorkspaceResult, Cancel, CancelParams,
     CancelResult, CancelTarget, Command, DeadLetters, QueueStats, RetryDeadLetter,
-    RetryDeadLetterResult, RunTool,
+    RetryDeadLetterResult, RunTool, RunToolParams, RunToolResult,
 };
 use super::progress::{self, LongCommand};
 use super::server::Inner;
 use super::to_proto;
 use crate::lanes::SessionId;
+use crate::tools::{self, CallContext};
 
 /// Runs one command.
 pub(crate) async fn execute(
@@ -81,11 +82,8 @@ pub(crate) async fn execute(
             reply::<AnalyzeWorkspace>(result)
         }
         RunTool::NAME => {
-            let _params = arguments_of::<RunTool>(arguments)?;
-            Err(progress::request_failed(format!(
-                "{}: the tools are not part of this build yet",
-                RunTool::NAME
-            )))
+            let params = arguments_of::<RunTool>(arguments)?;
+            reply::<RunTool>(run_tool(server, params).await?)
         }
         unknown => Err(Error::invalid_params(format!(
             "unknown command `{unknown}`; this server runs {}",
@@ -153,6 +151,30 @@ async fn analyze_workspace(
         });
     }
     Ok(result)
+}
+
+/// `switchyard.runTool`: one tool call through the lanes, seeing the open buffers. Bad
+/// arguments are `InvalidParams`; a tool that ran and failed is `RequestFailed` with its
+/// message. Dropping the request (`$/cancelRequest`) cancels the call.
+async fn run_tool(server: &Arc<Inner>, params: RunToolParams) -> Result<RunToolResult> {
+    let toolbox = server.toolbox()?;
+    let token = CancellationToken::new();
+    let _cancel_when_dropped = token.clone().drop_guard();
+    let ctx = CallContext {
+        session: None,
+        token,
+    };
+    let task = toolbox
+        .task(&params.name, params.arguments, &ctx)
+        .map_err(|e| Error::invalid_params(format!("{}: {e}", RunTool::NAME)))?;
+    let output = tools::lane_result(server.lanes.submit(task).await)
+        .map_err(|e| progress::request_failed(e.message))?;
+    let text = toolbox.render(&output);
+    let output = serde_json::to_value(&output).map_err(|e| {
+        tracing::error!("cannot serialize a tool's output: {e}");
+        Error::internal_error()
+    })?;
+    Ok(RunToolResult { output, text })
 }
 
 /// The analysis itself, as structured data and Markdown: the seam where

@@ -32,6 +32,7 @@ use super::{commands, from_proto, settings, to_proto};
 use crate::config::{Config, Layer};
 use crate::documents::{Documents, PositionEncoding};
 use crate::lanes::{LaneMode, Lanes, TaskError};
+use crate::tools::{Toolbox, Workspace};
 
 /// How long a claim of `switchyard/pendingTasks` lasts when the worker does not say.
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -58,6 +59,9 @@ pub(crate) struct Inner {
     stopping: CancellationToken,
     /// Numbers the sessions of commands.
     sessions: AtomicU64,
+    /// The tools over the workspace folders; `None` until `initialize`, or when no folder
+    /// can be opened.
+    toolbox: RwLock<Option<Toolbox>>,
 }
 
 /// What `initialize` negotiated and what changed since.
@@ -147,6 +151,7 @@ impl Server {
                 config_update: tokio::sync::Mutex::new(()),
                 stopping: CancellationToken::new(),
                 sessions: AtomicU64::new(0),
+                toolbox: RwLock::new(None),
             }),
         })
         .custom_method(
@@ -254,6 +259,36 @@ impl Inner {
         }
     }
 
+    /// The tools, or why there are none.
+    pub(crate) fn toolbox(&self) -> Result<Toolbox> {
+        self.toolbox
+            .read()
+            .clone()
+            .ok_or_else(|| Error::invalid_params("no workspace folder is open for the tools"))
+    }
+
+    /// Builds the tools over the current workspace folders (canonicalizing them: blocking).
+    fn rebuild_toolbox(&self) {
+        let (roots, tools) = {
+            let state = self.state.read();
+            let roots: Vec<PathBuf> = state.roots.iter().map(|root| root.real.clone()).collect();
+            (roots, state.config.tools.clone())
+        };
+        let toolbox = match Workspace::new(roots) {
+            Ok(workspace) => Some(Toolbox::new(
+                workspace,
+                self.lanes.clone(),
+                self.documents.clone(),
+                tools,
+            )),
+            Err(e) => {
+                tracing::warn!("the tools have no workspace: {e}");
+                None
+            }
+        };
+        *self.toolbox.write() = toolbox;
+    }
+
     async fn show_error(&self, message: String) {
         tracing::warn!("{message}");
         self.client.show_message(MessageType::ERROR, message).await;
@@ -334,6 +369,9 @@ impl Inner {
             self.lanes.reconfigure(config.lanes.clone())?;
         }
         self.log.set_level(config.log.level);
+        if let Some(toolbox) = self.toolbox.read().as_ref() {
+            toolbox.set_config(config.tools.clone());
+        }
         Ok(())
     }
 }
@@ -423,6 +461,8 @@ impl LanguageServer for Server {
                 .map(|e| format!("switchyard: {e}"))
                 .collect(),
         };
+        let tools = Arc::clone(inner);
+        blocking(move || tools.rebuild_toolbox()).await?;
         let methods: Vec<&str> = ext::catalog()
             .iter()
             .filter(|e| e.kind != ext::Kind::Command)
@@ -577,13 +617,17 @@ impl LanguageServer for Server {
             .filter_map(|f| from_proto::path(&f.uri))
             .collect();
         tokio::spawn(async move {
-            let Ok(added) = blocking(move || resolve_roots(added)).await else {
-                return;
-            };
-            let mut state = inner.state.write();
-            state.roots.retain(|root| !removed.contains(&root.given));
-            state.roots.extend(added);
-            tracing::info!("workspace folders: {}", display_roots(&state.roots));
+            let _ = blocking(move || {
+                let added = resolve_roots(added);
+                {
+                    let mut state = inner.state.write();
+                    state.roots.retain(|root| !removed.contains(&root.given));
+                    state.roots.extend(added);
+                    tracing::info!("workspace folders: {}", display_roots(&state.roots));
+                }
+                inner.rebuild_toolbox();
+            })
+            .await;
         });
     }
 
