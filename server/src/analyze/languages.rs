@@ -14,6 +14,10 @@ use memchr::{memchr, memchr2, memchr3};
 /// A programming, markup or data language, named as tokei names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Language {
+    /// ABNF (.abnf)
+    Abnf,
+    /// ASN.1 (.asn1)
+    Asn1,
     /// Assembly (.asm)
     Assembly,
     /// BASH (.bash)
@@ -56,10 +60,14 @@ pub enum Language {
     GnuAssembly,
     /// Go (.go)
     Go,
+    /// GraphQL (.gql, .graphql)
+    GraphQl,
     /// Groovy (.groovy, .grt, .gtpl, .gvy)
     Groovy,
     /// Haskell (.hs)
     Haskell,
+    /// HCL (.hcl, .tf, .tfvars)
+    Hcl,
     /// HTML (.html, .htm)
     Html,
     /// INI (.ini)
@@ -78,6 +86,8 @@ pub enum Language {
     Just,
     /// Kotlin (.kt, .kts)
     Kotlin,
+    /// LESS (.less)
+    Less,
     /// Lua (.lua, .luau)
     Lua,
     /// Makefile (.makefile, .mak, .mk; gnumakefile, makefile)
@@ -128,6 +138,8 @@ pub enum Language {
     Svg,
     /// Swift (.swift)
     Swift,
+    /// TeX (.tex, .sty)
+    Tex,
     /// TOML (.toml)
     Toml,
     /// TSX (.tsx)
@@ -147,6 +159,8 @@ pub enum Language {
 impl Language {
     /// Every supported language, in the order of their names.
     pub const ALL: &'static [Language] = &[
+        Abnf,
+        Asn1,
         Assembly,
         Bash,
         Batch,
@@ -168,8 +182,10 @@ impl Language {
         Fish,
         GnuAssembly,
         Go,
+        GraphQl,
         Groovy,
         Haskell,
+        Hcl,
         Html,
         Ini,
         Java,
@@ -179,6 +195,7 @@ impl Language {
         Julia,
         Just,
         Kotlin,
+        Less,
         Lua,
         Makefile,
         Markdown,
@@ -204,6 +221,7 @@ impl Language {
         Sql,
         Svg,
         Swift,
+        Tex,
         Toml,
         Tsx,
         TypeScript,
@@ -506,6 +524,24 @@ use Language::*;
 
 static DEFS: [LanguageDef; Language::ALL.len()] = [
     LanguageDef {
+        lang: Abnf,
+        name: "ABNF",
+        extensions: &["abnf"],
+        line_comments: &[b";"],
+        ..LanguageDef::NONE
+    }
+    .finish(),
+    LanguageDef {
+        lang: Asn1,
+        name: "ASN.1",
+        extensions: &["asn1"],
+        line_comments: &[b"--"],
+        block_comments: &[(b"/*", b"*/")],
+        quotes: &[(b"\"", b"\""), (b"'", b"'")],
+        ..LanguageDef::NONE
+    }
+    .finish(),
+    LanguageDef {
         lang: Assembly,
         name: "Assembly",
         extensions: &["asm"],
@@ -723,6 +759,15 @@ static DEFS: [LanguageDef; Language::ALL.len()] = [
     }
     .finish(),
     LanguageDef {
+        lang: GraphQl,
+        name: "GraphQL",
+        extensions: &["gql", "graphql"],
+        line_comments: &[b"#"],
+        quotes: &[(b"\"\"\"", b"\"\"\""), (b"\"", b"\"")],
+        ..LanguageDef::NONE
+    }
+    .finish(),
+    LanguageDef {
         lang: Groovy,
         name: "Groovy",
         extensions: &["groovy", "grt", "gtpl", "gvy"],
@@ -740,6 +785,16 @@ static DEFS: [LanguageDef; Language::ALL.len()] = [
         line_comments: &[b"--"],
         block_comments: &[(b"{-", b"-}")],
         nested: true,
+        ..LanguageDef::NONE
+    }
+    .finish(),
+    LanguageDef {
+        lang: Hcl,
+        name: "HCL",
+        extensions: &["hcl", "tf", "tfvars"],
+        line_comments: &[b"#", b"//"],
+        block_comments: &[(b"/*", b"*/")],
+        quotes: &[(b"\"", b"\"")],
         ..LanguageDef::NONE
     }
     .finish(),
@@ -848,6 +903,16 @@ static DEFS: [LanguageDef; Language::ALL.len()] = [
         block_comments: &[(b"/*", b"*/")],
         nested: true,
         quotes: &[(b"\"\"\"", b"\"\"\""), (b"\"", b"\"")],
+        ..LanguageDef::NONE
+    }
+    .finish(),
+    LanguageDef {
+        lang: Less,
+        name: "LESS",
+        extensions: &["less"],
+        line_comments: &[b"//"],
+        block_comments: &[(b"/*", b"*/")],
+        quotes: &[(b"\"", b"\""), (b"'", b"'")],
         ..LanguageDef::NONE
     }
     .finish(),
@@ -1103,6 +1168,14 @@ static DEFS: [LanguageDef; Language::ALL.len()] = [
     }
     .finish(),
     LanguageDef {
+        lang: Tex,
+        name: "TeX",
+        extensions: &["tex", "sty"],
+        line_comments: &[b"%"],
+        ..LanguageDef::NONE
+    }
+    .finish(),
+    LanguageDef {
         lang: Toml,
         name: "TOML",
         extensions: &["toml"],
@@ -1198,7 +1271,6 @@ const OTHER_NAMES: &[&str] = &[
     ".net resource",
     "8th",
     "abap",
-    "abnf",
     "actionscript",
     "ada",
     "agda",
@@ -1210,7 +1282,6 @@ const OTHER_NAMES: &[&str] = &[
     "ark typescript",
     "arturo",
     "asciidoc",
-    "asn.1",
     "asp",
     "asp.net",
     "astro",
@@ -1291,14 +1362,12 @@ const OTHER_NAMES: &[&str] = &[
     "gml",
     "go html",
     "godot textscene",
-    "graphql",
     "gwion",
     "haml",
     "hamlet",
     "handlebars",
     "happy",
     "haxe",
-    "hcl",
     "headache",
     "hex",
     "hex0",
@@ -1330,7 +1399,6 @@ const OTHER_NAMES: &[&str] = &[
     "lauterbach practice script",
     "ld script",
     "lean",
-    "less",
     "lex",
     "lingua franca",
     "liquid",
@@ -1426,7 +1494,6 @@ const OTHER_NAMES: &[&str] = &[
     "tcl",
     "templ",
     "tera",
-    "tex",
     "the wenyan programming language",
     "thrift",
     "ttcn-3",
@@ -1662,7 +1729,7 @@ mod tests {
         assert_eq!(lookup_name(b"rust"), Some(Named::Ours(Rust)));
         assert_eq!(lookup_name(b"c++ header"), Some(Named::Ours(CppHeader)));
         assert_eq!(lookup_name(b"Plain Text"), Some(Named::Ours(PlainText)));
-        assert_eq!(lookup_name(b"graphql"), Some(Named::Foreign));
+        assert_eq!(lookup_name(b"dhall"), Some(Named::Foreign));
         assert_eq!(lookup_name(b"sh"), None);
         assert_eq!(lookup_name(b"\xff"), None);
         assert_eq!(
