@@ -157,6 +157,8 @@ pub struct LspClient {
     /// Every event received so far, in order.
     pub history: Vec<ServerEvent>,
     raw: mpsc::UnboundedSender<Vec<u8>>,
+    /// Every request the client sent: method and id, in order.
+    sent: Arc<Mutex<Vec<(String, Value)>>>,
     settings: Arc<Mutex<Value>>,
     child: Child,
     stderr: Arc<Mutex<String>>,
@@ -198,7 +200,13 @@ impl LspClient {
         // Library → server, with raw bytes slipped in between frames.
         let (to_server_lib, from_lib) = tokio::io::duplex(1 << 20);
         let (raw, raw_rx) = mpsc::unbounded_channel();
-        let mut tasks = vec![tokio::spawn(pump_to_server(from_lib, raw_rx, stdin))];
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = vec![tokio::spawn(pump_to_server(
+            from_lib,
+            raw_rx,
+            stdin,
+            Arc::clone(&sent),
+        ))];
         // Server → library, with unroutable responses taken out.
         let (to_lib, from_server_tap) = tokio::io::duplex(1 << 20);
         tasks.push(tokio::spawn(pump_from_server(stdout, to_lib, events_tx)));
@@ -217,6 +225,7 @@ impl LspClient {
             backlog: Vec::new(),
             history: Vec::new(),
             raw,
+            sent,
             settings,
             child,
             stderr: stderr_text,
@@ -321,6 +330,33 @@ impl LspClient {
             .notify::<DidChangeConfiguration>(DidChangeConfigurationParams {
                 settings: Value::Null,
             })
+            .expect("the client stopped");
+    }
+
+    /// The id of the latest request of `method` the client sent, once it is on its way.
+    pub async fn sent_request_id(&self, method: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let found = self
+                .sent
+                .lock()
+                .iter()
+                .rev()
+                .find(|(m, _)| m == method)
+                .map(|(_, id)| id.clone());
+            if let Some(id) = found {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no {method} request was sent");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// `$/cancelRequest` for the request with `id`.
+    pub fn cancel_request(&self, id: Value) {
+        let id = serde_json::from_value(id).expect("a request id");
+        self.server
+            .notify::<lsp_types::notification::Cancel>(lsp_types::CancelParams { id })
             .expect("the client stopped");
     }
 
@@ -495,12 +531,18 @@ async fn pump_to_server(
     from_lib: tokio::io::DuplexStream,
     mut raw: mpsc::UnboundedReceiver<Vec<u8>>,
     mut stdin: ChildStdin,
+    sent: Arc<Mutex<Vec<(String, Value)>>>,
 ) {
     let mut from_lib = BufReader::new(from_lib);
     loop {
         tokio::select! {
             frame = read_frame(&mut from_lib) => match frame {
                 Ok(Some(body)) => {
+                    if let Ok(message) = serde_json::from_slice::<Value>(&body) {
+                        if let (Some(method), Some(id)) = (message["method"].as_str(), message.get("id")) {
+                            sent.lock().push((method.to_string(), id.clone()));
+                        }
+                    }
                     if write_frame(&mut stdin, &body).await.is_err() {
                         return;
                     }

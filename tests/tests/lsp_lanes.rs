@@ -203,3 +203,31 @@ async fn lane_status_is_sent_after_initialized_and_on_change() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn cancel_request_cancels_the_lane_task_of_the_request() {
+    within(LIMIT, async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = ClientOptions::new(dir.path());
+        options.initialization_options = Some(json!({"lanes": {"query": {"mode": "external"}}}));
+        let (client, _) = LspClient::initialized(options).await;
+        let call = client.command::<RunTool>(RunToolParams {
+            name: "glob".into(),
+            arguments: json!({"pattern": "**/*.rs"}),
+        });
+        let canceller = async {
+            pending(&client, 1).await;
+            let id = client.sent_request_id("workspace/executeCommand").await;
+            client.cancel_request(id);
+            pending(&client, 0).await;
+        };
+        let (result, ()) = tokio::join!(call, canceller);
+        let error = result.unwrap_err();
+        assert_eq!(error.code.0, -32800, "{error:?}");
+        let stats = client.command::<QueueStats>(NoParams {}).await.unwrap();
+        let query = stats.lane(Lane::Query);
+        assert_eq!((query.queued, query.running, query.cancelled), (0, 0, 1));
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}

@@ -19,7 +19,7 @@ use super::ext::{
 use super::progress::{self, LongCommand};
 use super::server::Inner;
 use super::to_proto;
-use crate::lanes::SessionId;
+use crate::lanes::{Lanes, SessionId, TaskId};
 use crate::tools::{self, CallContext};
 
 /// Runs one command.
@@ -155,26 +155,42 @@ async fn analyze_workspace(
 
 /// `switchyard.runTool`: one tool call through the lanes, seeing the open buffers. Bad
 /// arguments are `InvalidParams`; a tool that ran and failed is `RequestFailed` with its
-/// message. Dropping the request (`$/cancelRequest`) cancels the call.
+/// message. Dropping the request (`$/cancelRequest`) cancels the call's lane task.
 async fn run_tool(server: &Arc<Inner>, params: RunToolParams) -> Result<RunToolResult> {
     let toolbox = server.toolbox()?;
-    let token = CancellationToken::new();
-    let _cancel_when_dropped = token.clone().drop_guard();
-    let ctx = CallContext {
-        session: None,
-        token,
-    };
     let task = toolbox
-        .task(&params.name, params.arguments, &ctx)
+        .task(&params.name, params.arguments, &CallContext::default())
         .map_err(|e| Error::invalid_params(format!("{}: {e}", RunTool::NAME)))?;
-    let output = tools::lane_result(server.lanes.submit(task).await)
-        .map_err(|e| progress::request_failed(e.message))?;
+    let handle = server.lanes.submit(task);
+    // A cancelled token alone leaves a queued task waiting for a slot (or, in an external
+    // lane, for a worker); cancelling by id takes it out at once.
+    let mut guard = CancelOnDrop {
+        lanes: &server.lanes,
+        task: Some(handle.id()),
+    };
+    let result = handle.await;
+    guard.task = None;
+    let output = tools::lane_result(result).map_err(|e| progress::request_failed(e.message))?;
     let text = toolbox.render(&output);
     let output = serde_json::to_value(&output).map_err(|e| {
         tracing::error!("cannot serialize a tool's output: {e}");
         Error::internal_error()
     })?;
     Ok(RunToolResult { output, text })
+}
+
+/// Cancels a lane task when dropped before it is disarmed (`task` set to `None`).
+struct CancelOnDrop<'a> {
+    lanes: &'a Lanes,
+    task: Option<TaskId>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.task {
+            self.lanes.cancel(id);
+        }
+    }
 }
 
 /// The analysis itself, as structured data and Markdown: the seam where
