@@ -538,10 +538,10 @@ async fn pump_to_server(
         tokio::select! {
             frame = read_frame(&mut from_lib) => match frame {
                 Ok(Some(body)) => {
-                    if let Ok(message) = serde_json::from_slice::<Value>(&body) {
-                        if let (Some(method), Some(id)) = (message["method"].as_str(), message.get("id")) {
-                            sent.lock().push((method.to_string(), id.clone()));
-                        }
+                    if let Ok(message) = serde_json::from_slice::<Value>(&body)
+                        && let (Some(method), Some(id)) = (message["method"].as_str(), message.get("id"))
+                    {
+                        sent.lock().push((method.to_string(), id.clone()));
                     }
                     if write_frame(&mut stdin, &body).await.is_err() {
                         return;
