@@ -60,25 +60,14 @@ pub(crate) async fn execute(
         }
         Cancel::NAME => {
             let CancelParams { id } = arguments_of::<Cancel>(arguments)?;
-            // Lane tasks first, so their count does not race with the jobs stopping theirs.
             let result = match id {
-                None => {
-                    let tasks = server.lanes.cancel_all();
-                    CancelResult {
-                        tasks,
-                        commands: server.jobs.cancel_all(),
-                    }
-                }
+                None => server.jobs.cancel_all(&server.lanes),
                 Some(CancelTarget::Task(id)) => CancelResult {
                     commands: 0,
                     tasks: usize::from(server.lanes.cancel(id)),
                 },
                 Some(CancelTarget::Session(session)) => {
-                    let tasks = server.lanes.cancel_session(&session);
-                    CancelResult {
-                        tasks,
-                        commands: server.jobs.cancel_session(&session),
-                    }
+                    server.jobs.cancel_session(&server.lanes, &session)
                 }
             };
             reply::<Cancel>(result)

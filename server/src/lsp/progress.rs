@@ -28,7 +28,7 @@ use tower_lsp_server::ls_types::{
     WorkDoneProgressBegin, WorkDoneProgressEnd, WorkDoneProgressReport,
 };
 
-use super::ext::LaneStatus;
+use super::ext::{CancelResult, LaneStatus};
 use super::to_proto;
 use crate::lanes::{EventKind, Lane, LaneEvent, Lanes, SessionId, TaskId};
 
@@ -139,27 +139,45 @@ impl Jobs {
     }
 
     /// Cancels the job reporting under `token`; returns whether there was one.
-    pub(crate) fn cancel_token(&self, token: &ProgressToken) -> bool {
-        self.cancel_where(|job| job.token.as_ref() == Some(token)) > 0
+    pub(crate) fn cancel_token(&self, lanes: &Lanes, token: &ProgressToken) -> bool {
+        self.cancel_where(lanes, |job| job.token.as_ref() == Some(token))
+            .commands
+            > 0
     }
 
-    /// Cancels the job running `session`; returns how many (0 or 1).
-    pub(crate) fn cancel_session(&self, session: &str) -> usize {
-        self.cancel_where(|job| &*job.session == session)
+    /// Cancels the job running `session` and every lane task of the session.
+    pub(crate) fn cancel_session(&self, lanes: &Lanes, session: &str) -> CancelResult {
+        let mut cancelled = self.cancel_where(lanes, |job| &*job.session == session);
+        // Tasks of the session that no job of ours runs.
+        cancelled.tasks += lanes.cancel_session(session);
+        cancelled
     }
 
-    /// Cancels every job; returns how many.
-    pub(crate) fn cancel_all(&self) -> usize {
-        self.cancel_where(|_| true)
+    /// Cancels every job and every lane task.
+    pub(crate) fn cancel_all(&self, lanes: &Lanes) -> CancelResult {
+        let mut cancelled = self.cancel_where(lanes, |_| true);
+        cancelled.tasks += lanes.cancel_all();
+        cancelled
     }
 
-    fn cancel_where(&self, pick: impl Fn(&Job) -> bool) -> usize {
-        let running = self.running.lock();
-        let picked: Vec<_> = running.values().filter(|job| pick(job)).collect();
-        for job in &picked {
-            job.cancel.cancel();
+    /// Cancels the picked jobs and their sessions' lane tasks, in that order: a job sees
+    /// its own cancellation before any of its tasks ends cancelled, so it ends `cancelled`,
+    /// not failed.
+    fn cancel_where(&self, lanes: &Lanes, pick: impl Fn(&Job) -> bool) -> CancelResult {
+        let picked: Vec<(CancellationToken, SessionId)> = self
+            .running
+            .lock()
+            .values()
+            .filter(|job| pick(job))
+            .map(|job| (job.cancel.clone(), job.session.clone()))
+            .collect();
+        let mut cancelled = CancelResult::default();
+        for (cancel, session) in picked {
+            cancel.cancel();
+            cancelled.commands += 1;
+            cancelled.tasks += lanes.cancel_session(&session);
         }
-        picked.len()
+        cancelled
     }
 }
 
@@ -290,6 +308,11 @@ where
                 dirty = false;
             }
         }
+    };
+    // Work that failed because it was being cancelled was cancelled.
+    let outcome = match outcome {
+        Some(Err(_)) if cancel.is_cancelled() => None,
+        outcome => outcome,
     };
     if !matches!(outcome, Some(Ok(_))) {
         let cancelled = lanes.cancel_session(&command.session);

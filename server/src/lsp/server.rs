@@ -163,7 +163,11 @@ impl Server {
     }
 
     async fn work_done_progress_cancel(&self, params: WorkDoneProgressCancelParams) {
-        if !self.inner.jobs.cancel_token(&params.token) {
+        if !self
+            .inner
+            .jobs
+            .cancel_token(&self.inner.lanes, &params.token)
+        {
             tracing::debug!("no running command reports under {:?}", params.token);
         }
     }
@@ -549,9 +553,12 @@ impl LanguageServer for Server {
 
     async fn shutdown(&self) -> Result<()> {
         let inner = &self.inner;
-        let commands = inner.jobs.cancel_all();
-        let tasks = inner.lanes.cancel_all();
-        tracing::info!("shutting down: cancelled {commands} command(s) and {tasks} task(s)");
+        let cancelled = inner.jobs.cancel_all(&inner.lanes);
+        tracing::info!(
+            "shutting down: cancelled {} command(s) and {} task(s)",
+            cancelled.commands,
+            cancelled.tasks
+        );
         inner.stopping.cancel();
         Ok(())
     }
