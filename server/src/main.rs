@@ -264,7 +264,11 @@ async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
 fn show_progress(lanes: &Lanes, session: SessionId) -> tokio::task::JoinHandle<()> {
     let mut events = lanes.subscribe();
     tokio::spawn(async move {
-        let bar = indicatif::ProgressBar::new(0);
+        // Hidden until the first task is queued: a 0/0 bar would read as done.
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
         let style = indicatif::ProgressStyle::with_template(
             "{spinner} {msg} [{bar:30}] {pos}/{len} tasks {elapsed}",
         )
@@ -292,6 +296,10 @@ fn show_progress(lanes: &Lanes, session: SessionId) -> tokio::task::JoinHandle<(
             }
             match event.kind {
                 EventKind::Queued => {
+                    if bar.0.is_hidden() {
+                        bar.0
+                            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    }
                     bar.0.inc_length(1);
                     if &*event.name != "analyze.walk" {
                         bar.0.set_message("reading files");
