@@ -5,8 +5,9 @@
 //! that is a whole quoted string — `"TODO"`, `'FIXME'` — is a literal, not a note, and is
 //! left out. In a file whose language has comments, a marker must also read as a note: it
 //! follows a comment opener on its line (`// TODO`, `# FIXME`, ` * HACK` in a block), or at
-//! least does not sit inside a string on that line (`push_str("no TODO here")` is code).
-//! That is a per-line judgement, not a parse — cheap, and right for the notes people write.
+//! least does not sit inside a string (`push_str("no TODO here")` is code, and so is
+//! `"// TODO"` in a test's input). That is a per-line judgement from the language's comment
+//! and quote tokens, not a parse — cheap, and right for the notes people write.
 //!
 //! Matches are found with one Aho-Corasick automaton (SIMD-accelerated for so few
 //! patterns); line numbers are only worked out for the occurrences whose location is kept.
@@ -165,32 +166,30 @@ impl Syntax {
         !self.comment_openers.is_empty()
     }
 
-    /// Whether a marker after `before` (its line up to it) is a note: a comment opener
-    /// precedes it, the line continues a block comment (` * TODO`), or it is not inside a
-    /// string — no quote left open before it.
+    /// Whether a marker after `before` (its line up to it) is a note: the line continues a
+    /// block comment (` * TODO`), or, reading it from the start, a comment opener comes
+    /// outside any string, or no string is left open before the marker.
     fn reads_as_note(&self, before: &[u8]) -> bool {
-        if self
-            .comment_openers
-            .iter()
-            .any(|open| memchr::memmem::find(before, open).is_some())
-        {
-            return true;
-        }
-        let trimmed = before.trim_ascii_start();
-        if trimmed.starts_with(b"*") {
+        if before.trim_ascii_start().starts_with(b"*") {
             return true;
         }
         let mut open: Option<u8> = None;
         let mut escaped = false;
-        for &b in before {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if open == Some(b) {
-                open = None;
-            } else if open.is_none() && self.quotes.contains(&b) {
-                open = Some(b);
+        for (i, &b) in before.iter().enumerate() {
+            match open {
+                Some(_) if escaped => escaped = false,
+                Some(_) if b == b'\\' => escaped = true,
+                Some(quote) if b == quote => open = None,
+                Some(_) => {}
+                None if self
+                    .comment_openers
+                    .iter()
+                    .any(|opener| before[i..].starts_with(opener)) =>
+                {
+                    return true;
+                }
+                None if self.quotes.contains(&b) => open = Some(b),
+                None => {}
             }
         }
         open.is_none()
@@ -318,6 +317,12 @@ mod tests {
         let lines: Vec<u64> = found.iter().map(|f| f.1).collect();
         assert_eq!(lines, vec![2, 4, 6, 7, 9, 10], "{found:?}");
         assert_eq!(counts, [1, 1, 2, 2]);
+
+        // A comment opener inside a string is text: a test's input, not a note.
+        let input =
+            "write(\"a.rs\", b\"fn f() {} // TODO\\n\");\nlet s = \"x\"; /* \"FIXME\" */ // HACK\n";
+        let (counts, found) = scan_in(Some(Language::Rust), input, 10);
+        assert_eq!(counts, [0, 0, 1, 0], "{found:?}");
 
         let python = "print('TODO later')  \nx = 1  # TODO: real\ns = \"it's\" + FIXME\n";
         let (counts, _) = scan_in(Some(Language::Python), python, 10);
