@@ -10,7 +10,7 @@ import * as lc from "vscode-languageclient/node";
 import { type Client, errorMessage } from "./client";
 import * as config from "./config";
 import * as ext from "./lsp_ext";
-import { capitalize, normalizeLanes, type StatusBar } from "./status";
+import { capitalize, type StatusBar } from "./status";
 
 /** What the commands share; built once in `main.ts`. */
 export interface Ctx {
@@ -53,33 +53,23 @@ export function register(ctx: Ctx): vscode.Disposable[] {
 async function analyze(ctx: Ctx): Promise<void> {
     const client = await ctx.client.get();
     if (client === undefined) return;
-    const result = await withServerProgress(ctx, client, "Switchyard: analyzing the workspace", (token, cancel) =>
+    // The extension opens the report itself (as a preview), so no `show`.
+    const params: ext.AnalyzeWorkspaceParams = {};
+    const result = (await withServerProgress(ctx, client, "Switchyard: analyzing the workspace", (token, cancel) =>
         client.sendRequest(
             lc.ExecuteCommandRequest.type,
-            { command: ext.Command.analyzeWorkspace, arguments: [], workDoneToken: token },
+            { command: ext.Command.analyzeWorkspace, arguments: [params], workDoneToken: token },
             cancel,
         ),
-    );
-    const report = asAnalyzeResult(result);
-    if (report.uri !== undefined) {
-        const uri = vscode.Uri.parse(report.uri);
-        if (await exists(uri)) {
-            await vscode.commands.executeCommand("markdown.showPreview", uri);
-            return;
-        }
+    )) as ext.AnalyzeWorkspaceResult | null;
+    if (!result) throw new Error("the server returned no analysis");
+    const report = vscode.Uri.parse(result.reportUri);
+    if (await exists(report)) {
+        await vscode.commands.executeCommand("markdown.showPreview", report);
+    } else {
+        // The server could not write the report (a read-only workspace): show what it returned.
+        await ctx.docs.showPreview("analysis.md", result.markdown);
     }
-    if (report.markdown === undefined) {
-        throw new Error("the server returned no analysis report");
-    }
-    await ctx.docs.showPreview("Analysis.md", report.markdown);
-}
-
-function asAnalyzeResult(value: unknown): ext.AnalyzeResult {
-    if (typeof value === "string") {
-        return /^[a-z][a-z0-9+.-]*:/i.test(value) ? { uri: value } : { markdown: value };
-    }
-    if (value && typeof value === "object") return value as ext.AnalyzeResult;
-    return {};
 }
 
 async function exists(uri: vscode.Uri): Promise<boolean> {
@@ -211,16 +201,32 @@ async function newSession(ctx: Ctx): Promise<void> {
 // ---- Cancel ------------------------------------------------------------------------------
 
 async function cancel(ctx: Ctx): Promise<void> {
-    // Our own requests first ($/cancelRequest), then whatever the server still runs for them.
-    for (const source of ctx.running) source.cancel();
+    // The extension's own requests are cancelled with $/cancelRequest, which stops their
+    // work on the server too; with none running, everything the server runs is cancelled.
+    if (ctx.running.size > 0) {
+        for (const source of ctx.running) source.cancel();
+        vscode.window.setStatusBarMessage("Switchyard: cancelled", 3000);
+        return;
+    }
     const client = await ctx.client.get();
     if (client === undefined) return;
-    const params: ext.CancelParams = ctx.sessionId ? { sessionId: ctx.sessionId } : {};
-    await client.sendRequest(lc.ExecuteCommandRequest.type, {
+    const params: ext.CancelParams = {};
+    const result = (await client.sendRequest(lc.ExecuteCommandRequest.type, {
         command: ext.Command.cancel,
         arguments: [params],
-    });
-    vscode.window.setStatusBarMessage("Switchyard: cancelled", 3000);
+    })) as ext.CancelResult | null;
+    const tasks = result?.tasks ?? 0;
+    const commands = result?.commands ?? 0;
+    vscode.window.setStatusBarMessage(
+        tasks + commands === 0
+            ? "Switchyard: nothing to cancel"
+            : `Switchyard: cancelled ${plural(tasks, "task")} and ${plural(commands, "command")}`,
+        4000,
+    );
+}
+
+function plural(n: number, what: string): string {
+    return `${n} ${what}${n === 1 ? "" : "s"}`;
 }
 
 // ---- Queue stats and dead letters --------------------------------------------------------
@@ -228,46 +234,42 @@ async function cancel(ctx: Ctx): Promise<void> {
 async function showQueueStats(ctx: Ctx): Promise<void> {
     const client = await ctx.client.get();
     if (client === undefined) return;
+    const params: ext.NoParams = {};
     const stats = (await client.sendRequest(lc.ExecuteCommandRequest.type, {
         command: ext.Command.queueStats,
-        arguments: [],
-    })) as ext.QueueStats | null;
-    await ctx.docs.showPreview("Queue Stats.md", renderQueueStats(stats ?? { lanes: [] }));
+        arguments: [params],
+    })) as ext.MetricsSnapshot | null;
+    if (!stats) throw new Error("the server returned no queue stats");
+    await ctx.docs.showPreview("queue-stats.md", renderQueueStats(stats));
 }
 
-function renderQueueStats(stats: ext.QueueStats): string {
-    const lanes = normalizeLanes(stats);
-    const out = ["# Switchyard queue stats", ""];
-    out.push(`_${new Date().toLocaleString()}_`, "");
-    if (lanes.length === 0) {
-        out.push("No lanes reported.");
-        return out.join("\n");
-    }
-    out.push("| lane | max | queued | running | done | failed | retried | dead-lettered |");
-    out.push("|:--|--:|--:|--:|--:|--:|--:|--:|");
-    for (const l of lanes) {
-        const max = l.maxConcurrency === undefined ? "" : l.maxConcurrency === null ? "∞" : String(l.maxConcurrency);
+function renderQueueStats(stats: ext.MetricsSnapshot): string {
+    const out = ["# Switchyard queue stats", "", `_${new Date().toLocaleString()}_`, ""];
+    out.push("| lane | max | queued | running | submitted | completed | failed | timed out | cancelled | retried | dead-lettered |");
+    out.push("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (const l of stats.lanes) {
+        const max = l.config.max_concurrency ?? "∞";
         out.push(
-            `| ${capitalize(l.lane)} | ${max} | ${l.queued} | ${l.running} | ${l.done} | ${l.failed} | ${l.retried ?? ""} | ${l.deadLettered} |`,
+            `| ${capitalize(l.lane)} | ${max} | ${l.queued} | ${l.running} | ${l.submitted} | ${l.completed} | ${l.failed} | ${l.timedOut} | ${l.cancelled} | ${l.retried} | ${l.deadLettered} |`,
         );
     }
-    const timed = lanes.filter((l) => l.queueWaitMs || l.runMs);
-    if (timed.length > 0) {
-        out.push("", "## Latency (ms)", "");
-        out.push("| lane | wait p50 | wait p90 | wait p99 | run p50 | run p90 | run p99 |");
-        out.push("|:--|--:|--:|--:|--:|--:|--:|");
-        const f = (v: number | undefined) => (v === undefined ? "" : String(Math.round(v * 10) / 10));
-        for (const l of timed) {
-            const w = l.queueWaitMs ?? {};
-            const r = l.runMs ?? {};
-            out.push(
-                `| ${capitalize(l.lane)} | ${f(w.p50)} | ${f(w.p90)} | ${f(w.p99)} | ${f(r.p50)} | ${f(r.p90)} | ${f(r.p99)} |`,
-            );
-        }
+    const ms = (us: number) => (us / 1000).toFixed(us < 10_000 ? 2 : 0);
+    out.push("", "## Latency (ms)", "");
+    out.push("| lane | waits | wait p50 | wait p90 | wait p99 | runs | run p50 | run p90 | run p99 | run max |");
+    out.push("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (const l of stats.lanes) {
+        const w = l.queueWait;
+        const r = l.runTime;
+        out.push(
+            `| ${capitalize(l.lane)} | ${w.count} | ${ms(w.p50Us)} | ${ms(w.p90Us)} | ${ms(w.p99Us)} | ${r.count} | ${ms(r.p50Us)} | ${ms(r.p90Us)} | ${ms(r.p99Us)} | ${ms(r.maxUs)} |`,
+        );
     }
-    if (stats.deadLetters !== undefined) {
-        out.push("", `Dead letters kept: ${stats.deadLetters} (Switchyard: Show Dead Letters).`);
-    }
+    out.push("", "## Overall", "");
+    out.push(`- running now: ${stats.globalRunning} (cap: ${stats.globalMaxConcurrency ?? "none"})`);
+    out.push(
+        `- dead letters: ${stats.deadLetters} of ${stats.deadLetterCapacity} kept, ${stats.deadLettersEvicted} evicted (Switchyard: Show Dead Letters)`,
+    );
+    for (const [name, value] of Object.entries(stats.counters)) out.push(`- \`${name}\`: ${value}`);
     return out.join("\n") + "\n";
 }
 
@@ -284,17 +286,19 @@ async function showDeadLetters(ctx: Ctx): Promise<void> {
     const client = await ctx.client.get();
     if (client === undefined) return;
     const load = async (): Promise<DeadLetterItem[]> => {
-        const answer = (await client.sendRequest(lc.ExecuteCommandRequest.type, {
+        const params: ext.NoParams = {};
+        const letters = ((await client.sendRequest(lc.ExecuteCommandRequest.type, {
             command: ext.Command.deadLetters,
-            arguments: [],
-        })) as ext.DeadLetters | ext.DeadLetter[] | null;
-        const letters = Array.isArray(answer) ? answer : (answer?.deadLetters ?? []);
+            arguments: [params],
+        })) ?? []) as ext.DeadLetter[];
         return letters.map((letter) => ({
             letter,
-            label: `$(error) ${capitalize(letter.lane)}: ${letter.task ?? `task ${letter.id}`}`,
+            label: `$(error) ${capitalize(letter.lane)}: ${letter.name}`,
             description: [
-                letter.attempts === undefined ? undefined : `${letter.attempts} attempt${letter.attempts === 1 ? "" : "s"}`,
-                letter.failedAt,
+                `#${letter.id}`,
+                plural(letter.attempts, "attempt"),
+                new Date(letter.failedAtMs).toLocaleString(),
+                letter.session ?? undefined,
             ]
                 .filter(Boolean)
                 .join(" · "),
@@ -317,11 +321,14 @@ async function showDeadLetters(ctx: Ctx): Promise<void> {
         pick.busy = true;
         try {
             const params: ext.RetryDeadLetterParams = { id: item.letter.id };
-            await client.sendRequest(lc.ExecuteCommandRequest.type, {
+            const result = (await client.sendRequest(lc.ExecuteCommandRequest.type, {
                 command: ext.Command.retryDeadLetter,
                 arguments: [params],
-            });
-            vscode.window.setStatusBarMessage(`Switchyard: retrying ${item.letter.task ?? item.letter.id}`, 3000);
+            })) as ext.RetryDeadLetterResult | null;
+            vscode.window.setStatusBarMessage(
+                `Switchyard: retrying ${item.letter.name} as task ${result?.taskId ?? "?"}`,
+                4000,
+            );
             pick.items = await load();
             if (pick.items.length === 0) pick.hide();
         } catch (err) {

@@ -1,99 +1,241 @@
 /**
- * Switchyard's extensions to LSP: custom methods and the `workspace/executeCommand`
- * commands with their payloads.
+ * Switchyard's extensions to LSP: the `workspace/executeCommand` commands (`switchyard.*`)
+ * and the custom requests and notifications (`switchyard/*`), with their payloads.
  *
- * This file mirrors `server/src/lsp/ext.rs` name for name (and docs/protocol.md). Change
- * both together.
+ * This file mirrors `server/src/lsp/ext.rs` name for name, and `docs/protocol.md` documents
+ * both; change them together. Field names are camelCase as in LSP; lanes are named as in
+ * configuration (`"query"`); lane settings inside results (`config`) keep the snake_case keys
+ * of the configuration file.
  */
 
 import * as lc from "vscode-languageclient";
 
-// ---- commands (`workspace/executeCommand`) -----------------------------------------------
+/** A lane, as named in configuration. */
+export type Lane = "control" | "query" | "execute" | "generate";
+
+/** A lane task's number, unique within one server. */
+export type TaskId = number;
+
+/** A dead letter's number, unique within one server. */
+export type DeadLetterId = number;
+
+// ---- commands (`workspace/executeCommand`, one argument object) --------------------------
 
 /**
- * The server's command ids. The language client registers each of them as a VS Code command
- * when the server announces them, so the extension's own palette commands use other ids
- * (see `package.json`).
+ * The server's command names. The language client registers each of them as a VS Code
+ * command when the server announces them, so the extension's own palette commands have
+ * other ids (see `package.json`).
  */
 export const Command = {
     analyzeWorkspace: "switchyard.analyzeWorkspace",
-    ask: "switchyard.ask",
-    cancel: "switchyard.cancel",
     queueStats: "switchyard.queueStats",
     deadLetters: "switchyard.deadLetters",
     retryDeadLetter: "switchyard.retryDeadLetter",
+    cancel: "switchyard.cancel",
+    runTool: "switchyard.runTool",
 } as const;
 
-/** The result of `switchyard.analyzeWorkspace`. */
-export interface AnalyzeResult {
-    /** The report, written to `<root>/.switchyard/analysis.md`, when it could be written. */
-    uri?: lc.URI;
-    /** The report as Markdown. */
-    markdown?: string;
+/** No parameters: `{}` or no arguments at all. */
+export type NoParams = Record<string, never>;
+
+/** `switchyard.analyzeWorkspace` argument. */
+export interface AnalyzeWorkspaceParams {
+    /** The workspace folder to analyze; the first one when absent. */
+    folder?: lc.DocumentUri;
+    /** Ask the client to open the report (`window/showDocument`) when it can. */
+    show?: boolean;
 }
 
-/** Arguments of `switchyard.cancel`: a session, or every running task when absent. */
-export interface CancelParams {
-    sessionId?: string;
+/** `switchyard.analyzeWorkspace` result. */
+export interface AnalyzeWorkspaceResult {
+    /** The lane session the analysis ran in (what `switchyard.cancel` takes). */
+    session: string;
+    /** The analysis as structured data. */
+    analysis: unknown;
+    /** The same analysis as a Markdown report. */
+    markdown: string;
+    /** Where the report was written: `<root>/.switchyard/analysis.md`. */
+    reportUri: lc.DocumentUri;
 }
 
-/** Latency percentiles in milliseconds. */
+/** Latency percentiles of one histogram, in microseconds. */
 export interface Percentiles {
-    p50?: number;
-    p90?: number;
-    p99?: number;
+    count: number;
+    p50Us: number;
+    p90Us: number;
+    p99Us: number;
+    maxUs: number;
 }
 
-/** One lane's counters, as in `switchyard/laneStatus` and `switchyard.queueStats`. */
-export interface LaneCounters {
-    /** `control`, `query`, `execute` or `generate`. */
-    lane: string;
+/** One lane's figures at one moment (`switchyard.queueStats`). */
+export interface LaneMetrics {
+    lane: Lane;
+    submitted: number;
+    completed: number;
+    failed: number;
+    retried: number;
+    cancelled: number;
+    timedOut: number;
+    deadLettered: number;
+    queued: number;
+    running: number;
+    queueWait: Percentiles;
+    runTime: Percentiles;
+    /** The settings in force, in the configuration file's snake_case shape. */
+    config: { max_concurrency?: number | null; [key: string]: unknown };
+}
+
+/** `switchyard.queueStats` result: every lane's figures, taken at one moment. */
+export interface MetricsSnapshot {
+    lanes: LaneMetrics[];
+    globalRunning: number;
+    globalMaxConcurrency: number | null;
+    deadLetters: number;
+    deadLetterCapacity: number;
+    deadLettersEvicted: number;
+    /** Named counters of the pieces built on the lanes (`read_cache.hits`, ...). */
+    counters: Record<string, number>;
+}
+
+/** A task that failed for good (`switchyard.deadLetters` returns `DeadLetter[]`). */
+export interface DeadLetter {
+    id: DeadLetterId;
+    taskId: TaskId;
+    lane: Lane;
+    /** The task's name (a tool's name, `model call`). */
+    name: string;
+    session: string | null;
+    payload: unknown;
+    attempts: number;
+    /** The last attempt's error. */
+    error: string;
+    submittedAtMs: number;
+    failedAtMs: number;
+}
+
+/** `switchyard.retryDeadLetter` argument. */
+export interface RetryDeadLetterParams {
+    id: DeadLetterId;
+}
+
+/** `switchyard.retryDeadLetter` result, at once, without waiting for the task. */
+export interface RetryDeadLetterResult {
+    taskId: TaskId;
+}
+
+/** What `switchyard.cancel` cancels: a task (number) or a session (string). */
+export type CancelTarget = TaskId | string;
+
+/** `switchyard.cancel` argument: everything when `id` is absent. */
+export interface CancelParams {
+    id?: CancelTarget;
+}
+
+/** `switchyard.cancel` result. */
+export interface CancelResult {
+    /** Lane tasks that were live and are now cancelled. */
+    tasks: number;
+    /** Long-running commands (analyses) that were cancelled. */
+    commands: number;
+}
+
+/** `switchyard.runTool` argument: one tool through the lanes, seeing unsaved buffers. */
+export interface RunToolParams {
+    name: string;
+    arguments?: unknown;
+}
+
+/** `switchyard.runTool` result. */
+export interface RunToolResult {
+    output: unknown;
+    text: string;
+}
+
+// ---- requests and notifications ----------------------------------------------------------
+
+/** One lane in a `switchyard/laneStatus`; counts since the server started, except
+ * `queued` and `running`, which are now. */
+export interface LaneCounts {
+    lane: Lane;
     queued: number;
     running: number;
     done: number;
+    /** Failed for good or timed out. */
     failed: number;
+    cancelled: number;
     deadLettered: number;
-    /** Retries so far (queue stats only). */
-    retried?: number;
-    /** Configured maximum concurrency; absent or null is unbounded. */
-    maxConcurrency?: number | null;
-    /** Time spent waiting in the queue (queue stats only). */
-    queueWaitMs?: Percentiles;
-    /** Time spent running (queue stats only). */
-    runMs?: Percentiles;
 }
 
-/** The result of `switchyard.queueStats`. */
-export interface QueueStats {
-    lanes: LaneCounters[];
-    deadLetters?: number;
+/** `switchyard/laneStatus` parameters. */
+export interface LaneStatusParams {
+    /** One entry per lane, highest priority first. */
+    lanes: LaneCounts[];
+    /** Dead letters kept now, over every lane. */
+    deadLetters: number;
 }
 
-/** One entry of the dead-letter queue. */
-export interface DeadLetter {
-    id: string | number;
-    lane: string;
-    /** What the task was (`grep`, `model call`, ...). */
-    task?: string;
-    /** Why it failed for good. */
-    error: string;
-    attempts?: number;
-    sessionId?: string;
-    /** RFC 3339 time of the last failure. */
-    failedAt?: string;
+/** Server → client: a compact per-lane snapshot, sent when it changes (≤ ~10/s). */
+export const laneStatus = new lc.NotificationType<LaneStatusParams>("switchyard/laneStatus");
+
+/** `switchyard/pendingTasks` parameters. */
+export interface PendingTasksParams {
+    /** Only this lane; every external lane when absent. Required to claim. */
+    lane?: Lane;
+    /** Claim up to this many tasks, oldest first. */
+    claim?: number;
+    /** How long a claim lasts; 60000 when absent. */
+    leaseMs?: number;
 }
 
-/** The result of `switchyard.deadLetters`. */
-export interface DeadLetters {
-    deadLetters: DeadLetter[];
+/** A task waiting for an external worker. */
+export interface PendingTask {
+    taskId: TaskId;
+    lane: Lane;
+    name: string;
+    session: string | null;
+    payload: unknown;
+    /** 1 for the first attempt. */
+    attempt: number;
 }
 
-/** Arguments of `switchyard.retryDeadLetter`. */
-export interface RetryDeadLetterParams {
-    id: string | number;
+/** A task an external worker holds until its lease expires. */
+export interface ClaimedTask {
+    leaseId: number;
+    task: PendingTask;
+    leaseMs: number;
 }
 
-// ---- custom methods ----------------------------------------------------------------------
+/** `switchyard/pendingTasks` result. */
+export interface PendingTasksResult {
+    claimed: ClaimedTask[];
+    pending: PendingTask[];
+}
+
+/** Client → server: lists, and optionally claims, the tasks of external lanes. */
+export const pendingTasks = new lc.RequestType<PendingTasksParams, PendingTasksResult, void>(
+    "switchyard/pendingTasks",
+);
+
+/** A failure reported by an external worker. */
+export interface TaskFailure {
+    message: string;
+    retryable?: boolean;
+    retryAfterMs?: number;
+}
+
+/** `switchyard/completeTask` parameters: exactly one of `result` and `error`. */
+export interface CompleteTaskParams {
+    leaseId: number;
+    result?: unknown;
+    error?: TaskFailure;
+}
+
+/** Client → server: completes a claimed task, as if its lane had run it. */
+export const completeTask = new lc.RequestType<CompleteTaskParams, null, void>("switchyard/completeTask");
+
+// ---- the agent ---------------------------------------------------------------------------
+// Not in ext.rs yet: written from DESIGN.md ("switchyard/ask", "switchyard/sessionUpdate"
+// after the Agent Client Protocol's `session/update`). Reconcile when the agent lands.
 
 /** What the user is looking at when they ask. */
 export interface AskContext {
@@ -110,20 +252,20 @@ export interface AskParams extends lc.WorkDoneProgressParams {
     context?: AskContext;
 }
 
-/** `switchyard/ask` result, sent when the turn loop ends. */
+/** `switchyard/ask` result, when the turn loop ends. */
 export interface AskResult {
     sessionId: string;
     /** `end_turn`, `cancelled`, `max_turns`, `refusal`, ... */
     stopReason?: string;
 }
 
-/** Runs one prompt through the agent; progress streams as `switchyard/sessionUpdate`. */
+/** Client → server: runs one prompt through the agent; it streams `switchyard/sessionUpdate`. */
 export const ask = new lc.RequestType<AskParams, AskResult, void>("switchyard/ask");
 
-/** A tool call's state, as in the Agent Client Protocol. */
+/** A tool call's state, as in ACP. */
 export type ToolCallStatus = "pending" | "in_progress" | "completed" | "failed" | "cancelled";
 
-/** Text (the only content the extension renders; others are shown by their type). */
+/** A content block; the extension renders text and names the others. */
 export interface ContentBlock {
     type: string;
     text?: string;
@@ -139,7 +281,7 @@ export type SessionUpdate =
           title: string;
           kind?: string;
           status?: ToolCallStatus;
-          lane?: string;
+          lane?: Lane;
           rawInput?: unknown;
       }
     | {
@@ -147,9 +289,8 @@ export type SessionUpdate =
           toolCallId: string;
           title?: string;
           status?: ToolCallStatus;
-          lane?: string;
+          lane?: Lane;
           durationMs?: number;
-          content?: unknown;
           error?: string;
       };
 
@@ -159,57 +300,5 @@ export interface SessionUpdateParams {
     update: SessionUpdate;
 }
 
-/** What an agent session is doing: message chunks and tool calls. */
-export const sessionUpdate = new lc.NotificationType<SessionUpdateParams>(
-    "switchyard/sessionUpdate",
-);
-
-/** `switchyard/laneStatus` parameters: every lane's counters. */
-export interface LaneStatusParams {
-    lanes: LaneCounters[];
-}
-
-/** Per-lane counters, sent when they change (coalesced by the server). */
-export const laneStatus = new lc.NotificationType<LaneStatusParams>("switchyard/laneStatus");
-
-/** `switchyard/pendingTasks` parameters: claim tasks of an external lane. */
-export interface PendingTasksParams {
-    lane: string;
-    /** Most tasks to claim. */
-    limit?: number;
-    /** How long the claim holds before the task is handed to someone else. */
-    leaseMs?: number;
-}
-
-/** One task claimed by an external worker. */
-export interface PendingTask {
-    id: string | number;
-    lane: string;
-    kind: string;
-    payload: unknown;
-    leaseId: string;
-    leaseExpiresAt?: string;
-}
-
-/** `switchyard/pendingTasks` result. */
-export interface PendingTasksResult {
-    tasks: PendingTask[];
-}
-
-/** Claims pending tasks of an external lane (the extension does not run tasks itself). */
-export const pendingTasks = new lc.RequestType<PendingTasksParams, PendingTasksResult, void>(
-    "switchyard/pendingTasks",
-);
-
-/** `switchyard/completeTask` parameters: the outcome of a claimed task. */
-export interface CompleteTaskParams {
-    id: string | number;
-    leaseId: string;
-    result?: unknown;
-    error?: { message: string; retryable?: boolean; retryAfterMs?: number };
-}
-
-/** Completes a task claimed with `switchyard/pendingTasks`. */
-export const completeTask = new lc.RequestType<CompleteTaskParams, null, void>(
-    "switchyard/completeTask",
-);
+/** Server → client: what an agent session is doing. */
+export const sessionUpdate = new lc.NotificationType<SessionUpdateParams>("switchyard/sessionUpdate");

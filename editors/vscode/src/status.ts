@@ -8,7 +8,7 @@
 
 import * as vscode from "vscode";
 
-import type { LaneCounters, LaneStatusParams } from "./lsp_ext";
+import type { LaneCounts, LaneStatusParams } from "./lsp_ext";
 
 /** Where the server process is. */
 export type ServerState = "starting" | "running" | "stopped" | "missing";
@@ -19,7 +19,8 @@ export class StatusBar implements vscode.Disposable {
     private readonly item: vscode.StatusBarItem;
     private state: ServerState = "starting";
     private stateDetail = "";
-    private lanes = new Map<string, LaneCounters>();
+    private lanes = new Map<string, LaneCounts>();
+    private deadLetters = 0;
     /** Per busy lane: the tasks already finished when it became busy. */
     private bursts = new Map<string, number>();
     /** Work-done progress the extension itself started, by token. */
@@ -48,8 +49,9 @@ export class StatusBar implements vscode.Disposable {
 
     /** Takes a `switchyard/laneStatus` notification. */
     updateLanes(params: LaneStatusParams): void {
-        for (const lane of normalizeLanes(params)) {
-            const finished = lane.done + lane.failed;
+        this.deadLetters = params.deadLetters;
+        for (const lane of params.lanes) {
+            const finished = finishedCount(lane);
             const busy = lane.queued + lane.running > 0;
             if (busy && !this.bursts.has(lane.lane)) this.bursts.set(lane.lane, finished);
             if (!busy) this.bursts.delete(lane.lane);
@@ -94,7 +96,7 @@ export class StatusBar implements vscode.Disposable {
             if (start === undefined) continue;
             const letter = lane.lane.charAt(0).toUpperCase();
             const name = capitalize(lane.lane);
-            const finished = lane.done + lane.failed - start;
+            const finished = finishedCount(lane) - start;
             if (finished <= 0 && lane.queued === 0) {
                 parts.push(`${letter} ${lane.running}`);
                 spoken.push(`${name} ${lane.running} running`);
@@ -125,20 +127,23 @@ export class StatusBar implements vscode.Disposable {
         if (lanes.length === 0) {
             md.appendMarkdown("No lane activity yet.\n\n");
         } else {
-            md.appendMarkdown("| lane | queued | running | done | failed | dead-lettered |\n");
-            md.appendMarkdown("|:--|--:|--:|--:|--:|--:|\n");
+            md.appendMarkdown("| lane | queued | running | done | failed | cancelled | dead-lettered |\n");
+            md.appendMarkdown("|:--|--:|--:|--:|--:|--:|--:|\n");
             for (const l of lanes) {
                 md.appendMarkdown(
-                    `| ${capitalize(l.lane)} | ${l.queued} | ${l.running} | ${l.done} | ${l.failed} | ${l.deadLettered} |\n`,
+                    `| ${capitalize(l.lane)} | ${l.queued} | ${l.running} | ${l.done} | ${l.failed} | ${l.cancelled} | ${l.deadLettered} |\n`,
                 );
             }
             md.appendMarkdown("\n");
+            if (this.deadLetters > 0) {
+                md.appendMarkdown(`${this.deadLetters} dead letter${this.deadLetters === 1 ? "" : "s"} kept (Switchyard: Show Dead Letters).\n\n`);
+            }
         }
         md.appendMarkdown("Click for the queue stats.");
         return md;
     }
 
-    private sortedLanes(): LaneCounters[] {
+    private sortedLanes(): LaneCounts[] {
         const rank = (lane: string) => {
             const i = LANE_ORDER.indexOf(lane);
             return i === -1 ? LANE_ORDER.length : i;
@@ -147,28 +152,9 @@ export class StatusBar implements vscode.Disposable {
     }
 }
 
-/**
- * The lanes of a `switchyard/laneStatus` (or queue stats) payload, with missing counters as
- * zero. Accepts the lanes as a list of objects with a `lane` name or as an object keyed by
- * lane name.
- */
-export function normalizeLanes(params: { lanes?: unknown }): LaneCounters[] {
-    const raw = params.lanes;
-    const entries: [string | undefined, Record<string, unknown>][] = Array.isArray(raw)
-        ? raw.map((l: Record<string, unknown>) => [undefined, l])
-        : raw && typeof raw === "object"
-          ? Object.entries(raw as Record<string, Record<string, unknown>>)
-          : [];
-    const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
-    return entries.map(([key, l]) => ({
-        ...l,
-        lane: String(l["lane"] ?? l["name"] ?? key ?? "?").toLowerCase(),
-        queued: num(l["queued"]),
-        running: num(l["running"]),
-        done: num(l["done"] ?? l["completed"] ?? l["succeeded"]),
-        failed: num(l["failed"]),
-        deadLettered: num(l["deadLettered"] ?? l["dead_lettered"]),
-    }));
+/** Tasks of a lane that are over, one way or another. */
+function finishedCount(lane: LaneCounts): number {
+    return lane.done + lane.failed + lane.cancelled;
 }
 
 export function capitalize(word: string): string {

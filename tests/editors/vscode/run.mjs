@@ -281,11 +281,21 @@ class Workbench {
     }));
   }
 
-  /** The texts of the notification toasts on screen. */
+  /** The notification toasts on screen: `[error] message` for errors, else the message. */
   async notifications() {
-    return this.page
-      .locator(".notifications-toasts .notification-toast")
-      .evaluateAll((els) => els.map((el) => el.innerText.replace(/\s+/g, " ").trim()));
+    return this.page.locator(".notifications-toasts .notification-toast").evaluateAll((els) =>
+      els.map((el) => {
+        const message = (el.querySelector(".notification-list-item-message") ?? el).innerText;
+        const error = el.querySelector(".codicon-error") ? "[error] " : "";
+        return `${error}${message.replace(/\s+/g, " ").trim()}`;
+      }),
+    );
+  }
+
+  /** Errors the extension reported itself ("Switchyard: ..."): waiting longer is pointless. */
+  async failIfExtensionError() {
+    const errors = (await this.notifications()).filter((n) => n.startsWith("[error] Switchyard: "));
+    if (errors.length > 0) throw new Fatal(`the extension said: ${errors.join(" | ")}`);
   }
 
   /** Runs a command by its palette title. */
@@ -384,8 +394,7 @@ async function analyzePart(wb, workspace) {
     "the Markdown preview of the report (a tab 'Preview analysis.md')",
     DEADLINE.analyze,
     async () => {
-      const errors = (await wb.notifications()).filter((n) => /Switchyard/.test(n) && !/analyzing/i.test(n));
-      if (errors.length > 0) throw new Fatal(`the extension said: ${errors.join(" | ")}`);
+      await wb.failIfExtensionError();
       return tab.isVisible();
     },
     async () => `tabs: ${await tabTitles(page)}; notifications: ${(await wb.notifications()).join(" | ")}`,
@@ -474,8 +483,7 @@ async function askPart(wb, workspace) {
         log(`approval prompt: ${(await wb.notifications()).join(" | ")}`);
         await allow.click();
       }
-      const errors = (await wb.notifications()).filter((n) => /Switchyard:/.test(n) && !/working on it/i.test(n));
-      if (errors.length > 0) throw new Fatal(`the extension said: ${errors.join(" | ")}`);
+      await wb.failIfExtensionError();
       return (await wb.editorText()).includes("Howdy, {name}!");
     },
     async () =>
