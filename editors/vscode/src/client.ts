@@ -11,7 +11,8 @@ import * as ext from "./lsp_ext";
 import type { StatusBar } from "./status";
 
 /** Where to send users whose server binary is missing. */
-export const INSTALL_URL = "https://github.com/switchyard-dev/switchyard/blob/main/README.md#install";
+export const INSTALL_URL =
+    "https://github.com/switchyard-dev/switchyard/blob/main/editors/vscode/README.md#installing-the-server";
 
 export class Client implements vscode.Disposable {
     /** The server's own log (`window/logMessage`, stderr). */

@@ -7,12 +7,14 @@
 // Needs the variables tests/provision writes to env.sh: SWITCHYARD_NODE24,
 // SWITCHYARD_CODE_SERVER, SWITCHYARD_CHROMIUM, SWITCHYARD_NODE_MODULES; and the binaries
 // target/debug/switchyard and target/debug/mock-model (CARGO_TARGET_DIR is honoured).
-// Optional: SWITCHYARD_VSCODE_PARTS=analyze,ask (default both), SWITCHYARD_VSCODE_KEEP=1
-// keeps the temporary folder.
+// Optional: SWITCHYARD_VSCODE_PARTS=analyze,stats,ask (default all three),
+// SWITCHYARD_VSCODE_KEEP=1 keeps the temporary folder.
 //
 // Parts:
 //   analyze  "Switchyard: Analyze Workspace" from the palette opens the report as a Markdown
 //            preview, and the status bar item shows the lanes.
+//   stats    "Switchyard: Show Queue Stats" opens the stats as a preview; "Switchyard: Show
+//            Dead Letters" lists them (or says there are none).
 //   ask      "Switchyard: Ask…" on a modified, unsaved file: the mock model answers with an
 //            `edit` tool call; the edit lands in the buffer, the file stays unsaved, and
 //            Ctrl+Z takes the agent's edit back.
@@ -446,6 +448,38 @@ async function analyzePart(wb, workspace) {
   }`;
 }
 
+async function statsPart(wb) {
+  const page = wb.page;
+  await wb.runCommand("Switchyard: Show Queue Stats");
+  await waitFor(
+    "the queue stats preview",
+    DEADLINE.preview,
+    async () => {
+      await wb.failIfExtensionError();
+      return (await wb.frameTexts()).some((t) => t.includes("Switchyard queue stats") && /Query/.test(t));
+    },
+    async () => `tabs: ${await tabTitles(page)}; notifications: ${(await wb.notifications()).join(" | ")}`,
+  );
+  await wb.screenshot("04-queue-stats");
+
+  await wb.runCommand("Switchyard: Show Dead Letters");
+  const picker = page.locator(".quick-input-widget .quick-input-title", { hasText: "Switchyard: Dead Letters" });
+  const shown = await waitFor(
+    "the dead letters (a picker, or a message that there are none)",
+    DEADLINE.preview,
+    async () => {
+      await wb.failIfExtensionError();
+      if (await picker.isVisible()) return "picker";
+      if ((await wb.notifications()).some((n) => n.includes("Switchyard: no dead letters"))) return "none";
+      return false;
+    },
+    async () => `notifications: ${(await wb.notifications()).join(" | ")}`,
+  );
+  await wb.screenshot("05-dead-letters");
+  if (shown === "picker") await page.keyboard.press("Escape");
+  return `queue stats preview opened; dead letters: ${shown === "none" ? "none, as the message says" : "listed"}`;
+}
+
 async function askPart(wb, workspace) {
   const page = wb.page;
   const file = path.join(workspace, "src/greet.rs");
@@ -460,7 +494,7 @@ async function askPart(wb, workspace) {
   await waitFor("greet.rs to be modified", DEADLINE.openFile, async () =>
     (await dirtyTab.isVisible()) && (await wb.editorText()).includes(TYPED_LINE),
   );
-  await wb.screenshot("04-ask-typed");
+  await wb.screenshot("06-ask-typed");
 
   await wb.runCommand("Switchyard: Ask…");
   const title = page.locator(".quick-input-widget .quick-input-title", { hasText: "Switchyard: Ask" });
@@ -503,7 +537,7 @@ async function askPart(wb, workspace) {
     async () => (await transcript(page)).includes("Changed the greeting to Howdy."),
     async () => JSON.stringify(await transcript(page)),
   );
-  await wb.screenshot("05-ask-edited");
+  await wb.screenshot("07-ask-edited");
 
   await wb.tab("greet.rs").click();
   await wb.focusEditor();
@@ -517,7 +551,7 @@ async function askPart(wb, workspace) {
     },
     async () => JSON.stringify(await wb.editorText()),
   );
-  await wb.screenshot("06-ask-undone");
+  await wb.screenshot("08-ask-undone");
   return `edit applied to the unsaved buffer (dirty, disk untouched), ${approvals} approval prompt(s), undone with Ctrl+Z`;
 }
 
@@ -562,7 +596,7 @@ async function main() {
   const codeServer = requireEnv("SWITCHYARD_CODE_SERVER");
   const chromiumPath = requireEnv("SWITCHYARD_CHROMIUM");
   const nodeModules = requireEnv("SWITCHYARD_NODE_MODULES");
-  const parts = (process.env.SWITCHYARD_VSCODE_PARTS ?? "analyze,ask").split(",").map((p) => p.trim());
+  const parts = (process.env.SWITCHYARD_VSCODE_PARTS ?? "analyze,stats,ask").split(",").map((p) => p.trim());
   const server = requireFile(path.join(targetDir, "debug/switchyard"), "build it with `cargo build --workspace --bins`");
 
   fs.rmSync(outDir, { recursive: true, force: true });
@@ -594,6 +628,7 @@ async function main() {
     const vsix = packageExtension(toolEnv);
     const codeServerVersion = run(codeServer, ["--version"], { env: toolEnv }).trim().split("\n").at(-1);
     versions["code-server"] = codeServerVersion;
+    versions.vscode = /with Code (\S+)/.exec(codeServerVersion)?.[1] ?? "?";
     versions.node = run(node24, ["--version"]).trim();
 
     let mockUrl;
@@ -610,6 +645,7 @@ async function main() {
     // model pointed at the mock.
     const settings = {
       "workbench.startupEditor": "none",
+      "workbench.secondarySideBar.defaultVisibility": "hidden",
       "workbench.tips.enabled": false,
       "workbench.enableExperiments": false,
       "workbench.welcomePage.walkthroughs.openOnInstall": false,
@@ -633,6 +669,15 @@ async function main() {
     };
     fs.mkdirSync(path.join(dirs.userData, "User"), { recursive: true });
     fs.writeFileSync(path.join(dirs.userData, "User/settings.json"), `${JSON.stringify(settings, null, 2)}\n`);
+    // The server by absolute path: code-server gives the extension host the environment of
+    // a login shell, whose profile resets PATH, so the temporary bin folder on PATH alone
+    // does not reach it. The setting is machine-scoped, so it goes in the remote (machine)
+    // settings, as a code-server user would set it.
+    fs.mkdirSync(path.join(dirs.userData, "Machine"), { recursive: true });
+    fs.writeFileSync(
+      path.join(dirs.userData, "Machine/settings.json"),
+      `${JSON.stringify({ "switchyard.server.path": path.join(dirs.bin, "switchyard") }, null, 2)}\n`,
+    );
 
     // code-server and everything it starts (the extension host, `switchyard lsp`) see only
     // this environment: temporary XDG folders, our switchyard first on PATH, a dummy key.
@@ -714,7 +759,6 @@ async function main() {
       timeout: DEADLINE.workbench,
     });
     await page.locator(".monaco-workbench .part.statusbar").waitFor({ state: "visible", timeout: DEADLINE.workbench });
-    versions.vscode = await page.evaluate(() => document.querySelector("meta[name='version']")?.content ?? "");
     await page.locator(STATUS_ITEM).waitFor({ state: "visible", timeout: DEADLINE.workbench });
     await waitFor(
       "the language server to be running (status bar item idle)",
@@ -730,7 +774,7 @@ async function main() {
     );
     await wb.screenshot("01-workbench");
 
-    const partRunners = { analyze: analyzePart, ask: askPart };
+    const partRunners = { analyze: analyzePart, stats: statsPart, ask: askPart };
     for (const part of parts) {
       if (results[part].detail !== "not run") continue; // Failed in setup already.
       const runner = partRunners[part];
@@ -761,6 +805,9 @@ async function main() {
   } catch (err) {
     failed = true;
     log(`setup failed: ${err.stack ?? err}`);
+    for (const result of Object.values(results)) {
+      if (result.detail === "not run") result.detail = `not run: setup failed: ${err.message}`;
+    }
   } finally {
     if (browser) await browser.close().catch(() => {});
     await stopAll();
