@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::lanes::LanesConfig;
+use crate::tools::ToolsConfig;
 
 /// Everything Switchyard can be configured with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -21,6 +22,8 @@ use crate::lanes::LanesConfig;
 pub struct Config {
     /// The lane engine.
     pub lanes: LanesConfig,
+    /// Tool output limits and caches.
+    pub tools: ToolsConfig,
 }
 
 /// One source of settings and what it says.

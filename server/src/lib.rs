@@ -7,3 +7,6 @@
 pub mod config;
 pub mod documents;
 pub mod lanes;
+pub mod llm;
+pub mod read_cache;
+pub mod tools;

@@ -1,12 +1,124 @@
 //! The `switchyard` command line: `lsp`, `analyze`, `ask` and `tool` over one core.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use switchyard::config::Config;
+use switchyard::documents::Documents;
+use switchyard::lanes::Lanes;
+use switchyard::tools::{CallContext, Toolbox, Workspace};
 
 /// A coding agent behind the Language Server Protocol.
 #[derive(Debug, Parser)]
 #[command(name = "switchyard", version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one tool (read, glob, grep, ls) through the lanes and print its result.
+    ///
+    /// Exits 0 on success, 1 when the tool reports an error (the message goes to stderr),
+    /// 2 on bad usage.
+    Tool {
+        /// The tool's name.
+        name: String,
+        /// Its arguments as a JSON object, e.g. '{"pattern": "fn main", "type": "rust"}'.
+        #[arg(default_value = "{}")]
+        args: String,
+        /// The workspace root (default: the current directory).
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// Print the structured result as JSON instead of the text a model sees.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(2, &format!("cannot start the runtime: {e}")),
+    };
+    match cli.command {
+        Command::Tool {
+            name,
+            args,
+            cwd,
+            json,
+        } => runtime.block_on(tool(name, args, cwd, json)),
+    }
+}
+
+/// Logs go to stderr only (stdout carries results, and the LSP protocol in `lsp`), at the
+/// level `SWITCHYARD_LOG` names (`warn` by default).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("switchyard: {message}");
+    ExitCode::from(code)
+}
+
+/// The workspace rooted at `cwd` (or the current directory) with its configuration.
+fn open_workspace(cwd: Option<PathBuf>) -> Result<(Workspace, Config), String> {
+    let root = match cwd {
+        Some(dir) => dir,
+        None => std::env::current_dir()
+            .map_err(|e| format!("cannot read the current directory: {e}"))?,
+    };
+    let workspace = Workspace::new([root])?;
+    let config = Config::load(Some(workspace.primary()))?;
+    Ok((workspace, config))
+}
+
+async fn tool(name: String, args: String, cwd: Option<PathBuf>, json: bool) -> ExitCode {
+    if Toolbox::spec(&name).is_none() {
+        let names: Vec<&str> = Toolbox::specs().iter().map(|s| s.name).collect();
+        return fail(
+            2,
+            &format!("unknown tool `{name}`; the tools are {}", names.join(", ")),
+        );
+    }
+    let args: serde_json::Value = match serde_json::from_str(&args) {
+        Ok(args) => args,
+        Err(e) => return fail(2, &format!("the arguments must be a JSON object: {e}")),
+    };
+    let (workspace, config) = match open_workspace(cwd) {
+        Ok(opened) => opened,
+        Err(e) => return fail(2, &e),
+    };
+    let lanes = match Lanes::new(config.lanes) {
+        Ok(lanes) => lanes,
+        Err(e) => return fail(2, &e),
+    };
+    let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools);
+    match toolbox.run(&name, args, &CallContext::default()).await {
+        Ok(output) if json => match serde_json::to_string_pretty(&output) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, &format!("cannot print the result as JSON: {e}")),
+        },
+        Ok(output) => {
+            print!("{}", toolbox.render(&output));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e.message),
+    }
 }

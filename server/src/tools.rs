@@ -1,0 +1,361 @@
+//! The tools a model (and the CLI, and the editor) can call: their specs, argument parsing,
+//! results, and the [`Toolbox`] that runs every call through the lanes.
+//!
+//! A tool's failure that the caller can act on (a bad argument, a missing file, a path
+//! outside the workspace) is a [`ToolError`] — an ordinary result, shown to the model. Only
+//! a broken tool (a panic) is a lane failure and lands in the dead-letter queue.
+
+mod args;
+mod glob;
+mod grep;
+mod ls;
+mod read;
+mod sandbox;
+mod walk;
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::documents::Documents;
+use crate::lanes::{Lane, LaneError, Lanes, SessionId, Task, TaskContext};
+use crate::read_cache::{LineIndexCache, ReadCache};
+
+pub use args::Args;
+pub use glob::{GlobArgs, GlobOutput};
+pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
+pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
+pub use read::{ReadArgs, ReadOutput};
+pub use sandbox::Workspace;
+pub use walk::WalkOptions;
+
+/// What a model is told about a tool, and how the engine runs it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSpec {
+    /// The name a model calls it by.
+    pub name: &'static str,
+    /// What it does and when to use it, for the model.
+    pub description: &'static str,
+    /// JSON Schema of its arguments.
+    pub parameters: Value,
+    /// The lane its calls run in.
+    pub lane: Lane,
+    /// Whether calls may run alongside other calls of the same turn. When in doubt: not.
+    pub parallel_safe: bool,
+}
+
+/// A failure the caller can act on; the message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ToolError {
+    /// What went wrong, naming the argument or path, and what to try instead.
+    pub message: String,
+}
+
+impl ToolError {
+    /// A tool error with this message.
+    pub fn new(message: impl Into<String>) -> ToolError {
+        ToolError {
+            message: message.into(),
+        }
+    }
+}
+
+/// The structured result of a tool call, for the LSP and JSON front ends; [`render`]
+/// (ToolOutput::render) gives the compact text a model sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "tool", rename_all = "snake_case")]
+pub enum ToolOutput {
+    /// Numbered lines of a file.
+    Read(ReadOutput),
+    /// Paths matching a glob.
+    Glob(GlobOutput),
+    /// Matching lines, files or counts.
+    Grep(GrepOutput),
+    /// A directory listing.
+    Ls(LsOutput),
+}
+
+impl ToolOutput {
+    /// The compact text rendering a model sees, at most about `max_bytes` long (0: no cap);
+    /// what the cap leaves out is said in the text.
+    pub fn render(&self, max_bytes: usize) -> String {
+        match self {
+            ToolOutput::Read(out) => out.render(),
+            ToolOutput::Glob(out) => out.render_capped(max_bytes),
+            ToolOutput::Grep(out) => out.render_capped(max_bytes),
+            ToolOutput::Ls(out) => out.render_capped(max_bytes),
+        }
+    }
+}
+
+/// Output limits and cache sizes; the defaults keep a model's context safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// Most bytes of text rendering one call returns; `0` is no cap (the CLI's use).
+    pub max_output_bytes: usize,
+    /// `read`: lines returned when no `limit` is given.
+    pub read_default_lines: usize,
+    /// `read`: characters of one line shown before it is cut with a marker.
+    pub read_max_line_chars: usize,
+    /// `read`: files above this many bytes are streamed, never loaded whole nor cached.
+    pub streaming_threshold_bytes: u64,
+    /// `read`: total bytes the read cache may hold.
+    pub cache_max_bytes: u64,
+    /// `read`: a streamed file's line index keeps the offset of every this-many lines.
+    pub line_index_every: u64,
+    /// `grep`: matches returned when no `max_results` is given.
+    pub grep_default_max_results: usize,
+    /// `grep`: characters of a matching line shown before it is cut.
+    pub grep_max_line_chars: usize,
+    /// `glob`: paths returned when no `limit` is given.
+    pub glob_default_limit: usize,
+    /// `ls`: entries returned when no `limit` is given.
+    pub ls_default_limit: usize,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            max_output_bytes: 40_000,
+            read_default_lines: 2_000,
+            read_max_line_chars: 2_000,
+            streaming_threshold_bytes: 8 * 1024 * 1024,
+            cache_max_bytes: 64 * 1024 * 1024,
+            line_index_every: 1_024,
+            grep_default_max_results: 200,
+            grep_max_line_chars: 500,
+            glob_default_limit: 500,
+            ls_default_limit: 500,
+        }
+    }
+}
+
+/// Who is calling, for cancellation and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The session the call belongs to (an agent conversation).
+    pub session: Option<SessionId>,
+    /// Cancels the call (and its lane task) when cancelled.
+    pub token: CancellationToken,
+}
+
+/// The read-only tools over one workspace, run through the lanes. Cheap to clone.
+#[derive(Clone)]
+pub struct Toolbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    workspace: Workspace,
+    lanes: Lanes,
+    documents: Documents,
+    config: RwLock<ToolsConfig>,
+    cache: ReadCache,
+    line_index: LineIndexCache,
+}
+
+/// Everything one call needs while it runs on a pool thread.
+pub(crate) struct Env<'a> {
+    pub workspace: &'a Workspace,
+    pub documents: &'a Documents,
+    pub config: &'a ToolsConfig,
+    pub cache: &'a ReadCache,
+    pub line_index: &'a LineIndexCache,
+    pub task: &'a TaskContext,
+}
+
+const TOOL_NAMES: [&str; 4] = ["read", "glob", "grep", "ls"];
+
+impl Toolbox {
+    /// The tools over `workspace`, running on `lanes`, seeing `documents` before the disk.
+    pub fn new(
+        workspace: Workspace,
+        lanes: Lanes,
+        documents: Documents,
+        config: ToolsConfig,
+    ) -> Toolbox {
+        let cache = ReadCache::new(config.cache_max_bytes, &lanes);
+        let inner = Inner {
+            workspace,
+            documents,
+            cache,
+            line_index: LineIndexCache::new(32),
+            config: RwLock::new(config),
+            lanes,
+        };
+        Toolbox {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Every tool's spec, as a model is shown them.
+    pub fn specs() -> Vec<ToolSpec> {
+        TOOL_NAMES
+            .iter()
+            .filter_map(|name| Toolbox::spec(name))
+            .collect()
+    }
+
+    /// One tool's spec.
+    pub fn spec(name: &str) -> Option<ToolSpec> {
+        match name {
+            "read" => Some(read::spec()),
+            "glob" => Some(glob::spec()),
+            "grep" => Some(grep::spec()),
+            "ls" => Some(ls::spec()),
+            _ => None,
+        }
+    }
+
+    /// The workspace the tools see.
+    pub fn workspace(&self) -> &Workspace {
+        &self.inner.workspace
+    }
+
+    /// The lanes the tools run on.
+    pub fn lanes(&self) -> &Lanes {
+        &self.inner.lanes
+    }
+
+    /// The editor buffers the tools see before the disk.
+    pub fn documents(&self) -> &Documents {
+        &self.inner.documents
+    }
+
+    /// The text a model is shown for `output`, within the configured output cap.
+    pub fn render(&self, output: &ToolOutput) -> String {
+        output.render(self.inner.config.read().max_output_bytes)
+    }
+
+    /// Puts new limits in force for calls from now on.
+    pub fn set_config(&self, config: ToolsConfig) {
+        self.inner.cache.set_max_bytes(config.cache_max_bytes);
+        *self.inner.config.write() = config;
+    }
+
+    /// The lane task that runs one call; submit it alone or in a batch. Arguments are
+    /// checked here, so a bad call fails before it takes a slot.
+    pub fn task(
+        &self,
+        name: &str,
+        args: Value,
+        ctx: &CallContext,
+    ) -> Result<Task<ToolResult>, ToolError> {
+        let Some(spec) = Toolbox::spec(name) else {
+            return Err(ToolError::new(format!(
+                "unknown tool `{name}`; the tools are {}",
+                TOOL_NAMES.join(", ")
+            )));
+        };
+        let call = Call::parse(name, &args)?;
+        let inner = Arc::clone(&self.inner);
+        let task = Task::blocking(spec.lane, name, move |task| {
+            let config = inner.config.read().clone();
+            let env = Env {
+                workspace: &inner.workspace,
+                documents: &inner.documents,
+                config: &config,
+                cache: &inner.cache,
+                line_index: &inner.line_index,
+                task,
+            };
+            let result = call.run(&env);
+            // Work that stopped because it was cancelled reports that, not a half result.
+            task.checkpoint()?;
+            Ok(result.map_err(|e| e.message))
+        })
+        .payload(args)
+        .cancelled_by(&ctx.token);
+        Ok(match &ctx.session {
+            Some(session) => task.session(session.clone()),
+            None => task,
+        })
+    }
+
+    /// Runs one call through its lane and waits for it.
+    pub async fn run(
+        &self,
+        name: &str,
+        args: Value,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let task = self.task(name, args, ctx)?;
+        lane_result(self.inner.lanes.submit(task).await)
+    }
+}
+
+/// What a tool task returns through the lanes: the output, or the tool error's message.
+pub type ToolResult = Result<ToolOutput, String>;
+
+/// Turns a lane's answer into the caller's.
+pub fn lane_result(result: Result<ToolResult, LaneError>) -> Result<ToolOutput, ToolError> {
+    match result {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(message)) => Err(ToolError::new(message)),
+        Err(LaneError::Cancelled) => Err(ToolError::new("cancelled")),
+        Err(e) => Err(ToolError::new(e.to_string())),
+    }
+}
+
+/// A parsed call, ready to run.
+enum Call {
+    Read(ReadArgs),
+    Glob(GlobArgs),
+    Grep(GrepArgs),
+    Ls(LsArgs),
+}
+
+impl Call {
+    fn parse(name: &str, args: &Value) -> Result<Call, ToolError> {
+        let args = Args::new(name, args)?;
+        Ok(match name {
+            "read" => Call::Read(ReadArgs::parse(&args)?),
+            "glob" => Call::Glob(GlobArgs::parse(&args)?),
+            "grep" => Call::Grep(GrepArgs::parse(&args)?),
+            "ls" => Call::Ls(LsArgs::parse(&args)?),
+            _ => return Err(ToolError::new(format!("unknown tool `{name}`"))),
+        })
+    }
+
+    fn run(&self, env: &Env<'_>) -> Result<ToolOutput, ToolError> {
+        match self {
+            Call::Read(args) => read::run(args, env).map(ToolOutput::Read),
+            Call::Glob(args) => glob::run(args, env).map(ToolOutput::Glob),
+            Call::Grep(args) => grep::run(args, env).map(ToolOutput::Grep),
+            Call::Ls(args) => ls::run(args, env).map(ToolOutput::Ls),
+        }
+    }
+}
+
+/// `1234567` → `1,234,567`, for counts a person or a model reads.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Appends `line` and a newline to `out` unless that would pass `cap` bytes (0 = no cap);
+/// returns whether it fit.
+pub(crate) fn push_capped(out: &mut String, line: &str, cap: usize) -> bool {
+    if cap != 0 && out.len() + line.len() + 1 > cap {
+        return false;
+    }
+    out.push_str(line);
+    out.push('\n');
+    true
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+//! `glob {pattern, path?, include_ignored?, include_hidden?, limit?}`: the files whose path
+//! matches a glob (globset syntax), walking like ripgrep (ignore files and hidden files
+//! respected by default), in a deterministic order.
+//!
+//! A pattern without `/` matches file names at any depth (`*.rs`); one with `/` matches the
+//! path below the search directory, where `*` stays within one directory and `**` crosses
+//! any number (`src/**/*.rs`).
+
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Args, Env, ToolError, ToolSpec, WalkOptions, push_capped, thousands};
+use crate::lanes::Lane;
+
+pub(super) fn spec() -> ToolSpec {
+    ToolSpec {
+        name: "glob",
+        description: "List files whose path matches a glob, sorted by path. A pattern without `/` matches file \
+                      names at any depth (`*.rs`); with `/` it matches the path below `path` (`src/**/*.rs`, \
+                      where `**` crosses directories). Files ignored by .gitignore/.ignore and hidden files are \
+                      left out unless asked for.",
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string", "description": "Glob, e.g. `*.toml` or `src/**/*.rs`"},
+                "path": {"type": "string", "description": "Directory to search, relative to the workspace root (default: the root)"},
+                "include_ignored": {"type": "boolean", "description": "Also list files that ignore files exclude"},
+                "include_hidden": {"type": "boolean", "description": "Also list hidden files and directories"},
+                "limit": {"type": "integer", "minimum": 1, "description": "Most paths to return"}
+            },
+            "required": ["pattern"],
+            "additionalProperties": false
+        }),
+        lane: Lane::Query,
+        parallel_safe: true,
+    }
+}
+
+/// `glob`'s arguments.
+#[derive(Debug, Clone)]
+pub struct GlobArgs {
+    /// The glob.
+    pub pattern: String,
+    /// Where to search.
+    pub path: Option<String>,
+    /// Include ignored files.
+    pub include_ignored: bool,
+    /// Include hidden files.
+    pub include_hidden: bool,
+    /// Most paths returned.
+    pub limit: Option<u64>,
+}
+
+impl GlobArgs {
+    pub(super) fn parse(args: &Args<'_>) -> Result<GlobArgs, ToolError> {
+        args.only(&[
+            "pattern",
+            "path",
+            "include_ignored",
+            "include_hidden",
+            "limit",
+        ])?;
+        Ok(GlobArgs {
+            pattern: args.string("pattern")?.to_string(),
+            path: args.opt_string("path")?.map(str::to_string),
+            include_ignored: args.flag("include_ignored", false)?,
+            include_hidden: args.flag("include_hidden", false)?,
+            limit: args.opt_positive("limit")?,
+        })
+    }
+}
+
+/// The matching files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobOutput {
+    /// The glob.
+    pub pattern: String,
+    /// Matching files (up to the limit), relative to the workspace root, in walk order.
+    pub paths: Vec<String>,
+    /// How many files matched in all.
+    pub total: u64,
+    /// Walk errors (an unreadable directory), reported while the walk went on.
+    pub errors: Vec<String>,
+}
+
+impl GlobOutput {
+    /// The text rendering, cut at about `cap` bytes (0: no cap) with a note saying so.
+    pub fn render_capped(&self, cap: usize) -> String {
+        let mut out = String::new();
+        let mut shown = 0;
+        for path in &self.paths {
+            if !push_capped(&mut out, path, cap) {
+                break;
+            }
+            shown += 1;
+        }
+        let total = self.total;
+        if total == 0 {
+            out.push_str(&format!("(no files match `{}`)\n", self.pattern));
+        } else if shown as u64 == total {
+            out.push_str(&format!(
+                "({} file{} match `{}`)\n",
+                thousands(total),
+                plural(total),
+                self.pattern
+            ));
+        } else {
+            out.push_str(&format!(
+                "({} of {} matching files shown; narrow the pattern or pass `path`)\n",
+                thousands(shown as u64),
+                thousands(total)
+            ));
+        }
+        for error in &self.errors {
+            out.push_str(&format!("(skipped: {error})\n"));
+        }
+        out
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+pub(super) fn run(args: &GlobArgs, env: &Env<'_>) -> Result<GlobOutput, ToolError> {
+    let base = env.workspace.resolve(args.path.as_deref().unwrap_or("."))?;
+    if !base.is_dir() {
+        return Err(ToolError::new(format!(
+            "`path` must be a directory, and `{}` is not",
+            env.workspace.display(&base)
+        )));
+    }
+    let by_name = !args.pattern.contains('/');
+    let pattern = args.pattern.strip_prefix("./").unwrap_or(&args.pattern);
+    let matcher = GlobBuilder::new(pattern)
+        .literal_separator(!by_name)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| ToolError::new(format!("invalid glob `{}`: {}", args.pattern, e.kind())))?
+        .compile_matcher();
+    // Walk only below the pattern's literal directory prefix (`src/` of `src/**/*.rs`).
+    let start = if by_name {
+        base.clone()
+    } else {
+        literal_prefix(&base, pattern)
+    };
+    let options = WalkOptions {
+        include_hidden: args.include_hidden,
+        include_ignored: args.include_ignored,
+        ..WalkOptions::default()
+    };
+    let limit = args.limit.unwrap_or(env.config.glob_default_limit as u64) as usize;
+    let mut out = GlobOutput {
+        pattern: args.pattern.clone(),
+        paths: Vec::new(),
+        total: 0,
+        errors: Vec::new(),
+    };
+    for (n, entry) in options.walk(&start).enumerate() {
+        if n % 1024 == 0 {
+            env.task
+                .checkpoint()
+                .map_err(|e| ToolError::new(e.message))?;
+        }
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                out.errors.push(e.to_string());
+                continue;
+            }
+        };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        if matches(&matcher, by_name, &base, entry.path()) {
+            out.total += 1;
+            if out.paths.len() < limit {
+                out.paths.push(env.workspace.display(entry.path()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn matches(matcher: &GlobMatcher, by_name: bool, base: &Path, path: &Path) -> bool {
+    if by_name {
+        path.file_name().is_some_and(|name| matcher.is_match(name))
+    } else {
+        path.strip_prefix(base)
+            .is_ok_and(|rel| matcher.is_match(rel))
+    }
+}
+
+/// The longest leading run of the pattern's directories without glob syntax, as a
+/// directory under `base` that exists.
+fn literal_prefix(base: &Path, pattern: &str) -> PathBuf {
+    let mut dir = base.to_path_buf();
+    let parts: Vec<&str> = pattern.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if part.is_empty() || part.contains(['*', '?', '[', ']', '{', '}', '\\']) || *part == ".." {
+            break;
+        }
+        let next = dir.join(part);
+        if !next.is_dir() {
+            break;
+        }
+        dir = next;
+    }
+    dir
+}

@@ -1,0 +1,654 @@
+//! `grep`: ripgrep's search (the same `grep-regex` + `grep-searcher` crates and defaults)
+//! over the workspace, in parallel across files on the shared pool.
+//!
+//! The walk runs on the task's own thread and hands files out in walk order; helpers
+//! spawned on the pool search them, and the walking thread joins in once the walk is done,
+//! so a call always finishes even when every other pool thread is busy. Results are kept
+//! in walk order, and the search stops as soon as the first `max_results` matches *in that
+//! order* are known — the same call always returns the same lines.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use grep_regex::{RegexMatcher, RegexMatcherBuilder};
+use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkContext, SinkMatch};
+use ignore::overrides::OverrideBuilder;
+use ignore::types::TypesBuilder;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{Args, Env, ToolError, ToolSpec, WalkOptions, push_capped, thousands};
+use crate::lanes::Lane;
+
+pub(super) fn spec() -> ToolSpec {
+    ToolSpec {
+        name: "grep",
+        description: "Search file contents with a regular expression (ripgrep syntax and behaviour: .gitignore \
+                      respected, hidden and binary files skipped). `output`: `content` (path:line:text, the \
+                      default), `files` (paths with a match) or `count` (matching lines per file). Narrow with \
+                      `path`, `glob` (e.g. `*.rs`) or `type` (e.g. `rust`, `py`).",
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string", "description": "Regular expression (or text, with fixed_string)"},
+                "path": {"type": "string", "description": "File or directory to search (default: the workspace root)"},
+                "glob": {"type": "string", "description": "Only files matching this glob, e.g. `*.rs` or `src/**/*.ts`"},
+                "type": {"type": "string", "description": "Only files of this type, e.g. rust, py, js, ts, go, c, cpp, java"},
+                "case_insensitive": {"type": "boolean"},
+                "smart_case": {"type": "boolean", "description": "Case-insensitive unless the pattern has an uppercase letter"},
+                "fixed_string": {"type": "boolean", "description": "Treat the pattern as literal text"},
+                "multiline": {"type": "boolean", "description": "Let a match span lines"},
+                "context": {"type": "integer", "minimum": 0, "description": "Lines of context around each match"},
+                "output": {"type": "string", "enum": ["content", "files", "count"]},
+                "max_results": {"type": "integer", "minimum": 1, "description": "Stop after this many matching lines (files, in files/count output)"}
+            },
+            "required": ["pattern"],
+            "additionalProperties": false
+        }),
+        lane: Lane::Query,
+        parallel_safe: true,
+    }
+}
+
+/// What grep returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrepMode {
+    /// Matching lines with context.
+    Content,
+    /// Paths of files with a match.
+    Files,
+    /// Matching lines per file.
+    Count,
+}
+
+/// `grep`'s arguments.
+#[derive(Debug, Clone)]
+pub struct GrepArgs {
+    /// The pattern.
+    pub pattern: String,
+    /// The pattern compiled, so a bad one fails before the call takes a lane slot.
+    matcher: RegexMatcher,
+    /// File or directory.
+    pub path: Option<String>,
+    /// Include glob.
+    pub glob: Option<String>,
+    /// File type.
+    pub file_type: Option<String>,
+    /// Ignore case.
+    pub case_insensitive: bool,
+    /// Smart case.
+    pub smart_case: bool,
+    /// Literal pattern.
+    pub fixed_string: bool,
+    /// Matches may span lines.
+    pub multiline: bool,
+    /// Context lines.
+    pub context: u64,
+    /// Output mode.
+    pub output: GrepMode,
+    /// Most results.
+    pub max_results: Option<u64>,
+}
+
+impl GrepArgs {
+    pub(super) fn parse(args: &Args<'_>) -> Result<GrepArgs, ToolError> {
+        args.only(&[
+            "pattern",
+            "path",
+            "glob",
+            "type",
+            "case_insensitive",
+            "smart_case",
+            "fixed_string",
+            "multiline",
+            "context",
+            "output",
+            "max_results",
+        ])?;
+        let output = match args.opt_string("output")? {
+            None | Some("content") => GrepMode::Content,
+            Some("files") | Some("files_with_matches") => GrepMode::Files,
+            Some("count") => GrepMode::Count,
+            Some(other) => {
+                return Err(ToolError::new(format!(
+                    "`output` must be \"content\", \"files\" or \"count\", got {other:?}"
+                )));
+            }
+        };
+        let pattern = args.string("pattern")?;
+        let case_insensitive = args.flag("case_insensitive", false)?;
+        let smart_case = args.flag("smart_case", false)?;
+        let fixed_string = args.flag("fixed_string", false)?;
+        let multiline = args.flag("multiline", false)?;
+        Ok(GrepArgs {
+            matcher: build_matcher(
+                pattern,
+                case_insensitive,
+                smart_case,
+                fixed_string,
+                multiline,
+            )?,
+            pattern: pattern.to_string(),
+            path: args.opt_string("path")?.map(str::to_string),
+            glob: args.opt_string("glob")?.map(str::to_string),
+            file_type: args.opt_string("type")?.map(str::to_string),
+            case_insensitive,
+            smart_case,
+            fixed_string,
+            multiline,
+            context: args.opt_count("context")?.unwrap_or(0),
+            output,
+            max_results: args.opt_positive("max_results")?,
+        })
+    }
+}
+
+/// One line of grep output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrepLine {
+    /// 1-based line number.
+    pub line: u64,
+    /// The line, decoded, without its ending; cut at the line cap.
+    pub text: String,
+    /// A context line rather than a match.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub context: bool,
+}
+
+/// One file's results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrepFile {
+    /// Relative to the workspace root.
+    pub path: String,
+    /// Matching lines in the file.
+    pub count: u64,
+    /// Matching and context lines (content output only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<GrepLine>,
+}
+
+/// The search's results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrepOutput {
+    /// The pattern searched.
+    pub pattern: String,
+    /// The output mode.
+    pub mode: GrepMode,
+    /// Files with matches, in walk order (by path).
+    pub files: Vec<GrepFile>,
+    /// Matching lines found.
+    pub matches: u64,
+    /// Whether the search stopped at `max_results` (there may be more).
+    pub stopped_at_limit: bool,
+    /// Files searched.
+    pub files_searched: u64,
+    /// Files skipped as binary.
+    pub binary_skipped: u64,
+    /// Files that could not be searched, with why; the search went on.
+    pub errors: Vec<String>,
+}
+
+impl GrepOutput {
+    /// The text rendering, cut at about `cap` bytes (0: no cap) with a note saying so.
+    pub fn render_capped(&self, cap: usize) -> String {
+        let mut out = String::new();
+        let mut capped = false;
+        'files: for file in &self.files {
+            match self.mode {
+                GrepMode::Files => capped = !push_capped(&mut out, &file.path, cap),
+                GrepMode::Count => {
+                    capped = !push_capped(&mut out, &format!("{}:{}", file.path, file.count), cap)
+                }
+                GrepMode::Content => {
+                    let mut last = None;
+                    for line in &file.lines {
+                        if last.is_some_and(|l: u64| line.line > l + 1) {
+                            out.push_str("--\n");
+                        }
+                        last = Some(line.line);
+                        let sep = if line.context { '-' } else { ':' };
+                        if !push_capped(
+                            &mut out,
+                            &format!("{}{sep}{}{sep}{}", file.path, line.line, line.text),
+                            cap,
+                        ) {
+                            capped = true;
+                            break 'files;
+                        }
+                    }
+                }
+            }
+            if capped {
+                break;
+            }
+        }
+        let files = self.files.len() as u64;
+        if self.matches == 0 {
+            out.push_str(&format!(
+                "(no matches for `{}` in {} files)\n",
+                self.pattern,
+                thousands(self.files_searched)
+            ));
+        } else if self.mode == GrepMode::Files {
+            let (noun, verb) = if files == 1 {
+                ("file", "matches")
+            } else {
+                ("files", "match")
+            };
+            out.push_str(&format!("({} {noun} {verb})\n", thousands(files)));
+        } else {
+            out.push_str(&format!(
+                "({} matching line{} in {} file{})\n",
+                thousands(self.matches),
+                if self.matches == 1 { "" } else { "s" },
+                thousands(files),
+                if files == 1 { "" } else { "s" }
+            ));
+        }
+        if capped {
+            out.push_str("(output cut at its size cap; narrow the pattern, or use `output: \"files\"` or `count`)\n");
+        }
+        if self.stopped_at_limit {
+            out.push_str("(stopped at the `max_results` limit; there may be more — narrow the pattern, add `glob` or `type`, or raise `max_results`)\n");
+        }
+        for error in self.errors.iter().take(5) {
+            out.push_str(&format!("(skipped: {error})\n"));
+        }
+        if self.errors.len() > 5 {
+            out.push_str(&format!(
+                "(and {} more files skipped)\n",
+                self.errors.len() - 5
+            ));
+        }
+        out
+    }
+}
+
+/// Everything workers share.
+struct Search<'a> {
+    matcher: RegexMatcher,
+    args: &'a GrepArgs,
+    max_results: u64,
+    max_line_chars: usize,
+    token: &'a CancellationToken,
+    documents: &'a crate::documents::Documents,
+}
+
+/// The ordered early stop: results by walk index, and how far the contiguous prefix of
+/// finished files reaches.
+struct Progress {
+    done: BTreeMap<usize, Option<Found>>,
+    prefix_end: usize,
+    prefix_count: u64,
+}
+
+struct Found {
+    path: PathBuf,
+    count: u64,
+    lines: Vec<GrepLine>,
+    binary: bool,
+    error: Option<String>,
+}
+
+pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolError> {
+    let target = env.workspace.resolve(args.path.as_deref().unwrap_or("."))?;
+    let max_results = args
+        .max_results
+        .unwrap_or(env.config.grep_default_max_results as u64);
+    let search = Search {
+        matcher: args.matcher.clone(),
+        args,
+        max_results,
+        max_line_chars: env.config.grep_max_line_chars,
+        token: env.task.token(),
+        documents: env.documents,
+    };
+    let mut out = GrepOutput {
+        pattern: args.pattern.clone(),
+        mode: args.output,
+        files: Vec::new(),
+        matches: 0,
+        stopped_at_limit: false,
+        files_searched: 0,
+        binary_skipped: 0,
+        errors: Vec::new(),
+    };
+    let shown = env.workspace.display(&target);
+    let meta = std::fs::metadata(&target)
+        .map_err(|e| ToolError::new(format!("cannot search `{shown}`: {e}")))?;
+    if !meta.is_dir() {
+        super::sandbox::require_regular_file(&shown, &meta)?;
+        let found = search.file(&mut search.searcher(), &target);
+        collect(&mut out, env, found, max_results);
+        return Ok(out);
+    }
+    let options = walk_options(args, &target)?;
+    let progress = Mutex::new(Progress {
+        done: BTreeMap::new(),
+        prefix_end: 0,
+        prefix_count: 0,
+    });
+    let stop_at = AtomicUsize::new(usize::MAX);
+    // Set when an entry past the stop was seen: there may be more matches than were kept.
+    let cut_short = AtomicBool::new(false);
+    let (tx, rx) = crossbeam_channel::unbounded::<(usize, PathBuf)>();
+    let walk_errors = Mutex::new(Vec::new());
+    let helpers = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .saturating_sub(1)
+        .max(1);
+
+    let work = |searcher: &mut Searcher| {
+        while let Ok((index, path)) = rx.recv() {
+            if search.token.is_cancelled() {
+                break;
+            }
+            let found = if index < stop_at.load(Ordering::Acquire) {
+                Some(search.file(searcher, &path))
+            } else {
+                cut_short.store(true, Ordering::Release);
+                None
+            };
+            let mut p = progress.lock();
+            p.done.insert(index, found);
+            while let Some(entry) = p.done.get(&p.prefix_end) {
+                let count = entry.as_ref().map_or(0, |f| {
+                    if args.output == GrepMode::Content {
+                        f.count
+                    } else {
+                        u64::from(f.count > 0)
+                    }
+                });
+                p.prefix_count += count;
+                p.prefix_end += 1;
+                if p.prefix_count >= max_results {
+                    stop_at.fetch_min(p.prefix_end, Ordering::AcqRel);
+                }
+            }
+        }
+    };
+    rayon::scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| work(&mut search.searcher()));
+        }
+        for (index, entry) in options.walk(&target).enumerate() {
+            if search.token.is_cancelled() {
+                break;
+            }
+            if index >= stop_at.load(Ordering::Acquire) {
+                cut_short.store(true, Ordering::Release);
+                break;
+            }
+            match entry {
+                Ok(entry) if entry.file_type().is_some_and(|t| t.is_file()) => {
+                    let _ = tx.send((index, entry.into_path()));
+                }
+                Ok(_) => {
+                    let mut p = progress.lock();
+                    p.done.insert(index, None);
+                }
+                Err(e) => {
+                    walk_errors.lock().push(e.to_string());
+                    progress.lock().done.insert(index, None);
+                }
+            }
+        }
+        drop(tx);
+        work(&mut search.searcher());
+    });
+    if search.token.is_cancelled() {
+        return Err(ToolError::new("cancelled"));
+    }
+    out.errors = walk_errors.into_inner();
+    let progress = progress.into_inner();
+    for found in progress.done.into_values().flatten() {
+        if !collect(&mut out, env, found, max_results) {
+            break;
+        }
+    }
+    out.stopped_at_limit |= cut_short.into_inner();
+    Ok(out)
+}
+
+/// Adds one file's results; returns false once the limit is reached.
+fn collect(out: &mut GrepOutput, env: &Env<'_>, found: Found, max_results: u64) -> bool {
+    out.files_searched += 1;
+    out.binary_skipped += u64::from(found.binary);
+    if let Some(error) = found.error {
+        out.errors.push(error);
+    }
+    if found.count == 0 {
+        return true;
+    }
+    let path = env.workspace.display(&found.path);
+    match out.mode {
+        GrepMode::Content => {
+            let room = max_results.saturating_sub(out.matches);
+            let mut kept = Vec::new();
+            let mut taken = 0;
+            for line in found.lines {
+                if !line.context {
+                    if taken == room {
+                        break;
+                    }
+                    taken += 1;
+                }
+                kept.push(line);
+            }
+            if taken < found.count {
+                out.stopped_at_limit = true;
+            }
+            out.matches += taken;
+            out.files.push(GrepFile {
+                path,
+                count: taken,
+                lines: kept,
+            });
+        }
+        GrepMode::Files | GrepMode::Count => {
+            if out.files.len() as u64 >= max_results {
+                out.stopped_at_limit = true;
+                return false;
+            }
+            out.matches += found.count;
+            out.files.push(GrepFile {
+                path,
+                count: found.count,
+                lines: Vec::new(),
+            });
+        }
+    }
+    !(out.stopped_at_limit)
+}
+
+fn build_matcher(
+    pattern: &str,
+    case_insensitive: bool,
+    smart_case: bool,
+    fixed_string: bool,
+    multiline: bool,
+) -> Result<RegexMatcher, ToolError> {
+    let mut builder = RegexMatcherBuilder::new();
+    builder
+        .case_insensitive(case_insensitive)
+        .case_smart(smart_case && !case_insensitive)
+        .fixed_strings(fixed_string);
+    if multiline {
+        builder.multi_line(true);
+    } else {
+        builder.line_terminator(Some(b'\n'));
+    }
+    builder.build(pattern).map_err(|e| {
+        ToolError::new(format!(
+            "invalid regex `{pattern}`: {e}\n(escape special characters, or pass `fixed_string: true` to search for the text as written)"
+        ))
+    })
+}
+
+fn walk_options(args: &GrepArgs, root: &Path) -> Result<WalkOptions, ToolError> {
+    let mut options = WalkOptions::default();
+    if let Some(glob) = &args.glob {
+        let mut builder = OverrideBuilder::new(root);
+        builder
+            .add(glob)
+            .map_err(|e| ToolError::new(format!("invalid `glob` {glob:?}: {e}")))?;
+        options.overrides = Some(
+            builder
+                .build()
+                .map_err(|e| ToolError::new(format!("invalid `glob` {glob:?}: {e}")))?,
+        );
+    }
+    if let Some(file_type) = &args.file_type {
+        let mut builder = TypesBuilder::new();
+        builder.add_defaults();
+        builder.select(file_type);
+        let types = builder.build().map_err(|_| {
+            ToolError::new(format!(
+                "unknown file `type` {file_type:?}; use a ripgrep type name such as rust, py, js, ts, go, c, cpp, java, md, toml — or `glob`"
+            ))
+        })?;
+        options.types = Some(types);
+    }
+    Ok(options)
+}
+
+impl Search<'_> {
+    fn searcher(&self) -> Searcher {
+        let context = usize::try_from(self.args.context).unwrap_or(usize::MAX);
+        let context = if self.args.output == GrepMode::Content {
+            context
+        } else {
+            0
+        };
+        SearcherBuilder::new()
+            .binary_detection(BinaryDetection::quit(b'\x00'))
+            .line_number(true)
+            .multi_line(self.args.multiline)
+            .before_context(context)
+            .after_context(context)
+            .build()
+    }
+
+    fn file(&self, searcher: &mut Searcher, path: &Path) -> Found {
+        let mut sink = Collect {
+            found: Found {
+                path: path.to_path_buf(),
+                count: 0,
+                lines: Vec::new(),
+                binary: false,
+                error: None,
+            },
+            mode: self.args.output,
+            max_line_chars: self.max_line_chars,
+            // One file never needs more matching lines than the whole call may return.
+            limit: self.max_results,
+        };
+        let result = match self.documents.get(path) {
+            Some(doc) => searcher.search_slice(&self.matcher, doc.text.as_bytes(), &mut sink),
+            None => match File::open(path) {
+                Ok(file) => searcher.search_reader(
+                    &self.matcher,
+                    Cancellable {
+                        file,
+                        token: self.token,
+                    },
+                    &mut sink,
+                ),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = result {
+            if !self.token.is_cancelled() {
+                sink.found.error = Some(format!("{}: {e}", path.display()));
+            }
+            sink.found.count = 0;
+            sink.found.lines.clear();
+        }
+        sink.found
+    }
+}
+
+/// A file that stops reading once the call is cancelled, so even one huge file ends promptly.
+struct Cancellable<'a> {
+    file: File,
+    token: &'a CancellationToken,
+}
+
+impl Read for Cancellable<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.token.is_cancelled() {
+            return Err(io::Error::other("cancelled"));
+        }
+        self.file.read(buf)
+    }
+}
+
+struct Collect {
+    found: Found,
+    mode: GrepMode,
+    max_line_chars: usize,
+    limit: u64,
+}
+
+impl Collect {
+    fn line(&self, number: u64, bytes: &[u8], context: bool) -> GrepLine {
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let text = String::from_utf8_lossy(bytes);
+        let text = match text.char_indices().nth(self.max_line_chars) {
+            Some((at, _)) => format!(
+                "{} … [line cut: {} more bytes]",
+                &text[..at],
+                thousands((bytes.len() - at) as u64)
+            ),
+            None => text.into_owned(),
+        };
+        GrepLine {
+            line: number,
+            text,
+            context,
+        }
+    }
+}
+
+impl Sink for Collect {
+    type Error = io::Error;
+
+    fn matched(&mut self, _searcher: &Searcher, mat: &SinkMatch<'_>) -> Result<bool, io::Error> {
+        let first = mat.line_number().unwrap_or(0);
+        for (i, line) in mat.lines().enumerate() {
+            self.found.count += 1;
+            if self.mode == GrepMode::Content {
+                let line = self.line(first + i as u64, line, false);
+                self.found.lines.push(line);
+            }
+        }
+        Ok(match self.mode {
+            GrepMode::Files => false,
+            GrepMode::Content => self.found.count < self.limit,
+            GrepMode::Count => true,
+        })
+    }
+
+    fn context(&mut self, _searcher: &Searcher, ctx: &SinkContext<'_>) -> Result<bool, io::Error> {
+        if self.mode == GrepMode::Content {
+            let line = self.line(ctx.line_number().unwrap_or(0), ctx.bytes(), true);
+            self.found.lines.push(line);
+        }
+        Ok(true)
+    }
+
+    fn binary_data(&mut self, _searcher: &Searcher, _offset: u64) -> Result<bool, io::Error> {
+        self.found.binary = true;
+        Ok(false)
+    }
+}

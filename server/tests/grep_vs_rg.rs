@@ -1,0 +1,234 @@
+//! `grep` finds exactly the lines ripgrep finds: the same patterns over real code (this
+//! crate's sources) and over a tree built to be awkward (ignore files at several levels,
+//! hidden files, binary files, CRLF, invalid UTF-8, long lines), compared with `rg` run
+//! beside it. `tests/run` installs ripgrep; a missing `rg` fails the test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+use switchyard::documents::Documents;
+use switchyard::lanes::{Lanes, LanesConfig};
+use switchyard::tools::{CallContext, ToolOutput, Toolbox, ToolsConfig, Workspace};
+
+type Lines = BTreeSet<(String, u64, String)>;
+
+fn rg() -> String {
+    std::env::var("SWITCHYARD_RG").unwrap_or_else(|_| "rg".to_string())
+}
+
+fn rg_lines(root: &Path, pattern: &str, extra: &[&str]) -> Lines {
+    let out = Command::new(rg())
+        .current_dir(root)
+        .args([
+            "--no-config",
+            "-n",
+            "--no-heading",
+            "--with-filename",
+            "--color",
+            "never",
+        ])
+        .args(extra)
+        .arg("--")
+        .arg(pattern)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run ripgrep (`{}`): {e}; tests/run installs it",
+                rg()
+            )
+        });
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "rg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        // rg also prints `path: WARNING: stopped searching binary file after match (...)`.
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (path, number, text) = (parts.next()?, parts.next()?, parts.next().unwrap_or(""));
+            Some((path.to_string(), number.parse().ok()?, text.to_string()))
+        })
+        .collect()
+}
+
+fn our_lines(root: &Path, args: serde_json::Value) -> Lines {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lanes = Lanes::with_runtime(LanesConfig::default(), runtime.handle().clone()).unwrap();
+    let config = ToolsConfig {
+        grep_max_line_chars: usize::MAX,
+        max_output_bytes: 0,
+        ..ToolsConfig::default()
+    };
+    let toolbox = Toolbox::new(
+        Workspace::new([root.to_path_buf()]).unwrap(),
+        lanes,
+        Documents::new(),
+        config,
+    );
+    let mut args = args;
+    args["max_results"] = json!(10_000_000);
+    let output = runtime
+        .block_on(toolbox.run("grep", args, &CallContext::default()))
+        .unwrap();
+    let ToolOutput::Grep(grep) = output else {
+        panic!("not a grep result")
+    };
+    assert!(!grep.stopped_at_limit);
+    grep.files
+        .into_iter()
+        .flat_map(|file| {
+            let path = file.path.clone();
+            file.lines
+                .into_iter()
+                .filter(|l| !l.context)
+                .map(move |l| (path.clone(), l.line, l.text))
+        })
+        .collect()
+}
+
+fn assert_same(root: &Path, pattern: &str, rg_flags: &[&str], args: serde_json::Value) {
+    let theirs = rg_lines(root, pattern, rg_flags);
+    let ours = our_lines(root, args);
+    let missing: Vec<_> = theirs.difference(&ours).take(5).collect();
+    let extra: Vec<_> = ours.difference(&theirs).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "`{pattern}` {rg_flags:?}: {} lines from rg, {} from us\nonly rg: {missing:#?}\nonly us: {extra:#?}",
+        theirs.len(),
+        ours.len()
+    );
+    eprintln!("`{pattern}` {rg_flags:?}: {} identical lines", ours.len());
+}
+
+fn awkward_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |path: &str, content: &[u8]| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    };
+    Command::new("git")
+        .arg("init")
+        .arg("-q")
+        .arg(root)
+        .status()
+        .unwrap();
+    write(".gitignore", b"build/\n*.tmp\n!keep.tmp\n");
+    write("src/.ignore", b"generated.rs\n");
+    write(
+        "src/main.rs",
+        b"fn main() {\n    // TODO: fix\n    let s = \"fn in a string\";\n}\n",
+    );
+    write("src/generated.rs", b"fn generated() {} // TODO\n");
+    write("src/crlf.rs", b"fn crlf() {\r\n    todo!()\r\n}\r\n");
+    write("src/latin1.txt", b"fn caf\xE9 TODO\n");
+    write(
+        "src/unicode.md",
+        "# Überschrift — fn émoji 🚀 TODO\n".as_bytes(),
+    );
+    write(
+        "src/long.js",
+        format!(
+            "function f() {{ return '{}'; }} // TODO\n",
+            "x".repeat(20_000)
+        )
+        .as_bytes(),
+    );
+    write("build/out.rs", b"fn built() {} // TODO\n");
+    write("scratch.tmp", b"fn scratch() TODO\n");
+    write("keep.tmp", b"fn keep() TODO\n");
+    write(".hidden/secret.rs", b"fn hidden() TODO\n");
+    write("data/blob.bin", b"\x7fELF\0\0\0fn binary TODO\n");
+    let mut late_binary = b"fn before_nul() TODO\n".repeat(10_000);
+    late_binary.extend_from_slice(b"\0after the nul TODO\n");
+    write("data/late.bin", &late_binary);
+    write("deep/a/b/c/d/nested.py", b"def fn(): pass  # TODO\n\n\n");
+    dir
+}
+
+#[test]
+fn grep_matches_ripgrep_on_real_code() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (pattern, rg_flags, args) in [
+        ("fn", vec![], json!({"pattern": "fn"})),
+        ("TODO|FIXME", vec![], json!({"pattern": "TODO|FIXME"})),
+        (
+            r"\bpub\s+fn\s+\w+",
+            vec![],
+            json!({"pattern": r"\bpub\s+fn\s+\w+"}),
+        ),
+        (
+            "::",
+            vec!["-F"],
+            json!({"pattern": "::", "fixed_string": true}),
+        ),
+        (
+            "error",
+            vec!["-i"],
+            json!({"pattern": "error", "case_insensitive": true}),
+        ),
+        (
+            "Lane",
+            vec!["-S"],
+            json!({"pattern": "Lane", "smart_case": true}),
+        ),
+        ("^$", vec![], json!({"pattern": "^$"})),
+        (
+            "impl",
+            vec!["-g", "*.rs"],
+            json!({"pattern": "impl", "glob": "*.rs"}),
+        ),
+        (
+            "use",
+            vec!["-t", "rust"],
+            json!({"pattern": "use", "type": "rust"}),
+        ),
+    ] {
+        assert_same(&root, pattern, &rg_flags, args);
+    }
+}
+
+#[test]
+fn grep_matches_ripgrep_on_an_awkward_tree() {
+    let dir = awkward_tree();
+    for (pattern, rg_flags, args) in [
+        ("TODO", vec![], json!({"pattern": "TODO"})),
+        ("fn", vec![], json!({"pattern": "fn"})),
+        (
+            "todo",
+            vec!["-i"],
+            json!({"pattern": "todo", "case_insensitive": true}),
+        ),
+        ("é|🚀|\\xE9", vec![], json!({"pattern": "é|🚀|\\xE9"})),
+        ("^$", vec![], json!({"pattern": "^$"})),
+        ("x{100}", vec![], json!({"pattern": "x{100}"})),
+        (
+            "TODO",
+            vec!["-g", "*.rs"],
+            json!({"pattern": "TODO", "glob": "*.rs"}),
+        ),
+        (
+            "TODO",
+            vec!["-g", "!*.rs"],
+            json!({"pattern": "TODO", "glob": "!*.rs"}),
+        ),
+        (
+            "TODO",
+            vec!["-t", "py"],
+            json!({"pattern": "TODO", "type": "py"}),
+        ),
+    ] {
+        assert_same(dir.path(), pattern, &rg_flags, args);
+    }
+}
