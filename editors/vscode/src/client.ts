@@ -86,6 +86,7 @@ export class Client implements vscode.Disposable {
         } catch (err) {
             if (!(err instanceof config.ServerNotFound)) throw err;
             this.status.setServerState("missing", err.message);
+            this.serverLog.appendLine(`[error] ${err.message}`);
             void showServerNotFound(err);
             return undefined;
         }
@@ -95,7 +96,8 @@ export class Client implements vscode.Disposable {
         const executable: lc.Executable = {
             command: server.command,
             args: server.args,
-            transport: lc.TransportKind.stdio,
+            // No `transport`: with `TransportKind.stdio` the client appends `--stdio` to the
+            // arguments, which `switchyard lsp` does not take. Stdio is the default anyway.
             options: { env, cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath },
         };
         const clientOptions: lc.LanguageClientOptions = {
@@ -140,7 +142,7 @@ export class Client implements vscode.Disposable {
         try {
             await client.start();
         } catch (err) {
-            this.serverLog.appendLine(`the server failed to start: ${String(err)}`);
+            this.serverLog.appendLine(`[error] the server failed to start: ${errorMessage(err)}`);
             this.status.setServerState("stopped", "the server failed to start");
             const choice = await vscode.window.showErrorMessage(
                 `Switchyard: the server failed to start: ${errorMessage(err)}`,

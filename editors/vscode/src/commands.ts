@@ -42,6 +42,8 @@ export function register(ctx: Ctx): vscode.Disposable[] {
                 await run(ctx);
             } catch (err) {
                 if (isCancellation(err)) return;
+                // Logged too: a notification can be pushed out of sight by later ones.
+                ctx.client.serverLog.appendLine(`[error] ${id} failed: ${errorMessage(err)}`);
                 void vscode.window.showErrorMessage(`Switchyard: ${errorMessage(err)}`);
             }
         }),
@@ -110,8 +112,12 @@ async function ask(ctx: Ctx): Promise<void> {
             cancel,
         ),
     ).catch((err: unknown) => {
-        ctx.transcript.end(isCancellation(err) ? "cancelled" : `failed: ${errorMessage(err)}`);
-        throw err;
+        const why =
+            err instanceof lc.ResponseError && err.code === lc.ErrorCodes.MethodNotFound
+                ? new Error(`this server has no agent (${ext.ask.method}: method not found); update switchyard`)
+                : err;
+        ctx.transcript.end(isCancellation(why) ? "cancelled" : `failed: ${errorMessage(why)}`);
+        throw why;
     });
     ctx.sessionId = result.sessionId;
     ctx.transcript.end(result.stopReason ?? "done");
@@ -332,6 +338,7 @@ async function showDeadLetters(ctx: Ctx): Promise<void> {
             pick.items = await load();
             if (pick.items.length === 0) pick.hide();
         } catch (err) {
+            ctx.client.serverLog.appendLine(`[error] retrying dead letter ${item.letter.id} failed: ${errorMessage(err)}`);
             void vscode.window.showErrorMessage(`Switchyard: retry failed: ${errorMessage(err)}`);
         } finally {
             pick.busy = false;

@@ -259,9 +259,22 @@ async function startMockModel(tmp) {
 // ---- the workbench -----------------------------------------------------------------------
 
 class Workbench {
-  constructor(page, shots) {
+  constructor(page, shots, userData) {
     this.page = page;
     this.shots = shots;
+    this.userData = userData;
+    this.logOffset = 0;
+  }
+
+  /** The extension's log ("Switchyard Language Server" output channel), as VS Code writes it. */
+  extensionLog() {
+    const [file] = findFiles(path.join(this.userData, "logs"), (n) => n.endsWith("-Switchyard Language Server.log"));
+    return file ? fs.readFileSync(file, "utf8") : "";
+  }
+
+  /** From here on, `failIfExtensionError` looks only at new log lines. */
+  markLog() {
+    this.logOffset = this.extensionLog().length;
   }
 
   async screenshot(name) {
@@ -294,10 +307,19 @@ class Workbench {
     );
   }
 
-  /** Errors the extension reported itself ("Switchyard: ..."): waiting longer is pointless. */
+  /**
+   * Errors the extension reported (a "Switchyard: ..." error toast, or an `[error]` line in its
+   * log, since later notifications can push a toast out of sight): waiting longer is pointless.
+   */
   async failIfExtensionError() {
     const errors = (await this.notifications()).filter((n) => n.startsWith("[error] Switchyard: "));
-    if (errors.length > 0) throw new Fatal(`the extension said: ${errors.join(" | ")}`);
+    const logged = this.extensionLog()
+      .slice(this.logOffset)
+      .split("\n")
+      .filter((line) => line.startsWith("[error] "));
+    if (errors.length + logged.length > 0) {
+      throw new Fatal(`the extension said: ${[...errors, ...logged].join(" | ")}`);
+    }
   }
 
   /** Runs a command by its palette title. */
@@ -752,7 +774,7 @@ async function main() {
       if (msg.type() === "error") consoleErrors.push(msg.text().slice(0, 300));
     });
     page.on("pageerror", (err) => consoleErrors.push(String(err).slice(0, 300)));
-    const wb = new Workbench(page, shots);
+    const wb = new Workbench(page, shots, dirs.userData);
 
     await page.goto(`${base}/?folder=${encodeURIComponent(dirs.workspace)}`, {
       waitUntil: "domcontentloaded",
@@ -783,6 +805,7 @@ async function main() {
         continue;
       }
       log(`--- ${part}`);
+      wb.markLog();
       const start = Date.now();
       try {
         const detail = await runner(wb, dirs.workspace);
