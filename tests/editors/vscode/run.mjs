@@ -574,7 +574,21 @@ async function askPart(wb, workspace) {
     async () => JSON.stringify(await wb.editorText()),
   );
   await wb.screenshot("08-ask-undone");
-  return `edit applied to the unsaved buffer (dirty, disk untouched), ${approvals} approval prompt(s), undone with Ctrl+Z`;
+  return `edit applied to the unsaved buffer (dirty, disk untouched), ${approvals} approval prompt(s), undone with Ctrl+Z; model requests: ${modelRequests(workspace)}`;
+}
+
+/** What the mock model was asked: `POST /v1/chat/completions turn 0 → rule 0, ...`. */
+function modelRequests(workspace) {
+  const record = path.join(path.dirname(workspace), "mock-requests.jsonl");
+  if (!fs.existsSync(record)) return "none";
+  const lines = fs.readFileSync(record, "utf8").split("\n").filter(Boolean);
+  if (lines.length === 0) return "none";
+  return lines
+    .map((line) => {
+      const r = JSON.parse(line);
+      return `${r.method} ${r.path} turn ${r.turn} → ${r.status} (${r.rule === null || r.rule === undefined ? "no rule" : `rule ${r.rule}`})`;
+    })
+    .join(", ");
 }
 
 /** What the Switchyard output channel shows (the panel's editor). */
@@ -817,7 +831,8 @@ async function main() {
         } catch {
           // The page may be gone.
         }
-        results[part] = { ok: false, detail: `${err.message}${shot ? ` [screenshot ${shot}]` : ""}` };
+        const asked = part === "ask" ? `; model requests: ${modelRequests(dirs.workspace)}` : "";
+        results[part] = { ok: false, detail: `${err.message}${asked}${shot ? ` [screenshot ${shot}]` : ""}` };
         // Close whatever the failure left open before the next part.
         await page.keyboard.press("Escape").catch(() => {});
       }
