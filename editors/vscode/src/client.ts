@@ -176,7 +176,7 @@ export class Client implements vscode.Disposable {
 
 async function showServerNotFound(err: config.ServerNotFound): Promise<void> {
     const choice = await vscode.window.showErrorMessage(
-        `Switchyard: ${err.message}. Install it (\`cargo install --path server\`) or set switchyard.server.path.`,
+        `Switchyard: ${err.message}. ${err.advice}`,
         "Install Instructions",
         "Open Settings",
     );

@@ -115,9 +115,16 @@ export class ServerNotFound extends Error {
     constructor(readonly configured: string) {
         super(
             configured === "switchyard"
-                ? "cannot find the Switchyard server: `switchyard` is not on PATH"
-                : `cannot find the Switchyard server at \`${configured}\` (setting switchyard.server.path)`,
+                ? "cannot find the server: `switchyard` is not on PATH"
+                : `cannot find the server at \`${configured}\` (switchyard.server.path)`,
         );
+    }
+
+    /** What to do about it. */
+    get advice(): string {
+        return this.configured === "switchyard"
+            ? "Install it with `cargo install --path server`, or set switchyard.server.path to the binary."
+            : "Install it with `cargo install --path server`, or fix the setting.";
     }
 }
 

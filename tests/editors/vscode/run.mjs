@@ -7,7 +7,7 @@
 // Needs the variables tests/provision writes to env.sh: SWITCHYARD_NODE24,
 // SWITCHYARD_CODE_SERVER, SWITCHYARD_CHROMIUM, SWITCHYARD_NODE_MODULES; and the binaries
 // target/debug/switchyard and target/debug/mock-model (CARGO_TARGET_DIR is honoured).
-// Optional: SWITCHYARD_VSCODE_PARTS=analyze,stats,ask (default all three),
+// Optional: SWITCHYARD_VSCODE_PARTS=analyze,stats,ask,missing (default all, in order),
 // SWITCHYARD_VSCODE_KEEP=1 keeps the temporary folder.
 //
 // Parts:
@@ -18,6 +18,8 @@
 //   ask      "Switchyard: Ask…" on a modified, unsaved file: the mock model answers with an
 //            `edit` tool call; the edit lands in the buffer, the file stays unsaved, and
 //            Ctrl+Z takes the agent's edit back.
+//   missing  switchyard.server.path pointing nowhere: after the offered restart, an error
+//            naming the missing binary, with an Install Instructions button.
 // Screenshots of every step go to tests/out/vscode/. Every wait has a deadline; on failure
 // the script says what it saw (screenshot, logs) and exits non-zero. Processes it starts
 // are stopped by process id (code-server with its process group), also on failure.
@@ -322,29 +324,46 @@ class Workbench {
     }
   }
 
+  /**
+   * Opens the quick input with `key` and types `text` into it. Keys pressed while a webview
+   * (a Markdown preview) has focus reach the workbench, but focus goes back to the webview
+   * and the quick input closes again; so focus leaves any webview first, and a quick input
+   * that closed before it could be typed into is opened again.
+   */
+  async quickInput(key, text) {
+    const page = this.page;
+    const input = page.locator(".quick-input-widget .quick-input-box input");
+    for (let attempt = 1; ; attempt++) {
+      await page.evaluate(() => {
+        if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+      });
+      await page.keyboard.press(key);
+      try {
+        await input.waitFor({ state: "visible", timeout: DEADLINE.palette / 3 });
+        await input.fill(text, { timeout: DEADLINE.palette / 3 });
+        return;
+      } catch (err) {
+        if (attempt === 3) throw new Error(`the quick input (${key}) did not stay open: ${err.message.split("\n")[0]}`);
+        await page.keyboard.press("Escape");
+      }
+    }
+  }
+
   /** Runs a command by its palette title. */
   async runCommand(title) {
-    const page = this.page;
-    await page.keyboard.press("F1");
-    const input = page.locator(".quick-input-widget .quick-input-box input");
-    await input.waitFor({ state: "visible", timeout: DEADLINE.palette });
-    await input.fill(`>${title}`);
-    const row = page.locator(".quick-input-widget .monaco-list-row", { hasText: title }).first();
+    await this.quickInput("F1", `>${title}`);
+    const row = this.page.locator(".quick-input-widget .monaco-list-row", { hasText: title }).first();
     await row.waitFor({ state: "visible", timeout: DEADLINE.palette });
     await row.click();
   }
 
   /** Opens a workspace file with Quick Open. */
   async openFile(relative) {
-    const page = this.page;
-    await page.keyboard.press("Control+P");
-    const input = page.locator(".quick-input-widget .quick-input-box input");
-    await input.waitFor({ state: "visible", timeout: DEADLINE.palette });
-    await input.fill(relative);
+    await this.quickInput("Control+P", relative);
     const name = path.basename(relative);
-    const row = page.locator(".quick-input-widget .monaco-list-row", { hasText: name }).first();
+    const row = this.page.locator(".quick-input-widget .monaco-list-row", { hasText: name }).first();
     await row.waitFor({ state: "visible", timeout: DEADLINE.palette });
-    await page.keyboard.press("Enter");
+    await row.click();
     await this.tab(name).waitFor({ state: "visible", timeout: DEADLINE.openFile });
   }
 
@@ -577,6 +596,40 @@ async function askPart(wb, workspace) {
   return `edit applied to the unsaved buffer (dirty, disk untouched), ${approvals} approval prompt(s), undone with Ctrl+Z; model requests: ${modelRequests(workspace)}`;
 }
 
+async function missingServerPart(wb) {
+  const page = wb.page;
+  // The user points the extension at a binary that is not there: the extension offers a
+  // restart, then says what is missing and offers the install instructions.
+  const missing = path.join(path.dirname(wb.userData), "no-such-dir/switchyard");
+  fs.writeFileSync(
+    path.join(wb.userData, "Machine/settings.json"),
+    `${JSON.stringify({ "switchyard.server.path": missing }, null, 2)}\n`,
+  );
+  const restart = page
+    .locator(".notifications-toasts .notification-toast", { hasText: "restart the server" })
+    .locator(".monaco-button", { hasText: "Restart" })
+    .first();
+  const prompted = await waitFor("the offer to restart the server", DEADLINE.hover, () => restart.isVisible()).catch(
+    () => false,
+  );
+  if (prompted) await restart.click();
+  else await wb.runCommand("Switchyard: Restart Server");
+  const error = page.locator(".notifications-toasts .notification-toast", { hasText: "Switchyard: cannot find the server" });
+  await waitFor(
+    "the missing-server error with its Install Instructions button",
+    DEADLINE.serverRunning,
+    async () =>
+      (await error.isVisible()) &&
+      (await error.locator(".monaco-button", { hasText: "Install Instructions" }).isVisible()) &&
+      /not running/.test((await wb.statusItem()).label),
+    async () => `notifications: ${(await wb.notifications()).join(" | ")}; status: ${JSON.stringify(await wb.statusItem())}`,
+  );
+  await wb.screenshot("09-missing-server");
+  return `${prompted ? "restart offered on the settings change; " : "restarted from the palette; "}error: ${(
+    await error.locator(".notification-list-item-message").innerText()
+  ).trim()}`;
+}
+
 /** What the mock model was asked: `POST /v1/chat/completions turn 0 → rule 0, ...`. */
 function modelRequests(workspace) {
   const record = path.join(path.dirname(workspace), "mock-requests.jsonl");
@@ -632,7 +685,7 @@ async function main() {
   const codeServer = requireEnv("SWITCHYARD_CODE_SERVER");
   const chromiumPath = requireEnv("SWITCHYARD_CHROMIUM");
   const nodeModules = requireEnv("SWITCHYARD_NODE_MODULES");
-  const parts = (process.env.SWITCHYARD_VSCODE_PARTS ?? "analyze,stats,ask").split(",").map((p) => p.trim());
+  const parts = (process.env.SWITCHYARD_VSCODE_PARTS ?? "analyze,stats,ask,missing").split(",").map((p) => p.trim());
   const server = requireFile(path.join(targetDir, "debug/switchyard"), "build it with `cargo build --workspace --bins`");
 
   fs.rmSync(outDir, { recursive: true, force: true });
@@ -810,7 +863,7 @@ async function main() {
     );
     await wb.screenshot("01-workbench");
 
-    const partRunners = { analyze: analyzePart, stats: statsPart, ask: askPart };
+    const partRunners = { analyze: analyzePart, stats: statsPart, ask: askPart, missing: missingServerPart };
     for (const part of parts) {
       if (results[part].detail !== "not run") continue; // Failed in setup already.
       const runner = partRunners[part];
