@@ -137,7 +137,9 @@ export class Client implements vscode.Disposable {
             else this.status.setServerState("stopped", "the server stopped");
         });
         client.onNotification(ext.laneStatus, (params) => this.laneStatusEmitter.fire(params));
-        client.onNotification(ext.sessionUpdate, (params) => this.sessionUpdateEmitter.fire(params));
+        client.onNotification(ext.sessionUpdate, (params) =>
+            this.sessionUpdateEmitter.fire(params),
+        );
         this.client = client;
         try {
             await client.start();
@@ -158,7 +160,10 @@ export class Client implements vscode.Disposable {
         if (!e.affectsConfiguration(config.SECTION)) return;
         if (config.RESTART_SETTINGS.some((s) => e.affectsConfiguration(s))) {
             void vscode.window
-                .showInformationMessage("Switchyard: restart the server to use the new server settings?", "Restart")
+                .showInformationMessage(
+                    "Switchyard: restart the server to use the new server settings?",
+                    "Restart",
+                )
                 .then((choice) => (choice === "Restart" ? this.restart() : undefined));
             return;
         }
@@ -170,7 +175,9 @@ export class Client implements vscode.Disposable {
             .sendNotification(lc.DidChangeConfigurationNotification.type, {
                 settings: { [config.SECTION]: config.serverConfig() },
             })
-            .catch((err: unknown) => this.serverLog.appendLine(`didChangeConfiguration failed: ${String(err)}`));
+            .catch((err: unknown) =>
+                this.serverLog.appendLine(`didChangeConfiguration failed: ${String(err)}`),
+            );
     }
 }
 
@@ -183,7 +190,10 @@ async function showServerNotFound(err: config.ServerNotFound): Promise<void> {
     if (choice === "Install Instructions") {
         await vscode.env.openExternal(vscode.Uri.parse(INSTALL_URL));
     } else if (choice === "Open Settings") {
-        await vscode.commands.executeCommand("workbench.action.openSettings", "switchyard.server.path");
+        await vscode.commands.executeCommand(
+            "workbench.action.openSettings",
+            "switchyard.server.path",
+        );
     }
 }
 

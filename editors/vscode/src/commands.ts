@@ -57,12 +57,20 @@ async function analyze(ctx: Ctx): Promise<void> {
     if (client === undefined) return;
     // The extension opens the report itself (as a preview), so no `show`.
     const params: ext.AnalyzeWorkspaceParams = {};
-    const result = (await withServerProgress(ctx, client, "Switchyard: analyzing the workspace", (token, cancel) =>
-        client.sendRequest(
-            lc.ExecuteCommandRequest.type,
-            { command: ext.Command.analyzeWorkspace, arguments: [params], workDoneToken: token },
-            cancel,
-        ),
+    const result = (await withServerProgress(
+        ctx,
+        client,
+        "Switchyard: analyzing the workspace",
+        (token, cancel) =>
+            client.sendRequest(
+                lc.ExecuteCommandRequest.type,
+                {
+                    command: ext.Command.analyzeWorkspace,
+                    arguments: [params],
+                    workDoneToken: token,
+                },
+                cancel,
+            ),
     )) as ext.AnalyzeWorkspaceResult | null;
     if (!result) throw new Error("the server returned no analysis");
     const report = vscode.Uri.parse(result.reportUri);
@@ -105,16 +113,22 @@ async function ask(ctx: Ctx): Promise<void> {
         selection: c2p.asRange(editor.selection),
     };
     ctx.transcript.begin(prompt);
-    const result = await withServerProgress(ctx, client, "Switchyard: working on it", (token, cancel) =>
-        client.sendRequest(
-            ext.ask,
-            { sessionId: ctx.sessionId, prompt, context, workDoneToken: token },
-            cancel,
-        ),
+    const result = await withServerProgress(
+        ctx,
+        client,
+        "Switchyard: working on it",
+        (token, cancel) =>
+            client.sendRequest(
+                ext.ask,
+                { sessionId: ctx.sessionId, prompt, context, workDoneToken: token },
+                cancel,
+            ),
     ).catch((err: unknown) => {
         const why =
             err instanceof lc.ResponseError && err.code === lc.ErrorCodes.MethodNotFound
-                ? new Error(`this server has no agent (${ext.ask.method}: method not found); update switchyard`)
+                ? new Error(
+                      `this server has no agent (${ext.ask.method}: method not found); update switchyard`,
+                  )
                 : err;
         ctx.transcript.end(isCancellation(why) ? "cancelled" : `failed: ${errorMessage(why)}`);
         throw why;
@@ -165,8 +179,11 @@ export class Transcript implements vscode.Disposable {
                 const mark = status === "completed" ? "✓" : status === "failed" ? "✗" : "⚙";
                 const took = u.durationMs === undefined ? "" : ` in ${formatMs(u.durationMs)}`;
                 const why = u.error ? `: ${u.error}` : "";
-                this.line(`  ${mark} ${title}${lane(u.lane ?? known?.lane)} ${status}${took}${why}`);
-                if (status !== "in_progress" && status !== "pending") this.tools.delete(u.toolCallId);
+                this.line(
+                    `  ${mark} ${title}${lane(u.lane ?? known?.lane)} ${status}${took}${why}`,
+                );
+                if (status !== "in_progress" && status !== "pending")
+                    this.tools.delete(u.toolCallId);
                 return;
             }
             default:
@@ -201,7 +218,9 @@ function formatMs(ms: number): string {
 
 async function newSession(ctx: Ctx): Promise<void> {
     ctx.sessionId = undefined;
-    void vscode.window.showInformationMessage("Switchyard: the next question starts a new session.");
+    void vscode.window.showInformationMessage(
+        "Switchyard: the next question starts a new session.",
+    );
 }
 
 // ---- Cancel ------------------------------------------------------------------------------
@@ -251,7 +270,9 @@ async function showQueueStats(ctx: Ctx): Promise<void> {
 
 function renderQueueStats(stats: ext.MetricsSnapshot): string {
     const out = ["# Switchyard queue stats", "", `_${new Date().toLocaleString()}_`, ""];
-    out.push("| lane | max | queued | running | submitted | completed | failed | timed out | cancelled | retried | dead-lettered |");
+    out.push(
+        "| lane | max | queued | running | submitted | completed | failed | timed out | cancelled | retried | dead-lettered |",
+    );
     out.push("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const l of stats.lanes) {
         const max = l.config.max_concurrency ?? "∞";
@@ -261,7 +282,9 @@ function renderQueueStats(stats: ext.MetricsSnapshot): string {
     }
     const ms = (us: number) => (us / 1000).toFixed(us < 10_000 ? 2 : 0);
     out.push("", "## Latency (ms)", "");
-    out.push("| lane | waits | wait p50 | wait p90 | wait p99 | runs | run p50 | run p90 | run p99 | run max |");
+    out.push(
+        "| lane | waits | wait p50 | wait p90 | wait p99 | runs | run p50 | run p90 | run p99 | run max |",
+    );
     out.push("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const l of stats.lanes) {
         const w = l.queueWait;
@@ -271,7 +294,9 @@ function renderQueueStats(stats: ext.MetricsSnapshot): string {
         );
     }
     out.push("", "## Overall", "");
-    out.push(`- running now: ${stats.globalRunning} (cap: ${stats.globalMaxConcurrency ?? "none"})`);
+    out.push(
+        `- running now: ${stats.globalRunning} (cap: ${stats.globalMaxConcurrency ?? "none"})`,
+    );
     out.push(
         `- dead letters: ${stats.deadLetters} of ${stats.deadLetterCapacity} kept, ${stats.deadLettersEvicted} evicted (Switchyard: Show Dead Letters)`,
     );
@@ -338,7 +363,9 @@ async function showDeadLetters(ctx: Ctx): Promise<void> {
             pick.items = await load();
             if (pick.items.length === 0) pick.hide();
         } catch (err) {
-            ctx.client.serverLog.appendLine(`[error] retrying dead letter ${item.letter.id} failed: ${errorMessage(err)}`);
+            ctx.client.serverLog.appendLine(
+                `[error] retrying dead letter ${item.letter.id} failed: ${errorMessage(err)}`,
+            );
             void vscode.window.showErrorMessage(`Switchyard: retry failed: ${errorMessage(err)}`);
         } finally {
             pick.busy = false;
@@ -362,7 +389,8 @@ async function restartServer(ctx: Ctx): Promise<void> {
 
 async function setApiKey(ctx: Ctx): Promise<void> {
     const configured = config.configuredProvider();
-    const providers: config.Provider[] = configured === "anthropic" ? ["anthropic", "openai"] : ["openai", "anthropic"];
+    const providers: config.Provider[] =
+        configured === "anthropic" ? ["anthropic", "openai"] : ["openai", "anthropic"];
     const picked = await vscode.window.showQuickPick(
         providers.map((p) => ({ label: p, description: config.API_KEY_ENV[p], provider: p })),
         { title: "Switchyard: Set API Key", placeHolder: "Which provider's key?" },
@@ -406,7 +434,10 @@ async function withServerProgress<T>(
             let done = 0;
             const listener = client.onProgress(lc.WorkDoneProgress.type, token, (value) => {
                 if (value.kind === "end") return;
-                const step = value.percentage === undefined ? undefined : Math.max(0, value.percentage - done);
+                const step =
+                    value.percentage === undefined
+                        ? undefined
+                        : Math.max(0, value.percentage - done);
                 if (value.percentage !== undefined) done = Math.max(done, value.percentage);
                 progress.report({ message: value.message, increment: step });
                 ctx.status.setProgress(token, value.message ?? title);
@@ -428,7 +459,7 @@ async function withServerProgress<T>(
 function isCancellation(err: unknown): boolean {
     return (
         (err instanceof lc.ResponseError && err.code === lc.LSPErrorCodes.RequestCancelled) ||
-        (err instanceof vscode.CancellationError)
+        err instanceof vscode.CancellationError
     );
 }
 

@@ -85,7 +85,9 @@ export function serverConfig(scope?: vscode.ConfigurationScope): JsonObject {
 
     // Tool names are the server's own (snake_case already); only the values are checked.
     const approvals: JsonObject = {};
-    for (const [tool, mode] of Object.entries(config.get<Record<string, unknown>>("approvals") ?? {})) {
+    for (const [tool, mode] of Object.entries(
+        config.get<Record<string, unknown>>("approvals") ?? {},
+    )) {
         if (mode === "allow" || mode === "ask" || mode === "deny") approvals[tool] = mode;
     }
     if (Object.keys(approvals).length > 0) out["approvals"] = approvals;
@@ -158,7 +160,8 @@ function findExecutable(configured: string, env: NodeJS.ProcessEnv): string | un
         if (!dir) continue;
         const candidate = path.join(dir, name);
         if (isExecutable(candidate)) return candidate;
-        if (process.platform === "win32" && isExecutable(`${candidate}.exe`)) return `${candidate}.exe`;
+        if (process.platform === "win32" && isExecutable(`${candidate}.exe`))
+            return `${candidate}.exe`;
     }
     return undefined;
 }

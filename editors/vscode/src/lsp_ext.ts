@@ -231,7 +231,9 @@ export interface CompleteTaskParams {
 }
 
 /** Client → server: completes a claimed task, as if its lane had run it. */
-export const completeTask = new lc.RequestType<CompleteTaskParams, null, void>("switchyard/completeTask");
+export const completeTask = new lc.RequestType<CompleteTaskParams, null, void>(
+    "switchyard/completeTask",
+);
 
 // ---- the agent ---------------------------------------------------------------------------
 // Not in ext.rs yet: written from DESIGN.md ("switchyard/ask", "switchyard/sessionUpdate"
@@ -301,4 +303,6 @@ export interface SessionUpdateParams {
 }
 
 /** Server → client: what an agent session is doing. */
-export const sessionUpdate = new lc.NotificationType<SessionUpdateParams>("switchyard/sessionUpdate");
+export const sessionUpdate = new lc.NotificationType<SessionUpdateParams>(
+    "switchyard/sessionUpdate",
+);

@@ -127,7 +127,9 @@ export class StatusBar implements vscode.Disposable {
         if (lanes.length === 0) {
             md.appendMarkdown("No lane activity yet.\n\n");
         } else {
-            md.appendMarkdown("| lane | queued | running | done | failed | cancelled | dead-lettered |\n");
+            md.appendMarkdown(
+                "| lane | queued | running | done | failed | cancelled | dead-lettered |\n",
+            );
             md.appendMarkdown("|:--|--:|--:|--:|--:|--:|--:|\n");
             for (const l of lanes) {
                 md.appendMarkdown(
@@ -136,7 +138,9 @@ export class StatusBar implements vscode.Disposable {
             }
             md.appendMarkdown("\n");
             if (this.deadLetters > 0) {
-                md.appendMarkdown(`${this.deadLetters} dead letter${this.deadLetters === 1 ? "" : "s"} kept (Switchyard: Show Dead Letters).\n\n`);
+                md.appendMarkdown(
+                    `${this.deadLetters} dead letter${this.deadLetters === 1 ? "" : "s"} kept (Switchyard: Show Dead Letters).\n\n`,
+                );
             }
         }
         md.appendMarkdown("Click for the queue stats.");
@@ -148,7 +152,9 @@ export class StatusBar implements vscode.Disposable {
             const i = LANE_ORDER.indexOf(lane);
             return i === -1 ? LANE_ORDER.length : i;
         };
-        return [...this.lanes.values()].sort((a, b) => rank(a.lane) - rank(b.lane) || a.lane.localeCompare(b.lane));
+        return [...this.lanes.values()].sort(
+            (a, b) => rank(a.lane) - rank(b.lane) || a.lane.localeCompare(b.lane),
+        );
     }
 }
 

@@ -128,8 +128,14 @@ function run(command, args, options = {}) {
     ...options,
   });
   if (result.status !== 0) {
-    const output = `${result.stdout ?? ""}${result.stderr ?? ""}`.trim().split("\n").slice(-40).join("\n");
-    const why = result.error ? result.error.message : `exit status ${result.status ?? result.signal}`;
+    const output = `${result.stdout ?? ""}${result.stderr ?? ""}`
+      .trim()
+      .split("\n")
+      .slice(-40)
+      .join("\n");
+    const why = result.error
+      ? result.error.message
+      : `exit status ${result.status ?? result.signal}`;
     throw new Error(`${command} ${args.join(" ")} failed (${why}):\n${output}`);
   }
   return result.stdout;
@@ -177,7 +183,9 @@ async function waitFor(what, ms, probe, describe = async () => "") {
         // Nothing more to say.
       }
       const because = lastError ? ` (last error: ${lastError.message ?? lastError})` : "";
-      throw new Error(`timed out after ${ms / 1000}s waiting for ${what}${because}${seen ? `; saw: ${seen}` : ""}`);
+      throw new Error(
+        `timed out after ${ms / 1000}s waiting for ${what}${because}${seen ? `; saw: ${seen}` : ""}`,
+      );
     }
     await sleep(250);
   }
@@ -188,7 +196,9 @@ async function waitFor(what, ms, probe, describe = async () => "") {
 function requireEnv(name) {
   const value = process.env[name];
   if (!value) {
-    throw new Error(`${name} is not set: run tests/provision and source the env.sh it prints (tests/run does)`);
+    throw new Error(
+      `${name} is not set: run tests/provision and source the env.sh it prints (tests/run does)`,
+    );
   }
   return value;
 }
@@ -198,7 +208,10 @@ function requireFile(file, hint) {
   return file;
 }
 
-/** `npm ci` when node_modules is missing or older than the lockfile, then typecheck and package. */
+/**
+ * `npm ci` when node_modules is missing or was installed from another lockfile, then the
+ * format check, the typecheck and the package.
+ */
 function packageExtension(toolEnv) {
   const lock = fs.readFileSync(path.join(extensionDir, "package-lock.json"));
   const want = createHash("sha256").update(lock).digest("hex");
@@ -210,6 +223,8 @@ function packageExtension(toolEnv) {
     run("npm", ["ci", "--no-audit", "--no-fund"], npmOptions);
     fs.writeFileSync(stamp, `${want}\n`);
   }
+  log("prettier --check");
+  run("npm", ["run", "--silent", "format:check"], npmOptions);
   log("tsc --noEmit");
   run("npm", ["run", "--silent", "typecheck"], npmOptions);
   log("vsce package");
@@ -221,7 +236,10 @@ function packageExtension(toolEnv) {
 
 /** Starts `mock-model` with the ask script; resolves to its base URL. */
 async function startMockModel(tmp) {
-  const binary = requireFile(path.join(targetDir, "debug/mock-model"), "build it with `cargo build --workspace --bins`");
+  const binary = requireFile(
+    path.join(targetDir, "debug/mock-model"),
+    "build it with `cargo build --workspace --bins`",
+  );
   const child = startProcess(
     "mock-model",
     binary,
@@ -242,7 +260,10 @@ async function startMockModel(tmp) {
   child.stderr.on("data", (d) => (stderr += d));
   return new Promise((resolve, reject) => {
     let stdout = "";
-    const timer = setTimeout(() => reject(new Error(`mock-model did not start in 10s: ${stderr}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`mock-model did not start in 10s: ${stderr}`)),
+      10_000,
+    );
     child.stdout.on("data", (data) => {
       stdout += data;
       const match = /^listening (http:\/\/\S+)/m.exec(stdout);
@@ -270,7 +291,9 @@ class Workbench {
 
   /** The extension's log ("Switchyard Language Server" output channel), as VS Code writes it. */
   extensionLog() {
-    const [file] = findFiles(path.join(this.userData, "logs"), (n) => n.endsWith("-Switchyard Language Server.log"));
+    const [file] = findFiles(path.join(this.userData, "logs"), (n) =>
+      n.endsWith("-Switchyard Language Server.log"),
+    );
     return file ? fs.readFileSync(file, "utf8") : "";
   }
 
@@ -343,7 +366,10 @@ class Workbench {
         await input.fill(text, { timeout: DEADLINE.palette / 3 });
         return;
       } catch (err) {
-        if (attempt === 3) throw new Error(`the quick input (${key}) did not stay open: ${err.message.split("\n")[0]}`);
+        if (attempt === 3)
+          throw new Error(
+            `the quick input (${key}) did not stay open: ${err.message.split("\n")[0]}`,
+          );
         await page.keyboard.press("Escape");
       }
     }
@@ -352,7 +378,9 @@ class Workbench {
   /** Runs a command by its palette title. */
   async runCommand(title) {
     await this.quickInput("F1", `>${title}`);
-    const row = this.page.locator(".quick-input-widget .monaco-list-row", { hasText: title }).first();
+    const row = this.page
+      .locator(".quick-input-widget .monaco-list-row", { hasText: title })
+      .first();
     await row.waitFor({ state: "visible", timeout: DEADLINE.palette });
     await row.click();
   }
@@ -361,7 +389,9 @@ class Workbench {
   async openFile(relative) {
     await this.quickInput("Control+P", relative);
     const name = path.basename(relative);
-    const row = this.page.locator(".quick-input-widget .monaco-list-row", { hasText: name }).first();
+    const row = this.page
+      .locator(".quick-input-widget .monaco-list-row", { hasText: name })
+      .first();
     await row.waitFor({ state: "visible", timeout: DEADLINE.palette });
     await row.click();
     await this.tab(name).waitFor({ state: "visible", timeout: DEADLINE.openFile });
@@ -374,7 +404,9 @@ class Workbench {
   /** The text of the visible editor showing `name`, lines in order. */
   async editorText() {
     return this.page
-      .locator(".part.editor .editor-group-container.active .editor-instance .monaco-editor .view-lines")
+      .locator(
+        ".part.editor .editor-group-container.active .editor-instance .monaco-editor .view-lines",
+      )
       .first()
       .evaluate((el) =>
         [...el.querySelectorAll(".view-line")]
@@ -387,7 +419,9 @@ class Workbench {
 
   async focusEditor() {
     await this.page
-      .locator(".part.editor .editor-group-container.active .editor-instance .monaco-editor .view-lines")
+      .locator(
+        ".part.editor .editor-group-container.active .editor-instance .monaco-editor .view-lines",
+      )
       .first()
       .click();
   }
@@ -421,18 +455,23 @@ async function analyzePart(wb, workspace) {
       const entry = `${icon.includes("spin") ? "[spin] " : ""}${el.innerText.trim()}`;
       if (seen.at(-1) !== entry) seen.push(entry);
     };
-    new MutationObserver(record).observe(document.querySelector(".part.statusbar") ?? document.body, {
-      subtree: true,
-      childList: true,
-      characterData: true,
-      attributes: true,
-    });
+    new MutationObserver(record).observe(
+      document.querySelector(".part.statusbar") ?? document.body,
+      {
+        subtree: true,
+        childList: true,
+        characterData: true,
+        attributes: true,
+      },
+    );
     record();
   }, STATUS_ITEM);
 
   await wb.runCommand("Switchyard: Analyze Workspace");
   const reportFile = path.join(workspace, ".switchyard/analysis.md");
-  const tab = page.locator(".part.editor .tabs-container .tab", { hasText: /Preview analysis\.md/i }).first();
+  const tab = page
+    .locator(".part.editor .tabs-container .tab", { hasText: /Preview analysis\.md/i })
+    .first();
   await waitFor(
     "the Markdown preview of the report (a tab 'Preview analysis.md')",
     DEADLINE.analyze,
@@ -440,7 +479,8 @@ async function analyzePart(wb, workspace) {
       await wb.failIfExtensionError();
       return tab.isVisible();
     },
-    async () => `tabs: ${await tabTitles(page)}; notifications: ${(await wb.notifications()).join(" | ")}`,
+    async () =>
+      `tabs: ${await tabTitles(page)}; notifications: ${(await wb.notifications()).join(" | ")}`,
   );
 
   // The preview shows the report: its first heading (from the file when the server wrote
@@ -448,14 +488,19 @@ async function analyzePart(wb, workspace) {
   let heading;
   if (fs.existsSync(reportFile)) {
     heading = /^#+\s+(.+)$/m.exec(fs.readFileSync(reportFile, "utf8"))?.[1]?.trim();
-    log(`report written to ${path.relative(workspace, reportFile)}${heading ? `, first heading "${heading}"` : ""}`);
+    log(
+      `report written to ${path.relative(workspace, reportFile)}${heading ? `, first heading "${heading}"` : ""}`,
+    );
   } else {
-    log("the server wrote no .switchyard/analysis.md; expecting the returned Markdown in the preview");
+    log(
+      "the server wrote no .switchyard/analysis.md; expecting the returned Markdown in the preview",
+    );
   }
   await waitFor(
     heading ? `the preview to show "${heading}"` : "the preview to show the report",
     DEADLINE.preview,
-    async () => (await wb.frameTexts()).some((t) => (heading ? t.includes(heading) : t.trim().length > 20)),
+    async () =>
+      (await wb.frameTexts()).some((t) => (heading ? t.includes(heading) : t.trim().length > 20)),
     async () => (await wb.frameTexts()).map((t) => t.slice(0, 200)).join(" || "),
   );
   await wb.screenshot("02-analyze-preview");
@@ -464,9 +509,17 @@ async function analyzePart(wb, workspace) {
   const seen = await page.evaluate(() => window.__switchyardStatus);
   log(`status bar states during the analysis: ${JSON.stringify(seen)}`);
   const busy = seen.filter((s) => /\b[CQEG] \d+(\/\d+)?\b/.test(s));
-  await waitFor("the status bar item to be idle", DEADLINE.preview, async () => (await wb.statusItem()).label === "Switchyard: idle", async () => JSON.stringify(await wb.statusItem()));
+  await waitFor(
+    "the status bar item to be idle",
+    DEADLINE.preview,
+    async () => (await wb.statusItem()).label === "Switchyard: idle",
+    async () => JSON.stringify(await wb.statusItem()),
+  );
   await page.locator(STATUS_ITEM).hover();
-  const hover = page.locator(".workbench-hover, .monaco-hover").filter({ hasText: "Switchyard" }).first();
+  const hover = page
+    .locator(".workbench-hover, .monaco-hover")
+    .filter({ hasText: "Switchyard" })
+    .first();
   const tooltip = await waitFor(
     "the status bar tooltip with the lanes",
     DEADLINE.hover,
@@ -482,7 +535,9 @@ async function analyzePart(wb, workspace) {
   const query = /Query (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(tooltip);
   const done = query ? Number(query[3]) : 0;
   if (done === 0) {
-    throw new Error(`the status bar tooltip counts no finished Query task after the analysis: ${tooltip}`);
+    throw new Error(
+      `the status bar tooltip counts no finished Query task after the analysis: ${tooltip}`,
+    );
   }
   return `preview opened${heading ? ` ("${heading}")` : ""}; tooltip: ${tooltip}; busy states seen: ${
     busy.length ? busy.join(", ") : "none (the lanes finished between two notifications)"
@@ -497,21 +552,27 @@ async function statsPart(wb) {
     DEADLINE.preview,
     async () => {
       await wb.failIfExtensionError();
-      return (await wb.frameTexts()).some((t) => t.includes("Switchyard queue stats") && /Query/.test(t));
+      return (await wb.frameTexts()).some(
+        (t) => t.includes("Switchyard queue stats") && /Query/.test(t),
+      );
     },
-    async () => `tabs: ${await tabTitles(page)}; notifications: ${(await wb.notifications()).join(" | ")}`,
+    async () =>
+      `tabs: ${await tabTitles(page)}; notifications: ${(await wb.notifications()).join(" | ")}`,
   );
   await wb.screenshot("04-queue-stats");
 
   await wb.runCommand("Switchyard: Show Dead Letters");
-  const picker = page.locator(".quick-input-widget .quick-input-title", { hasText: "Switchyard: Dead Letters" });
+  const picker = page.locator(".quick-input-widget .quick-input-title", {
+    hasText: "Switchyard: Dead Letters",
+  });
   const shown = await waitFor(
     "the dead letters (a picker, or a message that there are none)",
     DEADLINE.preview,
     async () => {
       await wb.failIfExtensionError();
       if (await picker.isVisible()) return "picker";
-      if ((await wb.notifications()).some((n) => n.includes("Switchyard: no dead letters"))) return "none";
+      if ((await wb.notifications()).some((n) => n.includes("Switchyard: no dead letters")))
+        return "none";
       return false;
     },
     async () => `notifications: ${(await wb.notifications()).join(" | ")}`,
@@ -527,18 +588,26 @@ async function askPart(wb, workspace) {
   const onDisk = fs.readFileSync(file, "utf8");
 
   await wb.openFile("src/greet.rs");
-  await waitFor("greet.rs in the editor", DEADLINE.openFile, async () => (await wb.editorText()).includes("Hello, {name}!"));
+  await waitFor("greet.rs in the editor", DEADLINE.openFile, async () =>
+    (await wb.editorText()).includes("Hello, {name}!"),
+  );
   await wb.focusEditor();
   await page.keyboard.press("Control+End");
   await page.keyboard.type(`\n${TYPED_LINE}`);
-  const dirtyTab = page.locator(".part.editor .tabs-container .tab.dirty", { hasText: "greet.rs" }).first();
-  await waitFor("greet.rs to be modified", DEADLINE.openFile, async () =>
-    (await dirtyTab.isVisible()) && (await wb.editorText()).includes(TYPED_LINE),
+  const dirtyTab = page
+    .locator(".part.editor .tabs-container .tab.dirty", { hasText: "greet.rs" })
+    .first();
+  await waitFor(
+    "greet.rs to be modified",
+    DEADLINE.openFile,
+    async () => (await dirtyTab.isVisible()) && (await wb.editorText()).includes(TYPED_LINE),
   );
   await wb.screenshot("06-ask-typed");
 
   await wb.runCommand("Switchyard: Ask…");
-  const title = page.locator(".quick-input-widget .quick-input-title", { hasText: "Switchyard: Ask" });
+  const title = page.locator(".quick-input-widget .quick-input-title", {
+    hasText: "Switchyard: Ask",
+  });
   await title.waitFor({ state: "visible", timeout: DEADLINE.palette });
   await page.locator(".quick-input-widget .quick-input-box input").fill(PROMPT);
   await page.keyboard.press("Enter");
@@ -551,7 +620,9 @@ async function askPart(wb, workspace) {
     DEADLINE.ask,
     async () => {
       const allow = page
-        .locator(".notifications-toasts .notification-toast .monaco-button", { hasText: /^\s*(Allow|Approve|Yes)/i })
+        .locator(".notifications-toasts .notification-toast .monaco-button", {
+          hasText: /^\s*(Allow|Approve|Yes)/i,
+        })
         .first();
       if (await allow.isVisible()) {
         approvals += 1;
@@ -566,11 +637,16 @@ async function askPart(wb, workspace) {
   );
   const edited = await wb.editorText();
   if (!edited.includes(TYPED_LINE)) {
-    throw new Error(`the agent's edit lost the unsaved text; the editor shows: ${JSON.stringify(edited)}`);
+    throw new Error(
+      `the agent's edit lost the unsaved text; the editor shows: ${JSON.stringify(edited)}`,
+    );
   }
-  if (!(await dirtyTab.isVisible())) throw new Error("greet.rs is not dirty after the agent's edit");
+  if (!(await dirtyTab.isVisible()))
+    throw new Error("greet.rs is not dirty after the agent's edit");
   if (fs.readFileSync(file, "utf8") !== onDisk) {
-    throw new Error("the agent's edit was written to disk: in LSP mode edits must stay in the buffer");
+    throw new Error(
+      "the agent's edit was written to disk: in LSP mode edits must stay in the buffer",
+    );
   }
   await waitFor(
     "the final answer in the Switchyard output channel",
@@ -588,7 +664,9 @@ async function askPart(wb, workspace) {
     DEADLINE.undo,
     async () => {
       const text = await wb.editorText();
-      return text.includes("Hello, {name}!") && !text.includes("Howdy") && text.includes(TYPED_LINE);
+      return (
+        text.includes("Hello, {name}!") && !text.includes("Howdy") && text.includes(TYPED_LINE)
+      );
     },
     async () => JSON.stringify(await wb.editorText()),
   );
@@ -609,12 +687,14 @@ async function missingServerPart(wb) {
     .locator(".notifications-toasts .notification-toast", { hasText: "restart the server" })
     .locator(".monaco-button", { hasText: "Restart" })
     .first();
-  const prompted = await waitFor("the offer to restart the server", DEADLINE.hover, () => restart.isVisible()).catch(
-    () => false,
-  );
+  const prompted = await waitFor("the offer to restart the server", DEADLINE.hover, () =>
+    restart.isVisible(),
+  ).catch(() => false);
   if (prompted) await restart.click();
   else await wb.runCommand("Switchyard: Restart Server");
-  const error = page.locator(".notifications-toasts .notification-toast", { hasText: "Switchyard: cannot find the server" });
+  const error = page.locator(".notifications-toasts .notification-toast", {
+    hasText: "Switchyard: cannot find the server",
+  });
   await waitFor(
     "the missing-server error with its Install Instructions button",
     DEADLINE.serverRunning,
@@ -622,7 +702,8 @@ async function missingServerPart(wb) {
       (await error.isVisible()) &&
       (await error.locator(".monaco-button", { hasText: "Install Instructions" }).isVisible()) &&
       /not running/.test((await wb.statusItem()).label),
-    async () => `notifications: ${(await wb.notifications()).join(" | ")}; status: ${JSON.stringify(await wb.statusItem())}`,
+    async () =>
+      `notifications: ${(await wb.notifications()).join(" | ")}; status: ${JSON.stringify(await wb.statusItem())}`,
   );
   await wb.screenshot("09-missing-server");
   return `${prompted ? "restart offered on the settings change; " : "restarted from the palette; "}error: ${(
@@ -652,7 +733,9 @@ async function transcript(page) {
 }
 
 async function tabTitles(page) {
-  return (await page.locator(".part.editor .tabs-container .tab").allInnerTexts()).map((t) => t.trim()).join(", ");
+  return (await page.locator(".part.editor .tabs-container .tab").allInnerTexts())
+    .map((t) => t.trim())
+    .join(", ");
 }
 
 // ---- main --------------------------------------------------------------------------------
@@ -685,8 +768,13 @@ async function main() {
   const codeServer = requireEnv("SWITCHYARD_CODE_SERVER");
   const chromiumPath = requireEnv("SWITCHYARD_CHROMIUM");
   const nodeModules = requireEnv("SWITCHYARD_NODE_MODULES");
-  const parts = (process.env.SWITCHYARD_VSCODE_PARTS ?? "analyze,stats,ask,missing").split(",").map((p) => p.trim());
-  const server = requireFile(path.join(targetDir, "debug/switchyard"), "build it with `cargo build --workspace --bins`");
+  const parts = (process.env.SWITCHYARD_VSCODE_PARTS ?? "analyze,stats,ask,missing")
+    .split(",")
+    .map((p) => p.trim());
+  const server = requireFile(
+    path.join(targetDir, "debug/switchyard"),
+    "build it with `cargo build --workspace --bins`",
+  );
 
   fs.rmSync(outDir, { recursive: true, force: true });
   fs.mkdirSync(outDir, { recursive: true });
@@ -715,7 +803,10 @@ async function main() {
 
   try {
     const vsix = packageExtension(toolEnv);
-    const codeServerVersion = run(codeServer, ["--version"], { env: toolEnv }).trim().split("\n").at(-1);
+    const codeServerVersion = run(codeServer, ["--version"], { env: toolEnv })
+      .trim()
+      .split("\n")
+      .at(-1);
     versions["code-server"] = codeServerVersion;
     versions.vscode = /with Code (\S+)/.exec(codeServerVersion)?.[1] ?? "?";
     versions.node = run(node24, ["--version"]).trim();
@@ -753,11 +844,18 @@ async function main() {
       "editor.hover.enabled": false,
       "workbench.hover.delay": 200,
       ...(mockUrl
-        ? { "switchyard.provider": "openai", "switchyard.baseUrl": `${mockUrl}/v1`, "switchyard.model": "mock" }
+        ? {
+            "switchyard.provider": "openai",
+            "switchyard.baseUrl": `${mockUrl}/v1`,
+            "switchyard.model": "mock",
+          }
         : {}),
     };
     fs.mkdirSync(path.join(dirs.userData, "User"), { recursive: true });
-    fs.writeFileSync(path.join(dirs.userData, "User/settings.json"), `${JSON.stringify(settings, null, 2)}\n`);
+    fs.writeFileSync(
+      path.join(dirs.userData, "User/settings.json"),
+      `${JSON.stringify(settings, null, 2)}\n`,
+    );
     // The server by absolute path: code-server gives the extension host the environment of
     // a login shell, whose profile resets PATH, so the temporary bin folder on PATH alone
     // does not reach it. The setting is machine-scoped, so it goes in the remote (machine)
@@ -813,7 +911,11 @@ async function main() {
     );
     fs.closeSync(logFd);
     const base = `http://127.0.0.1:${port}`;
-    await waitFor(`code-server at ${base}`, DEADLINE.codeServerUp, async () => (await fetch(`${base}/healthz`)).ok);
+    await waitFor(
+      `code-server at ${base}`,
+      DEADLINE.codeServerUp,
+      async () => (await fetch(`${base}/healthz`)).ok,
+    );
     log(`code-server up at ${base}`);
 
     const require = createRequire(path.join(nodeModules, "noop.js"));
@@ -847,7 +949,9 @@ async function main() {
       waitUntil: "domcontentloaded",
       timeout: DEADLINE.workbench,
     });
-    await page.locator(".monaco-workbench .part.statusbar").waitFor({ state: "visible", timeout: DEADLINE.workbench });
+    await page
+      .locator(".monaco-workbench .part.statusbar")
+      .waitFor({ state: "visible", timeout: DEADLINE.workbench });
     await page.locator(STATUS_ITEM).waitFor({ state: "visible", timeout: DEADLINE.workbench });
     await waitFor(
       "the language server to be running (status bar item idle)",
@@ -855,20 +959,31 @@ async function main() {
       async () => {
         const item = await wb.statusItem();
         if (/not running/.test(item.label)) {
-          throw new Fatal(`the server is not running: ${(await wb.notifications()).join(" | ") || item.label}`);
+          throw new Fatal(
+            `the server is not running: ${(await wb.notifications()).join(" | ") || item.label}`,
+          );
         }
         return item.label === "Switchyard: idle";
       },
-      async () => `${JSON.stringify(await wb.statusItem())}; notifications: ${(await wb.notifications()).join(" | ")}`,
+      async () =>
+        `${JSON.stringify(await wb.statusItem())}; notifications: ${(await wb.notifications()).join(" | ")}`,
     );
     await wb.screenshot("01-workbench");
 
-    const partRunners = { analyze: analyzePart, stats: statsPart, ask: askPart, missing: missingServerPart };
+    const partRunners = {
+      analyze: analyzePart,
+      stats: statsPart,
+      ask: askPart,
+      missing: missingServerPart,
+    };
     for (const part of parts) {
       if (results[part].detail !== "not run") continue; // Failed in setup already.
       const runner = partRunners[part];
       if (!runner) {
-        results[part] = { ok: false, detail: `no such part (parts: ${Object.keys(partRunners).join(", ")})` };
+        results[part] = {
+          ok: false,
+          detail: `no such part (parts: ${Object.keys(partRunners).join(", ")})`,
+        };
         continue;
       }
       log(`--- ${part}`);
@@ -876,7 +991,10 @@ async function main() {
       const start = Date.now();
       try {
         const detail = await runner(wb, dirs.workspace);
-        results[part] = { ok: true, detail: `${detail} (${((Date.now() - start) / 1000).toFixed(1)}s)` };
+        results[part] = {
+          ok: true,
+          detail: `${detail} (${((Date.now() - start) / 1000).toFixed(1)}s)`,
+        };
       } catch (err) {
         let shot = "";
         try {
@@ -885,7 +1003,10 @@ async function main() {
           // The page may be gone.
         }
         const asked = part === "ask" ? `; model requests: ${modelRequests(dirs.workspace)}` : "";
-        results[part] = { ok: false, detail: `${err.message}${asked}${shot ? ` [screenshot ${shot}]` : ""}` };
+        results[part] = {
+          ok: false,
+          detail: `${err.message}${asked}${shot ? ` [screenshot ${shot}]` : ""}`,
+        };
         // Close whatever the failure left open before the next part.
         await page.keyboard.press("Escape").catch(() => {});
       }
