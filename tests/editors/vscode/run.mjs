@@ -959,9 +959,16 @@ async function main() {
       async () => {
         const item = await wb.statusItem();
         if (/not running/.test(item.label)) {
-          throw new Fatal(
-            `the server is not running: ${(await wb.notifications()).join(" | ") || item.label}`,
-          );
+          // What the server wrote to stderr (`error: ...`, a panic) says why; the client's
+          // own lines only that it stopped.
+          const lines = [...new Set(wb.extensionLog().split("\n"))];
+          const said = [
+            ...lines.filter((l) => /^error:|panicked/.test(l)),
+            ...lines.filter((l) => /^\[Error/.test(l)),
+          ]
+            .slice(0, 3)
+            .join(" / ");
+          throw new Fatal(`the server is not running; the extension's log says: ${said}`);
         }
         return item.label === "Switchyard: idle";
       },
