@@ -4,8 +4,11 @@
 //! workspace through it, and the front ends (the CLI in `main.rs`, the language server in
 //! `lsp`) translate between their protocol and these types.
 
+pub mod analyze;
+pub mod approvals;
 pub mod config;
 pub mod documents;
+pub mod edits;
 pub mod lanes;
 pub mod llm;
 pub mod read_cache;
