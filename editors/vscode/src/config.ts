@@ -13,6 +13,7 @@
  * | `switchyard.lanes.<lane>.timeoutMs`      | `lanes.<lane>.timeout_ms`       |
  * | `switchyard.lanes.globalMaxConcurrency`  | `lanes.global_max_concurrency`  |
  * | `switchyard.approvals.<tool>`            | `approvals.<tool>`              |
+ * | `switchyard.approvals.multiEdit`         | `approvals.multi_edit`          |
  *
  * Settings left empty (`null`) are left out, so the server's other layers (environment,
  * `~/.config/switchyard/config.toml`, `.switchyard.toml`) still apply.
@@ -83,12 +84,13 @@ export function serverConfig(scope?: vscode.ConfigurationScope): JsonObject {
     const lanes = toServerShape(config.get<unknown>("lanes"));
     if (lanes !== undefined) out["lanes"] = lanes;
 
-    // Tool names are the server's own (snake_case already); only the values are checked.
+    // `approvals.multiEdit` is the tool `multi_edit`; anything but a policy is left out.
     const approvals: JsonObject = {};
     for (const [tool, mode] of Object.entries(
         config.get<Record<string, unknown>>("approvals") ?? {},
     )) {
-        if (mode === "allow" || mode === "ask" || mode === "deny") approvals[tool] = mode;
+        if (mode === "allow" || mode === "ask" || mode === "deny")
+            approvals[snakeCase(tool)] = mode;
     }
     if (Object.keys(approvals).length > 0) out["approvals"] = approvals;
 
