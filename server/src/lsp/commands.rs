@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +18,7 @@ use super::ext::{
 use super::progress::{self, LongCommand};
 use super::server::Inner;
 use super::to_proto;
+use crate::analyze::{self, AnalyzeOptions};
 use crate::lanes::{Lanes, SessionId, TaskId};
 use crate::tools::{self, CallContext};
 
@@ -110,8 +110,8 @@ async fn analyze_workspace(
         let server = Arc::clone(server);
         let session = session.clone();
         move |cancel| async move {
-            let started = Instant::now();
-            let (analysis, markdown) = analysis(&server, &root, session.clone(), cancel).await?;
+            let (analysis, markdown, outcome) =
+                analysis(&server, &root, session.clone(), cancel).await?;
             let report = root.join(".switchyard").join("analysis.md");
             let text = markdown.clone();
             let written = report.clone();
@@ -119,7 +119,6 @@ async fn analyze_workspace(
                 .await
                 .map_err(|e| format!("writing the report failed: {e}"))??;
             let report_uri = to_proto::uri(&report)?;
-            let outcome = format!("analyzed in {:.1} s", started.elapsed().as_secs_f64());
             let result = AnalyzeWorkspaceResult {
                 session: session.to_string(),
                 analysis,
@@ -189,15 +188,33 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
-/// The analysis itself, as structured data and Markdown: the seam where
-/// `crate::analyze` plugs in (it fans out Query tasks in `session`, cancelled by `cancel`).
+/// The analysis, as structured data, Markdown and a one-line outcome. It fans out Query
+/// tasks in `session`; `cancel` stops them.
 async fn analysis(
-    _server: &Arc<Inner>,
-    _root: &Path,
-    _session: SessionId,
-    _cancel: CancellationToken,
-) -> std::result::Result<(Value, String), String> {
-    Err("the workspace analysis is not part of this build yet".into())
+    server: &Arc<Inner>,
+    root: &Path,
+    session: SessionId,
+    cancel: CancellationToken,
+) -> std::result::Result<(Value, String, String), String> {
+    let toolbox = server.toolbox().map_err(|e| e.message.to_string())?;
+    let options = AnalyzeOptions {
+        root: root.to_path_buf(),
+        ..AnalyzeOptions::default()
+    };
+    let analysis = analyze::run(&toolbox, &options, session, cancel).await?;
+    let took = match analysis.elapsed_ms {
+        ms @ 0..1_000 => format!("{ms} ms"),
+        ms => format!("{:.1} s", ms as f64 / 1_000.0),
+    };
+    let outcome = format!(
+        "analyzed {} files, {} lines of code, in {took}",
+        tools::thousands(analysis.files.files),
+        tools::thousands(analysis.total.lines.code),
+    );
+    let markdown = analysis.to_markdown();
+    let value = serde_json::to_value(&analysis)
+        .map_err(|e| format!("cannot represent the analysis: {e}"))?;
+    Ok((value, markdown, outcome))
 }
 
 /// Writes `text` to `path` through a temporary file in the same folder, creating the folder.
