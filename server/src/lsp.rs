@@ -12,6 +12,7 @@
 //! - `log`: stderr and `window/logMessage`, never stdout.
 
 mod commands;
+mod edits;
 pub mod ext;
 mod from_proto;
 mod log;
