@@ -4,13 +4,16 @@ local config = require('switchyard.config')
 
 local M = {}
 
---- The reporting functions of this Neovim: `vim.health.*` (0.9+) or `health.report_*`.
+--- The reporting functions of this Neovim: `vim.health.start/ok/...` (0.9+), else
+--- `report_start/report_ok/...` of `vim.health` (0.8) or of `health` (0.7).
 local function reporter()
   local h = vim.health
   if h and h.start then
     return h
   end
-  h = require('health')
+  if not (h and h.report_start) then
+    h = require('health')
+  end
   return {
     start = h.report_start,
     ok = h.report_ok,
