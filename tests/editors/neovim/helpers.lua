@@ -198,6 +198,11 @@ function T.run(name, fn)
   if ok then
     cleanup()
     write(('\nok   %s [nvim %s]'):format(name, T.version))
+    if os.getenv('SWITCHYARD_TEST_VERBOSE') then
+      for _, line in ipairs(seen) do
+        write('  ' .. line)
+      end
+    end
     local f = io.open(T.tmp .. '/passed', 'w')
     if f then
       f:write(name .. '\n')

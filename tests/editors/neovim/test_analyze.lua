@@ -111,4 +111,25 @@ T.run('analyze', function()
   T.wait(5000, function()
     return #statuses > 0 and require('switchyard').status() == ''
   end, 'a lane status, and idle lanes at the end')
+
+  -- No dead letters after a clean run.
+  vim.cmd('Switchyard deadletters')
+  T.wait(5000, function()
+    local last = T.notifications[#T.notifications]
+    return last and last.message == 'switchyard: no dead letters'
+  end, 'the dead letter answer')
+
+  -- Restart: a new client for the same root, with the open file attached again.
+  local old_id = client.id
+  vim.cmd('Switchyard restart')
+  T.record_servers()
+  T.eq(vim.lsp.get_client_by_id(old_id), nil, 'the old client is gone')
+  T.wait(10000, function()
+    local c = lsp.clients()[1]
+    return c and c.id ~= old_id and c.initialized
+  end, 'a new, initialized client')
+  local new = lsp.clients()[1]
+  T.eq(#lsp.clients(), 1, 'one client after the restart')
+  T.eq(new.config.root_dir, client.config.root_dir, 'the same root after the restart')
+  T.check(vim.lsp.buf_is_attached(vim.fn.bufnr('src/lib.rs'), new.id), 'the file is attached again')
 end)

@@ -192,7 +192,8 @@ local function append_text(text)
   local bufnr = transcript_buffer()
   local pieces = split_lines(text)
   if not transcript.streaming then
-    set_lines(bufnr, -1, -1, { '' })
+    -- A new paragraph: a blank line, then the line the text streams into.
+    set_lines(bufnr, -1, -1, { '', '' })
     transcript.streaming = true
   end
   local last = api.nvim_buf_line_count(bufnr)
@@ -300,6 +301,9 @@ function M.ask(prompt, opts)
     lsp.request(client, lsp.methods.ask, params, function(err, result)
       if err then
         local message = cancelled(err) and 'cancelled' or ('failed: ' .. error_text(err))
+        if type(err) == 'table' and err.code == lsp.errors.method_not_found then
+          message = ('failed: this server does not know %s; update switchyard'):format(lsp.methods.ask)
+        end
         append_lines({ '', '**' .. message .. '**' })
         notify('ask ' .. message, cancelled(err) and levels.INFO or levels.ERROR)
       else
@@ -358,16 +362,19 @@ end
 
 --- The lines of the stats window for a `switchyard.queueStats` snapshot.
 function M._render_stats(stats)
-  local row = '%-9s %6s %7s %6s %6s %7s %5s  %-17s %-17s'
+  local pattern = '%-9s %6s %7s %6s %6s %7s %5s  %-17s %s'
+  local function row(...)
+    return (pattern:format(...):gsub('%s+$', ''))
+  end
   local lines = {
     'Switchyard lanes',
     '',
-    row:format('lane', 'queued', 'running', 'done', 'failed', 'retried', 'dead', 'wait p50 / p99', 'run p50 / p99'),
+    row('lane', 'queued', 'running', 'done', 'failed', 'retried', 'dead', 'wait p50 / p99', 'run p50 / p99'),
   }
   for _, l in ipairs(stats.lanes or {}) do
     table.insert(
       lines,
-      row:format(
+      row(
         tostring(l.lane),
         l.queued or 0,
         l.running or 0,
