@@ -73,8 +73,17 @@ T.run('ask', function()
   local on_disk = T.read(path)
   vim.cmd('edit src/greeting.rs')
   local bufnr = vim.api.nvim_get_current_buf()
-  -- The unsaved modification: a new first line, and "hello" becomes "hi".
+  -- The unsaved modification, in two steps so the server sees both didOpen and didChange:
+  -- a new first line before the server starts, then "hello" becomes "hi".
   vim.api.nvim_buf_set_lines(bufnr, 0, 0, false, { '// draft: say hi' })
+  local ready = false
+  require('switchyard.lsp').with_client(bufnr, function()
+    ready = true
+  end)
+  T.wait(10000, function()
+    return ready
+  end, 'the language server to start')
+  T.record_servers()
   vim.api.nvim_buf_set_lines(bufnr, 3, 4, false, { '    "hi"' })
   T.check(vim.bo[bufnr].modified, 'the buffer is modified')
   local before = T.lines(bufnr)
@@ -109,7 +118,9 @@ T.run('ask', function()
   T.check(text:find('Make the greeting say hi to the world', 1, true), 'the transcript shows the prompt')
   T.check(text:find('the greeting now says "hi, world"', 1, true), 'the transcript shows the final answer')
   T.check(text:find('edit', 1, true), 'the transcript shows the edit tool call')
-  local requests = vim.split(vim.trim(T.read(record) or ''), '\n')
+  local requests = vim.tbl_filter(function(line)
+    return line ~= ''
+  end, vim.split(T.read(record) or '', '\n'))
   T.eq(#requests, 2, 'model requests (a tool call turn, then the answer)')
   T.log('approvals: %s', vim.inspect(approvals))
 end)
