@@ -24,7 +24,8 @@ T.run('analyze', function()
   T.on_failure('buffers', function()
     local out = {}
     for _, b in ipairs(vim.api.nvim_list_bufs()) do
-      table.insert(out, ('%d %s [%s/%s]'):format(b, vim.api.nvim_buf_get_name(b), vim.bo[b].buftype, vim.bo[b].filetype))
+      local name = vim.api.nvim_buf_get_name(b)
+      table.insert(out, ('%d %s [%s/%s]'):format(b, name, vim.bo[b].buftype, vim.bo[b].filetype))
     end
     return table.concat(out, '\n')
   end)
@@ -37,7 +38,7 @@ T.run('analyze', function()
   local lsp = require('switchyard.lsp')
   local client = lsp.clients()[1]
   T.check(client, 'a switchyard client runs')
-  T.eq(client.config.root_dir, vim.loop.fs_realpath(T.workspace), 'the root is the fixture workspace')
+  T.eq(client.config.root_dir, (vim.uv or vim.loop).fs_realpath(T.workspace), 'the root is the fixture workspace')
   T.check(vim.lsp.buf_is_attached(vim.fn.bufnr('src/lib.rs'), client.id), 'the open file is attached')
 
   -- The report buffer.

@@ -50,6 +50,9 @@ T.run('health', function()
   lines = checkhealth()
   T.check(#matching(lines, 'ERROR', 'unknown option `cmdd` (did you mean `cmd`?)') == 1, 'unknown key is an error')
   T.check(#matching(lines, 'ERROR', 'option `window` must be one of', 'got number') == 1, 'wrong type is an error')
-  T.check(#matching(lines, 'ERROR', 'missing-switchyard` not found or not executable') == 1, 'missing binary is an error')
+  T.check(
+    #matching(lines, 'ERROR', 'missing-switchyard` not found or not executable') == 1,
+    'missing binary is an error'
+  )
   T.check(#matching(lines, 'WARN', 'no model provider configured') == 1, 'no provider is a warning')
 end)

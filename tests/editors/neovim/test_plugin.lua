@@ -82,8 +82,8 @@ T.run('plugin', function()
   -- The statusline component, from switchyard/laneStatus.
   local lsp = require('switchyard.lsp')
   local on_lane_status = lsp.handlers['switchyard/laneStatus']
-  local function lanes(q, g)
-    return {
+  local function update(q, g)
+    on_lane_status(nil, {
       lanes = {
         { lane = 'control', queued = 0, running = 0, done = 4, failed = 0, cancelled = 0, deadLettered = 0 },
         vim.tbl_extend('force', { lane = 'query', failed = 0, cancelled = 0, deadLettered = 0 }, q),
@@ -91,7 +91,7 @@ T.run('plugin', function()
         vim.tbl_extend('force', { lane = 'generate', failed = 0, cancelled = 0, deadLettered = 0 }, g),
       },
       deadLetters = 0,
-    }
+    }, { client_id = 99 })
   end
   local status_events = 0
   vim.api.nvim_create_autocmd('User', {
@@ -101,13 +101,13 @@ T.run('plugin', function()
     end,
   })
   T.eq(require('switchyard').status(), '', 'status before any lane status')
-  on_lane_status(nil, lanes({ queued = 0, running = 0, done = 5 }, { queued = 0, running = 0, done = 1 }), { client_id = 99 })
+  update({ queued = 0, running = 0, done = 5 }, { queued = 0, running = 0, done = 1 })
   T.eq(require('switchyard').status(), '', 'idle lanes')
-  on_lane_status(nil, lanes({ queued = 40, running = 0, done = 5 }, { queued = 0, running = 1, done = 1 }), { client_id = 99 })
+  update({ queued = 40, running = 0, done = 5 }, { queued = 0, running = 1, done = 1 })
   T.eq(require('switchyard').status(), 'Q 0/40 · G 1', 'work queued')
-  on_lane_status(nil, lanes({ queued = 12, running = 16, done = 17 }, { queued = 0, running = 1, done = 1 }), { client_id = 99 })
+  update({ queued = 12, running = 16, done = 17 }, { queued = 0, running = 1, done = 1 })
   T.eq(require('switchyard').status(), 'Q 12/40 · G 1', 'work under way')
-  on_lane_status(nil, lanes({ queued = 0, running = 0, done = 45 }, { queued = 0, running = 0, done = 2 }), { client_id = 99 })
+  update({ queued = 0, running = 0, done = 45 }, { queued = 0, running = 0, done = 2 })
   T.eq(require('switchyard').status(), '', 'idle again')
   T.eq(status_events, 4, 'User SwitchyardStatus fired for each update')
 
@@ -148,7 +148,8 @@ T.run('plugin', function()
   T.check(tagged, 'helptags: ' .. tostring(tag_err))
   local tags = vim.fn.readfile(doc .. '/tags')
   T.check(#tags > 20, 'tags written: ' .. #tags)
-  for _, tag in ipairs({ ':Switchyard', 'switchyard-config', 'g:switchyard', 'switchyard.status()', 'switchyard-health' }) do
+  local wanted = { ':Switchyard', 'switchyard-config', 'g:switchyard', 'switchyard.status()', 'switchyard-health' }
+  for _, tag in ipairs(wanted) do
     T.check(
       #vim.tbl_filter(function(line)
         return vim.startswith(line, tag .. '\t')
