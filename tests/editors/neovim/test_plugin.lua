@@ -111,6 +111,25 @@ T.run('plugin', function()
   T.eq(require('switchyard').status(), '', 'idle again')
   T.eq(status_events, 4, 'User SwitchyardStatus fired for each update')
 
+  -- Every custom method and command of the server's ext.rs is mirrored in lsp.lua.
+  local ext = T.read(T.dir .. '/../../../server/src/lsp/ext.rs')
+  local mirrored = {}
+  for _, name in pairs(lsp.methods) do
+    mirrored[name] = true
+  end
+  for _, name in pairs(lsp.commands) do
+    mirrored[name] = true
+  end
+  local in_ext = {}
+  for name in (ext or ''):gmatch("const %u+: &'static str = \"([^\"]+)\"") do
+    in_ext[name] = true
+    T.check(mirrored[name], name .. ' (server/src/lsp/ext.rs) is mirrored in lua/switchyard/lsp.lua')
+  end
+  T.log('ext.rs names: %s', vim.inspect(vim.tbl_keys(in_ext)))
+  T.log('lsp.lua names not (yet) in ext.rs: %s', vim.inspect(vim.tbl_filter(function(name)
+    return not in_ext[name]
+  end, vim.tbl_keys(mirrored))))
+
   -- Stats rendering (the example of docs/protocol.md, abridged).
   local rendered = require('switchyard')._render_stats({
     lanes = {
