@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use criterion::Criterion;
+use switchyard::documents::Documents;
+use switchyard::lanes::{Lanes, LanesConfig};
+use switchyard::tools::{CallContext, Toolbox, ToolsConfig, Workspace};
 
 const PATTERNS: [&str; 3] = [r"fn \w+_unchecked", "TODO", r"impl<T: ?Sized"];
 
@@ -115,6 +118,22 @@ fn check_same(root: &Path) -> usize {
     files
 }
 
+/// The same tools in this process, through the lanes, as the language server runs them.
+fn in_process(runtime: &tokio::runtime::Runtime, root: &Path) -> Toolbox {
+    let lanes = Lanes::with_runtime(LanesConfig::default(), runtime.handle().clone()).unwrap();
+    let config = ToolsConfig {
+        max_output_bytes: 0,
+        grep_max_line_chars: usize::MAX,
+        ..ToolsConfig::default()
+    };
+    Toolbox::new(
+        Workspace::new([root.to_path_buf()]).unwrap(),
+        lanes,
+        Documents::new(),
+        config,
+    )
+}
+
 fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
     let path = dir
         .join(group)
@@ -139,11 +158,25 @@ fn main() {
         .output_directory(&out)
         .sample_size(20)
         .configure_from_args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let toolbox = in_process(&runtime, &root);
     for (i, pattern) in PATTERNS.iter().enumerate() {
         let mut group = c.benchmark_group(format!("grep{i}"));
         group.bench_function("rg", |b| b.iter(|| run(&mut rg_grep(&root, pattern))));
         group.bench_function("switchyard", |b| {
             b.iter(|| run(&mut our_grep(&root, pattern)))
+        });
+        let args = serde_json::json!({"pattern": pattern, "max_results": 100_000_000});
+        group.bench_function("in_process", |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(toolbox.run("grep", args.clone(), &CallContext::default()))
+                    .unwrap()
+            })
         });
         group.finish();
     }
@@ -171,6 +204,17 @@ fn main() {
                 "  {label:<32} {:7.1} ms vs {:7.1} ms  = {:.2}x ripgrep's time (target ≤ 1.1x)",
                 ours / 1e6,
                 theirs / 1e6,
+                ours / theirs
+            );
+        }
+        if let (Some(ours), Some(theirs)) = (
+            median_ns(&out, &group, "in_process"),
+            median_ns(&out, &group, "rg"),
+        ) {
+            println!(
+                "  {:<32} {:7.1} ms in process, through the lanes = {:.2}x",
+                "",
+                ours / 1e6,
                 ours / theirs
             );
         }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
+use crate::approvals::ApprovalsConfig;
 use crate::lanes::LanesConfig;
 use crate::tools::ToolsConfig;
 
@@ -24,6 +25,8 @@ pub struct Config {
     pub lanes: LanesConfig,
     /// Tool output limits and caches.
     pub tools: ToolsConfig,
+    /// Which tools may run without asking.
+    pub approvals: ApprovalsConfig,
 }
 
 /// One source of settings and what it says.
