@@ -26,6 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the Language Server Protocol over stdin/stdout (what editors start).
+    Lsp,
     /// Analyze a workspace: files, code, comment and blank lines per language (as tokei
     /// counts them), TODO/FIXME/HACK/XXX markers, the largest files, binary and ignored
     /// files, and the project manifests found.
@@ -68,6 +70,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Lsp = cli.command {
+        // The language server sets up its own logging (stderr and the editor) and runtime.
+        return match switchyard::lsp::run_stdio() {
+            0 => ExitCode::SUCCESS,
+            _ => ExitCode::FAILURE,
+        };
+    }
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,6 +86,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(2, &format!("cannot start the runtime: {e}")),
     };
     match cli.command {
+        Command::Lsp => ExitCode::FAILURE, // served above
         Command::Analyze { path, json } => runtime.block_on(analyze(path, json)),
         Command::Tool {
             name,
