@@ -362,9 +362,11 @@ end
 
 --- The lines of the stats window for a `switchyard.queueStats` snapshot.
 function M._render_stats(stats)
-  local pattern = '%-9s %6s %7s %6s %6s %7s %5s  %-17s %s'
-  local function row(...)
-    return (pattern:format(...):gsub('%s+$', ''))
+  local pattern = '%-9s %6s %7s %6s %6s %7s %5s  %s %s'
+  local function row(lane, queued, running, done, failed, retried, dead, wait, run)
+    -- Padded by display width: "µs" is one column but two bytes.
+    wait = wait .. (' '):rep(math.max(17 - vim.fn.strdisplaywidth(wait), 1))
+    return (pattern:format(lane, queued, running, done, failed, retried, dead, wait, run):gsub('%s+$', ''))
   end
   local lines = {
     'Switchyard lanes',
