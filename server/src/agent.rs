@@ -20,6 +20,7 @@
 //! mutating tools join the toolbox and the loop does not change.
 
 mod config;
+pub mod ensemble;
 mod event;
 mod model;
 mod prompt;
