@@ -3,11 +3,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
+use switchyard::agent::{Agent, AgentEvent, AskContext, SessionStore, StopReason, ToolStatus};
 use switchyard::config::Config;
 use switchyard::documents::Documents;
 use switchyard::lanes::Lanes;
 use switchyard::tools::{CallContext, Toolbox, Workspace};
+use tokio::sync::mpsc;
 
 /// A coding agent behind the Language Server Protocol.
 #[derive(Debug, Parser)]
@@ -19,6 +23,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Ask the agent about the workspace: the answer streams to stdout, tool activity and
+    /// notices to stderr.
+    ///
+    /// Every ask runs in a session kept under the user's state directory; continue one with
+    /// --session, list them with --list. Ctrl-C cancels the request.
+    ///
+    /// Exits 0 when the model finished its answer, 1 on an error (the message goes to
+    /// stderr), 2 on bad usage, 3 when a limit stopped the run early (agent.max_turns,
+    /// agent.token_budget, the model's token limit), 130 when interrupted.
+    Ask {
+        /// What to ask; `-` reads it from stdin.
+        #[arg(required_unless_present = "list")]
+        prompt: Option<String>,
+        /// The workspace root (default: the current directory).
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// Continue this session instead of starting a new one.
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// List this workspace's sessions, most recent first, instead of asking.
+        #[arg(long, conflicts_with_all = ["prompt", "session"])]
+        list: bool,
+    },
     /// Run one tool (read, glob, grep, ls) through the lanes and print its result.
     ///
     /// Exits 0 on success, 1 when the tool reports an error (the message goes to stderr),
@@ -49,6 +76,12 @@ fn main() -> ExitCode {
         Err(e) => return fail(2, &format!("cannot start the runtime: {e}")),
     };
     match cli.command {
+        Command::Ask {
+            prompt,
+            cwd,
+            session,
+            list,
+        } => runtime.block_on(ask(prompt, cwd, session, list)),
         Command::Tool {
             name,
             args,
@@ -121,4 +154,184 @@ async fn tool(name: String, args: String, cwd: Option<PathBuf>, json: bool) -> E
         }
         Err(e) => fail(1, &e.message),
     }
+}
+
+async fn ask(
+    prompt: Option<String>,
+    cwd: Option<PathBuf>,
+    session: Option<String>,
+    list: bool,
+) -> ExitCode {
+    let (workspace, config) = match open_workspace(cwd) {
+        Ok(opened) => opened,
+        Err(e) => return fail(2, &e),
+    };
+    let lanes = match Lanes::new(config.lanes) {
+        Ok(lanes) => lanes,
+        Err(e) => return fail(2, &e),
+    };
+    let store = match SessionStore::for_workspace(workspace.primary()) {
+        Ok(store) => Some(store),
+        Err(e) => {
+            eprintln!("switchyard: {e}; this session will not be kept");
+            None
+        }
+    };
+    let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools);
+    let agent = Agent::new(
+        toolbox,
+        Agent::client(&config.llm),
+        config.agent.clone(),
+        store,
+    );
+    if list {
+        return match agent.list_sessions().await {
+            Ok(sessions) => {
+                for s in sessions {
+                    println!("{}  {} messages  {}", s.id, s.messages, s.title);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, &e.to_string()),
+        };
+    }
+    let prompt = match prompt.as_deref() {
+        Some("-") => {
+            let mut text = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                return fail(2, &format!("cannot read the prompt from stdin: {e}"));
+            }
+            text
+        }
+        Some(prompt) => prompt.to_string(),
+        None => String::new(),
+    };
+    if prompt.trim().is_empty() {
+        return fail(2, "the prompt is empty");
+    }
+    if let Err(e) = agent.llm() {
+        return fail(1, e);
+    }
+    let session = match &session {
+        Some(id) => agent.session(id).await,
+        None => agent.new_session().await,
+    };
+    let session = match session {
+        Ok(session) => session,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+
+    let (events, received) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(print_events(received));
+    let context = AskContext::default();
+    let result = {
+        let send = session.send(&prompt, &context, &events);
+        tokio::pin!(send);
+        let mut interrupted = false;
+        loop {
+            tokio::select! {
+                result = &mut send => break result,
+                _ = tokio::signal::ctrl_c(), if !interrupted => {
+                    interrupted = true;
+                    session.cancel();
+                }
+            }
+        }
+    };
+    drop(events);
+    let _ = printer.await;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+    let usage = outcome.usage;
+    eprintln!(
+        "switchyard: session {} ({} model call{}, {} tokens in, {} out); continue it with --session {}",
+        outcome.session,
+        outcome.turns,
+        if outcome.turns == 1 { "" } else { "s" },
+        usage.input_tokens,
+        usage.output_tokens,
+        outcome.session,
+    );
+    match outcome.stop {
+        StopReason::EndTurn => ExitCode::SUCCESS,
+        StopReason::Cancelled => fail(130, "cancelled"),
+        stop => fail(3, &stop.explain(&agent.config()).unwrap_or_default()),
+    }
+}
+
+/// Prints a run's events: the answer to stdout as it streams, tool activity to stderr.
+async fn print_events(mut events: mpsc::UnboundedReceiver<AgentEvent>) {
+    let mut stdout = std::io::stdout();
+    // Where stdout stands: nothing written yet, mid-line, or at the start of a line.
+    let mut wrote = false;
+    let mut mid_line = false;
+    // Tools ran since the last text: the next text is a new paragraph.
+    let mut new_paragraph = false;
+    while let Some(event) = events.recv().await {
+        match event {
+            AgentEvent::MessageChunk { text } => {
+                if new_paragraph && wrote {
+                    let _ = stdout.write_all(if mid_line { b"\n\n" } else { b"\n" });
+                }
+                new_paragraph = false;
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+                wrote = true;
+                mid_line = !text.ends_with('\n');
+            }
+            AgentEvent::ModelRetry {
+                attempt,
+                max_attempts,
+                error,
+                discarded_text,
+            } => {
+                eprintln!(
+                    "switchyard: {error}; retrying (attempt {} of {max_attempts})",
+                    attempt + 1
+                );
+                if discarded_text {
+                    if mid_line {
+                        let _ = stdout.write_all(b"\n");
+                        let _ = stdout.flush();
+                        mid_line = false;
+                    }
+                    eprintln!("switchyard: the answer starts over");
+                }
+            }
+            AgentEvent::ToolCallStarted {
+                name,
+                lane,
+                summary,
+                ..
+            } => {
+                new_paragraph = true;
+                let lane = lane.map_or("-", |l| l.name());
+                eprintln!("  > {name} {summary} [{lane}]");
+            }
+            AgentEvent::ToolCallFinished {
+                name,
+                status,
+                duration,
+                summary,
+                ..
+            } => {
+                let mark = match status {
+                    ToolStatus::Completed => "ok",
+                    ToolStatus::Failed => "error",
+                    ToolStatus::Cancelled => "cancelled",
+                };
+                eprintln!(
+                    "  < {name} {mark} in {} ms: {summary}",
+                    duration.as_millis()
+                );
+            }
+            AgentEvent::Usage { .. } | AgentEvent::Done { .. } => {}
+        }
+    }
+    if mid_line {
+        let _ = stdout.write_all(b"\n");
+    }
+    let _ = stdout.flush();
 }
