@@ -40,7 +40,7 @@ pub use event::{AgentEvent, EventSender, RunOutcome, StopReason, Timings, ToolSt
 pub use prompt::{AskContext, Selection};
 pub use store::{SessionInfo, SessionStore};
 
-use crate::lanes::{LaneError, SessionId};
+use crate::lanes::{Lane, LaneError, SessionId};
 use crate::llm::{self, Client, Message, ModelRequest, ToolCall, Usage};
 use crate::tools::{CallContext, ToolResult, Toolbox};
 use schedule::{Progress, Step};
@@ -420,49 +420,50 @@ impl Run<'_> {
             token: self.token.child_token(),
         };
         let events = self.events;
-        let mut answers: Vec<Option<String>> = Vec::with_capacity(calls.len());
-        let mut steps = Vec::with_capacity(calls.len());
-        let mut shown = Vec::with_capacity(calls.len());
-        for call in calls {
+        // What the front ends are shown of each call, worked out up front (cheap); the lane
+        // tasks are built one by one as the scheduler pulls them (see `schedule::run`).
+        let shown: Vec<(Option<Lane>, AgentEvent)> = calls
+            .iter()
+            .map(|call| {
+                let lane = Toolbox::spec(&call.name).map(|s| s.lane);
+                let arguments = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+                let started = AgentEvent::ToolCallStarted {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    lane,
+                    summary: summarize_arguments(&arguments),
+                    arguments,
+                };
+                (lane, started)
+            })
+            .collect();
+        let mut answers: Vec<Option<String>> = vec![None; calls.len()];
+        // Indexed rather than over `&ToolCall`: a closure taking a reference would make the
+        // future of `send` not provably `Send` (rust-lang/rust#110338).
+        let steps = (0..calls.len()).map(|i| {
+            let call = &calls[i];
             let spec = Toolbox::spec(&call.name);
-            let lane = spec.as_ref().map(|s| s.lane);
-            let parsed = parse_arguments(&call.name, &call.arguments);
-            let arguments = parsed.clone().unwrap_or(Value::Null);
-            let started = AgentEvent::ToolCallStarted {
-                call_id: call.id.clone(),
-                name: call.name.clone(),
-                lane,
-                summary: summarize_arguments(&arguments),
-                arguments: arguments.clone(),
-            };
-            let planned =
-                parsed.and_then(|args| toolbox.task(&call.name, args, &ctx).map_err(|e| e.message));
+            let planned = parse_arguments(&call.name, &call.arguments)
+                .and_then(|args| toolbox.task(&call.name, args, &ctx).map_err(|e| e.message));
             match planned {
-                Ok(task) if spec.is_some_and(|s| s.parallel_safe) => {
-                    steps.push(Step::Parallel(task));
-                    answers.push(None);
-                }
-                Ok(task) => {
-                    steps.push(Step::Barrier(task));
-                    answers.push(None);
-                }
+                Ok(task) if spec.is_some_and(|s| s.parallel_safe) => Step::Parallel(task),
+                Ok(task) => Step::Barrier(task),
                 Err(message) => {
                     // Answered at once: the model gets the error and can call again.
-                    let _ = events.send(started.clone());
+                    let _ = events.send(shown[i].1.clone());
                     let _ = events.send(AgentEvent::ToolCallFinished {
                         call_id: call.id.clone(),
                         name: call.name.clone(),
-                        lane,
+                        lane: shown[i].0,
                         status: ToolStatus::Failed,
                         duration: Duration::ZERO,
                         summary: first_line(&message),
                     });
-                    steps.push(Step::Answered);
-                    answers.push(Some(message));
+                    answers[i] = Some(message);
+                    Step::Answered
                 }
             }
-            shown.push((lane, started));
-        }
+        });
         // What each call tells the model, rendered once as it finishes.
         let mut contents: Vec<Option<(String, bool)>> = vec![None; calls.len()];
         schedule::run(

@@ -39,15 +39,20 @@ pub(crate) enum Progress<'a, T> {
 /// Runs `steps` and returns each call's result at its index (`None` for
 /// [`Step::Answered`]). Once `token` is cancelled, calls not yet started are not started and
 /// come back [`LaneError::Cancelled`].
+///
+/// Steps are pulled one at a time, each after the one before it was handed to its lane, so
+/// building a task (parsing arguments, compiling a pattern) overlaps with the calls already
+/// running instead of delaying the first.
 pub(crate) async fn run<T: TaskOutput>(
     lanes: &Lanes,
-    steps: Vec<Step<T>>,
+    steps: impl IntoIterator<Item = Step<T>>,
     token: &CancellationToken,
     mut progress: impl FnMut(Progress<'_, T>),
 ) -> Vec<Option<Result<T, LaneError>>> {
-    let mut results: Vec<Option<Result<T, LaneError>>> = steps.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<T, LaneError>>> = Vec::new();
     let mut running = FuturesUnordered::new();
     for (index, step) in steps.into_iter().enumerate() {
+        results.push(None);
         let (task, barrier) = match step {
             Step::Answered => continue,
             Step::Parallel(task) => (task, false),
@@ -203,7 +208,7 @@ mod tests {
         let log = Arc::new(Log::default());
         let n = 16;
         let all = Rendezvous::new(n);
-        let steps = (0..n)
+        let steps: Vec<_> = (0..n)
             .map(|i| {
                 Step::Parallel(task(
                     Lane::Query,
@@ -267,5 +272,37 @@ mod tests {
         assert_eq!(results[0].clone().unwrap().unwrap(), "w");
         assert_eq!(results[1].clone().unwrap(), Err(LaneError::Cancelled));
         assert!(log.0.lock().is_empty(), "the read never started");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_step_is_built_after_the_one_before_was_handed_to_its_lane() {
+        let lanes = lanes();
+        let log = Arc::new(Log::default());
+        let first = Rendezvous::new(2);
+        let steps = (0..2).map(|i| {
+            if i == 1 {
+                // Built only once the first call runs: it waits for that call to start.
+                assert!(first.wait(), "the first call was not running yet");
+                log.mark("built second".into());
+            }
+            let first = Arc::clone(&first);
+            let log = Arc::clone(&log);
+            Step::Parallel(Task::blocking(Lane::Query, format!("c{i}"), move |_| {
+                if i == 0 && !first.wait() {
+                    return Err(TaskError::fatal("the second step never came"));
+                }
+                log.mark(format!("ran c{i}"));
+                Ok(i)
+            }))
+        });
+        let results = tokio::time::timeout(
+            Duration::from_secs(20),
+            run(&lanes, steps, &CancellationToken::new(), |_| {}),
+        )
+        .await
+        .unwrap();
+        let values: Vec<usize> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
+        assert_eq!(values, [0, 1]);
+        assert!(log.position("built second") < log.position("ran c1"));
     }
 }

@@ -52,3 +52,14 @@ fn summaries_fit_on_one_line() {
     assert_eq!(summarize_output("a\nb\nc\n"), "3 lines");
     assert_eq!(first_line("first\nsecond"), "first");
 }
+
+/// Front ends spawn requests on the runtime: the future of `send` must stay `Send`.
+#[test]
+fn the_future_of_send_can_be_spawned() {
+    fn spawnable<T: Send + 'static>(_: &T) {}
+    fn check(session: Session, events: EventSender) {
+        let run = async move { session.send("hi", &AskContext::default(), &events).await };
+        spawnable(&run);
+    }
+    let _ = check;
+}
