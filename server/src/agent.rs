@@ -283,6 +283,7 @@ impl Session {
             history: &mut history,
             events,
             token: &token,
+            offered: Vec::new(),
             outcome: RunOutcome {
                 session: self.state.id.to_string(),
                 text: String::new(),
@@ -314,6 +315,8 @@ struct Run<'a> {
     events: &'a EventSender,
     token: &'a CancellationToken,
     outcome: RunOutcome,
+    /// The tools offered to the model in this request.
+    offered: Vec<&'static str>,
 }
 
 impl Run<'_> {
@@ -323,7 +326,8 @@ impl Run<'_> {
         context: &AskContext,
     ) -> Result<StopReason, AgentError> {
         let agent = &self.session.agent;
-        let specs = Toolbox::specs();
+        let specs = agent.toolbox.specs();
+        self.offered = specs.iter().map(|s| s.name).collect();
         let system = prompt::system_prompt(
             agent.toolbox.workspace().roots(),
             context,
@@ -443,7 +447,9 @@ impl Run<'_> {
         let steps = (0..calls.len()).map(|i| {
             let call = &calls[i];
             let spec = Toolbox::spec(&call.name);
-            let planned = parse_arguments(&call.name, &call.arguments)
+            let planned = self
+                .offer(&call.name)
+                .and_then(|()| parse_arguments(&call.name, &call.arguments))
                 .and_then(|args| toolbox.task(&call.name, args, &ctx).map_err(|e| e.message));
             match planned {
                 Ok(task) if spec.is_some_and(|s| s.parallel_safe) => Step::Parallel(task),
@@ -525,6 +531,18 @@ impl Run<'_> {
                 }
             })
             .collect()
+    }
+
+    /// Whether the model may call `name` in this request, or why not.
+    fn offer(&self, name: &str) -> Result<(), String> {
+        if self.offered.contains(&name) {
+            return Ok(());
+        }
+        let tools = self.offered.join(", ");
+        Err(match Toolbox::spec(name) {
+            Some(_) => format!("`{name}` is not available here; the tools are {tools}"),
+            None => format!("unknown tool `{name}`; the tools are {tools}"),
+        })
     }
 
     /// Adds messages to the history and, when the session persists, to its file. A failed

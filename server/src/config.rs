@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::agent::AgentConfig;
+use crate::approvals::ApprovalsConfig;
 use crate::lanes::LanesConfig;
 use crate::llm::LlmConfig;
 use crate::tools::ToolsConfig;
@@ -30,6 +31,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// The agent (`[agent]`): turn and token limits, sessions, ensembles.
     pub agent: AgentConfig,
+    /// Which tools may run without asking.
+    pub approvals: ApprovalsConfig,
 }
 
 /// One source of settings and what it says.

@@ -5,8 +5,11 @@
 //! `lsp`) translate between their protocol and these types.
 
 pub mod agent;
+pub mod analyze;
+pub mod approvals;
 pub mod config;
 pub mod documents;
+pub mod edits;
 pub mod lanes;
 pub mod llm;
 pub mod read_cache;

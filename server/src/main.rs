@@ -1,16 +1,18 @@
 //! The `switchyard` command line: `lsp`, `analyze`, `ask` and `tool` over one core.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use std::io::Write;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use switchyard::agent::{Agent, AgentEvent, AskContext, SessionStore, StopReason, ToolStatus};
+use switchyard::approvals::{Approvals, Prompter};
 use switchyard::config::Config;
 use switchyard::documents::Documents;
+use switchyard::edits::Applier;
 use switchyard::lanes::Lanes;
-use switchyard::tools::{CallContext, Toolbox, Workspace};
+use switchyard::tools::{ALL_TOOLS, CallContext, Mutations, ToolOutput, Toolbox, Workspace};
 use tokio::sync::mpsc;
 
 /// A coding agent behind the Language Server Protocol.
@@ -45,8 +47,15 @@ enum Command {
         /// List this workspace's sessions, most recent first, instead of asking.
         #[arg(long, conflicts_with_all = ["prompt", "session"])]
         list: bool,
+        /// Allow every change the approval policy does not deny, without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Show the diff of every change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
-    /// Run one tool (read, glob, grep, ls) through the lanes and print its result.
+    /// Run one tool through the lanes and print its result: read, glob, grep, ls, and — on
+    /// disk, asking first unless `--yes` — write, edit, multi_edit, delete, move, copy, bash.
     ///
     /// Exits 0 on success, 1 when the tool reports an error (the message goes to stderr),
     /// 2 on bad usage.
@@ -62,6 +71,12 @@ enum Command {
         /// Print the structured result as JSON instead of the text a model sees.
         #[arg(long)]
         json: bool,
+        /// Allow every change the approval policy does not deny, without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Show the diff of a change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -81,13 +96,31 @@ fn main() -> ExitCode {
             cwd,
             session,
             list,
-        } => runtime.block_on(ask(prompt, cwd, session, list)),
+            yes,
+            dry_run,
+        } => runtime.block_on(ask(AskCommand {
+            prompt,
+            cwd,
+            session,
+            list,
+            yes,
+            dry_run,
+        })),
         Command::Tool {
             name,
             args,
             cwd,
             json,
-        } => runtime.block_on(tool(name, args, cwd, json)),
+            yes,
+            dry_run,
+        } => runtime.block_on(tool(ToolCommand {
+            name,
+            args,
+            cwd,
+            json,
+            yes,
+            dry_run,
+        })),
     }
 }
 
@@ -119,12 +152,45 @@ fn open_workspace(cwd: Option<PathBuf>) -> Result<(Workspace, Config), String> {
     Ok((workspace, config))
 }
 
-async fn tool(name: String, args: String, cwd: Option<PathBuf>, json: bool) -> ExitCode {
+/// `switchyard tool`'s arguments.
+struct ToolCommand {
+    name: String,
+    args: String,
+    cwd: Option<PathBuf>,
+    json: bool,
+    yes: bool,
+    dry_run: bool,
+}
+
+/// How the CLI changes files: on disk, asking on the terminal unless `--yes`.
+fn disk_mutations(config: &Config, yes: bool, dry_run: bool) -> Mutations {
+    let prompter = if yes || dry_run {
+        Prompter::AllowAll
+    } else {
+        Prompter::Terminal
+    };
+    Mutations {
+        applier: Applier::Disk { dry_run },
+        approvals: Arc::new(Approvals::new(config.approvals.clone(), prompter)),
+    }
+}
+
+async fn tool(command: ToolCommand) -> ExitCode {
+    let ToolCommand {
+        name,
+        args,
+        cwd,
+        json,
+        yes,
+        dry_run,
+    } = command;
     if Toolbox::spec(&name).is_none() {
-        let names: Vec<&str> = Toolbox::specs().iter().map(|s| s.name).collect();
         return fail(
             2,
-            &format!("unknown tool `{name}`; the tools are {}", names.join(", ")),
+            &format!(
+                "unknown tool `{name}`; the tools are {}",
+                ALL_TOOLS.join(", ")
+            ),
         );
     }
     let args: serde_json::Value = match serde_json::from_str(&args) {
@@ -135,12 +201,18 @@ async fn tool(name: String, args: String, cwd: Option<PathBuf>, json: bool) -> E
         Ok(opened) => opened,
         Err(e) => return fail(2, &e),
     };
-    let lanes = match Lanes::new(config.lanes) {
+    let lanes = match Lanes::new(config.lanes.clone()) {
         Ok(lanes) => lanes,
         Err(e) => return fail(2, &e),
     };
+    let mutations = disk_mutations(&config, yes, dry_run);
     let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools);
-    match toolbox.run(&name, args, &CallContext::default()).await {
+    toolbox.set_mutations(mutations);
+    let result = toolbox.run(&name, args, &CallContext::default()).await;
+    if let Ok(ToolOutput::Change(change)) = &result {
+        eprint!("{}", change.diff);
+    }
+    match result {
         Ok(output) if json => match serde_json::to_string_pretty(&output) {
             Ok(text) => {
                 println!("{text}");
@@ -156,17 +228,30 @@ async fn tool(name: String, args: String, cwd: Option<PathBuf>, json: bool) -> E
     }
 }
 
-async fn ask(
+/// `switchyard ask`'s arguments.
+struct AskCommand {
     prompt: Option<String>,
     cwd: Option<PathBuf>,
     session: Option<String>,
     list: bool,
-) -> ExitCode {
+    yes: bool,
+    dry_run: bool,
+}
+
+async fn ask(command: AskCommand) -> ExitCode {
+    let AskCommand {
+        prompt,
+        cwd,
+        session,
+        list,
+        yes,
+        dry_run,
+    } = command;
     let (workspace, config) = match open_workspace(cwd) {
         Ok(opened) => opened,
         Err(e) => return fail(2, &e),
     };
-    let lanes = match Lanes::new(config.lanes) {
+    let lanes = match Lanes::new(config.lanes.clone()) {
         Ok(lanes) => lanes,
         Err(e) => return fail(2, &e),
     };
@@ -177,7 +262,9 @@ async fn ask(
             None
         }
     };
-    let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools);
+    let mutations = disk_mutations(&config, yes, dry_run);
+    let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools.clone());
+    toolbox.set_mutations(mutations);
     let agent = Agent::new(
         toolbox,
         Agent::client(&config.llm),

@@ -6,28 +6,35 @@
 //! a broken tool (a panic) is a lane failure and lands in the dead-letter queue.
 
 mod args;
+mod bash;
 mod glob;
 mod grep;
 mod ls;
+mod mutate;
 mod read;
 mod sandbox;
 mod walk;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::approvals::{Approvals, Policy};
 use crate::documents::Documents;
+use crate::edits::Applier;
 use crate::lanes::{Lane, LaneError, Lanes, SessionId, Task, TaskContext};
 use crate::read_cache::{LineIndexCache, ReadCache};
 
 pub use args::Args;
+pub use bash::{BashArgs, BashOutput};
 pub use glob::{GlobArgs, GlobOutput};
 pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
+pub use mutate::{ChangeOutput, Ledger, MUTATING_TOOLS, Mutation, Replacement};
 pub use read::{ReadArgs, ReadOutput};
 pub use sandbox::Workspace;
 pub use walk::WalkOptions;
@@ -78,6 +85,10 @@ pub enum ToolOutput {
     Grep(GrepOutput),
     /// A directory listing.
     Ls(LsOutput),
+    /// A change to the workspace (write, edit, multi_edit, delete, move, copy).
+    Change(ChangeOutput),
+    /// A shell command's outcome.
+    Bash(BashOutput),
 }
 
 impl ToolOutput {
@@ -89,6 +100,8 @@ impl ToolOutput {
             ToolOutput::Glob(out) => out.render_capped(max_bytes),
             ToolOutput::Grep(out) => out.render_capped(max_bytes),
             ToolOutput::Ls(out) => out.render_capped(max_bytes),
+            ToolOutput::Change(out) => out.render(),
+            ToolOutput::Bash(out) => out.render(),
         }
     }
 }
@@ -117,6 +130,8 @@ pub struct ToolsConfig {
     pub glob_default_limit: usize,
     /// `ls`: entries returned when no `limit` is given.
     pub ls_default_limit: usize,
+    /// `bash`: time limit when the call gives none, in milliseconds.
+    pub bash_timeout_ms: u64,
 }
 
 impl Default for ToolsConfig {
@@ -132,6 +147,7 @@ impl Default for ToolsConfig {
             grep_max_line_chars: 500,
             glob_default_limit: 500,
             ls_default_limit: 500,
+            bash_timeout_ms: 120_000,
         }
     }
 }
@@ -158,6 +174,18 @@ struct Inner {
     config: RwLock<ToolsConfig>,
     cache: ReadCache,
     line_index: LineIndexCache,
+    ledger: Ledger,
+    mutations: RwLock<Option<Mutations>>,
+}
+
+/// What lets a toolbox change files: how changes are applied and who approves them.
+/// Without it, a toolbox offers the read-only tools only.
+#[derive(Debug, Clone)]
+pub struct Mutations {
+    /// Through the editor (LSP) or to disk (CLI).
+    pub applier: Applier,
+    /// The policies in force and who is asked.
+    pub approvals: Arc<Approvals>,
 }
 
 /// Everything one call needs while it runs on a pool thread.
@@ -167,10 +195,24 @@ pub(crate) struct Env<'a> {
     pub config: &'a ToolsConfig,
     pub cache: &'a ReadCache,
     pub line_index: &'a LineIndexCache,
+    pub ledger: &'a Ledger,
     pub task: &'a TaskContext,
 }
 
-const TOOL_NAMES: [&str; 4] = ["read", "glob", "grep", "ls"];
+/// Every tool, read-only first.
+pub const ALL_TOOLS: [&str; 11] = [
+    "read",
+    "glob",
+    "grep",
+    "ls",
+    "write",
+    "edit",
+    "multi_edit",
+    "delete",
+    "move",
+    "copy",
+    "bash",
+];
 
 impl Toolbox {
     /// The tools over `workspace`, running on `lanes`, seeing `documents` before the disk.
@@ -187,6 +229,8 @@ impl Toolbox {
             cache,
             line_index: LineIndexCache::new(32),
             config: RwLock::new(config),
+            ledger: Ledger::default(),
+            mutations: RwLock::new(None),
             lanes,
         };
         Toolbox {
@@ -194,22 +238,36 @@ impl Toolbox {
         }
     }
 
-    /// Every tool's spec, as a model is shown them.
-    pub fn specs() -> Vec<ToolSpec> {
-        TOOL_NAMES
+    /// Lets the toolbox change files: the mutating tools (and `bash`, when its policy is
+    /// not deny) are offered from now on.
+    pub fn set_mutations(&self, mutations: Mutations) {
+        *self.inner.mutations.write() = Some(mutations);
+    }
+
+    /// The specs of the tools this toolbox offers now, as a model is shown them: the
+    /// read-only tools, and the mutating ones when it can change files — none the
+    /// approval policy denies.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        let mutations = self.inner.mutations.read();
+        ALL_TOOLS
             .iter()
+            .filter(|name| match &*mutations {
+                Some(m) => m.approvals.policy(name) != Policy::Deny,
+                None => !MUTATING_TOOLS.contains(name) && **name != "bash",
+            })
             .filter_map(|name| Toolbox::spec(name))
             .collect()
     }
 
-    /// One tool's spec.
+    /// Any tool's spec, offered here or not.
     pub fn spec(name: &str) -> Option<ToolSpec> {
         match name {
             "read" => Some(read::spec()),
             "glob" => Some(glob::spec()),
             "grep" => Some(grep::spec()),
             "ls" => Some(ls::spec()),
-            _ => None,
+            "bash" => Some(bash::spec()),
+            other => mutate::spec(other),
         }
     }
 
@@ -250,12 +308,37 @@ impl Toolbox {
         let Some(spec) = Toolbox::spec(name) else {
             return Err(ToolError::new(format!(
                 "unknown tool `{name}`; the tools are {}",
-                TOOL_NAMES.join(", ")
+                ALL_TOOLS.join(", ")
             )));
         };
         let call = Call::parse(name, &args)?;
+        if let Some(m) = &*self.inner.mutations.read() {
+            if m.approvals.policy(name) == Policy::Deny {
+                return Err(ToolError::new(format!(
+                    "`{name}` is turned off by the user's policy (approvals.{name} = \"deny\")"
+                )));
+            }
+        }
+        let task = match call {
+            Call::Mutate(_) | Call::Bash(_) => {
+                let inner = Arc::clone(&self.inner);
+                Task::future(spec.lane, name, move |task| {
+                    let (inner, call) = (Arc::clone(&inner), call.clone());
+                    async move { Ok(inner.change(call, task).await.map_err(|e| e.message)) }
+                })
+            }
+            call => self.read_only_task(spec.lane, name, call),
+        };
+        let task = task.payload(args).cancelled_by(&ctx.token);
+        Ok(match &ctx.session {
+            Some(session) => task.session(session.clone()),
+            None => task,
+        })
+    }
+
+    fn read_only_task(&self, lane: Lane, name: &str, call: Call) -> Task<ToolResult> {
         let inner = Arc::clone(&self.inner);
-        let task = Task::blocking(spec.lane, name, move |task| {
+        Task::blocking(lane, name, move |task| {
             let config = inner.config.read().clone();
             let env = Env {
                 workspace: &inner.workspace,
@@ -263,18 +346,13 @@ impl Toolbox {
                 config: &config,
                 cache: &inner.cache,
                 line_index: &inner.line_index,
+                ledger: &inner.ledger,
                 task,
             };
             let result = call.run(&env);
             // Work that stopped because it was cancelled reports that, not a half result.
             task.checkpoint()?;
             Ok(result.map_err(|e| e.message))
-        })
-        .payload(args)
-        .cancelled_by(&ctx.token);
-        Ok(match &ctx.session {
-            Some(session) => task.session(session.clone()),
-            None => task,
         })
     }
 
@@ -303,12 +381,85 @@ pub fn lane_result(result: Result<ToolResult, LaneError>) -> Result<ToolOutput, 
     }
 }
 
+impl Inner {
+    /// Runs a mutating call or `bash`: compute the change off the runtime, ask, apply.
+    async fn change(
+        self: Arc<Self>,
+        call: Call,
+        task: TaskContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let Some(m) = self.mutations.read().clone() else {
+            return Err(ToolError::new(
+                "this front end cannot change files; only the read-only tools are available",
+            ));
+        };
+        let session = task.session().cloned();
+        let mutation = match call {
+            Call::Bash(args) => {
+                let summary = format!("run `{}`", args.command);
+                m.approvals
+                    .check("bash", &summary, session.as_ref())
+                    .await
+                    .map_err(ToolError::new)?;
+                let (timeout, cap) = {
+                    let config = self.config.read();
+                    (
+                        Duration::from_millis(config.bash_timeout_ms),
+                        config.max_output_bytes,
+                    )
+                };
+                let out =
+                    bash::run(&args, self.workspace.primary(), timeout, cap, task.token()).await?;
+                return Ok(ToolOutput::Bash(out));
+            }
+            Call::Mutate(mutation) => mutation,
+            _ => return Err(ToolError::new("not a mutating tool")),
+        };
+        let tool = mutation.tool();
+        let inner = Arc::clone(&self);
+        let scoped = session.clone();
+        let (prepared, diff) = tokio::task::spawn_blocking(move || {
+            let scope = mutate::Scope {
+                workspace: &inner.workspace,
+                documents: &inner.documents,
+                ledger: &inner.ledger,
+                session: scoped.as_ref(),
+                max_bytes: inner.config.read().streaming_threshold_bytes,
+            };
+            mutate::prepare(&mutation, &scope).map(|p| {
+                let diff = p.diff(&inner.workspace);
+                (p, diff)
+            })
+        })
+        .await
+        .map_err(|e| ToolError::new(format!("`{tool}` failed: {e}")))??;
+        task.checkpoint().map_err(|e| ToolError::new(e.message))?;
+        m.approvals
+            .check(tool, &prepared.summary, session.as_ref())
+            .await
+            .map_err(ToolError::new)?;
+        let outcome = m.applier.apply(prepared.set.clone()).await;
+        mutate::finish(
+            tool,
+            prepared,
+            outcome,
+            diff,
+            &self.ledger,
+            session.as_ref(),
+        )
+        .map(ToolOutput::Change)
+    }
+}
+
 /// A parsed call, ready to run.
+#[derive(Clone)]
 enum Call {
     Read(ReadArgs),
     Glob(GlobArgs),
     Grep(GrepArgs),
     Ls(LsArgs),
+    Mutate(Mutation),
+    Bash(BashArgs),
 }
 
 impl Call {
@@ -319,7 +470,8 @@ impl Call {
             "glob" => Call::Glob(GlobArgs::parse(&args)?),
             "grep" => Call::Grep(GrepArgs::parse(&args)?),
             "ls" => Call::Ls(LsArgs::parse(&args)?),
-            _ => return Err(ToolError::new(format!("unknown tool `{name}`"))),
+            "bash" => Call::Bash(BashArgs::parse(&args)?),
+            other => Call::Mutate(Mutation::parse(other, &args)?),
         })
     }
 
@@ -329,6 +481,9 @@ impl Call {
             Call::Glob(args) => glob::run(args, env).map(ToolOutput::Glob),
             Call::Grep(args) => grep::run(args, env).map(ToolOutput::Grep),
             Call::Ls(args) => ls::run(args, env).map(ToolOutput::Ls),
+            Call::Mutate(_) | Call::Bash(_) => {
+                Err(ToolError::new("a mutating call runs in the Execute lane"))
+            }
         }
     }
 }

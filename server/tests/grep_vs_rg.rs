@@ -232,3 +232,60 @@ fn grep_matches_ripgrep_on_an_awkward_tree() {
         assert_same(dir.path(), pattern, &rg_flags, args);
     }
 }
+
+fn rg_files(root: &Path) -> BTreeSet<String> {
+    let out = Command::new(rg())
+        .current_dir(root)
+        .args(["--no-config", "--files"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn our_files(root: &Path, tool: &str, args: serde_json::Value) -> BTreeSet<String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lanes = Lanes::with_runtime(LanesConfig::default(), runtime.handle().clone()).unwrap();
+    let toolbox = Toolbox::new(
+        Workspace::new([root.to_path_buf()]).unwrap(),
+        lanes,
+        Documents::new(),
+        ToolsConfig::default(),
+    );
+    match runtime
+        .block_on(toolbox.run(tool, args, &CallContext::default()))
+        .unwrap()
+    {
+        ToolOutput::Glob(glob) => {
+            assert_eq!(glob.total as usize, glob.paths.len(), "raise the limit");
+            glob.paths.into_iter().collect()
+        }
+        ToolOutput::Ls(ls) => ls
+            .entries
+            .into_iter()
+            .filter(|e| e.kind == switchyard::tools::EntryKind::File)
+            .map(|e| e.path)
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_parallel_listing_is_what_rg_files_lists() {
+    let awkward = awkward_tree();
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    for root in [awkward.path(), real.as_path()] {
+        let theirs = rg_files(root);
+        assert!(!theirs.is_empty());
+        let glob = our_files(root, "glob", json!({"pattern": "**", "limit": 1_000_000}));
+        assert_eq!(glob, theirs, "glob ** under {}", root.display());
+        let ls = our_files(root, "ls", json!({"depth": 64, "limit": 1_000_000}));
+        assert_eq!(ls, theirs, "ls under {}", root.display());
+    }
+}

@@ -44,6 +44,11 @@ impl<'a> Args<'a> {
         Ok(())
     }
 
+    /// The raw value of `key`, when present and not null.
+    pub fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.get(key)
+    }
+
     fn get(&self, key: &str) -> Option<&'a Value> {
         self.map.get(key).filter(|v| !v.is_null())
     }

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -154,36 +155,31 @@ pub(super) fn run(args: &GlobArgs, env: &Env<'_>) -> Result<GlobOutput, ToolErro
         ..WalkOptions::default()
     };
     let limit = args.limit.unwrap_or(env.config.glob_default_limit as u64) as usize;
-    let mut out = GlobOutput {
+    let found = Mutex::new(Vec::new());
+    let errors = options.walk_parallel(&start, env.task.token(), |entry| {
+        if entry.file_type().is_some_and(|t| t.is_file())
+            && matches(&matcher, by_name, &base, entry.path())
+        {
+            found.lock().push(entry.into_path());
+        }
+    });
+    env.task
+        .checkpoint()
+        .map_err(|e| ToolError::new(e.message))?;
+    let mut found = found.into_inner();
+    found.sort_unstable();
+    let total = found.len() as u64;
+    let paths = found
+        .iter()
+        .take(limit)
+        .map(|p| env.workspace.display(p))
+        .collect();
+    Ok(GlobOutput {
         pattern: args.pattern.clone(),
-        paths: Vec::new(),
-        total: 0,
-        errors: Vec::new(),
-    };
-    for (n, entry) in options.walk(&start).enumerate() {
-        if n % 1024 == 0 {
-            env.task
-                .checkpoint()
-                .map_err(|e| ToolError::new(e.message))?;
-        }
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                out.errors.push(e.to_string());
-                continue;
-            }
-        };
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
-        }
-        if matches(&matcher, by_name, &base, entry.path()) {
-            out.total += 1;
-            if out.paths.len() < limit {
-                out.paths.push(env.workspace.display(entry.path()));
-            }
-        }
-    }
-    Ok(out)
+        paths,
+        total,
+        errors,
+    })
 }
 
 fn matches(matcher: &GlobMatcher, by_name: bool, base: &Path, path: &Path) -> bool {

@@ -183,6 +183,8 @@ pub struct GrepOutput {
     pub pattern: String,
     /// The output mode.
     pub mode: GrepMode,
+    /// Context lines asked for around each match.
+    pub context: u64,
     /// Files with matches, in walk order (by path).
     pub files: Vec<GrepFile>,
     /// Matching lines found.
@@ -211,7 +213,7 @@ impl GrepOutput {
                 GrepMode::Content => {
                     let mut last = None;
                     for line in &file.lines {
-                        if last.is_some_and(|l: u64| line.line > l + 1) {
+                        if self.context > 0 && last.is_some_and(|l: u64| line.line > l + 1) {
                             out.push_str("--\n");
                         }
                         last = Some(line.line);
@@ -315,6 +317,11 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
     let mut out = GrepOutput {
         pattern: args.pattern.clone(),
         mode: args.output,
+        context: if args.output == GrepMode::Content {
+            args.context
+        } else {
+            0
+        },
         files: Vec::new(),
         matches: 0,
         stopped_at_limit: false,

@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::path::{Component, PathBuf};
 
+use parking_lot::Mutex;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -189,36 +190,26 @@ pub(super) fn run(args: &LsArgs, env: &Env<'_>) -> Result<LsOutput, ToolError> {
         max_depth: Some(depth),
         ..WalkOptions::default()
     };
-    let mut found = Vec::new();
-    let mut errors = Vec::new();
-    for (n, entry) in options.walk(&dir).enumerate() {
-        if n % 1024 == 0 {
-            env.task
-                .checkpoint()
-                .map_err(|e| ToolError::new(e.message))?;
-        }
-        let entry = match entry {
-            Ok(entry) if entry.depth() > 0 => entry,
-            Ok(_) => continue,
-            Err(e) => {
-                errors.push(e.to_string());
-                continue;
-            }
-        };
+    let found = Mutex::new(Vec::new());
+    let errors = options.walk_parallel(&dir, env.task.token(), |entry| {
         let kind = match entry.file_type() {
             Some(t) if t.is_dir() => EntryKind::Dir,
             Some(t) if t.is_file() => EntryKind::File,
             Some(t) if t.is_symlink() => EntryKind::Symlink,
             _ => EntryKind::Other,
         };
-        found.push(Found {
+        found.lock().push(Found {
             path: entry.into_path(),
             kind,
             depth: 0,
             size: None,
             target: None,
         });
-    }
+    });
+    env.task
+        .checkpoint()
+        .map_err(|e| ToolError::new(e.message))?;
+    let mut found = found.into_inner();
     // Sizes and link targets take a system call each: spread them over the pool.
     found.par_iter_mut().for_each(|f| match f.kind {
         EntryKind::File => f.size = std::fs::metadata(&f.path).ok().map(|m| m.len()),

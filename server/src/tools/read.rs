@@ -154,6 +154,8 @@ pub(super) fn run(args: &ReadArgs, env: &Env<'_>) -> Result<ReadOutput, ToolErro
     let shown = env.workspace.display(&path);
     let limit = args.limit.unwrap_or(env.config.read_default_lines as u64);
     if let Some(doc) = env.documents.get(&path) {
+        env.ledger
+            .saw(env.task.session(), &path, doc.text.as_bytes());
         let text = FileText::new(doc.text.as_bytes().to_vec());
         let mut out = window(&text, &shown, args.offset, limit, env)?;
         out.buffer_version = Some(doc.version);
@@ -174,6 +176,7 @@ pub(super) fn run(args: &ReadArgs, env: &Env<'_>) -> Result<ReadOutput, ToolErro
         &text.bytes()[..text.bytes().len().min(BINARY_SNIFF)],
         meta.len(),
     )?;
+    env.ledger.saw(env.task.session(), &path, text.bytes());
     window(&text, &shown, args.offset, limit, env)
 }
 

@@ -687,3 +687,420 @@ fn tool_errors_are_results_not_dead_letters() {
     assert_eq!(m.lane(Lane::Query).submitted, 1);
     assert!(Path::new(&f.root()).exists());
 }
+
+// --- The mutating tools -------------------------------------------------------------------
+
+use crate::approvals::{Approvals, ApprovalsConfig, Policy, Prompter};
+use crate::edits::{Applier, ApplyOutcome, Change, EditorRequest};
+
+impl Fixture {
+    fn allow_changes_on_disk(&self, prompter: Prompter, config: ApprovalsConfig) {
+        self.toolbox.set_mutations(Mutations {
+            applier: Applier::Disk { dry_run: false },
+            approvals: Arc::new(Approvals::new(config, prompter)),
+        });
+    }
+
+    fn on_disk(&self, path: &str) -> String {
+        std::fs::read_to_string(self.root().join(path)).unwrap()
+    }
+}
+
+fn editing() -> Fixture {
+    let f = project();
+    f.allow_changes_on_disk(Prompter::AllowAll, ApprovalsConfig::default());
+    f
+}
+
+#[test]
+fn edit_replaces_exact_text_once() {
+    let f = editing();
+    f.check(
+        "edit",
+        json!({"path": "src/main.rs", "old_string": "helper();", "new_string": "helper(1);"}),
+        expect![[r#"
+        edit:
+        edited `src/main.rs`: 1 replacement (+1 −1 lines)
+    "#]],
+    );
+    assert_eq!(
+        f.on_disk("src/main.rs"),
+        "fn main() {\n    println!(\"Hello\");\n    helper(1);\n}\n"
+    );
+    f.check("edit", json!({"path": "src/main.rs", "old_string": "nowhere", "new_string": "x"}), expect![[r#"
+        edit:
+        error: `old_string` was not found in `src/main.rs`; read the file again and copy the text exactly, whitespace and indentation included — nothing was changed
+    "#]]);
+    f.check("edit", json!({"path": "src/main.rs", "old_string": "    ", "new_string": "\t"}), expect![[r#"
+        edit:
+        error: `old_string` occurs 2 times in `src/main.rs` (lines 2, 3); include more of the surrounding lines to make it unique, or pass `replace_all: true` — nothing was changed
+    "#]]);
+    f.check("edit", json!({"path": "src/main.rs", "old_string": "    ", "new_string": "\t", "replace_all": true}), expect![[r#"
+        edit:
+        edited `src/main.rs`: 2 replacements (+2 −2 lines)
+    "#]]);
+    f.check(
+        "edit",
+        json!({"path": "src/main.rs", "old_string": "x", "new_string": "x"}),
+        expect![[r#"
+        edit:
+        error: `old_string` and `new_string` are the same; nothing to change
+    "#]],
+    );
+    f.check(
+        "edit",
+        json!({"path": "image.png", "old_string": "PNG", "new_string": "GIF"}),
+        expect![[r#"
+        edit:
+        error: `image.png` is a binary file; `edit` changes text files only
+    "#]],
+    );
+    let err = f
+        .call(
+            "edit",
+            json!({"path": "../outside.rs", "old_string": "a", "new_string": "b"}),
+        )
+        .unwrap_err();
+    assert!(
+        err.message
+            .starts_with("`../outside.rs` is outside the workspace"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn multi_edit_applies_all_or_nothing() {
+    let f = editing();
+    let before = f.on_disk("src/lib.rs");
+    f.check("multi_edit", json!({"path": "src/lib.rs", "edits": [
+        {"old_string": "helper", "new_string": "assist"},
+        {"old_string": "missing", "new_string": "x"},
+    ]}), expect![[r#"
+        multi_edit:
+        error: edit 2 of 2: `old_string` was not found in `src/lib.rs`; read the file again and copy the text exactly, whitespace and indentation included — nothing was changed
+    "#]]);
+    assert_eq!(f.on_disk("src/lib.rs"), before);
+    f.check(
+        "multi_edit",
+        json!({"path": "src/lib.rs", "edits": [
+            {"old_string": "helper", "new_string": "assist"},
+            {"old_string": "assist()", "new_string": "assist(x: u8)"},
+        ]}),
+        expect![[r#"
+        multi_edit:
+        edited `src/lib.rs`: 2 replacements (+1 −1 lines)
+    "#]],
+    );
+    assert_eq!(
+        f.on_disk("src/lib.rs"),
+        "pub fn assist(x: u8) {\n    // TODO: say hello\n}\n"
+    );
+    f.check(
+        "multi_edit",
+        json!({"path": "src/lib.rs", "edits": []}),
+        expect![[r#"
+        multi_edit:
+        error: `edits` must hold at least one edit
+    "#]],
+    );
+}
+
+#[test]
+fn write_delete_move_and_copy_change_files() {
+    let f = editing();
+    f.check(
+        "write",
+        json!({"path": "notes/todo.md", "content": "# Todo\n- a\n"}),
+        expect![[r#"
+        write:
+        created `notes/todo.md` (2 lines)
+    "#]],
+    );
+    f.check(
+        "write",
+        json!({"path": "notes/todo.md", "content": "# Todo\n- a\n- b\n"}),
+        expect![[r#"
+        write:
+        wrote `notes/todo.md` (+1 −0 lines)
+    "#]],
+    );
+    f.check(
+        "copy",
+        json!({"from": "notes/todo.md", "to": "notes/copy.md"}),
+        expect![[r#"
+        copy:
+        copied `notes/todo.md` to `notes/copy.md`
+    "#]],
+    );
+    f.check(
+        "move",
+        json!({"from": "notes/copy.md", "to": "notes/todo.md"}),
+        expect![[r#"
+        move:
+        error: `notes/todo.md` already exists; choose a new path or delete it first
+    "#]],
+    );
+    f.check(
+        "move",
+        json!({"from": "notes/copy.md", "to": "archive/old.md"}),
+        expect![[r#"
+        move:
+        moved `notes/copy.md` to `archive/old.md`
+    "#]],
+    );
+    f.check(
+        "delete",
+        json!({"path": "archive/old.md"}),
+        expect![[r#"
+        delete:
+        deleted `archive/old.md`
+    "#]],
+    );
+    f.check(
+        "delete",
+        json!({"path": "src"}),
+        expect![[r#"
+        delete:
+        error: `src` is a directory; `delete` removes files only
+    "#]],
+    );
+    assert_eq!(f.on_disk("notes/todo.md"), "# Todo\n- a\n- b\n");
+    assert!(!f.root().join("archive/old.md").exists());
+}
+
+#[test]
+fn a_file_changed_since_it_was_read_is_not_edited() {
+    let f = editing();
+    let ctx = CallContext {
+        session: Some("s1".into()),
+        ..CallContext::default()
+    };
+    let call = |tool: &str, args: Value| {
+        let toolbox = f.toolbox.clone();
+        let (tool, ctx) = (tool.to_string(), ctx.clone());
+        f._runtime
+            .block_on(async move { toolbox.run(&tool, args, &ctx).await })
+    };
+    call("read", json!({"path": "src/main.rs"})).unwrap();
+    // The user changes the file after the agent read it.
+    std::fs::write(
+        f.root().join("src/main.rs"),
+        "fn main() {\n    println!(\"Hello\");\n    helper();\n    user_typed();\n}\n",
+    )
+    .unwrap();
+    let err = call(
+        "edit",
+        json!({"path": "src/main.rs", "old_string": "helper();", "new_string": "helper(2);"}),
+    )
+    .unwrap_err();
+    assert!(
+        err.message
+            .starts_with("`src/main.rs` changed since you last read it"),
+        "{}",
+        err.message
+    );
+    // Read again: the edit goes through, against what the user sees.
+    call("read", json!({"path": "src/main.rs"})).unwrap();
+    call(
+        "edit",
+        json!({"path": "src/main.rs", "old_string": "helper();", "new_string": "helper(2);"}),
+    )
+    .unwrap();
+    // Another session never read it: nothing to compare.
+    let other = CallContext {
+        session: Some("s2".into()),
+        ..CallContext::default()
+    };
+    f._runtime
+        .block_on(f.toolbox.run(
+            "edit",
+            json!({"path": "src/lib.rs", "old_string": "TODO", "new_string": "DONE"}),
+            &other,
+        ))
+        .unwrap();
+}
+
+#[test]
+fn edits_of_open_buffers_go_to_the_editor_with_their_version() {
+    let f = project();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<EditorRequest>(4);
+    f.toolbox.set_mutations(Mutations {
+        applier: Applier::Editor(tx),
+        approvals: Arc::new(Approvals::new(
+            ApprovalsConfig::default(),
+            Prompter::AllowAll,
+        )),
+    });
+    let main = f.root().join("src/main.rs");
+    f.toolbox
+        .documents()
+        .open(main.clone(), 7, "fn main() {\n    unsaved();\n}\n");
+    let docs = f.toolbox.documents().clone();
+    let editor = f._runtime.spawn(async move {
+        let request = rx.recv().await.unwrap();
+        let change = request.changes.changes[0].clone();
+        // As an editor does: apply it to the buffer and report the new version.
+        let Change::Edit { path, version, .. } = &change else {
+            panic!()
+        };
+        docs.replace(path, version.unwrap() + 1, change.after().unwrap());
+        request.reply.send(ApplyOutcome::Applied).unwrap();
+        let request = rx.recv().await.unwrap();
+        request
+            .reply
+            .send(ApplyOutcome::NotApplied {
+                reason: "the document version changed".into(),
+            })
+            .unwrap();
+        change
+    });
+    f.check(
+        "edit",
+        json!({"path": "src/main.rs", "old_string": "unsaved();", "new_string": "saved();"}),
+        expect![[r#"
+        edit:
+        edited `src/main.rs`: 1 replacement (+1 −1 lines)
+    "#]],
+    );
+    f.check("edit", json!({"path": "src/main.rs", "old_string": "saved();", "new_string": "again();"}), expect![[r#"
+        edit:
+        error: the change was not applied (edit src/main.rs): the document version changed; read the file again before retrying
+    "#]]);
+    let change = f._runtime.block_on(editor).unwrap();
+    let Change::Edit {
+        path,
+        version,
+        before,
+        edits,
+    } = change
+    else {
+        panic!("{change:?}")
+    };
+    assert_eq!(
+        (path, version, &*before),
+        (main, Some(7), "fn main() {\n    unsaved();\n}\n")
+    );
+    assert_eq!(
+        crate::edits::apply_text_edits(&before, &edits),
+        "fn main() {\n    saved();\n}\n"
+    );
+    // The server never wrote the file: the disk still has what it had.
+    assert_eq!(
+        f.on_disk("src/main.rs"),
+        "fn main() {\n    println!(\"Hello\");\n    helper();\n}\n"
+    );
+}
+
+#[test]
+fn approvals_ask_reject_and_deny() {
+    let f = project();
+    f.allow_changes_on_disk(Prompter::Nobody, ApprovalsConfig::default());
+    let err = f
+        .call(
+            "edit",
+            json!({"path": "src/lib.rs", "old_string": "TODO", "new_string": "DONE"}),
+        )
+        .unwrap_err();
+    assert!(
+        err.message
+            .starts_with("`edit` needs the user's approval and nobody can be asked here"),
+        "{}",
+        err.message
+    );
+    let names = |f: &Fixture| {
+        f.toolbox
+            .specs()
+            .iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        names(&f),
+        "read glob grep ls write edit multi_edit delete move copy"
+    );
+    let config = ApprovalsConfig {
+        delete: Policy::Deny,
+        edit: Policy::Allow,
+        ..ApprovalsConfig::default()
+    };
+    f.allow_changes_on_disk(Prompter::Nobody, config);
+    assert_eq!(
+        names(&f),
+        "read glob grep ls write edit multi_edit move copy"
+    );
+    let err = f.call("delete", json!({"path": "src/lib.rs"})).unwrap_err();
+    assert_eq!(
+        err.message,
+        "`delete` is turned off by the user's policy (approvals.delete = \"deny\")"
+    );
+    f.call(
+        "edit",
+        json!({"path": "src/lib.rs", "old_string": "TODO", "new_string": "DONE"}),
+    )
+    .unwrap();
+    assert!(f.on_disk("src/lib.rs").contains("DONE"));
+    // A read-only toolbox offers no mutating tool, and refuses one called anyway.
+    let read_only = project();
+    assert_eq!(names(&read_only), "read glob grep ls");
+    let err = read_only
+        .call("write", json!({"path": "x", "content": "y"}))
+        .unwrap_err();
+    assert!(
+        err.message.contains("cannot change files"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn bash_is_off_by_default_and_a_runaway_command_is_killed() {
+    let f = editing();
+    let err = f.call("bash", json!({"command": "echo hi"})).unwrap_err();
+    assert!(
+        err.message.contains("approvals.bash = \"deny\""),
+        "{}",
+        err.message
+    );
+    f.allow_changes_on_disk(
+        Prompter::AllowAll,
+        ApprovalsConfig {
+            bash: Policy::Allow,
+            ..ApprovalsConfig::default()
+        },
+    );
+    f.check(
+        "bash",
+        json!({"command": "echo out; echo err >&2; exit 3"}),
+        expect![[r#"
+        bash:
+        $ echo out; echo err >&2; exit 3
+        (exit code 3)
+        stdout:
+        out
+        stderr:
+        err
+    "#]],
+    );
+    let started = Instant::now();
+    let out = f
+        .call(
+            "bash",
+            json!({"command": "echo started; sleep 30 & sleep 30", "timeout_ms": 300}),
+        )
+        .unwrap();
+    let ToolOutput::Bash(out) = out else { panic!() };
+    assert!(out.timed_out && out.exit_code.is_none(), "{out:?}");
+    assert_eq!(out.stdout, "started\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Its working directory is the workspace root.
+    let ToolOutput::Bash(pwd) = f.call("bash", json!({"command": "pwd"})).unwrap() else {
+        panic!()
+    };
+    assert_eq!(pwd.stdout.trim(), f.root().display().to_string());
+}

@@ -1,0 +1,395 @@
+//! Changes to the user's files as plain data, and the two ways they are applied.
+//!
+//! The mutating tools compute a [`ChangeSet`] — text edits as byte ranges of the text the
+//! user sees, file creations, deletions, renames — and hand it to an [`Applier`]. In the
+//! language server the applier passes it to the LSP layer, which sends one
+//! `workspace/applyEdit` and reports the editor's answer: the server never writes the
+//! user's files itself. In the CLI it writes to disk atomically (a temporary file in the
+//! same directory renamed over the target, permissions kept), or only shows the diff in a
+//! dry run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+/// A replacement of the bytes `start..end` of a file's text with `new_text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextEdit {
+    /// First byte replaced.
+    pub start: usize,
+    /// One past the last byte replaced.
+    pub end: usize,
+    /// What goes there.
+    pub new_text: String,
+}
+
+/// One change to the workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Edits to an existing file's text, sorted and not overlapping.
+    Edit {
+        /// The file (canonical).
+        path: PathBuf,
+        /// The text the edits' offsets refer to (the open buffer, else the disk).
+        before: Arc<str>,
+        /// The editor buffer's version `before` was, if it came from an open buffer.
+        version: Option<i32>,
+        /// The edits.
+        edits: Vec<TextEdit>,
+    },
+    /// A new file (or a file replaced whole when `overwrite`).
+    Create {
+        /// Where.
+        path: PathBuf,
+        /// Its content.
+        content: String,
+        /// Replace an existing file.
+        overwrite: bool,
+    },
+    /// A file removed.
+    Delete {
+        /// Which.
+        path: PathBuf,
+    },
+    /// A file moved.
+    Rename {
+        /// From where.
+        from: PathBuf,
+        /// To where.
+        to: PathBuf,
+    },
+}
+
+impl Change {
+    /// The text after the change, for edits.
+    pub fn after(&self) -> Option<String> {
+        match self {
+            Change::Edit { before, edits, .. } => Some(apply_text_edits(before, edits)),
+            _ => None,
+        }
+    }
+}
+
+/// The changes of one tool call, applied together or not at all, under one label (the
+/// editor shows it in its undo history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// "edit src/main.rs", say.
+    pub label: String,
+    /// The changes, in order.
+    pub changes: Vec<Change>,
+}
+
+/// What became of a change set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ApplyOutcome {
+    /// It is in the user's buffers (LSP) or on disk (CLI).
+    Applied,
+    /// A dry run: shown, not written.
+    DryRun,
+    /// It was not applied; the reason is the editor's or the disk's.
+    NotApplied {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A change set on its way to the editor, with where to send the editor's answer.
+#[derive(Debug)]
+pub struct EditorRequest {
+    /// What to apply.
+    pub changes: ChangeSet,
+    /// The outcome, once the editor answered.
+    pub reply: oneshot::Sender<ApplyOutcome>,
+}
+
+/// How changes reach the user's files.
+#[derive(Debug, Clone)]
+pub enum Applier {
+    /// Through the editor (`workspace/applyEdit`), by way of the language server.
+    Editor(mpsc::Sender<EditorRequest>),
+    /// Straight to disk, atomically; or, in a dry run, nowhere.
+    Disk {
+        /// Show the diff, write nothing.
+        dry_run: bool,
+    },
+}
+
+impl Applier {
+    /// Applies a change set and reports what became of it.
+    pub async fn apply(&self, changes: ChangeSet) -> ApplyOutcome {
+        match self {
+            Applier::Editor(editor) => {
+                let (reply, answer) = oneshot::channel();
+                if editor.send(EditorRequest { changes, reply }).await.is_err() {
+                    return ApplyOutcome::NotApplied {
+                        reason: "the editor connection is closed".into(),
+                    };
+                }
+                answer.await.unwrap_or(ApplyOutcome::NotApplied {
+                    reason: "the editor did not answer".into(),
+                })
+            }
+            Applier::Disk { dry_run: true } => ApplyOutcome::DryRun,
+            Applier::Disk { dry_run: false } => {
+                match tokio::task::spawn_blocking(move || apply_to_disk(&changes)).await {
+                    Ok(Ok(())) => ApplyOutcome::Applied,
+                    Ok(Err(reason)) => ApplyOutcome::NotApplied { reason },
+                    Err(e) => ApplyOutcome::NotApplied {
+                        reason: format!("the write failed: {e}"),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// `before` with `edits` (sorted, not overlapping) applied.
+pub fn apply_text_edits(before: &str, edits: &[TextEdit]) -> String {
+    let mut out =
+        String::with_capacity(before.len() + edits.iter().map(|e| e.new_text.len()).sum::<usize>());
+    let mut at = 0;
+    for edit in edits {
+        out.push_str(&before[at..edit.start]);
+        out.push_str(&edit.new_text);
+        at = edit.end;
+    }
+    out.push_str(&before[at..]);
+    out
+}
+
+/// Writes a change set to disk. Each file is written atomically; the set is checked in
+/// full before the first write, so a change that cannot be made stops all of them.
+pub fn apply_to_disk(set: &ChangeSet) -> Result<(), String> {
+    for change in &set.changes {
+        match change {
+            Change::Edit { path, before, .. } => {
+                let now = std::fs::read(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                if now != before.as_bytes() {
+                    return Err(format!(
+                        "{} changed on disk while the edit was prepared; read it again",
+                        path.display()
+                    ));
+                }
+            }
+            Change::Create {
+                path,
+                overwrite: false,
+                ..
+            } if path.exists() => {
+                return Err(format!("{} already exists", path.display()));
+            }
+            Change::Rename { to, .. } if to.exists() => {
+                return Err(format!("{} already exists", to.display()));
+            }
+            Change::Delete { path } | Change::Rename { from: path, .. } if !path.exists() => {
+                return Err(format!("{} does not exist", path.display()));
+            }
+            _ => {}
+        }
+    }
+    for change in &set.changes {
+        match change {
+            Change::Edit { path, .. } => {
+                let after = change.after().unwrap_or_default();
+                write_atomically(path, after.as_bytes())?;
+            }
+            Change::Create { path, content, .. } => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                }
+                write_atomically(path, content.as_bytes())?;
+            }
+            Change::Delete { path } => {
+                std::fs::remove_file(path)
+                    .map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
+            }
+            Change::Rename { from, to } => {
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                }
+                std::fs::rename(from, to).map_err(|e| {
+                    format!("cannot move {} to {}: {e}", from.display(), to.display())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `path`'s content with `bytes` by writing a temporary file beside it and
+/// renaming it over the target, keeping the target's permissions: a crash leaves either
+/// the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| format!("{} has no parent directory", path.display()))?;
+    let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".switchyard-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| fail("write beside", e))?;
+    tmp.write_all(bytes).map_err(|e| fail("write", e))?;
+    tmp.as_file().sync_all().map_err(|e| fail("sync", e))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(tmp.path(), meta.permissions())
+            .map_err(|e| fail("keep the permissions of", e))?;
+    }
+    tmp.persist(path).map_err(|e| fail("replace", e.error))?;
+    Ok(())
+}
+
+/// `a/path`, or `/dev/null` for a side that does not exist.
+fn side(prefix: &str, name: &str) -> String {
+    if name == "/dev/null" {
+        name.to_string()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+/// A unified diff of one change, with paths shown as `shown` gives them.
+pub fn unified_diff(change: &Change, shown: impl Fn(&Path) -> String) -> String {
+    let (old_name, new_name, old, new) = match change {
+        Change::Edit { path, before, .. } => (
+            shown(path),
+            shown(path),
+            before.to_string(),
+            change.after().unwrap_or_default(),
+        ),
+        Change::Create { path, content, .. } => {
+            let old = std::fs::read_to_string(path).unwrap_or_default();
+            ("/dev/null".to_string(), shown(path), old, content.clone())
+        }
+        Change::Delete { path } => {
+            let old = std::fs::read_to_string(path).unwrap_or_default();
+            (shown(path), "/dev/null".to_string(), old, String::new())
+        }
+        Change::Rename { from, to } => return format!("rename {} → {}\n", shown(from), shown(to)),
+    };
+    similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&side("a", &old_name), &side("b", &new_name))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn text_edits_apply_in_order() {
+        let edits = [
+            TextEdit {
+                start: 0,
+                end: 3,
+                new_text: "let".into(),
+            },
+            TextEdit {
+                start: 8,
+                end: 8,
+                new_text: "mut ".into(),
+            },
+        ];
+        assert_eq!(
+            apply_text_edits("var x = mut_not;", &edits[..1]),
+            "let x = mut_not;"
+        );
+        assert_eq!(apply_text_edits("var x = 1;", &edits), "let x = mut 1;");
+    }
+
+    #[test]
+    fn disk_writes_are_atomic_and_keep_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, "echo old\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o754)).unwrap();
+        let set = ChangeSet {
+            label: "edit run.sh".into(),
+            changes: vec![Change::Edit {
+                path: script.clone(),
+                before: "echo old\n".into(),
+                version: None,
+                edits: vec![TextEdit {
+                    start: 5,
+                    end: 8,
+                    new_text: "new".into(),
+                }],
+            }],
+        };
+        apply_to_disk(&set).unwrap();
+        assert_eq!(std::fs::read_to_string(&script).unwrap(), "echo new\n");
+        assert_eq!(
+            std::fs::metadata(&script).unwrap().permissions().mode() & 0o777,
+            0o754
+        );
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["run.sh"]);
+        // A change prepared against stale text is refused and nothing is written.
+        let err = apply_to_disk(&set).unwrap_err();
+        assert!(err.contains("changed on disk"), "{err}");
+        assert_eq!(std::fs::read_to_string(&script).unwrap(), "echo new\n");
+    }
+
+    #[test]
+    fn a_set_that_cannot_be_made_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("exists.txt"), "x").unwrap();
+        let set = ChangeSet {
+            label: "copy".into(),
+            changes: vec![
+                Change::Create {
+                    path: dir.path().join("new.txt"),
+                    content: "new".into(),
+                    overwrite: false,
+                },
+                Change::Create {
+                    path: dir.path().join("exists.txt"),
+                    content: "y".into(),
+                    overwrite: false,
+                },
+            ],
+        };
+        assert!(
+            apply_to_disk(&set)
+                .unwrap_err()
+                .ends_with("exists.txt already exists")
+        );
+        assert!(!dir.path().join("new.txt").exists());
+    }
+
+    #[test]
+    fn diffs_are_unified() {
+        let change = Change::Edit {
+            path: PathBuf::from("/w/a.txt"),
+            before: "one\ntwo\nthree\n".into(),
+            version: None,
+            edits: vec![TextEdit {
+                start: 4,
+                end: 7,
+                new_text: "TWO".into(),
+            }],
+        };
+        let diff = unified_diff(&change, |p| {
+            p.strip_prefix("/w").unwrap().display().to_string()
+        });
+        assert_eq!(
+            diff,
+            "--- a/a.txt\n+++ b/a.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n"
+        );
+    }
+}

@@ -1,0 +1,407 @@
+//! Holds the line counter to the real tokei: on the fixture tree `tests/fixtures/count`
+//! every language's files, code, comments and blanks (and its embedded blocks) must equal
+//! tokei's exactly, and so must every file of a generated set of snippets that stress
+//! strings, comments, escapes and embedded blocks.
+//!
+//! tokei comes from `SWITCHYARD_TOKEI`, else `PATH`; `tests/run` installs it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "the helpers are test code: a failed setup step should panic with its message"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use switchyard::analyze::count::{Counts, count_with_embedded};
+use switchyard::analyze::languages::Language;
+
+fn tokei_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SWITCHYARD_TOKEI") {
+        return PathBuf::from(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("tokei"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "tokei not found: set SWITCHYARD_TOKEI or put tokei on PATH \
+                 (tests/run installs it with `cargo install tokei --locked`)"
+            )
+        })
+}
+
+/// One language's numbers: files, own counts, and embedded blocks per child language.
+#[derive(Debug, Default, PartialEq)]
+struct LanguageTotals {
+    files: usize,
+    counts: Counts,
+    embedded: BTreeMap<String, Counts>,
+}
+
+/// Per-language totals and per-file own counts.
+#[derive(Debug, Default)]
+struct Tally {
+    languages: BTreeMap<String, LanguageTotals>,
+    files: BTreeMap<PathBuf, Counts>,
+}
+
+fn counts_of(value: &Value) -> Counts {
+    let field = |name: &str| value[name].as_u64().unwrap_or(0);
+    Counts {
+        code: field("code"),
+        comments: field("comments"),
+        blanks: field("blanks"),
+    }
+}
+
+/// A tokei `CodeStats` with its blobs folded in.
+fn summarised(stats: &Value) -> Counts {
+    let mut total = counts_of(stats);
+    for blob in stats["blobs"]
+        .as_object()
+        .into_iter()
+        .flat_map(|b| b.values())
+    {
+        total += summarised(blob);
+    }
+    total
+}
+
+fn run_tokei(dir: &Path) -> Tally {
+    // An empty home and config directory, so no tokei.toml changes what is counted.
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(tokei_binary())
+        .arg(dir)
+        .args(["--output", "json"])
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .expect("tokei runs");
+    assert!(
+        output.status.success(),
+        "tokei failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value = serde_json::from_slice(&output.stdout).expect("tokei prints json");
+    let mut tally = Tally::default();
+    for (name, language) in json.as_object().expect("a json object") {
+        if name == "Total" {
+            continue;
+        }
+        let reports = language["reports"].as_array().expect("reports");
+        let mut embedded = BTreeMap::new();
+        for (child, reports) in language["children"].as_object().expect("children") {
+            let total: &mut Counts = embedded.entry(child.clone()).or_default();
+            for report in reports.as_array().expect("child reports") {
+                *total += summarised(&report["stats"]);
+            }
+        }
+        for report in reports {
+            let path = PathBuf::from(report["name"].as_str().expect("report name"));
+            tally.files.insert(path, counts_of(&report["stats"]));
+        }
+        tally.languages.insert(
+            name.clone(),
+            LanguageTotals {
+                files: reports.len(),
+                counts: counts_of(language),
+                embedded,
+            },
+        );
+    }
+    tally
+}
+
+/// Walks `dir` with tokei's settings and counts every file whose language is detected.
+fn run_ours(dir: &Path) -> Tally {
+    let mut tally = Tally::default();
+    let walker = ignore::WalkBuilder::new(dir)
+        .add_custom_ignore_filename(".tokeignore")
+        .build();
+    for entry in walker {
+        let entry = entry.unwrap();
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        let Some(language) = Language::detect(entry.path(), Some(&bytes)) else {
+            continue;
+        };
+        let totals = tally
+            .languages
+            .entry(language.name().to_string())
+            .or_default();
+        let own = count_with_embedded(language, &bytes, &mut |child, counts| {
+            *totals.embedded.entry(child.name().to_string()).or_default() += counts;
+        });
+        totals.files += 1;
+        totals.counts += own;
+        tally.files.insert(entry.into_path(), own);
+    }
+    tally
+}
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/count")
+}
+
+#[test]
+fn fixture_tree_matches_tokei_exactly() {
+    let dir = fixture_dir();
+    let tokei = run_tokei(&dir);
+    let ours = run_ours(&dir);
+
+    let differing: Vec<String> = tokei
+        .files
+        .iter()
+        .filter(|(path, counts)| ours.files.get(*path) != Some(counts))
+        .map(|(path, counts)| {
+            format!(
+                "{}: tokei {counts:?}, ours {:?}",
+                path.display(),
+                ours.files.get(path)
+            )
+        })
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "files differ:\n{}",
+        differing.join("\n")
+    );
+    assert_eq!(ours.files.len(), tokei.files.len(), "files counted");
+    assert_eq!(ours.languages, tokei.languages);
+
+    // The fixture keeps covering the languages analyze must get right.
+    let required = [
+        "Rust",
+        "C",
+        "C Header",
+        "C++",
+        "C++ Header",
+        "Go",
+        "Python",
+        "JavaScript",
+        "TypeScript",
+        "JSX",
+        "TSX",
+        "Java",
+        "Kotlin",
+        "Shell",
+        "BASH",
+        "Lua",
+        "Markdown",
+        "TOML",
+        "YAML",
+        "JSON",
+        "HTML",
+        "CSS",
+        "Sass",
+        "Ruby",
+        "PHP",
+        "C#",
+        "Swift",
+        "Scala",
+        "SQL",
+        "Makefile",
+        "Dockerfile",
+        "CMake",
+        "XML",
+        "Zig",
+        "Haskell",
+        "Nix",
+        "Protocol Buffers",
+        "Plain Text",
+    ];
+    let missing: Vec<&str> = required
+        .into_iter()
+        .filter(|name| !ours.languages.contains_key(*name))
+        .collect();
+    assert!(missing.is_empty(), "the fixture lacks {missing:?}");
+}
+
+/// A small deterministic generator (xorshift), so the snippets are the same on every run.
+struct Snippets(u64);
+
+impl Snippets {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a [u8]]) -> &'a [u8] {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+
+    /// Up to `max` tokens from the shared alphabet and the language's own.
+    fn snippet(&mut self, own: &[&[u8]], max: u64) -> Vec<u8> {
+        const COMMON: &[&[u8]] = &[
+            b" ",
+            b"  ",
+            b"\t",
+            b"\n",
+            b"\n",
+            b"\n",
+            b"\r\n",
+            b"x",
+            b"foo",
+            b"(",
+            b")",
+            b";",
+            b"{",
+            b"}",
+            b"\\",
+            b"\\\\",
+            b"\"",
+            b"'",
+            b"`",
+            b"#",
+            b"/",
+            b"*",
+            b"-",
+            b"!",
+            b"=",
+            b"<",
+            b">",
+            b"\xc2\xa0",
+            b"\xff",
+        ];
+        let len = self.next() % (max + 1);
+        let mut out = Vec::new();
+        for _ in 0..len {
+            // Language tokens three times as often as common ones.
+            let token = if self.next() % 4 == 0 {
+                self.pick(COMMON)
+            } else {
+                self.pick(own)
+            };
+            out.extend_from_slice(token);
+        }
+        out
+    }
+}
+
+#[test]
+fn generated_snippets_match_tokei_file_by_file() {
+    let languages: &[(&str, &[&[u8]])] = &[
+        (
+            "rs",
+            &[
+                b"//",
+                b"///",
+                b"//!",
+                b"/*",
+                b"*/",
+                b"r#\"",
+                b"\"#",
+                b"r##\"",
+                b"\"##",
+                b"#\"",
+                b"'\"'",
+                b"\n    /// doc ```rust\n",
+                b"```",
+                b"```rust\n",
+                b"fn f() {}",
+            ],
+        ),
+        (
+            "c",
+            &[b"//", b"/*", b"*/", b"\"", b"\\\"", b"#include", b"int x;"],
+        ),
+        ("cpp", &[b"//", b"/*", b"*/", b"R\"(", b")\"", b"\""]),
+        (
+            "py",
+            &[b"#", b"\"\"\"", b"'''", b"\"", b"'", b"\\\"", b"def f():"],
+        ),
+        ("js", &[b"//", b"/*", b"*/", b"`", b"${", b"\"", b"'"]),
+        (
+            "md",
+            &[
+                b"```",
+                b"```rust\n",
+                b"```rust,ignore\n",
+                b"```toml ",
+                b"```\r\n",
+                b"````",
+                b"```console\n",
+                b"```c++\n",
+                b"# title",
+                b"- item",
+                b"```rust",
+                b"///",
+            ],
+        ),
+        (
+            "html",
+            &[
+                b"<!--",
+                b"-->",
+                b"<script>",
+                b"</script>",
+                b"<script type=\"text/css\">",
+                b"<script type=\"module\" src=\"a.js\">",
+                b"<style>",
+                b"</style>",
+                b"<style lang=\"scss\">",
+                b"<template>",
+                b"</template>",
+                b"<template lang=\"html\">",
+                b"type=\"",
+                b"lang=\"",
+                b"<div>",
+            ],
+        ),
+        ("lua", &[b"--", b"--[[", b"]]", b"\"", b"'"]),
+        ("toml", &[b"#", b"\"\"\"", b"'''", b"\"", b"'"]),
+        ("hs", &[b"--", b"{-", b"-}", b"\""]),
+        ("sh", &[b"#", b"\"", b"'", b"#!/bin/sh"]),
+        ("cs", &[b"//", b"/*", b"*/", b"@\"", b"\""]),
+        ("rb", &[b"#", b"=begin", b"=end", b"\""]),
+        ("swift", &[b"//", b"/*", b"*/", b"\""]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut snippets = Snippets(0x5eed_1234_abcd_0001);
+    for i in 0..30 {
+        for (extension, tokens) in languages {
+            let mut text = snippets.snippet(tokens, 120);
+            if snippets.next() % 10 == 0 {
+                text.retain(|&b| b != b'\n');
+            }
+            std::fs::write(dir.path().join(format!("f{i}.{extension}")), text).unwrap();
+        }
+    }
+    let tokei = run_tokei(dir.path());
+    let ours = run_ours(dir.path());
+    assert_eq!(
+        tokei.files.len(),
+        30 * languages.len(),
+        "tokei counted every file"
+    );
+    let differing: Vec<String> = tokei
+        .files
+        .iter()
+        .filter(|(path, counts)| ours.files.get(*path) != Some(counts))
+        .map(|(path, counts)| {
+            let text = std::fs::read(path).unwrap();
+            format!(
+                "{}: tokei {counts:?}, ours {:?}\n  {:?}",
+                path.display(),
+                ours.files.get(path),
+                String::from_utf8_lossy(&text)
+            )
+        })
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{} files differ:\n{}",
+        differing.len(),
+        differing.join("\n")
+    );
+}
