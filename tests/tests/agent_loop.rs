@@ -4,6 +4,7 @@
 //! concurrent sessions, and an ensemble with one module agent timing out.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -11,10 +12,12 @@ use switchyard::agent::ensemble::{EnsembleEvent, EnsembleInput, Module, ModuleOu
 use switchyard::agent::{
     Agent, AgentConfig, AgentEvent, AskContext, Session, SessionStore, StopReason, ToolStatus,
 };
+use switchyard::approvals::{Approvals, ApprovalsConfig, Prompter};
 use switchyard::documents::Documents;
+use switchyard::edits::Applier;
 use switchyard::lanes::{Lane, LaneMode, Lanes, LanesConfig};
 use switchyard::llm::{Client, LlmConfig, Message, ProviderKind, Secret};
-use switchyard::tools::{CallContext, ToolResult, Toolbox, ToolsConfig, Workspace};
+use switchyard::tools::{CallContext, Mutations, ToolResult, Toolbox, ToolsConfig, Workspace};
 use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -223,6 +226,58 @@ async fn sixteen_parallel_reads_are_all_in_their_lane_at_once_and_answer_in_call
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_between_two_reads_runs_after_the_first_and_before_the_second() {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("read", json!({"path": "f1.txt"})).with_id("before"),
+            ToolCall::new("write", json!({"path": "f1.txt", "content": "rewritten\n"}))
+                .with_id("write"),
+            ToolCall::new("read", json!({"path": "f1.txt"})).with_id("after"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("Rewritten.")).turn(1),
+    ]))
+    .await;
+    let s = setup(&model, ProviderKind::OpenAi, json!({}), json!({}));
+    s.agent.toolbox().set_mutations(Mutations {
+        applier: Applier::Disk { dry_run: false },
+        approvals: Arc::new(Approvals::new(
+            ApprovalsConfig::default(),
+            Prompter::AllowAll,
+        )),
+    });
+    let session = s.agent.new_session().await.unwrap();
+    let (outcome, events) = ask(&session, "Rewrite f1 and show it before and after.").await;
+    assert_eq!(outcome.text, "Rewritten.");
+
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    let results = openai_tool_results(&requests[1].body);
+    let ids: Vec<&str> = results.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(ids, ["before", "write", "after"]);
+    assert!(results[0].1.contains("contents of file 1"), "{results:?}");
+    assert!(!results[1].1.starts_with("error"), "{results:?}");
+    assert!(results[2].1.contains("rewritten"), "{results:?}");
+
+    // The write started after the first read finished and finished before the second began.
+    let at = |id: &str, started: bool| {
+        events
+            .iter()
+            .position(|e| match e {
+                AgentEvent::ToolCallStarted { call_id, .. } => started && call_id == id,
+                AgentEvent::ToolCallFinished { call_id, .. } => !started && call_id == id,
+                _ => false,
+            })
+            .unwrap()
+    };
+    assert!(at("before", false) < at("write", true));
+    assert!(at("write", false) < at("after", true));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        AgentEvent::ToolCallStarted { call_id, lane: Some(Lane::Execute), .. } if call_id == "write"
+    )));
+}
+
 fn positions(events: &[AgentEvent], pick: impl Fn(&AgentEvent) -> bool) -> Vec<usize> {
     events
         .iter()
@@ -242,6 +297,8 @@ async fn unusable_arguments_and_unknown_tools_come_back_as_error_results() {
             ToolCall::new("read", json!({"path": "f1.txt"})).with_id("good"),
             ToolCall::new("read", json!({"file": "f1.txt"})).with_id("bad_arg"),
             ToolCall::new("read", json!({"path": "missing.txt"})).with_id("missing"),
+            ToolCall::new("write", json!({"path": "f1.txt", "content": "x"}))
+                .with_id("not_offered"),
         ]))
         .turn(0),
         Rule::anthropic(Response::text("I see.")).turn(1),
@@ -278,11 +335,20 @@ async fn unusable_arguments_and_unknown_tools_come_back_as_error_results() {
             "unknown",
             "good",
             "bad_arg",
-            "missing"
+            "missing",
+            "not_offered"
         ]
     );
     let errors: Vec<bool> = blocks.iter().map(|b| b.1).collect();
-    assert_eq!(errors, [true, true, true, false, true, true]);
+    assert_eq!(errors, [true, true, true, false, true, true, true]);
+    assert_eq!(
+        blocks[6].2,
+        "error: `write` is not available here; the tools are read, glob, grep, ls"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.root.path().join("f1.txt")).unwrap(),
+        "contents of file 1\n"
+    );
     assert!(
         blocks[0]
             .2
@@ -324,7 +390,7 @@ async fn unusable_arguments_and_unknown_tools_come_back_as_error_results() {
             )
         })
         .count();
-    assert_eq!(failed, 5);
+    assert_eq!(failed, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
