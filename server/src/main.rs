@@ -318,7 +318,12 @@ async fn ask(command: AskCommand) -> ExitCode {
         loop {
             tokio::select! {
                 result = &mut send => break result,
-                _ = tokio::signal::ctrl_c(), if !interrupted => {
+                _ = tokio::signal::ctrl_c() => {
+                    // The first Ctrl-C cancels and lets the session settle; a second one
+                    // does not wait.
+                    if interrupted {
+                        return fail(130, "interrupted");
+                    }
                     interrupted = true;
                     session.cancel();
                 }

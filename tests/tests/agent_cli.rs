@@ -49,6 +49,11 @@ impl Env {
     /// Runs `switchyard ask ARGS` against `model` in `provider`'s format; kills it (by its
     /// PID) if it outlives the deadline.
     fn ask(&self, model: &MockModel, provider: &str, args: &[&str]) -> Output {
+        run(self.command(model, provider, args))
+    }
+
+    /// `switchyard ask ARGS` against `model` in `provider`'s format, not started.
+    fn command(&self, model: &MockModel, provider: &str, args: &[&str]) -> Command {
         let mut command = Command::new(switchyard_bin());
         command
             .arg("ask")
@@ -81,7 +86,7 @@ impl Env {
                 .env("OPENAI_BASE_URL", model.openai_base_url())
                 .env("OPENAI_API_KEY", "sk-cli-key"),
         };
-        run(command)
+        command
     }
 }
 
@@ -412,4 +417,69 @@ fn a_session_is_resumed_by_a_second_process_and_listed() {
         "{}",
         unknown.stderr
     );
+}
+
+#[test]
+fn ctrl_c_mid_stream_drops_the_request_and_exits_130() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![Rule::openai(
+            Response::text("Streaming slowly. ".repeat(50))
+                .chunk_size(4)
+                .chunk_delay_ms(300),
+        )]),
+        Default::default(),
+    )
+    .unwrap();
+    let mut command = env.command(&model, "openai", &["Tell me slowly."]);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // The first piece of the answer on stdout: the stream is open.
+    let mut first = [0u8; 4];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"Stre");
+    assert_eq!(model.in_flight(), 1);
+    let interrupted = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if interrupted.elapsed() > DEADLINE {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(child.id().to_string())
+                .status();
+            panic!("switchyard ask ignored SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        interrupted.elapsed()
+    );
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.ends_with("switchyard: cancelled\n"), "{stderr}");
+    let start = Instant::now();
+    while model.in_flight() > 0 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the model request was left open"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
