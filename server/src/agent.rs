@@ -143,12 +143,16 @@ impl Agent {
         *self.inner.config.write() = config;
     }
 
-    /// Starts a new, empty session (kept on disk when sessions persist).
+    /// Starts a new, empty session, kept on disk when sessions persist. A session file that
+    /// cannot be created is logged and the session lives in memory only.
     pub async fn new_session(&self) -> Result<Session, AgentError> {
         let id: SessionId = store::new_id().into();
-        let persist = self.persists();
+        let mut persist = self.persists();
         if let (true, Some(store)) = (persist, &self.inner.store) {
-            store.create(&id).await.map_err(AgentError::Session)?;
+            if let Err(e) = store.create(&id).await {
+                tracing::warn!(session = %id, error = %e, "the session will not be kept");
+                persist = false;
+            }
         }
         Ok(self.register(id, Vec::new(), persist))
     }
@@ -242,6 +246,13 @@ impl Session {
         token.cancel();
         self.agent.toolbox.lanes().cancel_session(&self.state.id);
         running
+    }
+
+    /// Cancels what runs and lets the agent forget the session; its file stays, so it can
+    /// still be resumed by id.
+    pub fn close(&self) {
+        self.cancel();
+        self.agent.sessions.lock().remove(&self.state.id);
     }
 
     /// Sends `prompt` and runs turns until the model is done, reporting on `events`.

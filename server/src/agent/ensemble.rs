@@ -181,6 +181,7 @@ impl Agent {
             )
             .await;
         drop(watch);
+        session.close();
         let outcome = result?;
         if outcome.stop == StopReason::Cancelled {
             return Err(AgentError::Model("the analysis was cancelled".into()));
@@ -211,14 +212,12 @@ impl Agent {
         let run = session.send_with(&prompt, &context, &events, Some(config.module_max_turns));
         let result = tokio::time::timeout(config.module_timeout(), run).await;
         drop(watch);
+        // Also stops what a timed-out run left in the lanes.
+        session.close();
         match result {
-            Err(_) => {
-                // The run's future is gone; stop what it left in the lanes.
-                session.cancel();
-                ModuleOutcome::TimedOut {
-                    after_ms: config.module_timeout_ms,
-                }
-            }
+            Err(_) => ModuleOutcome::TimedOut {
+                after_ms: config.module_timeout_ms,
+            },
             Ok(Err(e)) => ModuleOutcome::Failed {
                 error: e.to_string(),
             },
