@@ -1,19 +1,21 @@
 //! The `switchyard` command line: `lsp`, `analyze`, `ask` and `tool` over one core.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use switchyard::agent::{Agent, AgentEvent, AskContext, SessionStore, StopReason, ToolStatus};
+use switchyard::analyze::{self, AnalyzeOptions};
 use switchyard::approvals::{Approvals, Prompter};
 use switchyard::config::Config;
 use switchyard::documents::Documents;
 use switchyard::edits::Applier;
-use switchyard::lanes::Lanes;
+use switchyard::lanes::{EventKind, Lanes, SessionId};
 use switchyard::tools::{ALL_TOOLS, CallContext, Mutations, ToolOutput, Toolbox, Workspace};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// A coding agent behind the Language Server Protocol.
 #[derive(Debug, Parser)]
@@ -53,6 +55,20 @@ enum Command {
         /// Show the diff of every change and write nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Analyze a workspace: files, code, comment and blank lines per language (as tokei
+    /// counts them), TODO/FIXME/HACK/XXX markers, the largest files, binary and ignored
+    /// files, and the project manifests found.
+    ///
+    /// Prints a Markdown report on stdout (JSON with --json), with a progress bar on
+    /// stderr when stderr is a terminal. Exits 0 on success, 1 when the analysis fails,
+    /// 2 on bad usage, 130 when interrupted.
+    Analyze {
+        /// The directory to analyze (default: the current directory).
+        path: Option<PathBuf>,
+        /// Print the analysis as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
     },
     /// Run one tool through the lanes and print its result: read, glob, grep, ls, and — on
     /// disk, asking first unless `--yes` — write, edit, multi_edit, delete, move, copy, bash.
@@ -106,6 +122,7 @@ fn main() -> ExitCode {
             yes,
             dry_run,
         })),
+        Command::Analyze { path, json } => runtime.block_on(analyze(path, json)),
         Command::Tool {
             name,
             args,
@@ -226,6 +243,118 @@ async fn tool(command: ToolCommand) -> ExitCode {
         }
         Err(e) => fail(1, &e.message),
     }
+}
+
+async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
+    let (workspace, config) = match open_workspace(path) {
+        Ok(opened) => opened,
+        Err(e) => return fail(2, &e),
+    };
+    let lanes = match Lanes::new(config.lanes) {
+        Ok(lanes) => lanes,
+        Err(e) => return fail(2, &e),
+    };
+    let root = workspace.primary().to_path_buf();
+    let toolbox = Toolbox::new(workspace, lanes.clone(), Documents::new(), config.tools);
+    let session: SessionId = "analyze".into();
+    let token = CancellationToken::new();
+    let interrupt = {
+        let token = token.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                token.cancel();
+            }
+        })
+    };
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| show_progress(&lanes, session.clone()));
+    let options = AnalyzeOptions {
+        root,
+        ..AnalyzeOptions::default()
+    };
+    let result = analyze::run(&toolbox, &options, session, token.clone()).await;
+    interrupt.abort();
+    if let Some(progress) = progress {
+        progress.abort();
+        let _ = progress.await;
+    }
+    let analysis = match result {
+        Ok(analysis) => analysis,
+        Err(e) if token.is_cancelled() => return fail(130, &e),
+        Err(e) => return fail(1, &e),
+    };
+    let text = if json {
+        match serde_json::to_string_pretty(&analysis) {
+            Ok(text) => text + "\n",
+            Err(e) => return fail(1, &format!("cannot print the analysis as JSON: {e}")),
+        }
+    } else {
+        analysis.to_markdown()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped early (`| head`) is not a failure of the analysis.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(1, &format!("cannot write the report: {e}")),
+    }
+}
+
+/// A progress bar on stderr fed by the session's lane events: its length grows as tasks
+/// are queued, its position as they finish. Abort the task to clear the bar.
+fn show_progress(lanes: &Lanes, session: SessionId) -> tokio::task::JoinHandle<()> {
+    let mut events = lanes.subscribe();
+    tokio::spawn(async move {
+        // Hidden until the first task is queued: a 0/0 bar would read as done.
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} tasks {elapsed}",
+        )
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message("walking");
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        // Clears the bar however the task ends, aborted included.
+        struct Clear(indicatif::ProgressBar);
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                self.0.finish_and_clear();
+            }
+        }
+        let bar = Clear(bar);
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if event.session.as_deref() != Some(&*session) {
+                continue;
+            }
+            match event.kind {
+                EventKind::Queued => {
+                    if bar.0.is_hidden() {
+                        bar.0
+                            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    }
+                    bar.0.inc_length(1);
+                    if &*event.name != "analyze.walk" {
+                        bar.0.set_message("reading files");
+                    }
+                }
+                EventKind::Finished { .. } => bar.0.inc(1),
+                _ => {}
+            }
+        }
+    })
 }
 
 /// `switchyard ask`'s arguments.

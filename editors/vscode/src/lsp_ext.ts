@@ -1,0 +1,308 @@
+/**
+ * Switchyard's extensions to LSP: the `workspace/executeCommand` commands (`switchyard.*`)
+ * and the custom requests and notifications (`switchyard/*`), with their payloads.
+ *
+ * This file mirrors `server/src/lsp/ext.rs` name for name, and `docs/protocol.md` documents
+ * both; change them together. Field names are camelCase as in LSP; lanes are named as in
+ * configuration (`"query"`); lane settings inside results (`config`) keep the snake_case keys
+ * of the configuration file.
+ */
+
+import * as lc from "vscode-languageclient";
+
+/** A lane, as named in configuration. */
+export type Lane = "control" | "query" | "execute" | "generate";
+
+/** A lane task's number, unique within one server. */
+export type TaskId = number;
+
+/** A dead letter's number, unique within one server. */
+export type DeadLetterId = number;
+
+// ---- commands (`workspace/executeCommand`, one argument object) --------------------------
+
+/**
+ * The server's command names. The language client registers each of them as a VS Code
+ * command when the server announces them, so the extension's own palette commands have
+ * other ids (see `package.json`).
+ */
+export const Command = {
+    analyzeWorkspace: "switchyard.analyzeWorkspace",
+    queueStats: "switchyard.queueStats",
+    deadLetters: "switchyard.deadLetters",
+    retryDeadLetter: "switchyard.retryDeadLetter",
+    cancel: "switchyard.cancel",
+    runTool: "switchyard.runTool",
+} as const;
+
+/** No parameters: `{}` or no arguments at all. */
+export type NoParams = Record<string, never>;
+
+/** `switchyard.analyzeWorkspace` argument. */
+export interface AnalyzeWorkspaceParams {
+    /** The workspace folder to analyze; the first one when absent. */
+    folder?: lc.DocumentUri;
+    /** Ask the client to open the report (`window/showDocument`) when it can. */
+    show?: boolean;
+}
+
+/** `switchyard.analyzeWorkspace` result. */
+export interface AnalyzeWorkspaceResult {
+    /** The lane session the analysis ran in (what `switchyard.cancel` takes). */
+    session: string;
+    /** The analysis as structured data. */
+    analysis: unknown;
+    /** The same analysis as a Markdown report. */
+    markdown: string;
+    /** Where the report was written: `<root>/.switchyard/analysis.md`. */
+    reportUri: lc.DocumentUri;
+}
+
+/** Latency percentiles of one histogram, in microseconds. */
+export interface Percentiles {
+    count: number;
+    p50Us: number;
+    p90Us: number;
+    p99Us: number;
+    maxUs: number;
+}
+
+/** One lane's figures at one moment (`switchyard.queueStats`). */
+export interface LaneMetrics {
+    lane: Lane;
+    submitted: number;
+    completed: number;
+    failed: number;
+    retried: number;
+    cancelled: number;
+    timedOut: number;
+    deadLettered: number;
+    queued: number;
+    running: number;
+    queueWait: Percentiles;
+    runTime: Percentiles;
+    /** The settings in force, in the configuration file's snake_case shape. */
+    config: { max_concurrency?: number | null; [key: string]: unknown };
+}
+
+/** `switchyard.queueStats` result: every lane's figures, taken at one moment. */
+export interface MetricsSnapshot {
+    lanes: LaneMetrics[];
+    globalRunning: number;
+    globalMaxConcurrency: number | null;
+    deadLetters: number;
+    deadLetterCapacity: number;
+    deadLettersEvicted: number;
+    /** Named counters of the pieces built on the lanes (`read_cache.hits`, ...). */
+    counters: Record<string, number>;
+}
+
+/** A task that failed for good (`switchyard.deadLetters` returns `DeadLetter[]`). */
+export interface DeadLetter {
+    id: DeadLetterId;
+    taskId: TaskId;
+    lane: Lane;
+    /** The task's name (a tool's name, `model call`). */
+    name: string;
+    session: string | null;
+    payload: unknown;
+    attempts: number;
+    /** The last attempt's error. */
+    error: string;
+    submittedAtMs: number;
+    failedAtMs: number;
+}
+
+/** `switchyard.retryDeadLetter` argument. */
+export interface RetryDeadLetterParams {
+    id: DeadLetterId;
+}
+
+/** `switchyard.retryDeadLetter` result, at once, without waiting for the task. */
+export interface RetryDeadLetterResult {
+    taskId: TaskId;
+}
+
+/** What `switchyard.cancel` cancels: a task (number) or a session (string). */
+export type CancelTarget = TaskId | string;
+
+/** `switchyard.cancel` argument: everything when `id` is absent. */
+export interface CancelParams {
+    id?: CancelTarget;
+}
+
+/** `switchyard.cancel` result. */
+export interface CancelResult {
+    /** Lane tasks that were live and are now cancelled. */
+    tasks: number;
+    /** Long-running commands (analyses) that were cancelled. */
+    commands: number;
+}
+
+/** `switchyard.runTool` argument: one tool through the lanes, seeing unsaved buffers. */
+export interface RunToolParams {
+    name: string;
+    arguments?: unknown;
+}
+
+/** `switchyard.runTool` result. */
+export interface RunToolResult {
+    output: unknown;
+    text: string;
+}
+
+// ---- requests and notifications ----------------------------------------------------------
+
+/** One lane in a `switchyard/laneStatus`; counts since the server started, except
+ * `queued` and `running`, which are now. */
+export interface LaneCounts {
+    lane: Lane;
+    queued: number;
+    running: number;
+    done: number;
+    /** Failed for good or timed out. */
+    failed: number;
+    cancelled: number;
+    deadLettered: number;
+}
+
+/** `switchyard/laneStatus` parameters. */
+export interface LaneStatusParams {
+    /** One entry per lane, highest priority first. */
+    lanes: LaneCounts[];
+    /** Dead letters kept now, over every lane. */
+    deadLetters: number;
+}
+
+/** Server → client: a compact per-lane snapshot, sent when it changes (≤ ~10/s). */
+export const laneStatus = new lc.NotificationType<LaneStatusParams>("switchyard/laneStatus");
+
+/** `switchyard/pendingTasks` parameters. */
+export interface PendingTasksParams {
+    /** Only this lane; every external lane when absent. Required to claim. */
+    lane?: Lane;
+    /** Claim up to this many tasks, oldest first. */
+    claim?: number;
+    /** How long a claim lasts; 60000 when absent. */
+    leaseMs?: number;
+}
+
+/** A task waiting for an external worker. */
+export interface PendingTask {
+    taskId: TaskId;
+    lane: Lane;
+    name: string;
+    session: string | null;
+    payload: unknown;
+    /** 1 for the first attempt. */
+    attempt: number;
+}
+
+/** A task an external worker holds until its lease expires. */
+export interface ClaimedTask {
+    leaseId: number;
+    task: PendingTask;
+    leaseMs: number;
+}
+
+/** `switchyard/pendingTasks` result. */
+export interface PendingTasksResult {
+    claimed: ClaimedTask[];
+    pending: PendingTask[];
+}
+
+/** Client → server: lists, and optionally claims, the tasks of external lanes. */
+export const pendingTasks = new lc.RequestType<PendingTasksParams, PendingTasksResult, void>(
+    "switchyard/pendingTasks",
+);
+
+/** A failure reported by an external worker. */
+export interface TaskFailure {
+    message: string;
+    retryable?: boolean;
+    retryAfterMs?: number;
+}
+
+/** `switchyard/completeTask` parameters: exactly one of `result` and `error`. */
+export interface CompleteTaskParams {
+    leaseId: number;
+    result?: unknown;
+    error?: TaskFailure;
+}
+
+/** Client → server: completes a claimed task, as if its lane had run it. */
+export const completeTask = new lc.RequestType<CompleteTaskParams, null, void>(
+    "switchyard/completeTask",
+);
+
+// ---- the agent ---------------------------------------------------------------------------
+// Not in ext.rs yet: written from DESIGN.md ("switchyard/ask", "switchyard/sessionUpdate"
+// after the Agent Client Protocol's `session/update`). Reconcile when the agent lands.
+
+/** What the user is looking at when they ask. */
+export interface AskContext {
+    /** The active editor's document. */
+    textDocument?: lc.TextDocumentIdentifier;
+    /** Its selection (the cursor when empty). */
+    selection?: lc.Range;
+}
+
+/** `switchyard/ask` parameters: a prompt, in a new session or an existing one. */
+export interface AskParams extends lc.WorkDoneProgressParams {
+    sessionId?: string;
+    prompt: string;
+    context?: AskContext;
+}
+
+/** `switchyard/ask` result, when the turn loop ends. */
+export interface AskResult {
+    sessionId: string;
+    /** `end_turn`, `cancelled`, `max_turns`, `refusal`, ... */
+    stopReason?: string;
+}
+
+/** Client → server: runs one prompt through the agent; it streams `switchyard/sessionUpdate`. */
+export const ask = new lc.RequestType<AskParams, AskResult, void>("switchyard/ask");
+
+/** A tool call's state, as in ACP. */
+export type ToolCallStatus = "pending" | "in_progress" | "completed" | "failed" | "cancelled";
+
+/** A content block; the extension renders text and names the others. */
+export interface ContentBlock {
+    type: string;
+    text?: string;
+}
+
+/** The kinds of `switchyard/sessionUpdate`, after ACP's `session/update`. */
+export type SessionUpdate =
+    | { sessionUpdate: "agent_message_chunk"; content: ContentBlock }
+    | { sessionUpdate: "agent_thought_chunk"; content: ContentBlock }
+    | {
+          sessionUpdate: "tool_call";
+          toolCallId: string;
+          title: string;
+          kind?: string;
+          status?: ToolCallStatus;
+          lane?: Lane;
+          rawInput?: unknown;
+      }
+    | {
+          sessionUpdate: "tool_call_update";
+          toolCallId: string;
+          title?: string;
+          status?: ToolCallStatus;
+          lane?: Lane;
+          durationMs?: number;
+          error?: string;
+      };
+
+/** `switchyard/sessionUpdate` parameters. */
+export interface SessionUpdateParams {
+    sessionId: string;
+    update: SessionUpdate;
+}
+
+/** Server → client: what an agent session is doing. */
+export const sessionUpdate = new lc.NotificationType<SessionUpdateParams>(
+    "switchyard/sessionUpdate",
+);
