@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use switchyard::agent::ensemble::{self, EnsembleEvent, EnsembleInput};
 use switchyard::agent::{Agent, AgentEvent, AskContext, SessionStore, StopReason, ToolStatus};
 use switchyard::analyze::{self, AnalyzeOptions};
 use switchyard::approvals::{Approvals, Prompter};
@@ -69,6 +70,11 @@ enum Command {
         /// Print the analysis as JSON instead of Markdown.
         #[arg(long)]
         json: bool,
+        /// Then have the model explain it: one agent per top-level module or package in
+        /// parallel, then one that writes the summary (needs a model provider: llm.model or
+        /// SWITCHYARD_MODEL; without one, says so and prints the analysis alone).
+        #[arg(long)]
+        llm: bool,
     },
     /// Run one tool through the lanes and print its result: read, glob, grep, ls, and — on
     /// disk, asking first unless `--yes` — write, edit, multi_edit, delete, move, copy, bash.
@@ -122,7 +128,7 @@ fn main() -> ExitCode {
             yes,
             dry_run,
         })),
-        Command::Analyze { path, json } => runtime.block_on(analyze(path, json)),
+        Command::Analyze { path, json, llm } => runtime.block_on(analyze(path, json, llm)),
         Command::Tool {
             name,
             args,
@@ -245,7 +251,7 @@ async fn tool(command: ToolCommand) -> ExitCode {
     }
 }
 
-async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
+async fn analyze(path: Option<PathBuf>, json: bool, llm: bool) -> ExitCode {
     let (workspace, config) = match open_workspace(path) {
         Ok(opened) => opened,
         Err(e) => return fail(2, &e),
@@ -255,7 +261,12 @@ async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
         Err(e) => return fail(2, &e),
     };
     let root = workspace.primary().to_path_buf();
-    let toolbox = Toolbox::new(workspace, lanes.clone(), Documents::new(), config.tools);
+    let toolbox = Toolbox::new(
+        workspace,
+        lanes.clone(),
+        Documents::new(),
+        config.tools.clone(),
+    );
     let session: SessionId = "analyze".into();
     let token = CancellationToken::new();
     let interrupt = {
@@ -274,7 +285,6 @@ async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
         ..AnalyzeOptions::default()
     };
     let result = analyze::run(&toolbox, &options, session, token.clone()).await;
-    interrupt.abort();
     if let Some(progress) = progress {
         progress.abort();
         let _ = progress.await;
@@ -284,13 +294,38 @@ async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
         Err(e) if token.is_cancelled() => return fail(130, &e),
         Err(e) => return fail(1, &e),
     };
-    let text = if json {
-        match serde_json::to_string_pretty(&analysis) {
-            Ok(text) => text + "\n",
-            Err(e) => return fail(1, &format!("cannot print the analysis as JSON: {e}")),
+    let report = if llm {
+        let agent = Agent::new(
+            toolbox,
+            Agent::client(&config.llm),
+            config.agent.clone(),
+            None,
+        );
+        match explain(&agent, &analysis, &token).await {
+            Ok(report) => report,
+            Err(e) if token.is_cancelled() => return fail(130, &e),
+            Err(e) => return fail(1, &e),
         }
     } else {
-        analysis.to_markdown()
+        None
+    };
+    interrupt.abort();
+    let text = match (json, &report) {
+        (true, None) => serde_json::to_string_pretty(&analysis),
+        (true, Some(report)) => serde_json::to_string_pretty(
+            &serde_json::json!({"analysis": analysis, "ensemble": report}),
+        ),
+        (false, None) => Ok(analysis.to_markdown()),
+        (false, Some(report)) => Ok(format!(
+            "{}\n{}",
+            analysis.to_markdown(),
+            report.to_markdown()
+        )),
+    };
+    let text = match text {
+        Ok(text) if json => text + "\n",
+        Ok(text) => text,
+        Err(e) => return fail(1, &format!("cannot print the analysis as JSON: {e}")),
     };
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -302,6 +337,48 @@ async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(1, &format!("cannot write the report: {e}")),
     }
+}
+
+/// `analyze --llm`: the ensemble over `analysis`, its progress on stderr. `Ok(None)` when
+/// no provider is configured (said on stderr): the analysis stands alone.
+async fn explain(
+    agent: &Agent,
+    analysis: &analyze::Analysis,
+    token: &CancellationToken,
+) -> Result<Option<ensemble::EnsembleReport>, String> {
+    if let Err(e) = agent.llm() {
+        eprintln!("switchyard: no model provider for --llm: {e}; here is the analysis alone");
+        return Ok(None);
+    }
+    let modules = ensemble::modules(agent.toolbox(), analysis).await?;
+    let input = EnsembleInput {
+        report: analysis.to_markdown(),
+        modules,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            match event {
+                EnsembleEvent::ModulesStarted { total } => {
+                    eprintln!("switchyard: {total} module agents at work");
+                }
+                EnsembleEvent::ModuleFinished {
+                    name,
+                    ok,
+                    done,
+                    total,
+                } => {
+                    let how = if ok { "done" } else { "no notes" };
+                    eprintln!("  {name}: {how} ({done} of {total})");
+                }
+                EnsembleEvent::SynthesisStarted => eprintln!("switchyard: writing the summary"),
+            }
+        }
+    });
+    let result = agent.ensemble(input, &tx, token).await;
+    drop(tx);
+    let _ = printer.await;
+    result.map(Some).map_err(|e| e.to_string())
 }
 
 /// A progress bar on stderr fed by the session's lane events: its length grows as tasks

@@ -14,7 +14,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Agent, AgentError, AskContext, StopReason};
+use crate::analyze::Analysis;
+use crate::lanes::{Lane, Task, TaskError};
 use crate::llm::Usage;
+use crate::tools::{Toolbox, WalkOptions};
+
+/// Marker locations and largest files quoted per module, at most.
+const FACTS_PER_LIST: usize = 10;
 
 /// One module of the workspace, as the deterministic analysis describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,8 +29,8 @@ pub struct Module {
     pub name: String,
     /// Its directory, relative to the workspace root.
     pub path: String,
-    /// Its size in lines of code: the largest modules are kept when there are too many.
-    pub lines: u64,
+    /// Its size in bytes: the largest modules are kept when there are too many.
+    pub bytes: u64,
     /// What the analysis found about it, as text for the agent.
     pub facts: String,
 }
@@ -121,7 +127,7 @@ impl Agent {
         let config = self.config().ensemble;
         let mut modules = input.modules;
         if modules.len() > config.max_modules {
-            modules.sort_by_key(|m| std::cmp::Reverse(m.lines));
+            modules.sort_by_key(|m| std::cmp::Reverse(m.bytes));
             modules.truncate(config.max_modules);
         }
         let total = modules.len();
@@ -241,6 +247,175 @@ impl Agent {
                 }
             }
         }
+    }
+}
+
+/// The modules of an analyzed workspace, one agent each: the packages its manifests declare
+/// when it has two or more, else its top-level directories (the whole workspace when it has
+/// neither). Each is sized by one walk — a Query-lane task, the ignore rules of the tools —
+/// and described with what the analysis found inside it.
+pub async fn modules(toolbox: &Toolbox, analysis: &Analysis) -> Result<Vec<Module>, String> {
+    let root = std::path::PathBuf::from(&analysis.root);
+    let walk = Task::blocking(Lane::Query, "ensemble.modules", move |ctx| {
+        let mut files = Vec::new();
+        for entry in WalkOptions::default().walk(&root).flatten() {
+            ctx.checkpoint()?;
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let Ok(relative) = entry.path().strip_prefix(&root) else {
+                continue;
+            };
+            let bytes = entry.metadata().map_or(0, |m| m.len());
+            files.push((relative.to_string_lossy().replace('\\', "/"), bytes));
+        }
+        Ok::<_, TaskError>(files)
+    });
+    let files = toolbox
+        .lanes()
+        .submit(walk)
+        .await
+        .map_err(|e| format!("cannot size the modules: {e}"))?;
+
+    // Packages: the directories of manifests that do not root a workspace.
+    let mut candidates: Vec<(String, String)> = Vec::new();
+    for manifest in analysis.manifests.iter().filter(|m| !m.workspace) {
+        let dir = manifest
+            .path
+            .rsplit_once('/')
+            .map_or("", |(dir, _)| dir)
+            .to_string();
+        if dir.is_empty() || candidates.iter().any(|(_, d)| *d == dir) {
+            continue;
+        }
+        let name = manifest.name.clone().unwrap_or_else(|| dir.clone());
+        candidates.push((name, dir));
+    }
+    if candidates.len() < 2 {
+        candidates = files
+            .iter()
+            .filter_map(|(path, _)| path.split_once('/').map(|(top, _)| top.to_string()))
+            .fold(Vec::new(), |mut dirs, dir| {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+                dirs
+            })
+            .into_iter()
+            .map(|dir| (dir.clone(), dir))
+            .collect();
+    }
+    if candidates.is_empty() {
+        candidates.push((".".to_string(), String::new()));
+    }
+    let inside = |dir: &str, path: &str| {
+        dir.is_empty()
+            || path
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    Ok(candidates
+        .into_iter()
+        .map(|(name, dir)| {
+            let (count, bytes) = files
+                .iter()
+                .filter(|(path, _)| inside(&dir, path))
+                .fold((0u64, 0u64), |(n, b), (_, bytes)| (n + 1, b + bytes));
+            let shown = if dir.is_empty() {
+                ".".to_string()
+            } else {
+                dir.clone()
+            };
+            let mut facts = format!("{count} files, {} in `{shown}`.\n", size(bytes));
+            for m in analysis.manifests.iter().filter(|m| inside(&dir, &m.path)) {
+                let kind = serde_json::to_value(m.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let named = m
+                    .name
+                    .as_deref()
+                    .map(|n| format!(", `{n}`"))
+                    .unwrap_or_default();
+                let workspace = if m.workspace { ", a workspace" } else { "" };
+                facts.push_str(&format!(
+                    "- manifest `{}` ({kind}{named}{workspace})\n",
+                    m.path
+                ));
+            }
+            for f in analysis
+                .largest_files
+                .iter()
+                .filter(|f| inside(&dir, &f.path))
+                .take(FACTS_PER_LIST)
+            {
+                let language = f
+                    .language
+                    .as_deref()
+                    .map(|l| format!(", {l}"))
+                    .unwrap_or_default();
+                facts.push_str(&format!(
+                    "- large file `{}` ({}{language})\n",
+                    f.path,
+                    size(f.bytes)
+                ));
+            }
+            for m in analysis
+                .markers
+                .locations
+                .iter()
+                .filter(|m| inside(&dir, &m.path))
+                .take(FACTS_PER_LIST)
+            {
+                let kind = serde_json::to_value(m.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                facts.push_str(&format!(
+                    "- {kind} at `{}:{}`: {}\n",
+                    m.path,
+                    m.line,
+                    m.text.trim()
+                ));
+            }
+            Module {
+                name,
+                path: shown,
+                bytes,
+                facts,
+            }
+        })
+        .collect())
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
+impl EnsembleReport {
+    /// The summary and every module's notes (or why it has none), as Markdown to follow
+    /// the deterministic report.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!("## Summary\n\n{}\n\n## Modules\n", self.summary.trim());
+        for module in &self.modules {
+            out.push_str(&format!("\n### {} (`{}`)\n\n", module.name, module.path));
+            match &module.outcome {
+                ModuleOutcome::Done { notes } => out.push_str(notes.trim()),
+                ModuleOutcome::Failed { error } => {
+                    out.push_str(&format!("_No notes: its agent failed: {error}._"))
+                }
+                ModuleOutcome::TimedOut { after_ms } => out.push_str(&format!(
+                    "_No notes: its agent ran past {} s (agent.ensemble.module_timeout_ms)._",
+                    *after_ms as f64 / 1_000.0
+                )),
+            }
+            out.push('\n');
+        }
+        out
     }
 }
 
