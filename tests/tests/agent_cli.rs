@@ -54,12 +54,15 @@ impl Env {
 
     /// `switchyard ask ARGS` against `model` in `provider`'s format, not started.
     fn command(&self, model: &MockModel, provider: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(switchyard_bin());
+        let mut command = self.switchyard(model, provider, &["ask", "--cwd"]);
+        command.arg(self.root.path()).args(args);
         command
-            .arg("ask")
-            .arg("--cwd")
-            .arg(self.root.path())
-            .args(args);
+    }
+
+    /// `switchyard ARGS` with the environment pointing at `model` in `provider`'s format.
+    fn switchyard(&self, model: &MockModel, provider: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(switchyard_bin());
+        command.args(args);
         for var in [
             "OPENAI_API_KEY",
             "OPENAI_BASE_URL",
@@ -482,4 +485,125 @@ fn ctrl_c_mid_stream_drops_the_request_and_exits_130() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A workspace of two Cargo packages, `alpha` and `beta`.
+fn two_packages(env: &Env) {
+    for name in ["alpha", "beta"] {
+        let dir = env.root.path().join(name);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("src/lib.rs"),
+            format!("//! The {name} crate.\npub fn {name}() {{}}\n"),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn analyze_llm_runs_an_agent_per_package_then_a_summary_and_reports_one_that_timed_out() {
+    let env = Env::new();
+    two_packages(&env);
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::text("Alpha holds the alpha function."))
+                .contains("module `alpha`"),
+            Rule::openai(Response::hang()).contains("module `beta`"),
+            Rule::openai(Response::text("A two-crate workspace; beta is unexplored."))
+                .contains("Write the summary"),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let root = env.root.path().to_str().unwrap().to_string();
+    let mut command = env.switchyard(&model, "openai", &["analyze", &root, "--llm"]);
+    command.env("SWITCHYARD_AGENT__ENSEMBLE__MODULE_TIMEOUT_MS", "1500");
+    let out = run(command);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.starts_with("# Workspace analysis"),
+        "{}",
+        out.stdout
+    );
+    let summary = out
+        .stdout
+        .find("## Summary\n\nA two-crate workspace; beta is unexplored.\n")
+        .expect("the summary");
+    let alpha = out
+        .stdout
+        .find("### alpha (`alpha`)\n\nAlpha holds the alpha function.\n")
+        .expect("alpha's notes");
+    let beta = out
+        .stdout
+        .find("### beta (`beta`)\n\n_No notes: its agent ran past 1.5 s (agent.ensemble.module_timeout_ms)._\n")
+        .expect("beta's timeout");
+    assert!(summary < alpha && alpha < beta);
+    assert!(
+        out.stderr.contains("switchyard: 2 module agents at work"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("  beta: no notes (2 of 2)"),
+        "{}",
+        out.stderr
+    );
+    // Each module agent was told its facts; the synthesis saw the notes and the timeout.
+    let requests = model.requests();
+    let alpha_request = requests
+        .iter()
+        .find(|r| r.raw_body.contains("module `alpha`"))
+        .unwrap();
+    assert!(
+        alpha_request
+            .raw_body
+            .contains("manifest `alpha/Cargo.toml`"),
+        "{}",
+        alpha_request.raw_body
+    );
+    let synthesis = requests
+        .iter()
+        .find(|r| r.raw_body.contains("Write the summary"))
+        .unwrap();
+    assert!(
+        synthesis
+            .raw_body
+            .contains("Alpha holds the alpha function.")
+    );
+    assert!(
+        synthesis
+            .raw_body
+            .contains("its agent timed out after 1500 ms")
+    );
+    // Module agents keep no sessions.
+    assert!(session_files(&env.state()).is_empty());
+}
+
+#[test]
+fn analyze_llm_without_a_provider_says_how_to_configure_one_and_reports_anyway() {
+    let env = Env::new();
+    let root = env.root.path().to_str().unwrap().to_string();
+    let mut command = Command::new(switchyard_bin());
+    command
+        .args(["analyze", &root, "--llm"])
+        .env("XDG_STATE_HOME", env.state())
+        .env("XDG_CONFIG_HOME", env.home.path().join("config"))
+        .env_remove("SWITCHYARD_MODEL");
+    let out = run(command);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.starts_with("# Workspace analysis"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("## Summary"));
+    assert_eq!(
+        out.stderr.trim_end(),
+        "switchyard: no model provider for --llm: no model configured: set llm.model in .switchyard.toml or SWITCHYARD_MODEL; here is the analysis alone"
+    );
 }

@@ -666,7 +666,7 @@ async fn an_ensemble_reports_a_module_agent_that_timed_out_and_still_synthesizes
     let module = |name: &str| Module {
         name: name.into(),
         path: format!("{name}/"),
-        lines: 100,
+        bytes: 100,
         facts: format!("{name} has 100 lines of Rust"),
     };
     let input = EnsembleInput {
@@ -776,4 +776,55 @@ async fn without_a_provider_the_agent_says_how_to_configure_one() {
         .await
         .unwrap_err();
     assert!(err.to_string().starts_with("no model configured"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_packages_the_modules_are_the_top_level_directories() {
+    let root = tempfile::tempdir().unwrap();
+    for (path, text) in [
+        ("src/main.rs", "fn main() {} // TODO: say hello\n"),
+        ("src/util.rs", "pub fn util() {}\n"),
+        ("docs/guide.md", "# Guide\n"),
+        ("README.md", "# Readme\n"),
+    ] {
+        let path = root.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let lanes = Lanes::new(LanesConfig::default()).unwrap();
+    let toolbox = Toolbox::new(
+        Workspace::new([root.path().to_path_buf()]).unwrap(),
+        lanes,
+        Documents::new(),
+        ToolsConfig::default(),
+    );
+    let options = switchyard::analyze::AnalyzeOptions::default();
+    let analysis = switchyard::analyze::run(
+        &toolbox,
+        &options,
+        "analyze".into(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let modules = switchyard::agent::ensemble::modules(&toolbox, &analysis)
+        .await
+        .unwrap();
+    let names: Vec<(&str, &str, u64)> = modules
+        .iter()
+        .map(|m| (m.name.as_str(), m.path.as_str(), m.bytes))
+        .collect();
+    assert_eq!(names, [("docs", "docs", 8), ("src", "src", 49)]);
+    assert!(
+        modules[1]
+            .facts
+            .starts_with("2 files, 49 bytes in `src`.\n"),
+        "{}",
+        modules[1].facts
+    );
+    assert!(
+        modules[1].facts.contains("- TODO at `src/main.rs:1`"),
+        "{}",
+        modules[1].facts
+    );
 }
