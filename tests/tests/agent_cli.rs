@@ -1,7 +1,8 @@
-//! `switchyard ask` end to end: the real binary against the mock model in both wire
-//! formats — the answer on stdout, tool activity on stderr, 429 with `Retry-After` then
-//! success, a cut stream retried, a 401 told plainly without retries, and a session resumed
-//! by a second process.
+//! `switchyard ask` and `switchyard analyze --llm` end to end: the real binary against the
+//! mock model in both wire formats — the answer on stdout, tool activity on stderr, 429 with
+//! `Retry-After` then success, a cut stream retried, a 401 told plainly without retries, a
+//! session resumed by a second process, Ctrl-C mid-stream, and an ensemble with one module
+//! agent timing out.
 
 use std::io::Read;
 use std::path::Path;
