@@ -70,7 +70,7 @@ pub struct Agent {
 
 struct Inner {
     toolbox: Toolbox,
-    llm: Result<Client, String>,
+    llm: RwLock<Result<Client, String>>,
     config: RwLock<AgentConfig>,
     store: Option<SessionStore>,
     sessions: Mutex<HashMap<SessionId, Arc<SessionState>>>,
@@ -104,7 +104,7 @@ impl Agent {
     ) -> Agent {
         let inner = Inner {
             toolbox,
-            llm,
+            llm: RwLock::new(llm),
             config: RwLock::new(config),
             store,
             sessions: Mutex::new(HashMap::new()),
@@ -124,8 +124,14 @@ impl Agent {
     }
 
     /// The model client, or why there is none.
-    pub fn llm(&self) -> Result<&Client, &str> {
-        self.inner.llm.as_ref().map_err(String::as_str)
+    pub fn llm(&self) -> Result<Client, String> {
+        self.inner.llm.read().clone()
+    }
+
+    /// Puts another model client (or the reason there is none) in force for requests that
+    /// start from now on.
+    pub fn set_llm(&self, llm: Result<Client, String>) {
+        *self.inner.llm.write() = llm;
     }
 
     /// The tools the agent calls.
@@ -278,9 +284,13 @@ impl Session {
         let client = self
             .agent
             .llm
-            .as_ref()
-            .map_err(|e| AgentError::NotConfigured(e.clone()))?;
+            .read()
+            .clone()
+            .map_err(AgentError::NotConfigured)?;
         let mut history = self.state.history.lock().await;
+        // A request whose future was dropped half way (a front end gave up on it) may have
+        // left calls without results: the model would refuse that history.
+        store::repair(&mut history);
         let token = CancellationToken::new();
         *self.state.run.lock() = token.clone();
         let mut config = self.agent.config.read().clone();
@@ -289,7 +299,7 @@ impl Session {
         }
         let mut run = Run {
             session: self,
-            client,
+            client: &client,
             config,
             history: &mut history,
             events,

@@ -503,7 +503,7 @@ async fn ask(command: AskCommand) -> ExitCode {
         return fail(2, "the prompt is empty");
     }
     if let Err(e) = agent.llm() {
-        return fail(1, e);
+        return fail(1, &e);
     }
     let session = match &session {
         Some(id) => agent.session(id).await,

@@ -828,3 +828,48 @@ async fn without_packages_the_modules_are_the_top_level_directories() {
         modules[1].facts
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_dropped_half_way_leaves_a_history_the_model_accepts() {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("read", json!({"path": "f1.txt"})).with_id("a"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("Go on.")).turn(1),
+    ]))
+    .await;
+    let s = setup(
+        &model,
+        ProviderKind::OpenAi,
+        json!({"query": {"mode": "external"}}),
+        json!({}),
+    );
+    let session = s.agent.new_session().await.unwrap();
+    let run = tokio::spawn({
+        let session = session.clone();
+        async move {
+            let (tx, _rx) = mpsc::unbounded_channel();
+            session.send("read it", &AskContext::default(), &tx).await
+        }
+    });
+    until("the read is pending", || {
+        s.lanes.pending_tasks(Some(Lane::Query)).len() == 1
+    })
+    .await;
+    // A front end gives up on the request: its future is dropped, not cancelled.
+    run.abort();
+    let _ = run.await;
+    s.lanes.cancel_session(session.id());
+    let mut config = s.lanes.config();
+    config.query.mode = LaneMode::Internal;
+    s.lanes.reconfigure(config).unwrap();
+
+    let (outcome, _) = ask(&session, "and now?").await;
+    assert_eq!(outcome.text, "Go on.");
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    let results = openai_tool_results(&requests[1].body);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].0, "a");
+    assert!(results[0].1.starts_with("error: "), "{results:?}");
+}

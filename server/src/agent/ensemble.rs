@@ -122,8 +122,7 @@ impl Agent {
         progress: &mpsc::UnboundedSender<EnsembleEvent>,
         token: &CancellationToken,
     ) -> Result<EnsembleReport, AgentError> {
-        self.llm()
-            .map_err(|e| AgentError::NotConfigured(e.to_string()))?;
+        self.llm().map_err(AgentError::NotConfigured)?;
         let config = self.config().ensemble;
         let mut modules = input.modules;
         if modules.len() > config.max_modules {
