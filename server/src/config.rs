@@ -33,6 +33,36 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Which tools may run without asking.
     pub approvals: ApprovalsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// The least severe messages the language server sends to the editor
+    /// (`window/logMessage`). Everything also goes to stderr, filtered by `SWITCHYARD_LOG`.
+    pub level: LogLevel,
+}
+
+/// How much to log, from nothing to everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Nothing.
+    Off,
+    /// Failures.
+    Error,
+    /// Failures and what may become one.
+    Warn,
+    /// Also what the server is doing, briefly.
+    #[default]
+    Info,
+    /// Also details for debugging.
+    Debug,
+    /// Everything.
+    Trace,
 }
 
 /// One source of settings and what it says.

@@ -1,12 +1,42 @@
 //! Open editor buffers: the overlay the read and grep tools consult before the disk, so
 //! unsaved text wins. Empty in the CLI; the language server fills it from
-//! `textDocument/didOpen`/`didChange`/`didClose`.
+//! `textDocument/didOpen`/`didChange`/`didClose`, applying incremental changes with the
+//! position arithmetic of [`line_index`].
+
+mod line_index;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+
+pub use line_index::{LineIndex, Position, PositionEncoding, Range};
+
+/// One change to a buffer, as the editor sends it in `didChange`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextChange {
+    /// The span replaced, in the negotiated encoding; `None` replaces the whole text.
+    pub range: Option<Range>,
+    /// The new text of that span.
+    pub text: String,
+}
+
+/// `text` with `changes` applied one after another, each range read against the text the
+/// changes before it left. Out-of-bounds positions are clamped (see [`LineIndex::offset`]).
+pub fn apply_changes(text: &str, changes: &[TextChange], encoding: PositionEncoding) -> String {
+    let mut text = text.to_string();
+    for change in changes {
+        match change.range {
+            None => text.clone_from(&change.text),
+            Some(range) => {
+                let span = LineIndex::new(text.as_str()).offsets(range, encoding);
+                text.replace_range(span, &change.text);
+            }
+        }
+    }
+    text
+}
 
 /// One open buffer as the editor last described it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +84,27 @@ impl Documents {
         }
     }
 
+    /// Applies an editor's changes to an open buffer and sets its version; returns false if
+    /// it was not open.
+    pub fn change(
+        &self,
+        path: &Path,
+        version: i32,
+        changes: &[TextChange],
+        encoding: PositionEncoding,
+    ) -> bool {
+        let mut open = self.open.write();
+        let Some(doc) = open.get_mut(path) else {
+            return false;
+        };
+        let text = apply_changes(&doc.text, changes, encoding);
+        *doc = Arc::new(Document {
+            version,
+            text: text.into(),
+        });
+        true
+    }
+
     /// Forgets a buffer the editor closed: from now on the disk is the truth.
     pub fn close(&self, path: &Path) -> bool {
         self.open.write().remove(path).is_some()
@@ -90,5 +141,132 @@ mod tests {
         assert!(docs.close(&path));
         assert!(docs.get(&path).is_none());
         assert!(!docs.replace(&path, 3, "x"));
+    }
+
+    fn edit(range: ((u32, u32), (u32, u32)), text: &str) -> TextChange {
+        let ((l0, c0), (l1, c1)) = range;
+        TextChange {
+            range: Some(Range::new(Position::new(l0, c0), Position::new(l1, c1))),
+            text: text.to_string(),
+        }
+    }
+
+    #[test]
+    fn incremental_changes_count_columns_in_the_negotiated_encoding() {
+        use PositionEncoding::{Utf8, Utf16, Utf32};
+        // Replace the `x` after an emoji, CJK and a combining mark: its column differs in
+        // every encoding.
+        let text = "😀中e\u{301}x = 1;\r\nnext\r\n";
+        let cases = [(Utf8, 10), (Utf16, 5), (Utf32, 4)];
+        for (encoding, column) in cases {
+            let changed =
+                apply_changes(text, &[edit(((0, column), (0, column + 1)), "y")], encoding);
+            assert_eq!(changed, "😀中e\u{301}y = 1;\r\nnext\r\n", "{encoding:?}");
+        }
+    }
+
+    #[test]
+    fn changes_apply_in_order_against_the_text_before_them() {
+        let text = "line one\r\nline two\r\n";
+        let changes = [
+            // Join the lines: the CRLF goes as one unit.
+            edit(((0, 8), (1, 0)), " + "),
+            // Now on the single joined line.
+            edit(((0, 0), (0, 4)), "LINE"),
+            // Insert an emoji at the end, then text after it (2 UTF-16 units further).
+            edit(((0, 19), (0, 19)), "👍"),
+            edit(((0, 21), (0, 21)), "!"),
+            // Delete from the line end to a position past the text: the CRLF goes.
+            edit(((0, 22), (9, 9)), ""),
+        ];
+        let changed = apply_changes(text, &changes, PositionEncoding::Utf16);
+        assert_eq!(changed, "LINE one + line two👍!");
+        let whole = TextChange {
+            range: None,
+            text: "fresh".into(),
+        };
+        assert_eq!(
+            apply_changes("old", &[whole], PositionEncoding::Utf16),
+            "fresh"
+        );
+    }
+
+    #[test]
+    fn change_updates_an_open_buffer_only() {
+        let docs = Documents::new();
+        let path = PathBuf::from("/w/a.txt");
+        assert!(!docs.change(&path, 2, &[], PositionEncoding::Utf16));
+        docs.open(path.clone(), 1, "中文\n");
+        assert!(docs.change(
+            &path,
+            2,
+            &[edit(((0, 1), (0, 2)), "国")],
+            PositionEncoding::Utf16
+        ));
+        let doc = docs.get(&path).unwrap();
+        assert_eq!((doc.version, &*doc.text), (2, "中国\n"));
+    }
+
+    /// The position of char `at` of `chars`, computed the slow, obvious way.
+    fn naive_position(chars: &[char], at: usize, encoding: PositionEncoding) -> Position {
+        let (mut line, mut col) = (0, 0);
+        let mut i = 0;
+        while i < at {
+            match chars[i] {
+                '\r' if chars.get(i + 1) == Some(&'\n') && i + 1 < at => {
+                    line += 1;
+                    col = 0;
+                    i += 1;
+                }
+                '\n' | '\r' => {
+                    line += 1;
+                    col = 0;
+                }
+                c => col += encoding.len(c) as u32,
+            }
+            i += 1;
+        }
+        Position::new(line, col)
+    }
+
+    #[test]
+    fn random_edits_match_a_naive_model() {
+        let alphabet = ['a', 'Z', ' ', '\n', '\r', 'é', '中', '😀', '\u{301}', '👍'];
+        let mut rng = fastrand::Rng::with_seed(4);
+        for encoding in [
+            PositionEncoding::Utf8,
+            PositionEncoding::Utf16,
+            PositionEncoding::Utf32,
+        ] {
+            for _ in 0..200 {
+                let mut model: Vec<char> = (0..rng.usize(0..30))
+                    .map(|_| alphabet[rng.usize(..alphabet.len())])
+                    .collect();
+                let mut text: String = model.iter().collect();
+                for _ in 0..5 {
+                    let mut a = rng.usize(..=model.len());
+                    let mut b = rng.usize(a..=model.len());
+                    // A CRLF is one line break: an edit never starts or ends inside it.
+                    for at in [&mut a, &mut b] {
+                        if *at > 0 && model[*at - 1] == '\r' && model.get(*at) == Some(&'\n') {
+                            *at -= 1;
+                        }
+                    }
+                    let insert: Vec<char> = (0..rng.usize(0..4))
+                        .map(|_| alphabet[rng.usize(..alphabet.len())])
+                        .collect();
+                    let change = TextChange {
+                        range: Some(Range::new(
+                            naive_position(&model, a, encoding),
+                            naive_position(&model, b.max(a), encoding),
+                        )),
+                        text: insert.iter().collect(),
+                    };
+                    model.splice(a..b.max(a), insert);
+                    text = apply_changes(&text, &[change], encoding);
+                    assert_eq!(text, model.iter().collect::<String>(), "{encoding:?}");
+                }
+            }
+        }
     }
 }

@@ -12,5 +12,6 @@ pub mod documents;
 pub mod edits;
 pub mod lanes;
 pub mod llm;
+pub mod lsp;
 pub mod read_cache;
 pub mod tools;

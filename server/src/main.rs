@@ -28,6 +28,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the Language Server Protocol over stdin/stdout (what editors start).
+    Lsp,
     /// Ask the agent about the workspace: the answer streams to stdout, tool activity and
     /// notices to stderr.
     ///
@@ -104,6 +106,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Lsp = cli.command {
+        // The language server sets up its own logging (stderr and the editor) and runtime.
+        return match switchyard::lsp::run_stdio() {
+            0 => ExitCode::SUCCESS,
+            _ => ExitCode::FAILURE,
+        };
+    }
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -113,6 +122,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(2, &format!("cannot start the runtime: {e}")),
     };
     match cli.command {
+        Command::Lsp => ExitCode::FAILURE, // served above
         Command::Ask {
             prompt,
             cwd,

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod lsp_client;
 pub mod mock_model;
 
 /// The `switchyard` binary that `cargo test` built for this workspace.

@@ -1,0 +1,652 @@
+//! The language server proper: lifecycle, documents, configuration, and the custom
+//! requests of [`ext`](super::ext); commands are in [`commands`](super::commands).
+//!
+//! Handlers never block: requests run on their own tasks (see [`transport`](super::transport)),
+//! notifications run inline and only touch memory, and anything that waits on the client or
+//! the disk (pulling configuration, reading `.switchyard.toml`) is spawned.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types::{
+    ClientCapabilities, ConfigurationItem, DidChangeConfigurationParams,
+    DidChangeTextDocumentParams, DidChangeWorkspaceFoldersParams, DidCloseTextDocumentParams,
+    DidOpenTextDocumentParams, ExecuteCommandOptions, ExecuteCommandParams, InitializeParams,
+    InitializeResult, InitializedParams, MessageType, OneOf, Registration, ServerCapabilities,
+    ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions, Uri,
+    WorkDoneProgressCancelParams, WorkDoneProgressOptions, WorkspaceFoldersServerCapabilities,
+    WorkspaceServerCapabilities,
+};
+use tower_lsp_server::{Client, LanguageServer, LspService};
+
+use super::ext::{self, CompleteTaskParams, PendingTasksParams, PendingTasksResult};
+use super::log::{LogForwarder, LogLine};
+use super::progress::{self, Jobs};
+use super::{commands, from_proto, settings, to_proto};
+use crate::config::{Config, Layer};
+use crate::documents::{Documents, PositionEncoding};
+use crate::lanes::{LaneMode, Lanes, TaskError};
+use crate::tools::{Toolbox, Workspace};
+
+/// How long a claim of `switchyard/pendingTasks` lasts when the worker does not say.
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The server; cheap to clone, every clone is the same server.
+#[derive(Clone)]
+pub(crate) struct Server {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Inner {
+    pub(crate) client: Client,
+    pub(crate) lanes: Lanes,
+    pub(crate) documents: Documents,
+    pub(crate) jobs: Arc<Jobs>,
+    pub(crate) log: LogForwarder,
+    /// Log lines for the editor, queued from the start, sent once it is initialized.
+    log_lines: parking_lot::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LogLine>>>,
+    pub(crate) state: RwLock<State>,
+    /// Serializes configuration updates.
+    config_update: tokio::sync::Mutex<()>,
+    /// Cancelled at `shutdown`: background tasks stop.
+    stopping: CancellationToken,
+    /// Numbers the sessions of commands.
+    sessions: AtomicU64,
+    /// The tools over the workspace folders; `None` until `initialize`, or when no folder
+    /// can be opened.
+    toolbox: RwLock<Option<Toolbox>>,
+}
+
+/// What `initialize` negotiated and what changed since.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// The position encoding in use.
+    pub(crate) encoding: PositionEncoding,
+    /// The workspace folders, first the primary one.
+    pub(crate) roots: Vec<Root>,
+    /// What the client can do.
+    pub(crate) caps: Caps,
+    /// The configuration in force.
+    pub(crate) config: Config,
+    /// `initializationOptions`, as a layer.
+    init_options: Option<Layer>,
+    /// The latest settings pulled or pushed, as a layer.
+    settings: Option<Layer>,
+    /// Configuration errors found before the client could be told.
+    startup_errors: Vec<String>,
+}
+
+/// A workspace folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Root {
+    /// The path as the editor names it.
+    pub(crate) given: PathBuf,
+    /// The same with symlinks resolved, as the tools see it.
+    pub(crate) real: PathBuf,
+}
+
+/// The client capabilities the server acts on.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Caps {
+    /// `window.workDoneProgress`: the server may create progress tokens.
+    pub(crate) work_done_progress: bool,
+    /// `workspace.configuration`: the server may pull settings.
+    pub(crate) configuration: bool,
+    /// `workspace.didChangeConfiguration.dynamicRegistration`.
+    pub(crate) register_configuration: bool,
+    /// `window.showDocument.support`.
+    pub(crate) show_document: bool,
+}
+
+impl Caps {
+    fn of(caps: &ClientCapabilities) -> Caps {
+        let workspace = caps.workspace.as_ref();
+        let window = caps.window.as_ref();
+        Caps {
+            work_done_progress: window.and_then(|w| w.work_done_progress).unwrap_or(false),
+            configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
+            register_configuration: workspace
+                .and_then(|w| w.did_change_configuration.as_ref())
+                .and_then(|d| d.dynamic_registration)
+                .unwrap_or(false),
+            show_document: window
+                .and_then(|w| w.show_document.as_ref())
+                .is_some_and(|s| s.support),
+        }
+    }
+}
+
+impl Server {
+    /// The service to serve, with the custom methods of [`ext`] registered.
+    pub(crate) fn service(
+        lanes: Lanes,
+        log: LogForwarder,
+    ) -> (LspService<Server>, tower_lsp_server::ClientSocket) {
+        Server::builder(lanes, log).finish()
+    }
+
+    /// The service builder, for tests that add methods of their own.
+    pub(crate) fn builder(
+        lanes: Lanes,
+        log: LogForwarder,
+    ) -> tower_lsp_server::LspServiceBuilder<Server> {
+        use tower_lsp_server::ls_types::request::Request as _;
+        let log_lines = parking_lot::Mutex::new(Some(log.attach()));
+        LspService::build(move |client| Server {
+            inner: Arc::new(Inner {
+                client,
+                lanes,
+                documents: Documents::new(),
+                jobs: Arc::new(Jobs::default()),
+                log,
+                log_lines,
+                state: RwLock::new(State::default()),
+                config_update: tokio::sync::Mutex::new(()),
+                stopping: CancellationToken::new(),
+                sessions: AtomicU64::new(0),
+                toolbox: RwLock::new(None),
+            }),
+        })
+        .custom_method(
+            "window/workDoneProgress/cancel",
+            Server::work_done_progress_cancel,
+        )
+        .custom_method(ext::PendingTasks::METHOD, Server::pending_tasks)
+        .custom_method(ext::CompleteTask::METHOD, Server::complete_task)
+    }
+
+    async fn work_done_progress_cancel(&self, params: WorkDoneProgressCancelParams) {
+        if !self
+            .inner
+            .jobs
+            .cancel_token(&self.inner.lanes, &params.token)
+        {
+            tracing::debug!("no running command reports under {:?}", params.token);
+        }
+    }
+
+    async fn pending_tasks(&self, params: PendingTasksParams) -> Result<PendingTasksResult> {
+        let lanes = &self.inner.lanes;
+        let claimed = match (params.claim.unwrap_or(0), params.lane) {
+            (0, _) => Vec::new(),
+            (_, None) => {
+                return Err(Error::invalid_params(
+                    "switchyard/pendingTasks: `claim` needs a `lane`",
+                ));
+            }
+            (max, Some(lane)) => {
+                if lanes.config().lane(lane).mode != LaneMode::External {
+                    return Err(Error::invalid_params(format!(
+                        "switchyard/pendingTasks: the {lane} lane is not external (lanes.{lane}.mode)"
+                    )));
+                }
+                let lease = params.lease_ms.map_or(DEFAULT_LEASE, Duration::from_millis);
+                lanes.claim(lane, max, lease)
+            }
+        };
+        Ok(PendingTasksResult {
+            claimed,
+            pending: lanes.pending_tasks(params.lane),
+        })
+    }
+
+    async fn complete_task(&self, params: CompleteTaskParams) -> Result<()> {
+        let result = match (params.result, params.error) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid_params(
+                    "switchyard/completeTask: give either `result` or `error`, not both",
+                ));
+            }
+            (None, Some(failure)) => Err(TaskError {
+                message: failure.message,
+                retryable: failure.retryable,
+                retry_after: failure.retry_after_ms.map(Duration::from_millis),
+            }),
+            (result, None) => Ok(result.unwrap_or(Value::Null)),
+        };
+        self.inner
+            .lanes
+            .complete(params.lease_id, result)
+            .map_err(|e| Error::invalid_params(format!("switchyard/completeTask: {e}")))
+    }
+}
+
+impl Inner {
+    /// A number for a new session, unique in this server.
+    pub(crate) fn next_session(&self) -> u64 {
+        self.sessions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The path of a document URI, in the workspace's real (symlink-free) terms.
+    pub(crate) fn document_path(&self, uri: &Uri) -> Option<PathBuf> {
+        let path = from_proto::path(uri)?;
+        let state = self.state.read();
+        let real = state.roots.iter().find_map(|root| {
+            let rest = path.strip_prefix(&root.given).ok()?;
+            (root.given != root.real).then(|| root.real.join(rest))
+        });
+        Some(real.unwrap_or(path))
+    }
+
+    /// The workspace folder `uri` names, or the first one.
+    pub(crate) fn root(&self, uri: Option<&Uri>) -> Result<PathBuf> {
+        let state = self.state.read();
+        match uri {
+            None => state
+                .roots
+                .first()
+                .map(|root| root.real.clone())
+                .ok_or_else(|| Error::invalid_params("no workspace folder is open")),
+            Some(uri) => {
+                let path = from_proto::path(uri).ok_or_else(|| {
+                    Error::invalid_params(format!("not a file URI: {}", uri.as_str()))
+                })?;
+                state
+                    .roots
+                    .iter()
+                    .find(|root| root.given == path || root.real == path)
+                    .map(|root| root.real.clone())
+                    .ok_or_else(|| {
+                        Error::invalid_params(format!(
+                            "{} is not a workspace folder",
+                            path.display()
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// The tools, or why there are none.
+    pub(crate) fn toolbox(&self) -> Result<Toolbox> {
+        self.toolbox
+            .read()
+            .clone()
+            .ok_or_else(|| Error::invalid_params("no workspace folder is open for the tools"))
+    }
+
+    /// Builds the tools over the current workspace folders (canonicalizing them: blocking).
+    fn rebuild_toolbox(&self) {
+        let (roots, tools) = {
+            let state = self.state.read();
+            let roots: Vec<PathBuf> = state.roots.iter().map(|root| root.real.clone()).collect();
+            (roots, state.config.tools.clone())
+        };
+        let toolbox = match Workspace::new(roots) {
+            Ok(workspace) => Some(Toolbox::new(
+                workspace,
+                self.lanes.clone(),
+                self.documents.clone(),
+                tools,
+            )),
+            Err(e) => {
+                tracing::warn!("the tools have no workspace: {e}");
+                None
+            }
+        };
+        *self.toolbox.write() = toolbox;
+    }
+
+    async fn show_error(&self, message: String) {
+        tracing::warn!("{message}");
+        self.client.show_message(MessageType::ERROR, message).await;
+    }
+
+    /// Pulls the `switchyard` section with `workspace/configuration` and applies it.
+    async fn pull_configuration(self: &Arc<Self>) {
+        let item = ConfigurationItem {
+            scope_uri: None,
+            section: Some(settings::SECTION.to_string()),
+        };
+        match self.client.configuration(vec![item]).await {
+            Ok(values) => {
+                let layer = settings::editor_layer("workspace/configuration", values.first());
+                self.apply_settings(layer).await;
+            }
+            Err(e) => tracing::warn!("the client did not answer workspace/configuration: {e}"),
+        }
+    }
+
+    /// Rebuilds the configuration with new editor settings (re-reading the files below
+    /// them) and puts it in force; a bad setting is shown and the previous configuration
+    /// stays.
+    async fn apply_settings(self: &Arc<Self>, settings: Option<Layer>) {
+        let _serial = self.config_update.lock().await;
+        let (root, init) = {
+            let state = self.state.read();
+            let root = state.roots.first().map(|root| root.real.clone());
+            (root, state.init_options.clone())
+        };
+        let layers =
+            match tokio::task::spawn_blocking(move || Config::discover(root.as_deref())).await {
+                Ok(Ok(layers)) => layers,
+                Ok(Err(e)) => {
+                    self.show_error(format!(
+                        "switchyard: {e}; keeping the previous configuration"
+                    ))
+                    .await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!("reading the configuration files failed: {e}");
+                    return;
+                }
+            };
+        let layers: Vec<Layer> = layers
+            .into_iter()
+            .chain(init)
+            .chain(settings.clone())
+            .collect();
+        match settings::build(&layers) {
+            Ok(config) => {
+                if let Err(e) = self.put_in_force(&config) {
+                    self.show_error(format!(
+                        "switchyard: {e}; keeping the previous configuration"
+                    ))
+                    .await;
+                    return;
+                }
+                let mut state = self.state.write();
+                state.settings = settings;
+                if state.config != config {
+                    tracing::info!("configuration updated");
+                    state.config = config;
+                }
+            }
+            Err(e) => {
+                self.show_error(format!(
+                    "switchyard: {e}; keeping the previous configuration"
+                ))
+                .await;
+            }
+        }
+    }
+
+    fn put_in_force(&self, config: &Config) -> std::result::Result<(), String> {
+        if self.lanes.config() != config.lanes {
+            self.lanes.reconfigure(config.lanes.clone())?;
+        }
+        self.log.set_level(config.log.level);
+        if let Some(toolbox) = self.toolbox.read().as_ref() {
+            toolbox.set_config(config.tools.clone());
+        }
+        Ok(())
+    }
+}
+
+/// The workspace folders of `initialize`: its folders, else its root URI, else the
+/// process's working directory.
+fn initial_roots(params: &InitializeParams) -> Vec<PathBuf> {
+    if let Some(folders) = &params.workspace_folders {
+        return folders
+            .iter()
+            .filter_map(|f| from_proto::path(&f.uri))
+            .collect();
+    }
+    #[allow(deprecated)]
+    let root_uri = params.root_uri.as_ref();
+    if let Some(path) = root_uri.and_then(from_proto::path) {
+        return vec![path];
+    }
+    std::env::current_dir().into_iter().collect()
+}
+
+fn resolve_roots(given: Vec<PathBuf>) -> Vec<Root> {
+    given
+        .into_iter()
+        .map(|given| Root {
+            real: std::fs::canonicalize(&given).unwrap_or_else(|_| given.clone()),
+            given,
+        })
+        .collect()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!("blocking work failed: {e}");
+        Error::internal_error()
+    })
+}
+
+impl LanguageServer for Server {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let inner = &self.inner;
+        let encoding = from_proto::position_encoding(&params.capabilities);
+        let caps = Caps::of(&params.capabilities);
+        let init_options = settings::editor_layer(
+            "initializationOptions",
+            params.initialization_options.as_ref(),
+        );
+        let given = initial_roots(&params);
+        let (roots, discovered) = blocking(move || {
+            let roots = resolve_roots(given);
+            let discovered = Config::discover(roots.first().map(|root| root.real.as_path()));
+            (roots, discovered)
+        })
+        .await?;
+        let mut errors = Vec::new();
+        let layers = discovered.unwrap_or_else(|e| {
+            errors.push(e);
+            Vec::new()
+        });
+        let (config, mut bad) =
+            settings::resolve(layers.into_iter().chain(init_options.clone()).collect());
+        errors.append(&mut bad);
+        let config = match inner.put_in_force(&config) {
+            Ok(()) => config,
+            Err(e) => {
+                errors.push(e);
+                Config::default()
+            }
+        };
+        tracing::info!(
+            "initialized for {} ({} folder(s), {encoding:?})",
+            params
+                .client_info
+                .as_ref()
+                .map_or("an unnamed client", |c| c.name.as_str()),
+            roots.len()
+        );
+        *inner.state.write() = State {
+            encoding,
+            roots,
+            caps,
+            config,
+            init_options,
+            settings: None,
+            startup_errors: errors
+                .into_iter()
+                .map(|e| format!("switchyard: {e}"))
+                .collect(),
+        };
+        let tools = Arc::clone(inner);
+        blocking(move || tools.rebuild_toolbox()).await?;
+        let methods: Vec<&str> = ext::catalog()
+            .iter()
+            .filter(|e| e.kind != ext::Kind::Command)
+            .map(|e| e.name)
+            .collect();
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                position_encoding: Some(to_proto::position_encoding(encoding)),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::INCREMENTAL),
+                        ..TextDocumentSyncOptions::default()
+                    },
+                )),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: ext::command_names(),
+                    work_done_progress_options: WorkDoneProgressOptions {
+                        work_done_progress: Some(true),
+                    },
+                }),
+                workspace: Some(WorkspaceServerCapabilities {
+                    workspace_folders: Some(WorkspaceFoldersServerCapabilities {
+                        supported: Some(true),
+                        change_notifications: Some(OneOf::Left(true)),
+                    }),
+                    file_operations: None,
+                }),
+                experimental: Some(json!({ "switchyard": { "methods": methods } })),
+                ..ServerCapabilities::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "switchyard".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            ..InitializeResult::default()
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        let inner = Arc::clone(&self.inner);
+        let (errors, caps) = {
+            let mut state = inner.state.write();
+            (std::mem::take(&mut state.startup_errors), state.caps)
+        };
+        // Log lines flow until the process exits, `shutdown` included.
+        if let Some(mut log) = inner.log_lines.lock().take() {
+            let client = inner.client.clone();
+            tokio::spawn(async move {
+                while let Some((level, text)) = log.recv().await {
+                    client
+                        .log_message(to_proto::message_type(level), text)
+                        .await;
+                }
+            });
+        }
+        let status = progress::lane_status(inner.client.clone(), inner.lanes.clone());
+        let stopping = inner.stopping.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = status => {}
+                () = stopping.cancelled() => {}
+            }
+        });
+        tokio::spawn(async move {
+            for error in errors {
+                inner.show_error(error).await;
+            }
+            if caps.register_configuration {
+                let registration = Registration {
+                    id: "switchyard/didChangeConfiguration".into(),
+                    method: "workspace/didChangeConfiguration".into(),
+                    register_options: None,
+                };
+                if let Err(e) = inner.client.register_capability(vec![registration]).await {
+                    tracing::warn!("cannot register for configuration changes: {e}");
+                }
+            }
+            if caps.configuration {
+                inner.pull_configuration().await;
+            }
+        });
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        let inner = &self.inner;
+        let cancelled = inner.jobs.cancel_all(&inner.lanes);
+        tracing::info!(
+            "shutting down: cancelled {} command(s) and {} task(s)",
+            cancelled.commands,
+            cancelled.tasks
+        );
+        inner.stopping.cancel();
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let doc = params.text_document;
+        if let Some(path) = self.inner.document_path(&doc.uri) {
+            self.inner.documents.open(path, doc.version, doc.text);
+        }
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let inner = &self.inner;
+        let Some(path) = inner.document_path(&params.text_document.uri) else {
+            return;
+        };
+        let encoding = inner.state.read().encoding;
+        let changes: Vec<_> = params
+            .content_changes
+            .into_iter()
+            .map(from_proto::text_change)
+            .collect();
+        if !inner
+            .documents
+            .change(&path, params.text_document.version, &changes, encoding)
+        {
+            tracing::warn!("didChange for {}, which is not open", path.display());
+        }
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        if let Some(path) = self.inner.document_path(&params.text_document.uri) {
+            self.inner.documents.close(&path);
+        }
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let inner = Arc::clone(&self.inner);
+        let pull = inner.state.read().caps.configuration;
+        tokio::spawn(async move {
+            if pull {
+                inner.pull_configuration().await;
+            } else {
+                let section = settings::section(&params.settings);
+                let layer = settings::editor_layer("workspace/didChangeConfiguration", section);
+                inner.apply_settings(layer).await;
+            }
+        });
+    }
+
+    async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
+        let inner = Arc::clone(&self.inner);
+        let removed: Vec<PathBuf> = params
+            .event
+            .removed
+            .iter()
+            .filter_map(|f| from_proto::path(&f.uri))
+            .collect();
+        let added: Vec<PathBuf> = params
+            .event
+            .added
+            .iter()
+            .filter_map(|f| from_proto::path(&f.uri))
+            .collect();
+        tokio::spawn(async move {
+            let _ = blocking(move || {
+                let added = resolve_roots(added);
+                {
+                    let mut state = inner.state.write();
+                    state.roots.retain(|root| !removed.contains(&root.given));
+                    state.roots.extend(added);
+                    tracing::info!("workspace folders: {}", display_roots(&state.roots));
+                }
+                inner.rebuild_toolbox();
+            })
+            .await;
+        });
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {
+        commands::execute(&self.inner, params).await
+    }
+}
+
+fn display_roots(roots: &[Root]) -> String {
+    roots
+        .iter()
+        .map(|root| root.real.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
