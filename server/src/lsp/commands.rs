@@ -11,13 +11,13 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{ExecuteCommandParams, ProgressToken, ShowDocumentParams};
 
 use super::ext::{
-    self, AnalyzeWorkspace, AnalyzeWorkspaceParams, AnalyzeWorkspaceResult, Cancel, CancelParams,
-    CancelResult, CancelTarget, Command, DeadLetters, QueueStats, RetryDeadLetter,
+    self, AnalyzeWorkspace, AnalyzeWorkspaceParams, AnalyzeWorkspaceResult, AskCommand, Cancel,
+    CancelParams, CancelResult, CancelTarget, Command, DeadLetters, QueueStats, RetryDeadLetter,
     RetryDeadLetterResult, RunTool, RunToolParams, RunToolResult,
 };
 use super::progress::{self, LongCommand};
 use super::server::Inner;
-use super::to_proto;
+use super::{ask, to_proto};
 use crate::analyze::{self, AnalyzeOptions};
 use crate::lanes::{Lanes, SessionId, TaskId};
 use crate::tools::{self, CallContext};
@@ -80,6 +80,11 @@ pub(crate) async fn execute(
         RunTool::NAME => {
             let params = arguments_of::<RunTool>(arguments)?;
             reply::<RunTool>(run_tool(server, params).await?)
+        }
+        AskCommand::NAME => {
+            let params = arguments_of::<AskCommand>(arguments)?;
+            let token = token.or_else(|| params.work_done_token.clone());
+            reply::<AskCommand>(ask::ask(server, params, token).await?)
         }
         unknown => Err(Error::invalid_params(format!(
             "unknown command `{unknown}`; this server runs {}",
