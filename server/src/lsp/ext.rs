@@ -42,7 +42,8 @@ pub struct NoParams {}
 // Commands
 
 /// `switchyard.analyzeWorkspace`: the deterministic workspace analysis, with work-done
-/// progress; writes the Markdown report to `<root>/.switchyard/analysis.md`.
+/// progress, then with `llm` the ensemble of module agents and a summary; writes the
+/// Markdown report to `<root>/.switchyard/analysis.md`.
 pub enum AnalyzeWorkspace {}
 
 impl Command for AnalyzeWorkspace {
@@ -61,6 +62,10 @@ pub struct AnalyzeWorkspaceParams {
     /// Ask the client to open the report (`window/showDocument`) when it can.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub show: bool,
+    /// Then have the model explain it: module agents in parallel, then a summary (needs a
+    /// model provider; without one, `notice` says how to configure one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub llm: bool,
 }
 
 /// What [`AnalyzeWorkspace`] returns.
@@ -75,6 +80,13 @@ pub struct AnalyzeWorkspaceResult {
     pub markdown: String,
     /// Where the report was written: `<root>/.switchyard/analysis.md`.
     pub report_uri: Uri,
+    /// With `llm`: every module agent's outcome, the summary and the tokens used (the
+    /// Markdown has them too, after the analysis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<Value>,
+    /// With `llm` but no model provider: why, and how to configure one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// `switchyard.queueStats`: a snapshot of every lane's counters and latencies.
