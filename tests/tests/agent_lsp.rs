@@ -2,15 +2,16 @@
 //! model in both wire formats, with `switchyard/sessionUpdate` notifications (message
 //! chunks, tool calls started before any finished, with lane, status and duration), work-done
 //! progress, the editor's open buffer and selection in the prompt, a session continued and
-//! then resumed by a restarted server, cancellation mid-stream, and a 401 told plainly.
+//! then resumed by a restarted server, cancellation mid-stream, a 401 told plainly, and
+//! `switchyard.analyzeWorkspace {llm: true}` with one module agent timing out.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::lanes::Lane;
 use switchyard::lsp::ext::{
-    Ask, AskCommand, AskContext, AskParams, AskResult, ContentBlock, SessionUpdateParams,
-    ToolCallContent, ToolCallStatus, ToolKind, Update,
+    AnalyzeWorkspace, AnalyzeWorkspaceParams, Ask, AskCommand, AskContext, AskParams, AskResult,
+    ContentBlock, SessionUpdateParams, ToolCallContent, ToolCallStatus, ToolKind, Update,
 };
 use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
 use switchyard_tests::lsp_client::lsp_types::{
@@ -521,4 +522,97 @@ async fn without_a_model_ask_says_how_to_configure_one_and_the_editor_can_set_it
         client.shutdown_and_exit().await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn analyze_workspace_with_llm_reports_module_notes_a_timeout_and_the_summary() {
+    within(LIMIT, async {
+        let setup = setup();
+        for name in ["alpha", "beta"] {
+            let dir = setup.root.path().join(name);
+            std::fs::create_dir_all(dir.join("src")).unwrap();
+            std::fs::write(
+                dir.join("Cargo.toml"),
+                format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\n"),
+            )
+            .unwrap();
+            std::fs::write(dir.join("src/lib.rs"), format!("pub fn {name}() {{}}\n")).unwrap();
+        }
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(Response::text("Alpha notes.")).contains("module `alpha`"),
+            Rule::openai(Response::hang()).contains("module `beta`"),
+            Rule::openai(Response::text("Two crates.")).contains("Write the summary"),
+        ]))
+        .await;
+        let mut options = options(&setup, &model, "openai");
+        options.env.push((
+            "SWITCHYARD_AGENT__ENSEMBLE__MODULE_TIMEOUT_MS".into(),
+            "1500".into(),
+        ));
+        let (client, _) = LspClient::initialized(options).await;
+        let result = client
+            .command::<AnalyzeWorkspace>(AnalyzeWorkspaceParams {
+                llm: true,
+                ..AnalyzeWorkspaceParams::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(result.notice, None);
+        let ensemble = result.ensemble.unwrap();
+        assert_eq!(ensemble["summary"], "Two crates.");
+        let outcomes: Vec<(&str, &str)> = ensemble["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap(),
+                    m["outcome"]["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(outcomes, [("alpha", "done"), ("beta", "timed_out")]);
+        assert!(
+            result.markdown.starts_with("# Workspace analysis"),
+            "{}",
+            result.markdown
+        );
+        assert!(result.markdown.contains("## Summary\n\nTwo crates.\n"));
+        assert!(result.markdown.contains("### alpha (`alpha`)\n\nAlpha notes.\n"));
+        let written = std::fs::read_to_string(setup.root.path().join(".switchyard/analysis.md"))
+            .unwrap();
+        assert_eq!(written, result.markdown);
+        model.wait_for_in_flight(0, PATIENCE).await;
+
+        // Without a provider: the analysis alone, and a notice that says why.
+        let empty = MockModel::start(Script::new(vec![])).await;
+        let mut options = options_without_model(&setup, &empty);
+        options.root = setup.root.path().to_path_buf();
+        let (client2, _) = LspClient::initialized(options).await;
+        let alone = client2
+            .command::<AnalyzeWorkspace>(AnalyzeWorkspaceParams {
+                llm: true,
+                ..AnalyzeWorkspaceParams::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(alone.ensemble, None);
+        assert_eq!(
+            alone.notice.as_deref(),
+            Some(
+                "no model provider, so no module agents: no model configured: set llm.model in .switchyard.toml or SWITCHYARD_MODEL"
+            )
+        );
+        assert!(!alone.markdown.contains("## Summary"));
+        client2.shutdown_and_exit().await;
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+fn options_without_model(setup: &Setup, model: &MockModel) -> ClientOptions {
+    let mut options = options(setup, model, "openai");
+    options.env.retain(|(key, _)| key != "SWITCHYARD_MODEL");
+    options.env.push(("SWITCHYARD_MODEL".into(), String::new()));
+    options
 }
