@@ -608,3 +608,50 @@ fn analyze_llm_without_a_provider_says_how_to_configure_one_and_reports_anyway()
         "switchyard: no model provider for --llm: no model configured: set llm.model in .switchyard.toml or SWITCHYARD_MODEL; here is the analysis alone"
     );
 }
+
+#[test]
+fn an_unknown_model_and_an_unreachable_server_are_told_plainly_without_retries() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::error(
+                ErrorReply::new(404).message("The model `mock-model` does not exist"),
+            ))
+            .repeat(),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let out = env.ask(&model, "openai", &["Anything?"]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.starts_with(&format!(
+            "switchyard: model `mock-model` not found at {}/chat/completions (404): check llm.model or SWITCHYARD_MODEL",
+            model.openai_base_url()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(model.requests().len(), 1, "a 404 is not retried");
+
+    // Nothing listens on the port any more.
+    let base = model.openai_base_url();
+    drop(model);
+    let mut command = env.switchyard(
+        &MockModel::start_with(Script::new(vec![]), Default::default()).unwrap(),
+        "openai",
+        &["ask", "--cwd"],
+    );
+    command
+        .arg(env.root.path())
+        .arg("Anything?")
+        .env("OPENAI_BASE_URL", &base);
+    let out = run(command);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "switchyard: cannot reach the model API at {base}/chat/completions (connection refused): check the base URL and that the server is running"
+        )
+    );
+}
