@@ -14,6 +14,7 @@
 
 mod ask;
 mod commands;
+mod edits;
 pub mod ext;
 mod from_proto;
 mod log;

@@ -29,7 +29,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the Language Server Protocol over stdin/stdout (what editors start).
-    Lsp,
+    Lsp {
+        /// Accepted for clients that ask for the stdio transport explicitly (stdio is the
+        /// only transport).
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Ask the agent about the workspace: the answer streams to stdout, tool activity and
     /// notices to stderr.
     ///
@@ -106,7 +111,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Lsp = cli.command {
+    if let Command::Lsp { .. } = cli.command {
         // The language server sets up its own logging (stderr and the editor) and runtime.
         return match switchyard::lsp::run_stdio() {
             0 => ExitCode::SUCCESS,
@@ -122,7 +127,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(2, &format!("cannot start the runtime: {e}")),
     };
     match cli.command {
-        Command::Lsp => ExitCode::FAILURE, // served above
+        Command::Lsp { .. } => ExitCode::FAILURE, // served above
         Command::Ask {
             prompt,
             cwd,

@@ -435,7 +435,7 @@ impl Inner {
         .map_err(|e| ToolError::new(format!("`{tool}` failed: {e}")))??;
         task.checkpoint().map_err(|e| ToolError::new(e.message))?;
         m.approvals
-            .check(tool, &prepared.summary, session.as_ref())
+            .check(tool, &prepared.intent(), session.as_ref())
             .await
             .map_err(ToolError::new)?;
         let outcome = m.applier.apply(prepared.set.clone()).await;

@@ -18,6 +18,8 @@
 //! Everything the server sends to the client arrives, in order, as a [`ServerEvent`]. Every
 //! wait has a deadline; dropping the client kills the server by its PID.
 
+mod editor;
+
 use std::marker::PhantomData;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -32,8 +34,12 @@ use lsp_types::notification::{
     ShowMessage,
 };
 use lsp_types::request::{
-    ExecuteCommand, Initialize, RegisterCapability, ShowDocument, Shutdown, WorkDoneProgressCreate,
-    WorkspaceConfiguration,
+    ApplyWorkspaceEdit, ExecuteCommand, Initialize, RegisterCapability, ShowDocument,
+    ShowMessageRequest, Shutdown, WorkDoneProgressCreate, WorkspaceConfiguration,
+};
+use lsp_types::{
+    ApplyWorkspaceEditParams, ApplyWorkspaceEditResponse, PositionEncodingKind,
+    ShowMessageRequestParams,
 };
 use lsp_types::{
     ClientCapabilities, ConfigurationParams, DidChangeConfigurationParams, ExecuteCommandParams,
@@ -52,6 +58,7 @@ use tokio::time::Instant;
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 pub use async_lsp::{Error as ClientError, ResponseError};
+pub use editor::{Buffer, EditAnswer, Editor};
 pub use lsp_types;
 
 /// How long a single wait may take before the test fails.
@@ -88,6 +95,10 @@ pub enum ServerEvent {
     RegisterCapability(RegistrationParams),
     /// A message the client library could not route: the answer to a malformed frame.
     Orphan(Value),
+    /// `workspace/applyEdit` (answered by the [`Editor`] model).
+    ApplyEdit(ApplyWorkspaceEditParams),
+    /// `window/showMessageRequest` (answered by the [`Editor`]'s scripted choices).
+    ShowMessageRequest(ShowMessageRequestParams),
 }
 
 /// How to start the server and what the client says about itself.
@@ -140,6 +151,7 @@ impl<N: switchyard::lsp::ls_types::notification::Notification> lsp_types::notifi
 struct ClientState {
     events: mpsc::UnboundedSender<ServerEvent>,
     settings: Arc<Mutex<Value>>,
+    editor: Arc<Mutex<Editor>>,
 }
 
 impl ClientState {
@@ -166,6 +178,8 @@ pub struct LspClient {
     stderr: Arc<Mutex<String>>,
     tasks: Vec<JoinHandle<()>>,
     options: ClientOptions,
+    /// The editor's buffers, what it answers to `workspace/applyEdit` and approval prompts.
+    pub editor: Arc<Mutex<Editor>>,
 }
 
 impl LspClient {
@@ -193,11 +207,16 @@ impl LspClient {
 
         let (events_tx, events) = mpsc::unbounded_channel();
         let settings = Arc::new(Mutex::new(options.settings.clone()));
+        let editor = Arc::new(Mutex::new(Editor::default()));
         let state = ClientState {
             events: events_tx.clone(),
             settings: Arc::clone(&settings),
+            editor: Arc::clone(&editor),
         };
-        let (mainloop, server) = MainLoop::new_client(|_| router(state));
+        let (mainloop, server) = MainLoop::new_client(|server| {
+            editor.lock().server = Some(server);
+            router(state)
+        });
 
         // Library → server, with raw bytes slipped in between frames.
         let (to_server_lib, from_lib) = tokio::io::duplex(1 << 20);
@@ -233,6 +252,7 @@ impl LspClient {
             stderr: stderr_text,
             tasks,
             options,
+            editor,
         }
     }
 
@@ -266,6 +286,11 @@ impl LspClient {
         self.server
             .notify::<Initialized>(InitializedParams {})
             .expect("the client stopped");
+        let encoding = result.capabilities.position_encoding.clone();
+        self.editor.lock().encoding = encoding
+            .unwrap_or(PositionEncodingKind::UTF16)
+            .as_str()
+            .to_string();
         result
     }
 
@@ -470,6 +495,33 @@ fn router(state: ClientState) -> Router<ClientState> {
         .request::<ShowDocument, _>(|st, params| {
             let _ = st.events.send(ServerEvent::ShowDocument(params));
             std::future::ready(Ok(ShowDocumentResult { success: true }))
+        })
+        .request::<ApplyWorkspaceEdit, _>(|st, params| {
+            let answer = st.editor.lock().answer(&params.edit);
+            let _ = st.events.send(ServerEvent::ApplyEdit(params));
+            std::future::ready(Ok(ApplyWorkspaceEditResponse {
+                applied: answer.is_ok(),
+                failure_reason: answer.err(),
+                failed_change: None,
+            }))
+        })
+        .request::<ShowMessageRequest, _>(|st, params| {
+            let choice = st
+                .editor
+                .lock()
+                .prompt_answers
+                .pop_front()
+                .unwrap_or(Some("Allow".into()));
+            let item = choice.and_then(|title| {
+                params
+                    .actions
+                    .iter()
+                    .flatten()
+                    .find(|a| a.title == title)
+                    .cloned()
+            });
+            let _ = st.events.send(ServerEvent::ShowMessageRequest(params));
+            std::future::ready(Ok(item))
         })
         .request::<RegisterCapability, _>(|st, params| {
             let _ = st.events.send(ServerEvent::RegisterCapability(params));

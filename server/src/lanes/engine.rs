@@ -526,7 +526,7 @@ impl Lanes {
 
 impl Engine {
     fn new_job(
-        &self,
+        self: &Arc<Self>,
         spec: TaskSpec,
         reply_json: bool,
     ) -> (Job, oneshot::Receiver<Result<Output, LaneError>>) {
@@ -544,8 +544,27 @@ impl Engine {
             reply: Mutex::new(Some(tx)),
             reply_json,
         };
+        let shared = Arc::new(shared);
+        if let Some(parent) = &spec.parent {
+            // A queued task must leave its queue the moment its parent is cancelled, not when
+            // a slot frees; a running one must be reported cancelled at once. The watcher ends
+            // with the task, which cancels its own token when it is over.
+            let (parent, own, id) = (parent.clone(), shared.token.clone(), shared.id);
+            let engine = Arc::downgrade(self);
+            self.runtime.spawn(async move {
+                tokio::select! {
+                    biased;
+                    () = parent.cancelled() => {
+                        if let Some(engine) = engine.upgrade() {
+                            engine.cancel(id);
+                        }
+                    }
+                    () = own.cancelled() => {}
+                }
+            });
+        }
         let job = Job {
-            shared: Arc::new(shared),
+            shared,
             spec,
             attempt: 1,
             submitted_at: SystemTime::now(),
@@ -774,6 +793,9 @@ impl Engine {
         }
         if let Some(result) = reply {
             job.shared.reply_with(result);
+        }
+        if retry.is_none() && job.spec.parent.is_some() {
+            job.shared.token.cancel();
         }
         if let Some(delay) = retry {
             let engine = Arc::clone(self);

@@ -731,3 +731,57 @@ async fn the_books_balance_while_work_is_in_every_state() {
     }
     assert_books_balance(&lanes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_token_takes_queued_tasks_out_at_once_and_stops_running_ones() {
+    let lanes = lanes(json!({"query": {"max_concurrency": 1}}));
+    let gate = Arc::new(Gate::default());
+    let tracker = Arc::new(Tracker::default());
+    let request = tokio_util::sync::CancellationToken::new();
+    // An unrelated task holds the only slot for the whole test.
+    let blocker = lanes.submit(gated(Lane::Query, &gate, &tracker));
+    tracker.wait_for(1);
+    let queued: Vec<_> = (0..3)
+        .map(|_| lanes.submit(gated(Lane::Query, &gate, &tracker).cancelled_by(&request)))
+        .collect();
+    assert_eq!(lanes.metrics().lane(Lane::Query).queued, 3);
+
+    request.cancel();
+    // Out of the queue while the slot is still taken: not when a slot frees.
+    for q in queued {
+        assert_eq!(q.await.unwrap_err(), LaneError::Cancelled);
+    }
+    assert_eq!(lanes.metrics().lane(Lane::Query).queued, 0);
+    assert_eq!(lanes.metrics().lane(Lane::Query).running, 1);
+
+    // A running task is reported cancelled at once, even before its work notices.
+    let other = tokio_util::sync::CancellationToken::new();
+    let slow = Arc::new(Gate::default());
+    let stuck = Arc::clone(&slow);
+    let running = lanes.submit(
+        Task::<()>::blocking(Lane::Control, "uncooperative", move |_| {
+            stuck.wait();
+            Ok(())
+        })
+        .cancelled_by(&other),
+    );
+    eventually("it runs", || {
+        lanes.metrics().lane(Lane::Control).running == 1
+    })
+    .await;
+    other.cancel();
+    assert_eq!(running.await.unwrap_err(), LaneError::Cancelled);
+    slow.open();
+    gate.open();
+    blocker.await.unwrap();
+    assert_eq!(
+        tracker.high.load(Ordering::SeqCst),
+        1,
+        "no cancelled task ever ran"
+    );
+    eventually("the lanes drain", || {
+        lanes.metrics().lane(Lane::Control).running == 0
+    })
+    .await;
+    assert_books_balance(&lanes);
+}

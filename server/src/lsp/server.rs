@@ -5,7 +5,7 @@
 //! notifications run inline and only touch memory, and anything that waits on the client or
 //! the disk (pulling configuration, reading `.switchyard.toml`) is spawned.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,10 +18,10 @@ use tower_lsp_server::ls_types::{
     ClientCapabilities, ConfigurationItem, DidChangeConfigurationParams,
     DidChangeTextDocumentParams, DidChangeWorkspaceFoldersParams, DidCloseTextDocumentParams,
     DidOpenTextDocumentParams, ExecuteCommandOptions, ExecuteCommandParams, InitializeParams,
-    InitializeResult, InitializedParams, MessageType, OneOf, Registration, ServerCapabilities,
-    ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions, Uri,
-    WorkDoneProgressCancelParams, WorkDoneProgressOptions, WorkspaceFoldersServerCapabilities,
-    WorkspaceServerCapabilities,
+    InitializeResult, InitializedParams, MessageType, OneOf, Registration, ResourceOperationKind,
+    ServerCapabilities, ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind,
+    TextDocumentSyncOptions, Uri, WorkDoneProgressCancelParams, WorkDoneProgressOptions,
+    WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 use tower_lsp_server::{Client, LanguageServer, LspService};
 
@@ -30,12 +30,14 @@ use super::ext::{
 };
 use super::log::{LogForwarder, LogLine};
 use super::progress::{self, Jobs};
-use super::{ask, commands, from_proto, settings, to_proto};
+use super::{ask, commands, edits, from_proto, settings, to_proto};
 use crate::agent::{Agent, SessionStore};
+use crate::approvals::{ApprovalRequest, Approvals, ApprovalsConfig, Prompter};
 use crate::config::{Config, Layer};
 use crate::documents::{Documents, PositionEncoding};
+use crate::edits::{Applier, EditorRequest};
 use crate::lanes::{LaneMode, Lanes, TaskError};
-use crate::tools::{Toolbox, Workspace};
+use crate::tools::{Mutations, Toolbox, Workspace};
 
 /// How long a claim of `switchyard/pendingTasks` lasts when the worker does not say.
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -68,7 +70,18 @@ pub(crate) struct Inner {
     /// The agent over those tools, rebuilt with them; its sessions are kept on disk, so a
     /// rebuilt agent resumes them by id.
     agent: RwLock<Option<Agent>>,
+    /// How the tools' changes reach the files: as `workspace/applyEdit`, through the editor.
+    applier: Applier,
+    /// The approval policies in force, asking through `window/showMessageRequest`.
+    approvals: Arc<Approvals>,
+    /// The other ends of the applier's and the approvals' channels, served from `initialized`.
+    editor_requests: parking_lot::Mutex<Option<EditorChannels>>,
 }
+
+type EditorChannels = (
+    tokio::sync::mpsc::Receiver<EditorRequest>,
+    tokio::sync::mpsc::Receiver<ApprovalRequest>,
+);
 
 /// What `initialize` negotiated and what changed since.
 #[derive(Debug, Default)]
@@ -109,12 +122,28 @@ pub(crate) struct Caps {
     pub(crate) register_configuration: bool,
     /// `window.showDocument.support`.
     pub(crate) show_document: bool,
+    /// `workspace.applyEdit`: the server may change files through the editor.
+    pub(crate) apply_edit: bool,
+    /// `workspace.workspaceEdit.documentChanges`: versioned edits, resource operations.
+    pub(crate) document_changes: bool,
+    /// `workspace.workspaceEdit.resourceOperations` includes `create`.
+    pub(crate) resource_create: bool,
+    /// ... includes `rename`.
+    pub(crate) resource_rename: bool,
+    /// ... includes `delete`.
+    pub(crate) resource_delete: bool,
 }
 
 impl Caps {
     fn of(caps: &ClientCapabilities) -> Caps {
         let workspace = caps.workspace.as_ref();
         let window = caps.window.as_ref();
+        let workspace_edit = workspace.and_then(|w| w.workspace_edit.as_ref());
+        let resource = |kind: ResourceOperationKind| {
+            workspace_edit
+                .and_then(|e| e.resource_operations.as_ref())
+                .is_some_and(|ops| ops.contains(&kind))
+        };
         Caps {
             work_done_progress: window.and_then(|w| w.work_done_progress).unwrap_or(false),
             configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
@@ -125,6 +154,13 @@ impl Caps {
             show_document: window
                 .and_then(|w| w.show_document.as_ref())
                 .is_some_and(|s| s.support),
+            apply_edit: workspace.and_then(|w| w.apply_edit).unwrap_or(false),
+            document_changes: workspace_edit
+                .and_then(|e| e.document_changes)
+                .unwrap_or(false),
+            resource_create: resource(ResourceOperationKind::Create),
+            resource_rename: resource(ResourceOperationKind::Rename),
+            resource_delete: resource(ResourceOperationKind::Delete),
         }
     }
 }
@@ -145,6 +181,13 @@ impl Server {
     ) -> tower_lsp_server::LspServiceBuilder<Server> {
         use tower_lsp_server::ls_types::request::Request as _;
         let log_lines = parking_lot::Mutex::new(Some(log.attach()));
+        let (edits_tx, edits_rx) = tokio::sync::mpsc::channel(16);
+        let (approvals_tx, approvals_rx) = tokio::sync::mpsc::channel(16);
+        let approvals = Arc::new(Approvals::new(
+            ApprovalsConfig::default(),
+            Prompter::Editor(approvals_tx),
+        ));
+        let editor_requests = parking_lot::Mutex::new(Some((edits_rx, approvals_rx)));
         LspService::build(move |client| Server {
             inner: Arc::new(Inner {
                 client,
@@ -159,6 +202,9 @@ impl Server {
                 sessions: AtomicU64::new(0),
                 toolbox: RwLock::new(None),
                 agent: RwLock::new(None),
+                applier: Applier::Editor(edits_tx),
+                approvals,
+                editor_requests,
             }),
         })
         .custom_method(
@@ -275,6 +321,16 @@ impl Inner {
             }
         }
     }
+    /// The URI the editor knows `path` by: under the workspace folder's name as the editor
+    /// gave it, when that differs from its real (symlink-free) path.
+    pub(crate) fn editor_uri(&self, path: &Path) -> std::result::Result<Uri, String> {
+        let state = self.state.read();
+        let given = state.roots.iter().find_map(|root| {
+            let rest = path.strip_prefix(&root.real).ok()?;
+            (root.given != root.real).then(|| root.given.join(rest))
+        });
+        to_proto::uri(given.as_deref().unwrap_or(path))
+    }
 
     /// The tools, or why there are none.
     pub(crate) fn toolbox(&self) -> Result<Toolbox> {
@@ -298,12 +354,15 @@ impl Inner {
             )
         };
         let toolbox = match Workspace::new(roots) {
-            Ok(workspace) => Some(Toolbox::new(
-                workspace,
-                self.lanes.clone(),
-                self.documents.clone(),
-                tools,
-            )),
+            Ok(workspace) => {
+                let toolbox =
+                    Toolbox::new(workspace, self.lanes.clone(), self.documents.clone(), tools);
+                toolbox.set_mutations(Mutations {
+                    applier: self.applier.clone(),
+                    approvals: Arc::clone(&self.approvals),
+                });
+                Some(toolbox)
+            }
             Err(e) => {
                 tracing::warn!("the tools have no workspace: {e}");
                 None
@@ -407,6 +466,7 @@ impl Inner {
             self.lanes.reconfigure(config.lanes.clone())?;
         }
         self.log.set_level(config.log.level);
+        self.approvals.set_config(config.approvals.clone());
         if let Some(toolbox) = self.toolbox.read().as_ref() {
             toolbox.set_config(config.tools.clone());
         }
@@ -558,6 +618,16 @@ impl LanguageServer for Server {
                     client
                         .log_message(to_proto::message_type(level), text)
                         .await;
+                }
+            });
+        }
+        if let Some((edits, approvals)) = inner.editor_requests.lock().take() {
+            let serving = edits::serve(Arc::clone(&inner), edits, approvals);
+            let stopping = inner.stopping.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = serving => {}
+                    () = stopping.cancelled() => {}
                 }
             });
         }

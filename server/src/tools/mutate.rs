@@ -298,6 +298,22 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
+    /// What the change will do, for an approval prompt: the summary in the present tense
+    /// ("edit `src/main.rs`: 1 replacement (+1 −1 lines)").
+    pub fn intent(&self) -> String {
+        let (verb, rest) = self.summary.split_once(' ').unwrap_or((&self.summary, ""));
+        let verb = match verb {
+            "wrote" => "overwrite",
+            "created" => "create",
+            "edited" => "edit",
+            "deleted" => "delete",
+            "copied" => "copy",
+            "moved" => "move",
+            other => other,
+        };
+        format!("{verb} {rest}")
+    }
+
     pub fn diff(&self, workspace: &super::Workspace) -> String {
         self.set
             .changes

@@ -1,0 +1,280 @@
+-- The Neovim suite's harness, loaded by each test_*.lua (`dofile`). A test is one headless
+-- Neovim: `T.run(name, fn)` runs fn, then quits with `qa!` when it returned and `cq!`
+-- when it raised, printing everything it recorded (`T.log`), the notifications and the
+-- dumps registered with `T.on_failure`. A timer past SWITCHYARD_TEST_DEADLINE_MS prints
+-- the same, kills the processes the test started and exits, so a hang fails.
+local T = {}
+
+local uv = vim.uv or vim.loop
+
+T.dir = assert(os.getenv('SWITCHYARD_TEST_DIR'), 'SWITCHYARD_TEST_DIR is not set')
+T.tmp = assert(os.getenv('SWITCHYARD_TEST_TMP'), 'SWITCHYARD_TEST_TMP is not set')
+T.workspace = assert(os.getenv('SWITCHYARD_TEST_WORKSPACE'), 'SWITCHYARD_TEST_WORKSPACE is not set')
+T.deadline_ms = tonumber(os.getenv('SWITCHYARD_TEST_DEADLINE_MS') or '') or 55000
+T.version = vim.fn.execute('version'):match('NVIM v(%S+)') or '?'
+
+local seen = {}
+local failure_dumps = {}
+local pids = {}
+
+local function write(text)
+  io.stderr:write(text .. '\n')
+  io.stderr:flush()
+end
+T.say = write
+
+--- Records a line of what the test saw, printed when it fails.
+function T.log(fmt, ...)
+  local ok, line = pcall(string.format, fmt, ...)
+  table.insert(seen, ('%7.3f %s'):format(uv.hrtime() / 1e9 % 1000, ok and line or fmt))
+end
+
+--- Registers `fn() -> string` to print on failure (buffer contents, recorded requests).
+function T.on_failure(label, fn)
+  table.insert(failure_dumps, { label, fn })
+end
+
+-- Every notification, in order.
+T.notifications = {}
+vim.notify = function(message, level)
+  table.insert(T.notifications, { message = message, level = level })
+  T.log('notify[%s] %s', tostring(level), tostring(message))
+end
+
+local Failure = {}
+
+--- Fails the test with `message`.
+function T.fail(message)
+  error(setmetatable({ message = message }, Failure), 2)
+end
+
+function T.check(condition, message)
+  if not condition then
+    T.fail(message)
+  end
+  return condition
+end
+
+function T.eq(actual, expected, what)
+  if not vim.deep_equal(actual, expected) then
+    T.fail(('%s\n  expected: %s\n  actual:   %s'):format(what, vim.inspect(expected), vim.inspect(actual)))
+  end
+end
+
+--- Waits up to `ms` for `condition()`, processing events; fails naming `what`.
+function T.wait(ms, condition, what)
+  if not vim.wait(ms, condition, 20) then
+    T.fail(('timed out after %d ms waiting for %s'):format(ms, what))
+  end
+end
+
+--- Reads a whole file, or nil.
+function T.read(path)
+  local f = io.open(path, 'rb')
+  if not f then
+    return nil
+  end
+  local text = f:read('*a')
+  f:close()
+  return text
+end
+
+function T.lines(bufnr)
+  return vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+end
+
+--- Remembers a process the test started (killed at the end, and by the driver if Neovim
+--- dies first: it reads `pids` in the test's folder).
+function T.add_pid(pid, name)
+  if not pid or pid <= 0 or pids[pid] then
+    return
+  end
+  pids[pid] = name
+  local f = io.open(T.tmp .. '/pids', 'a')
+  if f then
+    f:write(('%d %s\n'):format(pid, name))
+    f:close()
+  end
+  T.log('started %s (pid %d)', name, pid)
+end
+
+--- The children of this Neovim whose command line mentions `name` (found by parent
+--- PID, through /proc).
+function T.children(name)
+  local out = {}
+  local me = vim.fn.getpid()
+  local tasks = vim.fn.glob(('/proc/%d/task/*/children'):format(me), true, true)
+  for _, file in ipairs(tasks) do
+    for pid in (T.read(file) or ''):gmatch('%d+') do
+      local cmdline = (T.read(('/proc/%s/cmdline'):format(pid)) or ''):gsub('%z', ' ')
+      if cmdline:find(name, 1, true) then
+        table.insert(out, tonumber(pid))
+      end
+    end
+  end
+  return out
+end
+
+--- Records the language servers this Neovim started.
+function T.record_servers()
+  for _, pid in ipairs(T.children('switchyard')) do
+    T.add_pid(pid, 'switchyard')
+  end
+end
+
+local function alive(pid)
+  return uv.kill(pid, 0) == 0
+end
+
+local function kill_all()
+  for pid, name in pairs(pids) do
+    if alive(pid) then
+      uv.kill(pid, 'sigterm')
+      write(('  killed %s (pid %d)'):format(name, pid))
+    end
+  end
+end
+
+local function dump(reason)
+  write(('\nFAIL %s [nvim %s]: %s'):format(T.name or '?', T.version, reason))
+  write('--- what the test saw:')
+  for _, line in ipairs(seen) do
+    write('  ' .. line)
+  end
+  for _, item in ipairs(failure_dumps) do
+    local ok, text = pcall(item[2])
+    write('--- ' .. item[1] .. ':')
+    write(ok and tostring(text) or ('(dump failed: ' .. tostring(text) .. ')'))
+  end
+end
+
+--- Stops the clients and the processes the test started.
+local function cleanup()
+  pcall(function()
+    require('switchyard.lsp').stop_all(3000)
+  end)
+  vim.wait(2000, function()
+    for pid in pairs(pids) do
+      if alive(pid) then
+        return false
+      end
+    end
+    return true
+  end, 20)
+  kill_all()
+end
+
+--- Runs the test `fn` and quits Neovim with its outcome.
+function T.run(name, fn)
+  T.name = name
+  local timer = uv.new_timer()
+  timer:start(T.deadline_ms, 0, function()
+    local reason = ('deadline of %d ms passed (a hang?)'):format(T.deadline_ms)
+    -- Dump with the full API if the loop still runs scheduled work (it does inside
+    -- vim.wait); if it does not within 3 s (a blocking prompt), print from here, kill and
+    -- exit: a fast callback may not touch the Vim API.
+    vim.schedule(function()
+      dump(reason)
+      cleanup()
+      vim.cmd('cq!')
+    end)
+    timer:start(3000, 0, function()
+      write('FAIL ' .. tostring(T.name) .. ': ' .. reason .. ' and Neovim is blocked')
+      for _, line in ipairs(seen) do
+        write('  ' .. line)
+      end
+      kill_all()
+      os.exit(3)
+    end)
+  end)
+  local ok, err = xpcall(fn, function(e)
+    if getmetatable(e) == Failure then
+      return e.message .. '\n' .. debug.traceback('', 2):gsub('^\n', '')
+    end
+    return debug.traceback(tostring(e), 2)
+  end)
+  timer:stop()
+  timer:close()
+  if ok then
+    cleanup()
+    write(('\nok   %s [nvim %s]'):format(name, T.version))
+    if os.getenv('SWITCHYARD_TEST_VERBOSE') then
+      for _, line in ipairs(seen) do
+        write('  ' .. line)
+      end
+    end
+    local f = io.open(T.tmp .. '/passed', 'w')
+    if f then
+      f:write(name .. '\n')
+      f:close()
+    end
+    vim.cmd('qa!')
+  else
+    dump(err)
+    cleanup()
+    vim.cmd('cq!')
+  end
+end
+
+--- Records `$/progress` through this Neovim's own mechanism: on 0.10+ the `LspProgress`
+--- autocmd (and `vim.lsp.status()`), on 0.7 `User LspProgressUpdate` with
+--- `vim.lsp.util.get_progress_messages()`. Returns the list it fills with
+--- `{ kind = 'begin'|'report'|'end', title, message, percentage }`.
+function T.record_progress()
+  local events = {}
+  if vim.fn.exists('##LspProgress') == 1 then
+    T.progress_mechanism = 'LspProgress autocmd'
+    vim.api.nvim_create_autocmd('LspProgress', {
+      callback = function(ev)
+        local params = ev.data and ev.data.params or {}
+        local value = params.value or {}
+        local event = {
+          kind = value.kind,
+          title = value.title,
+          message = value.message,
+          percentage = value.percentage,
+          status = vim.lsp.status(),
+        }
+        table.insert(events, event)
+        T.log('LspProgress %s', vim.inspect(event, { newline = ' ', indent = '' }))
+      end,
+    })
+  else
+    T.progress_mechanism = 'User LspProgressUpdate + get_progress_messages()'
+    local open = {}
+    vim.api.nvim_create_autocmd('User', {
+      pattern = 'LspProgressUpdate',
+      callback = function()
+        for _, m in ipairs(vim.lsp.util.get_progress_messages()) do
+          if m.progress then
+            local key = tostring(m.title)
+            local kind = m.done and 'end' or (open[key] and 'report' or 'begin')
+            open[key] = not m.done or nil
+            local event = { kind = kind, title = m.title, message = m.message, percentage = m.percentage }
+            table.insert(events, event)
+            T.log('LspProgressUpdate %s', vim.inspect(event, { newline = ' ', indent = '' }))
+          end
+        end
+      end,
+    })
+  end
+  return events
+end
+
+--- Waits for `User {pattern}` (registered before `trigger()` runs it).
+function T.wait_event(pattern, ms, trigger)
+  local fired = false
+  vim.api.nvim_create_autocmd('User', {
+    pattern = pattern,
+    once = true,
+    callback = function()
+      fired = true
+    end,
+  })
+  trigger()
+  T.wait(ms, function()
+    return fired
+  end, 'User ' .. pattern)
+end
+
+return T
