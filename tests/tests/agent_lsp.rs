@@ -289,7 +289,7 @@ async fn the_ask_command_over_anthropic_sees_the_open_buffer_and_selection_and_c
         let first = client
             .command::<AskCommand>(AskParams {
                 context: Some(AskContext {
-                    uri: Some(uri),
+                    file: Some(uri),
                     selection: Some(switchyard::lsp::ls_types::Range {
                         start: switchyard::lsp::ls_types::Position::new(1, 0),
                         end: switchyard::lsp::ls_types::Position::new(2, 0),

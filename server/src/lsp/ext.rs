@@ -249,7 +249,7 @@ pub struct AskParams {
 pub struct AskContext {
     /// The document in the active editor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uri: Option<Uri>,
+    pub file: Option<Uri>,
     /// The selection in it, in the negotiated position encoding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Range>,

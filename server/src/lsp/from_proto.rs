@@ -55,7 +55,7 @@ pub(crate) fn path(uri: &lsp::Uri) -> Option<PathBuf> {
 /// the selected lines of the open buffer). A document that is not a file is left out.
 pub(crate) fn ask_context(server: &Inner, context: ext::AskContext) -> AskContext {
     let open_file = context
-        .uri
+        .file
         .as_ref()
         .and_then(|uri| server.document_path(uri));
     let selection = context.selection.map(|range| {
