@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
+use crate::agent::AgentConfig;
 use crate::approvals::ApprovalsConfig;
 use crate::lanes::LanesConfig;
+use crate::llm::LlmConfig;
 use crate::tools::ToolsConfig;
 
 /// Everything Switchyard can be configured with.
@@ -25,6 +27,10 @@ pub struct Config {
     pub lanes: LanesConfig,
     /// Tool output limits and caches.
     pub tools: ToolsConfig,
+    /// The model provider (`[llm]`): wire format, base URL, model, key, timeouts.
+    pub llm: LlmConfig,
+    /// The agent (`[agent]`): turn and token limits, sessions, ensembles.
+    pub agent: AgentConfig,
     /// Which tools may run without asking.
     pub approvals: ApprovalsConfig,
     /// Logging.
@@ -86,6 +92,7 @@ impl Config {
         }
         let config: Config = serde_json::from_value(merged).map_err(|e| e.to_string())?;
         config.lanes.validate()?;
+        config.agent.validate()?;
         Ok(config)
     }
 
@@ -286,5 +293,45 @@ mod tests {
         std::fs::write(&path, "[lanes\n").unwrap();
         let err = toml_layer(&path).unwrap_err();
         assert!(err.starts_with(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn llm_and_agent_sections_are_layers_and_the_key_is_never_serialized() {
+        let config = Config::from_layers(&[
+            layer(
+                "environment",
+                env_layer([("SWITCHYARD_AGENT__MAX_TURNS".to_string(), "7".to_string())]),
+            ),
+            layer(
+                "/repo/.switchyard.toml",
+                json!({
+                    "llm": {"provider": "anthropic", "model": "claude", "api_key": "sk-secret", "request_timeout": "30s"},
+                    "agent": {"token_budget": 0, "ensemble": {"module_timeout_ms": 5000}},
+                }),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.agent.max_turns, 7);
+        assert_eq!(config.agent.token_budget, 0);
+        assert_eq!(config.agent.ensemble.module_timeout_ms, 5_000);
+        assert_eq!(
+            config.agent.ensemble.max_modules, 16,
+            "absent keys keep their defaults"
+        );
+        assert_eq!(config.llm.model.as_deref(), Some("claude"));
+        assert_eq!(
+            config.llm.api_key.as_ref().map(crate::llm::Secret::expose),
+            Some("sk-secret")
+        );
+        assert_eq!(
+            config.llm.request_timeout,
+            std::time::Duration::from_secs(30)
+        );
+        let shown = serde_json::to_string(&config).unwrap();
+        assert!(!shown.contains("sk-secret"), "{shown}");
+
+        let err = Config::from_layers(&[layer("editor", json!({"agent": {"max_turns": 0}}))])
+            .unwrap_err();
+        assert_eq!(err, "agent.max_turns must be at least 1, got 0");
     }
 }

@@ -4,6 +4,7 @@
 //! workspace through it, and the front ends (the CLI in `main.rs`, the language server in
 //! `lsp`) translate between their protocol and these types.
 
+pub mod agent;
 pub mod analyze;
 pub mod approvals;
 pub mod config;

@@ -7,10 +7,12 @@
 //! - `transport`: framing, dispatch, panic isolation (why not tower-lsp-server's loop: there).
 //! - `server`: lifecycle, documents, configuration, the custom requests.
 //! - `commands`: `workspace/executeCommand`.
+//! - `ask`: `switchyard/ask` and `switchyard.ask`: the agent, its `switchyard/sessionUpdate`s.
 //! - `progress`: work-done progress of long commands, `switchyard/laneStatus`.
 //! - `settings`: the editor's settings as configuration layers.
 //! - `log`: stderr and `window/logMessage`, never stdout.
 
+mod ask;
 mod commands;
 mod edits;
 pub mod ext;

@@ -3,18 +3,20 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use std::sync::Arc;
+use switchyard::agent::ensemble::{self, EnsembleEvent, EnsembleInput};
+use switchyard::agent::{Agent, AgentEvent, AskContext, SessionStore, StopReason, ToolStatus};
 use switchyard::analyze::{self, AnalyzeOptions};
+use switchyard::approvals::{Approvals, Prompter};
 use switchyard::config::Config;
 use switchyard::documents::Documents;
-use switchyard::lanes::{EventKind, Lanes, SessionId};
-use tokio_util::sync::CancellationToken;
-
-use switchyard::approvals::{Approvals, Prompter};
 use switchyard::edits::Applier;
+use switchyard::lanes::{EventKind, Lanes, SessionId};
 use switchyard::tools::{ALL_TOOLS, CallContext, Mutations, ToolOutput, Toolbox, Workspace};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// A coding agent behind the Language Server Protocol.
 #[derive(Debug, Parser)]
@@ -33,6 +35,35 @@ enum Command {
         #[arg(long)]
         stdio: bool,
     },
+    /// Ask the agent about the workspace: the answer streams to stdout, tool activity and
+    /// notices to stderr.
+    ///
+    /// Every ask runs in a session kept under the user's state directory; continue one with
+    /// --session, list them with --list. Ctrl-C cancels the request.
+    ///
+    /// Exits 0 when the model finished its answer, 1 on an error (the message goes to
+    /// stderr), 2 on bad usage, 3 when a limit stopped the run early (agent.max_turns,
+    /// agent.token_budget, the model's token limit), 130 when interrupted.
+    Ask {
+        /// What to ask; `-` reads it from stdin.
+        #[arg(required_unless_present = "list")]
+        prompt: Option<String>,
+        /// The workspace root (default: the current directory).
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// Continue this session instead of starting a new one.
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// List this workspace's sessions, most recent first, instead of asking.
+        #[arg(long, conflicts_with_all = ["prompt", "session"])]
+        list: bool,
+        /// Allow every change the approval policy does not deny, without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Show the diff of every change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Analyze a workspace: files, code, comment and blank lines per language (as tokei
     /// counts them), TODO/FIXME/HACK/XXX markers, the largest files, binary and ignored
     /// files, and the project manifests found.
@@ -46,6 +77,11 @@ enum Command {
         /// Print the analysis as JSON instead of Markdown.
         #[arg(long)]
         json: bool,
+        /// Then have the model explain it: one agent per top-level module or package in
+        /// parallel, then one that writes the summary (needs a model provider: llm.model or
+        /// SWITCHYARD_MODEL; without one, says so and prints the analysis alone).
+        #[arg(long)]
+        llm: bool,
     },
     /// Run one tool through the lanes and print its result: read, glob, grep, ls, and — on
     /// disk, asking first unless `--yes` — write, edit, multi_edit, delete, move, copy, bash.
@@ -92,7 +128,22 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Lsp { .. } => ExitCode::FAILURE, // served above
-        Command::Analyze { path, json } => runtime.block_on(analyze(path, json)),
+        Command::Ask {
+            prompt,
+            cwd,
+            session,
+            list,
+            yes,
+            dry_run,
+        } => runtime.block_on(ask(AskCommand {
+            prompt,
+            cwd,
+            session,
+            list,
+            yes,
+            dry_run,
+        })),
+        Command::Analyze { path, json, llm } => runtime.block_on(analyze(path, json, llm)),
         Command::Tool {
             name,
             args,
@@ -215,7 +266,7 @@ async fn tool(command: ToolCommand) -> ExitCode {
     }
 }
 
-async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
+async fn analyze(path: Option<PathBuf>, json: bool, llm: bool) -> ExitCode {
     let (workspace, config) = match open_workspace(path) {
         Ok(opened) => opened,
         Err(e) => return fail(2, &e),
@@ -225,7 +276,12 @@ async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
         Err(e) => return fail(2, &e),
     };
     let root = workspace.primary().to_path_buf();
-    let toolbox = Toolbox::new(workspace, lanes.clone(), Documents::new(), config.tools);
+    let toolbox = Toolbox::new(
+        workspace,
+        lanes.clone(),
+        Documents::new(),
+        config.tools.clone(),
+    );
     let session: SessionId = "analyze".into();
     let token = CancellationToken::new();
     let interrupt = {
@@ -244,7 +300,6 @@ async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
         ..AnalyzeOptions::default()
     };
     let result = analyze::run(&toolbox, &options, session, token.clone()).await;
-    interrupt.abort();
     if let Some(progress) = progress {
         progress.abort();
         let _ = progress.await;
@@ -254,13 +309,38 @@ async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
         Err(e) if token.is_cancelled() => return fail(130, &e),
         Err(e) => return fail(1, &e),
     };
-    let text = if json {
-        match serde_json::to_string_pretty(&analysis) {
-            Ok(text) => text + "\n",
-            Err(e) => return fail(1, &format!("cannot print the analysis as JSON: {e}")),
+    let report = if llm {
+        let agent = Agent::new(
+            toolbox,
+            Agent::client(&config.llm),
+            config.agent.clone(),
+            None,
+        );
+        match explain(&agent, &analysis, &token).await {
+            Ok(report) => report,
+            Err(e) if token.is_cancelled() => return fail(130, &e),
+            Err(e) => return fail(1, &e),
         }
     } else {
-        analysis.to_markdown()
+        None
+    };
+    interrupt.abort();
+    let text = match (json, &report) {
+        (true, None) => serde_json::to_string_pretty(&analysis),
+        (true, Some(report)) => serde_json::to_string_pretty(
+            &serde_json::json!({"analysis": analysis, "ensemble": report}),
+        ),
+        (false, None) => Ok(analysis.to_markdown()),
+        (false, Some(report)) => Ok(format!(
+            "{}\n{}",
+            analysis.to_markdown(),
+            report.to_markdown()
+        )),
+    };
+    let text = match text {
+        Ok(text) if json => text + "\n",
+        Ok(text) => text,
+        Err(e) => return fail(1, &format!("cannot print the analysis as JSON: {e}")),
     };
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -272,6 +352,48 @@ async fn analyze(path: Option<PathBuf>, json: bool) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(1, &format!("cannot write the report: {e}")),
     }
+}
+
+/// `analyze --llm`: the ensemble over `analysis`, its progress on stderr. `Ok(None)` when
+/// no provider is configured (said on stderr): the analysis stands alone.
+async fn explain(
+    agent: &Agent,
+    analysis: &analyze::Analysis,
+    token: &CancellationToken,
+) -> Result<Option<ensemble::EnsembleReport>, String> {
+    if let Err(e) = agent.llm() {
+        eprintln!("switchyard: no model provider for --llm: {e}; here is the analysis alone");
+        return Ok(None);
+    }
+    let modules = ensemble::modules(agent.toolbox(), analysis).await?;
+    let input = EnsembleInput {
+        report: analysis.to_markdown(),
+        modules,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            match event {
+                EnsembleEvent::ModulesStarted { total } => {
+                    eprintln!("switchyard: {total} module agents at work");
+                }
+                EnsembleEvent::ModuleFinished {
+                    name,
+                    ok,
+                    done,
+                    total,
+                } => {
+                    let how = if ok { "done" } else { "no notes" };
+                    eprintln!("  {name}: {how} ({done} of {total})");
+                }
+                EnsembleEvent::SynthesisStarted => eprintln!("switchyard: writing the summary"),
+            }
+        }
+    });
+    let result = agent.ensemble(input, &tx, token).await;
+    drop(tx);
+    let _ = printer.await;
+    result.map(Some).map_err(|e| e.to_string())
 }
 
 /// A progress bar on stderr fed by the session's lane events: its length grows as tasks
@@ -325,4 +447,204 @@ fn show_progress(lanes: &Lanes, session: SessionId) -> tokio::task::JoinHandle<(
             }
         }
     })
+}
+
+/// `switchyard ask`'s arguments.
+struct AskCommand {
+    prompt: Option<String>,
+    cwd: Option<PathBuf>,
+    session: Option<String>,
+    list: bool,
+    yes: bool,
+    dry_run: bool,
+}
+
+async fn ask(command: AskCommand) -> ExitCode {
+    let AskCommand {
+        prompt,
+        cwd,
+        session,
+        list,
+        yes,
+        dry_run,
+    } = command;
+    let (workspace, config) = match open_workspace(cwd) {
+        Ok(opened) => opened,
+        Err(e) => return fail(2, &e),
+    };
+    let lanes = match Lanes::new(config.lanes.clone()) {
+        Ok(lanes) => lanes,
+        Err(e) => return fail(2, &e),
+    };
+    let store = match SessionStore::for_workspace(workspace.primary()) {
+        Ok(store) => Some(store),
+        Err(e) => {
+            eprintln!("switchyard: {e}; this session will not be kept");
+            None
+        }
+    };
+    let mutations = disk_mutations(&config, yes, dry_run);
+    let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools.clone());
+    toolbox.set_mutations(mutations);
+    let agent = Agent::new(
+        toolbox,
+        Agent::client(&config.llm),
+        config.agent.clone(),
+        store,
+    );
+    if list {
+        return match agent.list_sessions().await {
+            Ok(sessions) => {
+                for s in sessions {
+                    println!("{}  {} messages  {}", s.id, s.messages, s.title);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, &e.to_string()),
+        };
+    }
+    let prompt = match prompt.as_deref() {
+        Some("-") => {
+            let mut text = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                return fail(2, &format!("cannot read the prompt from stdin: {e}"));
+            }
+            text
+        }
+        Some(prompt) => prompt.to_string(),
+        None => String::new(),
+    };
+    if prompt.trim().is_empty() {
+        return fail(2, "the prompt is empty");
+    }
+    if let Err(e) = agent.llm() {
+        return fail(1, &e);
+    }
+    let session = match &session {
+        Some(id) => agent.session(id).await,
+        None => agent.new_session().await,
+    };
+    let session = match session {
+        Ok(session) => session,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+
+    let (events, received) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(print_events(received));
+    let context = AskContext::default();
+    let result = {
+        let send = session.send(&prompt, &context, &events);
+        tokio::pin!(send);
+        let mut interrupted = false;
+        loop {
+            tokio::select! {
+                result = &mut send => break result,
+                _ = tokio::signal::ctrl_c() => {
+                    // The first Ctrl-C cancels and lets the session settle; a second one
+                    // does not wait.
+                    if interrupted {
+                        return fail(130, "interrupted");
+                    }
+                    interrupted = true;
+                    session.cancel();
+                }
+            }
+        }
+    };
+    drop(events);
+    let _ = printer.await;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+    let usage = outcome.usage;
+    eprintln!(
+        "switchyard: session {} ({} model call{}, {} tokens in, {} out); continue it with --session {}",
+        outcome.session,
+        outcome.turns,
+        if outcome.turns == 1 { "" } else { "s" },
+        usage.input_tokens,
+        usage.output_tokens,
+        outcome.session,
+    );
+    match outcome.stop {
+        StopReason::EndTurn => ExitCode::SUCCESS,
+        StopReason::Cancelled => fail(130, "cancelled"),
+        stop => fail(3, &stop.explain(&agent.config()).unwrap_or_default()),
+    }
+}
+
+/// Prints a run's events: the answer to stdout as it streams, tool activity to stderr.
+async fn print_events(mut events: mpsc::UnboundedReceiver<AgentEvent>) {
+    let mut stdout = std::io::stdout();
+    // Where stdout stands: nothing written yet, mid-line, or at the start of a line.
+    let mut wrote = false;
+    let mut mid_line = false;
+    // Tools ran since the last text: the next text is a new paragraph.
+    let mut new_paragraph = false;
+    while let Some(event) = events.recv().await {
+        match event {
+            AgentEvent::MessageChunk { text } => {
+                if new_paragraph && wrote {
+                    let _ = stdout.write_all(if mid_line { b"\n\n" } else { b"\n" });
+                }
+                new_paragraph = false;
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+                wrote = true;
+                mid_line = !text.ends_with('\n');
+            }
+            AgentEvent::ModelRetry {
+                attempt,
+                max_attempts,
+                error,
+                discarded_text,
+            } => {
+                eprintln!(
+                    "switchyard: {error}; retrying (attempt {} of {max_attempts})",
+                    attempt + 1
+                );
+                if discarded_text {
+                    if mid_line {
+                        let _ = stdout.write_all(b"\n");
+                        let _ = stdout.flush();
+                        mid_line = false;
+                    }
+                    eprintln!("switchyard: the answer starts over");
+                }
+            }
+            AgentEvent::ToolCallStarted {
+                name,
+                lane,
+                summary,
+                ..
+            } => {
+                new_paragraph = true;
+                let lane = lane.map_or("-", |l| l.name());
+                eprintln!("  > {name} {summary} [{lane}]");
+            }
+            AgentEvent::ToolCallFinished {
+                name,
+                status,
+                duration,
+                summary,
+                ..
+            } => {
+                let mark = match status {
+                    ToolStatus::Completed => "ok",
+                    ToolStatus::Failed => "error",
+                    ToolStatus::Cancelled => "cancelled",
+                };
+                eprintln!(
+                    "  < {name} {mark} in {} ms: {summary}",
+                    duration.as_millis()
+                );
+            }
+            AgentEvent::Usage { .. } | AgentEvent::Done { .. } => {}
+        }
+    }
+    if mid_line {
+        let _ = stdout.write_all(b"\n");
+    }
+    let _ = stdout.flush();
 }

@@ -49,7 +49,7 @@ use lsp_types::{
 };
 use parking_lot::Mutex;
 use serde_json::Value;
-use switchyard::lsp::ext::{self, Command, LaneStatusParams};
+use switchyard::lsp::ext::{self, Command, LaneStatusParams, SessionUpdateParams};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
@@ -79,6 +79,8 @@ pub enum ServerEvent {
     Progress(ProgressParams),
     /// `switchyard/laneStatus`.
     LaneStatus(LaneStatusParams),
+    /// `switchyard/sessionUpdate`.
+    SessionUpdate(SessionUpdateParams),
     /// `window/logMessage`.
     LogMessage(LogMessageParams),
     /// `window/showMessage`.
@@ -479,6 +481,9 @@ fn router(state: ClientState) -> Router<ClientState> {
         .notification::<Progress>(|st, params| st.record(ServerEvent::Progress(params)))
         .notification::<Ext<ext::LaneStatus>>(|st, params| {
             st.record(ServerEvent::LaneStatus(params))
+        })
+        .notification::<Ext<ext::SessionUpdate>>(|st, params| {
+            st.record(ServerEvent::SessionUpdate(params))
         })
         .notification::<LogMessage>(|st, params| st.record(ServerEvent::LogMessage(params)))
         .notification::<ShowMessage>(|st, params| st.record(ServerEvent::ShowMessage(params)))

@@ -131,6 +131,7 @@ async fn analysis_returns_data_and_markdown_and_reports_progress_in_order() {
                 AnalyzeWorkspaceParams {
                     folder: None,
                     show: true,
+                    llm: false,
                 },
                 Some(token.clone()),
             )

@@ -11,13 +11,14 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{ExecuteCommandParams, ProgressToken, ShowDocumentParams};
 
 use super::ext::{
-    self, AnalyzeWorkspace, AnalyzeWorkspaceParams, AnalyzeWorkspaceResult, Cancel, CancelParams,
-    CancelResult, CancelTarget, Command, DeadLetters, QueueStats, RetryDeadLetter,
+    self, AnalyzeWorkspace, AnalyzeWorkspaceParams, AnalyzeWorkspaceResult, AskCommand, Cancel,
+    CancelParams, CancelResult, CancelTarget, Command, DeadLetters, QueueStats, RetryDeadLetter,
     RetryDeadLetterResult, RunTool, RunToolParams, RunToolResult,
 };
 use super::progress::{self, LongCommand};
 use super::server::Inner;
-use super::to_proto;
+use super::{ask, to_proto};
+use crate::agent::ensemble::{self, EnsembleInput, EnsembleReport};
 use crate::analyze::{self, AnalyzeOptions};
 use crate::lanes::{Lanes, SessionId, TaskId};
 use crate::tools::{self, CallContext};
@@ -81,6 +82,11 @@ pub(crate) async fn execute(
             let params = arguments_of::<RunTool>(arguments)?;
             reply::<RunTool>(run_tool(server, params).await?)
         }
+        AskCommand::NAME => {
+            let params = arguments_of::<AskCommand>(arguments)?;
+            let token = token.or_else(|| params.work_done_token.clone());
+            reply::<AskCommand>(ask::ask(server, params, token).await?)
+        }
         unknown => Err(Error::invalid_params(format!(
             "unknown command `{unknown}`; this server runs {}",
             ext::command_names().join(", ")
@@ -109,9 +115,30 @@ async fn analyze_workspace(
     let work = {
         let server = Arc::clone(server);
         let session = session.clone();
-        move |cancel| async move {
-            let (analysis, markdown, outcome) =
-                analysis(&server, &root, session.clone(), cancel).await?;
+        move |cancel: CancellationToken| async move {
+            let (analysis, mut outcome) =
+                analysis(&server, &root, session.clone(), cancel.clone()).await?;
+            let mut markdown = analysis.to_markdown();
+            let (ensemble, notice) = if params.llm {
+                match explain(&server, &analysis, &cancel).await? {
+                    Ok(report) => {
+                        markdown.push('\n');
+                        markdown.push_str(&report.to_markdown());
+                        outcome.push_str(&format!(
+                            "; explained by {} module agents",
+                            report.modules.len()
+                        ));
+                        let report = serde_json::to_value(&report)
+                            .map_err(|e| format!("cannot represent the ensemble: {e}"))?;
+                        (Some(report), None)
+                    }
+                    Err(notice) => (None, Some(notice)),
+                }
+            } else {
+                (None, None)
+            };
+            let analysis = serde_json::to_value(&analysis)
+                .map_err(|e| format!("cannot represent the analysis: {e}"))?;
             let report = root.join(".switchyard").join("analysis.md");
             let text = markdown.clone();
             let written = report.clone();
@@ -124,6 +151,8 @@ async fn analyze_workspace(
                 analysis,
                 markdown,
                 report_uri,
+                ensemble,
+                notice,
             };
             Ok((result, outcome))
         }
@@ -188,14 +217,14 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
-/// The analysis, as structured data, Markdown and a one-line outcome. It fans out Query
-/// tasks in `session`; `cancel` stops them.
+/// The analysis and a one-line outcome. It fans out Query tasks in `session`; `cancel`
+/// stops them.
 async fn analysis(
     server: &Arc<Inner>,
     root: &Path,
     session: SessionId,
     cancel: CancellationToken,
-) -> std::result::Result<(Value, String, String), String> {
+) -> std::result::Result<(analyze::Analysis, String), String> {
     let toolbox = server.toolbox().map_err(|e| e.message.to_string())?;
     let options = AnalyzeOptions {
         root: root.to_path_buf(),
@@ -211,10 +240,32 @@ async fn analysis(
         tools::thousands(analysis.files.files),
         tools::thousands(analysis.total.lines.code),
     );
-    let markdown = analysis.to_markdown();
-    let value = serde_json::to_value(&analysis)
-        .map_err(|e| format!("cannot represent the analysis: {e}"))?;
-    Ok((value, markdown, outcome))
+    Ok((analysis, outcome))
+}
+
+/// The ensemble over `analysis` (`llm: true`): `Ok(Err(notice))` when no model provider is
+/// configured, saying how to configure one; `Err` when the ensemble itself fails.
+async fn explain(
+    server: &Arc<Inner>,
+    analysis: &analyze::Analysis,
+    cancel: &CancellationToken,
+) -> std::result::Result<std::result::Result<EnsembleReport, String>, String> {
+    let agent = server.agent().map_err(|e| e.message.to_string())?;
+    if let Err(e) = agent.llm() {
+        return Ok(Err(format!("no model provider, so no module agents: {e}")));
+    }
+    let modules = ensemble::modules(agent.toolbox(), analysis).await?;
+    let input = EnsembleInput {
+        report: analysis.to_markdown(),
+        modules,
+    };
+    // Progress follows the analysis's session; the module agents report nothing more.
+    let (progress, _) = tokio::sync::mpsc::unbounded_channel();
+    agent
+        .ensemble(input, &progress, cancel)
+        .await
+        .map(Ok)
+        .map_err(|e| e.to_string())
 }
 
 /// Writes `text` to `path` through a temporary file in the same folder, creating the folder.

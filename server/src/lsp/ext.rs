@@ -12,9 +12,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tower_lsp_server::ls_types::Uri;
 use tower_lsp_server::ls_types::notification::Notification;
 use tower_lsp_server::ls_types::request::Request;
+use tower_lsp_server::ls_types::{ProgressToken, Range, Uri};
 
 use crate::lanes::{
     ClaimedTask, DeadLetter, DeadLetterId, Lane, MetricsSnapshot, PendingTask, TaskId,
@@ -42,7 +42,8 @@ pub struct NoParams {}
 // Commands
 
 /// `switchyard.analyzeWorkspace`: the deterministic workspace analysis, with work-done
-/// progress; writes the Markdown report to `<root>/.switchyard/analysis.md`.
+/// progress, then with `llm` the ensemble of module agents and a summary; writes the
+/// Markdown report to `<root>/.switchyard/analysis.md`.
 pub enum AnalyzeWorkspace {}
 
 impl Command for AnalyzeWorkspace {
@@ -61,6 +62,10 @@ pub struct AnalyzeWorkspaceParams {
     /// Ask the client to open the report (`window/showDocument`) when it can.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub show: bool,
+    /// Then have the model explain it: module agents in parallel, then a summary (needs a
+    /// model provider; without one, `notice` says how to configure one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub llm: bool,
 }
 
 /// What [`AnalyzeWorkspace`] returns.
@@ -75,6 +80,13 @@ pub struct AnalyzeWorkspaceResult {
     pub markdown: String,
     /// Where the report was written: `<root>/.switchyard/analysis.md`.
     pub report_uri: Uri,
+    /// With `llm`: every module agent's outcome, the summary and the tokens used (the
+    /// Markdown has them too, after the analysis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<Value>,
+    /// With `llm` but no model provider: why, and how to configure one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// `switchyard.queueStats`: a snapshot of every lane's counters and latencies.
@@ -189,8 +201,235 @@ pub struct RunToolResult {
     pub text: String,
 }
 
+/// `switchyard.ask`: [`Ask`] for editors that prefer commands; the same parameters and
+/// result, with progress under the command's `workDoneToken`.
+pub enum AskCommand {}
+
+impl Command for AskCommand {
+    const NAME: &'static str = "switchyard.ask";
+    type Params = AskParams;
+    type Result = AskResult;
+}
+
 // ---------------------------------------------------------------------------------------
 // Requests and notifications
+
+/// `switchyard/ask` (client → server request): a prompt to the agent, in a new session or
+/// a given one (live, or resumed from disk); answers with the final answer once the run is
+/// over, streaming [`SessionUpdate`]s meanwhile and reporting work-done progress.
+pub enum Ask {}
+
+impl Request for Ask {
+    const METHOD: &'static str = "switchyard/ask";
+    type Params = AskParams;
+    type Result = AskResult;
+}
+
+/// The parameters of [`Ask`] and [`AskCommand`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AskParams {
+    /// Continue this session; a new one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// What the user asks.
+    pub prompt: String,
+    /// Where the user is in the editor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<AskContext>,
+    /// Report work-done progress under this token (the request form; a command uses its
+    /// own `workDoneToken`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_done_token: Option<ProgressToken>,
+}
+
+/// What the editor shows: the active document and its selection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AskContext {
+    /// The document in the active editor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Uri>,
+    /// The selection in it, in the negotiated position encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Range>,
+    /// The selected text; taken from the open buffer when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_text: Option<String>,
+}
+
+/// What [`Ask`] returns, like ACP's prompt response with the answer added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AskResult {
+    /// The session the run was in: send it again to continue the conversation.
+    pub session_id: String,
+    /// The final answer: the text of the model's last answer.
+    pub text: String,
+    /// Why the run stopped: `end_turn`, `max_turns`, `token_budget`, `max_tokens`,
+    /// `refusal`, `cancelled`.
+    pub stop_reason: String,
+    /// A sentence for the user when the run did not simply finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_message: Option<String>,
+    /// Tokens over every model call of the run.
+    pub usage: TokenUsage,
+    /// Model calls made.
+    pub turns: u32,
+    /// Tool calls answered.
+    pub tool_calls: usize,
+}
+
+/// Token counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+}
+
+/// `switchyard/sessionUpdate` (server → client notification): what a running [`Ask`] does,
+/// shaped after the Agent Client Protocol's `session/update`.
+pub enum SessionUpdate {}
+
+impl Notification for SessionUpdate {
+    const METHOD: &'static str = "switchyard/sessionUpdate";
+    type Params = SessionUpdateParams;
+}
+
+/// The parameters of [`SessionUpdate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionUpdateParams {
+    /// The session the update belongs to.
+    pub session_id: String,
+    /// What happened.
+    pub update: Update,
+}
+
+/// One update, tagged by `sessionUpdate` as in ACP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "sessionUpdate",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum Update {
+    /// More of the answer's text (ACP `agent_message_chunk`).
+    AgentMessageChunk {
+        /// The text.
+        content: ContentBlock,
+    },
+    /// A tool call started (ACP `tool_call`).
+    ToolCall {
+        /// The model's id for the call.
+        tool_call_id: String,
+        /// The tool and a short summary of its arguments (`read path=src/lib.rs`).
+        title: String,
+        /// What kind of work it is.
+        kind: ToolKind,
+        /// `in_progress`, or `failed` for a call refused before it ran (an update with the
+        /// reason follows).
+        status: ToolCallStatus,
+        /// The arguments as the model sent them (`null` when they were not JSON).
+        raw_input: Value,
+        /// The lane it runs in; absent for a tool that does not exist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lane: Option<Lane>,
+    },
+    /// A tool call is over (ACP `tool_call_update`).
+    ToolCallUpdate {
+        /// The call.
+        tool_call_id: String,
+        /// `completed` or `failed` (a cancelled call is `failed`, its content says so).
+        status: ToolCallStatus,
+        /// A short summary of the result, or the error.
+        content: Vec<ToolCallContent>,
+        /// From handing it to its lane to its result.
+        duration_ms: u64,
+        /// The lane it ran in; absent for a tool that does not exist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lane: Option<Lane>,
+    },
+    /// Tokens after a model call: that call's and the request's so far.
+    UsageUpdate {
+        /// The call that just finished.
+        call: TokenUsage,
+        /// Every call of this request so far.
+        total: TokenUsage,
+    },
+    /// A model call failed and the Generate lane retries it; text already streamed by the
+    /// failed attempt is void when `discardedText` is true (not in ACP).
+    ModelRetry {
+        /// The attempt that failed.
+        attempt: u32,
+        /// The most attempts the lane makes.
+        max_attempts: u32,
+        /// Why it failed.
+        error: String,
+        /// Whether the failed attempt had streamed text that is now void.
+        discarded_text: bool,
+    },
+}
+
+/// A piece of content (ACP `ContentBlock`; only text here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ContentBlock {
+    /// Text.
+    Text {
+        /// The text.
+        text: String,
+    },
+}
+
+/// Content of a tool call (ACP `ToolCallContent`; only plain content here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ToolCallContent {
+    /// A content block.
+    Content {
+        /// The block.
+        content: ContentBlock,
+    },
+}
+
+/// What kind of work a tool call is (ACP `ToolKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolKind {
+    /// Reading files or directories.
+    Read,
+    /// Changing files.
+    Edit,
+    /// Deleting files.
+    Delete,
+    /// Moving or renaming files.
+    Move,
+    /// Searching.
+    Search,
+    /// Running a command.
+    Execute,
+    /// Anything else.
+    Other,
+}
+
+/// A tool call's status (ACP `ToolCallStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolCallStatus {
+    /// Not started yet.
+    Pending,
+    /// Running.
+    InProgress,
+    /// Finished with a result.
+    Completed,
+    /// Failed, was refused, or was cancelled.
+    Failed,
+}
 
 /// `switchyard/laneStatus` (server → client notification): a compact per-lane snapshot,
 /// sent when it changes, at most about ten times a second — what a status bar shows.
@@ -376,9 +615,12 @@ pub fn catalog() -> Vec<Entry> {
         command::<RetryDeadLetter>(),
         command::<Cancel>(),
         command::<RunTool>(),
+        command::<AskCommand>(),
         request::<PendingTasks>(),
         request::<CompleteTask>(),
+        request::<Ask>(),
         notification::<LaneStatus>(),
+        notification::<SessionUpdate>(),
     ]
 }
 

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use tower_lsp_server::ls_types::{self as lsp, PositionEncodingKind};
 
+use super::ext;
+use super::server::Inner;
+use crate::agent::{AskContext, Selection};
 use crate::documents::{Position, PositionEncoding, Range, TextChange};
 
 /// The encoding to use with a client: UTF-8 when it offers it, else LSP's default, UTF-16.
@@ -45,6 +48,44 @@ pub(crate) fn path(uri: &lsp::Uri) -> Option<PathBuf> {
         return None;
     }
     uri.to_file_path().map(|path| path.into_owned())
+}
+
+/// Where the user is, from `switchyard/ask`'s context: the document's path in the
+/// workspace's terms, and the selection as 1-based lines with its text (the client's, else
+/// the selected lines of the open buffer). A document that is not a file is left out.
+pub(crate) fn ask_context(server: &Inner, context: ext::AskContext) -> AskContext {
+    let open_file = context
+        .file
+        .as_ref()
+        .and_then(|uri| server.document_path(uri));
+    let selection = context.selection.map(|range| {
+        let start_line = range.start.line + 1;
+        // A selection that ends at the start of a line does not include that line.
+        let end_line = if range.end.character == 0 && range.end.line > range.start.line {
+            range.end.line
+        } else {
+            range.end.line + 1
+        };
+        let text = context.selected_text.clone().or_else(|| {
+            let document = server.documents.get(open_file.as_deref()?)?;
+            let lines: Vec<&str> = document
+                .text
+                .lines()
+                .skip(start_line as usize - 1)
+                .take((end_line + 1).saturating_sub(start_line) as usize)
+                .collect();
+            Some(lines.join("\n"))
+        });
+        Selection {
+            start_line,
+            end_line,
+            text,
+        }
+    });
+    AskContext {
+        open_file,
+        selection,
+    }
 }
 
 #[cfg(test)]

@@ -25,10 +25,13 @@ use tower_lsp_server::ls_types::{
 };
 use tower_lsp_server::{Client, LanguageServer, LspService};
 
-use super::ext::{self, CompleteTaskParams, PendingTasksParams, PendingTasksResult};
+use super::ext::{
+    self, AskParams, AskResult, CompleteTaskParams, PendingTasksParams, PendingTasksResult,
+};
 use super::log::{LogForwarder, LogLine};
 use super::progress::{self, Jobs};
-use super::{commands, edits, from_proto, settings, to_proto};
+use super::{ask, commands, edits, from_proto, settings, to_proto};
+use crate::agent::{Agent, SessionStore};
 use crate::approvals::{ApprovalRequest, Approvals, ApprovalsConfig, Prompter};
 use crate::config::{Config, Layer};
 use crate::documents::{Documents, PositionEncoding};
@@ -64,6 +67,9 @@ pub(crate) struct Inner {
     /// The tools over the workspace folders; `None` until `initialize`, or when no folder
     /// can be opened.
     toolbox: RwLock<Option<Toolbox>>,
+    /// The agent over those tools, rebuilt with them; its sessions are kept on disk, so a
+    /// rebuilt agent resumes them by id.
+    agent: RwLock<Option<Agent>>,
     /// How the tools' changes reach the files: as `workspace/applyEdit`, through the editor.
     applier: Applier,
     /// The approval policies in force, asking through `window/showMessageRequest`.
@@ -195,6 +201,7 @@ impl Server {
                 stopping: CancellationToken::new(),
                 sessions: AtomicU64::new(0),
                 toolbox: RwLock::new(None),
+                agent: RwLock::new(None),
                 applier: Applier::Editor(edits_tx),
                 approvals,
                 editor_requests,
@@ -206,6 +213,12 @@ impl Server {
         )
         .custom_method(ext::PendingTasks::METHOD, Server::pending_tasks)
         .custom_method(ext::CompleteTask::METHOD, Server::complete_task)
+        .custom_method(ext::Ask::METHOD, Server::ask)
+    }
+
+    async fn ask(&self, params: AskParams) -> Result<AskResult> {
+        let token = params.work_done_token.clone();
+        ask::ask(&self.inner, params, token).await
     }
 
     async fn work_done_progress_cancel(&self, params: WorkDoneProgressCancelParams) {
@@ -329,10 +342,16 @@ impl Inner {
 
     /// Builds the tools over the current workspace folders (canonicalizing them: blocking).
     fn rebuild_toolbox(&self) {
-        let (roots, tools) = {
+        let (roots, tools, llm, agent) = {
             let state = self.state.read();
             let roots: Vec<PathBuf> = state.roots.iter().map(|root| root.real.clone()).collect();
-            (roots, state.config.tools.clone())
+            let config = &state.config;
+            (
+                roots,
+                config.tools.clone(),
+                config.llm.clone(),
+                config.agent.clone(),
+            )
         };
         let toolbox = match Workspace::new(roots) {
             Ok(workspace) => {
@@ -349,7 +368,22 @@ impl Inner {
                 None
             }
         };
+        let agent = toolbox.as_ref().map(|toolbox| {
+            let store = SessionStore::for_workspace(toolbox.workspace().primary())
+                .map_err(|e| tracing::warn!("sessions will not be kept: {e}"))
+                .ok();
+            Agent::new(toolbox.clone(), Agent::client(&llm), agent, store)
+        });
         *self.toolbox.write() = toolbox;
+        *self.agent.write() = agent;
+    }
+
+    /// The agent, or why there is none.
+    pub(crate) fn agent(&self) -> Result<Agent> {
+        self.agent
+            .read()
+            .clone()
+            .ok_or_else(|| Error::invalid_params("no workspace folder is open for the agent"))
     }
 
     async fn show_error(&self, message: String) {
@@ -435,6 +469,10 @@ impl Inner {
         self.approvals.set_config(config.approvals.clone());
         if let Some(toolbox) = self.toolbox.read().as_ref() {
             toolbox.set_config(config.tools.clone());
+        }
+        if let Some(agent) = self.agent.read().as_ref() {
+            agent.set_config(config.agent.clone());
+            agent.set_llm(Agent::client(&config.llm));
         }
         Ok(())
     }

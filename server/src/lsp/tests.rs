@@ -210,3 +210,46 @@ async fn every_command_of_the_catalog_is_dispatched() {
     );
     peer.close().await;
 }
+
+/// Sends ten notifications, then answers.
+async fn chatty(server: &Server) -> Result<Value> {
+    use tower_lsp_server::ls_types::MessageType;
+    for i in 0..10 {
+        server
+            .inner
+            .client
+            .log_message(MessageType::INFO, format!("chatty {i}"))
+            .await;
+    }
+    Ok(json!("done"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_comes_after_every_notification_its_handler_sent() {
+    let lanes = Lanes::new(LanesConfig::default()).unwrap();
+    let (service, socket) = Server::builder(lanes, LogForwarder::new())
+        .custom_method("test/chatty", chatty)
+        .finish();
+    let mut peer = Peer::connect(service, socket);
+    peer.initialize(json!({})).await;
+    for round in 1..=20 {
+        let reply = peer.request("test/chatty", Value::Null).await;
+        assert_eq!(reply["result"], json!("done"));
+        let said = peer
+            .seen
+            .iter()
+            .filter(|m| {
+                m["method"] == "window/logMessage"
+                    && m["params"]["message"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("chatty "))
+            })
+            .count();
+        assert_eq!(
+            said,
+            10 * round,
+            "round {round}: a notification came after the reply"
+        );
+    }
+    peer.close().await;
+}

@@ -6,11 +6,16 @@ use std::sync::Arc;
 
 use tower_lsp_server::ls_types::{self as lsp, PositionEncodingKind};
 
-use super::ext::{LaneCounts, LaneStatusParams};
+use super::ext::{
+    AskResult, ContentBlock, LaneCounts, LaneStatusParams, TokenUsage, ToolCallContent,
+    ToolCallStatus, ToolKind, Update,
+};
 use super::server::Caps;
+use crate::agent::{AgentConfig, AgentEvent, RunOutcome, ToolStatus};
 use crate::documents::{LineIndex, PositionEncoding};
 use crate::edits::{Change, ChangeSet, TextEdit};
 use crate::lanes::MetricsSnapshot;
+use crate::llm::Usage;
 
 /// The encoding's name in `initialize`'s result.
 pub(crate) fn position_encoding(encoding: PositionEncoding) -> PositionEncodingKind {
@@ -217,5 +222,178 @@ pub(crate) fn range(r: crate::documents::Range) -> lsp::Range {
             line: r.end.line,
             character: r.end.character,
         },
+    }
+}
+
+/// The `switchyard/sessionUpdate` of an agent event; `None` for what the answer itself
+/// carries (the end of the run).
+pub(crate) fn session_update(event: &AgentEvent) -> Option<Update> {
+    Some(match event {
+        AgentEvent::MessageChunk { text } => Update::AgentMessageChunk {
+            content: ContentBlock::Text { text: text.clone() },
+        },
+        AgentEvent::ToolCallStarted {
+            call_id,
+            name,
+            lane,
+            summary,
+            arguments,
+        } => Update::ToolCall {
+            tool_call_id: call_id.clone(),
+            title: if summary.is_empty() {
+                name.clone()
+            } else {
+                format!("{name} {summary}")
+            },
+            kind: tool_kind(name),
+            status: ToolCallStatus::InProgress,
+            raw_input: arguments.clone(),
+            lane: *lane,
+        },
+        AgentEvent::ToolCallFinished {
+            call_id,
+            lane,
+            status,
+            duration,
+            summary,
+            ..
+        } => Update::ToolCallUpdate {
+            tool_call_id: call_id.clone(),
+            status: match status {
+                ToolStatus::Completed => ToolCallStatus::Completed,
+                ToolStatus::Failed | ToolStatus::Cancelled => ToolCallStatus::Failed,
+            },
+            content: vec![ToolCallContent::Content {
+                content: ContentBlock::Text {
+                    text: summary.clone(),
+                },
+            }],
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            lane: *lane,
+        },
+        AgentEvent::Usage { call, total } => Update::UsageUpdate {
+            call: token_usage(*call),
+            total: token_usage(*total),
+        },
+        AgentEvent::ModelRetry {
+            attempt,
+            max_attempts,
+            error,
+            discarded_text,
+        } => Update::ModelRetry {
+            attempt: *attempt,
+            max_attempts: *max_attempts,
+            error: error.clone(),
+            discarded_text: *discarded_text,
+        },
+        AgentEvent::Done { .. } => return None,
+    })
+}
+
+/// ACP's kind of a tool, by name.
+pub(crate) fn tool_kind(name: &str) -> ToolKind {
+    match name {
+        "read" | "ls" => ToolKind::Read,
+        "grep" | "glob" => ToolKind::Search,
+        "write" | "edit" | "multi_edit" | "copy" => ToolKind::Edit,
+        "delete" => ToolKind::Delete,
+        "move" => ToolKind::Move,
+        "bash" => ToolKind::Execute,
+        _ => ToolKind::Other,
+    }
+}
+
+fn token_usage(usage: Usage) -> TokenUsage {
+    TokenUsage {
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+    }
+}
+
+/// The answer to `switchyard/ask`.
+pub(crate) fn ask_result(outcome: &RunOutcome, config: &AgentConfig) -> AskResult {
+    AskResult {
+        session_id: outcome.session.clone(),
+        text: outcome.text.clone(),
+        stop_reason: outcome.stop.as_str().to_string(),
+        stop_message: outcome.stop.explain(config),
+        usage: token_usage(outcome.usage),
+        turns: outcome.turns,
+        tool_calls: outcome.tool_calls,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::lanes::Lane;
+
+    #[test]
+    fn agent_events_become_acp_shaped_session_updates() {
+        let events = [
+            AgentEvent::MessageChunk { text: "Hi".into() },
+            AgentEvent::ToolCallStarted {
+                call_id: "c1".into(),
+                name: "grep".into(),
+                lane: Some(Lane::Query),
+                summary: "pattern=TODO".into(),
+                arguments: json!({"pattern": "TODO"}),
+            },
+            AgentEvent::ToolCallFinished {
+                call_id: "c1".into(),
+                name: "grep".into(),
+                lane: Some(Lane::Query),
+                status: ToolStatus::Cancelled,
+                duration: Duration::from_millis(12),
+                summary: "cancelled".into(),
+            },
+            AgentEvent::Usage {
+                call: Usage {
+                    input_tokens: 10,
+                    output_tokens: 2,
+                },
+                total: Usage {
+                    input_tokens: 30,
+                    output_tokens: 5,
+                },
+            },
+            AgentEvent::ModelRetry {
+                attempt: 1,
+                max_attempts: 5,
+                error: "rate limited (429)".into(),
+                discarded_text: false,
+            },
+        ];
+        let shapes: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| serde_json::to_value(session_update(e).unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                json!({"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "Hi"}}),
+                json!({"sessionUpdate": "tool_call", "toolCallId": "c1", "title": "grep pattern=TODO",
+                       "kind": "search", "status": "in_progress", "rawInput": {"pattern": "TODO"}, "lane": "query"}),
+                json!({"sessionUpdate": "tool_call_update", "toolCallId": "c1", "status": "failed",
+                       "content": [{"type": "content", "content": {"type": "text", "text": "cancelled"}}],
+                       "durationMs": 12, "lane": "query"}),
+                json!({"sessionUpdate": "usage_update", "call": {"inputTokens": 10, "outputTokens": 2},
+                       "total": {"inputTokens": 30, "outputTokens": 5}}),
+                json!({"sessionUpdate": "model_retry", "attempt": 1, "maxAttempts": 5,
+                       "error": "rate limited (429)", "discardedText": false}),
+            ]
+        );
+        for shape in shapes {
+            let back: Update = serde_json::from_value(shape.clone()).unwrap();
+            assert_eq!(serde_json::to_value(back).unwrap(), shape);
+        }
+        let done = AgentEvent::Done {
+            stop: crate::agent::StopReason::EndTurn,
+        };
+        assert_eq!(session_update(&done), None, "the answer carries the end");
     }
 }

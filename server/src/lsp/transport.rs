@@ -283,11 +283,26 @@ where
     let outbox = Outbox(tx);
     let writer = tokio::spawn(write_loop(output, rx));
     let (mut to_client, mut from_client) = socket.split();
+    // Replies of requests handled on their own tasks go out through the same task as what
+    // the server sends the client, after whatever the socket already holds: a handler's
+    // notifications (awaited before it returns) precede its reply.
+    let (replies, mut replies_rx) = mpsc::unbounded_channel::<Response>();
     let forward = {
         let outbox = outbox.clone();
         tokio::spawn(async move {
-            while let Some(request) = to_client.next().await {
-                outbox.send(&request);
+            let (mut socket_open, mut replies_open) = (true, true);
+            while socket_open || replies_open {
+                tokio::select! {
+                    biased;
+                    request = to_client.next(), if socket_open => match request {
+                        Some(request) => outbox.send(&request),
+                        None => socket_open = false,
+                    },
+                    reply = replies_rx.recv(), if replies_open => match reply {
+                        Some(reply) => outbox.send(&reply),
+                        None => replies_open = false,
+                    },
+                }
             }
         })
     };
@@ -345,10 +360,10 @@ where
                 outbox.send(&reply);
             }
         } else {
-            let outbox = outbox.clone();
+            let replies = replies.clone();
             tokio::spawn(async move {
                 if let Some(reply) = handled.await {
-                    outbox.send(&reply);
+                    let _ = replies.send(reply);
                 }
             });
         }

@@ -178,7 +178,12 @@ async fn accept_loop(listener: StdListener, shared: Arc<Shared>, cancel: Cancell
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                // Each SSE event is its own small write: without this, Nagle's algorithm
+                // holds one back until the client's delayed ACK, about 40 ms per response.
+                let _ = stream.set_nodelay(true);
+                stream
+            }
             Err(_) => {
                 // Out of descriptors or similar: back off instead of spinning.
                 tokio::time::sleep(Duration::from_millis(10)).await;

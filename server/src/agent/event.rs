@@ -1,0 +1,181 @@
+//! What a run reports while it works, and how it ended: plain values the CLI prints and the
+//! language server turns into `switchyard/sessionUpdate` notifications.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::lanes::Lane;
+use crate::llm::Usage;
+
+/// Where a run sends its [`AgentEvent`]s. Unbounded so the loop never waits on a slow front
+/// end; a dropped receiver is fine (events are then discarded).
+pub type EventSender = mpsc::UnboundedSender<AgentEvent>;
+
+/// One thing that happened during a run, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// More of the model's answer, as it streams.
+    MessageChunk {
+        /// The next piece of text.
+        text: String,
+    },
+    /// A model call failed in a way another attempt may fix, and the Generate lane will try
+    /// again. Text already streamed by the failed attempt is void: the answer starts over.
+    ModelRetry {
+        /// The attempt that failed (1 for the first).
+        attempt: u32,
+        /// How many attempts the lane makes at most.
+        max_attempts: u32,
+        /// Why it failed.
+        error: String,
+        /// Whether the failed attempt had already streamed text that is now void.
+        discarded_text: bool,
+    },
+    /// A tool call was handed to its lane (or answered at once, when its arguments were
+    /// unusable: a [`ToolCallFinished`](AgentEvent::ToolCallFinished) follows immediately).
+    ToolCallStarted {
+        /// The model's id for the call.
+        call_id: String,
+        /// The tool's name.
+        name: String,
+        /// The lane it runs in; `None` for a tool that does not exist.
+        lane: Option<Lane>,
+        /// A short, one-line summary of the arguments (`path=src/lib.rs offset=10`).
+        summary: String,
+        /// The arguments as the model sent them (`null` when they were not JSON).
+        arguments: Value,
+    },
+    /// A tool call is over.
+    ToolCallFinished {
+        /// The model's id for the call.
+        call_id: String,
+        /// The tool's name.
+        name: String,
+        /// The lane it ran in; `None` for a tool that does not exist.
+        lane: Option<Lane>,
+        /// How it ended.
+        status: ToolStatus,
+        /// From handing it to the lane to its result.
+        duration: Duration,
+        /// A short summary of the result (`120 lines`) or the error's message.
+        summary: String,
+    },
+    /// Tokens after a model call: that call's, and the request's so far.
+    Usage {
+        /// The call that just finished.
+        call: Usage,
+        /// Every call of this request so far.
+        total: Usage,
+    },
+    /// The run is over; the same stop reason is in its [`RunOutcome`].
+    Done {
+        /// Why it stopped.
+        stop: StopReason,
+    },
+}
+
+/// How a tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolStatus {
+    /// It produced a result.
+    Completed,
+    /// It failed; the model was told why.
+    Failed,
+    /// It was cancelled before it finished.
+    Cancelled,
+}
+
+/// Why a run stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model answered without asking for more tools.
+    EndTurn,
+    /// The run made `agent.max_turns` model calls and the model still wanted tools.
+    MaxTurns,
+    /// The request used up `agent.token_budget`.
+    TokenBudget,
+    /// The model's answer hit its output token limit and is incomplete.
+    MaxTokens,
+    /// The provider withheld or cut the answer.
+    Refusal,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+impl StopReason {
+    /// A sentence for the user when the run did not simply finish; `None` for
+    /// [`StopReason::EndTurn`].
+    pub fn explain(self, config: &super::AgentConfig) -> Option<String> {
+        Some(match self {
+            StopReason::EndTurn => return None,
+            StopReason::MaxTurns => format!(
+                "stopped after {} model calls (agent.max_turns) while the model still wanted tools; send another prompt to continue or raise agent.max_turns",
+                config.max_turns
+            ),
+            StopReason::TokenBudget => format!(
+                "stopped after using the token budget of {} tokens for one request (agent.token_budget); send another prompt to continue or raise agent.token_budget",
+                config.token_budget
+            ),
+            StopReason::MaxTokens => {
+                "the answer hit the model's output token limit and is incomplete (llm.max_tokens)"
+                    .to_string()
+            }
+            StopReason::Refusal => "the provider withheld or cut the answer".to_string(),
+            StopReason::Cancelled => "cancelled".to_string(),
+        })
+    }
+
+    /// The name used on the wire (`end_turn`, `max_turns`, ...), as in ACP stop reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::MaxTurns => "max_turns",
+            StopReason::TokenBudget => "token_budget",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::Refusal => "refusal",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// How one request went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// The session it ran in.
+    pub session: String,
+    /// The final answer: the text of the model's last answer in this run.
+    pub text: String,
+    /// Why the run stopped.
+    pub stop: StopReason,
+    /// Tokens over every model call of the run.
+    pub usage: Usage,
+    /// Model calls made.
+    pub turns: u32,
+    /// Tool calls answered (run, or refused for bad arguments).
+    pub tool_calls: usize,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Where a run's time went. What is neither model nor tools is the loop's own overhead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// The whole run.
+    pub total: Duration,
+    /// Waiting for model calls (queueing and retries included).
+    pub model: Duration,
+    /// Waiting for tool batches (queueing included).
+    pub tools: Duration,
+}
+
+impl Timings {
+    /// The loop's own time: the total less model and tool time.
+    pub fn overhead(&self) -> Duration {
+        self.total.saturating_sub(self.model + self.tools)
+    }
+}

@@ -1,0 +1,133 @@
+//! One model call as a Generate-lane task: the lane owns concurrency, retries with backoff
+//! (honouring `Retry-After`), timeouts and dead letters; this side streams the answer to the
+//! run's events as it arrives and says when a failed attempt's text is void.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::event::{AgentEvent, EventSender};
+use crate::lanes::{Lane, LaneError, Lanes, SessionId, Task, TaskError};
+use crate::llm::{Client, LlmError, LlmErrorKind, ModelRequest, ModelResponse, StreamEvent};
+
+/// What the task tells the waiting run, attempt by attempt.
+enum Signal {
+    /// Streamed text of the attempt running now.
+    Text(String),
+    /// `attempt` failed.
+    Failed {
+        attempt: u32,
+        error: String,
+        retryable: bool,
+    },
+}
+
+/// Calls the model through the Generate lane and waits for the answer, forwarding its text
+/// to `events` as it streams. Cancelling `token` drops the HTTP request at once.
+pub(crate) async fn call(
+    lanes: &Lanes,
+    client: &Client,
+    request: ModelRequest,
+    session: &SessionId,
+    token: &CancellationToken,
+    events: &EventSender,
+) -> Result<ModelResponse, LaneError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let payload = json!({
+        "model": client.config().model,
+        "provider": client.config().provider.as_str(),
+        "messages": request.messages.len(),
+    });
+    let request = Arc::new(request);
+    let client = client.clone();
+    let task = Task::future(Lane::Generate, "model", move |ctx| {
+        let (client, request, tx) = (client.clone(), Arc::clone(&request), tx.clone());
+        async move {
+            let attempt = ctx.attempt();
+            let result = client
+                .stream(&request, ctx.token(), |event| {
+                    if let StreamEvent::TextDelta(text) = event {
+                        let _ = tx.send(Signal::Text(text));
+                    }
+                })
+                .await;
+            result.map_err(|error| {
+                let _ = tx.send(Signal::Failed {
+                    attempt,
+                    error: error.message.clone(),
+                    retryable: error.retryable,
+                });
+                task_error(error)
+            })
+        }
+    })
+    .session(Arc::clone(session))
+    .payload(payload)
+    .cancelled_by(token);
+    let max_attempts = lanes.config().generate.retry.max_attempts();
+    let mut handle = lanes.submit(task);
+    let mut streamed = false;
+    let mut forward = |signal: Signal| match signal {
+        Signal::Text(text) => {
+            streamed = true;
+            let _ = events.send(AgentEvent::MessageChunk { text });
+        }
+        Signal::Failed {
+            attempt,
+            error,
+            retryable,
+        } => {
+            if retryable && attempt < max_attempts && !token.is_cancelled() {
+                let _ = events.send(AgentEvent::ModelRetry {
+                    attempt,
+                    max_attempts,
+                    error,
+                    discarded_text: streamed,
+                });
+            }
+            streamed = false;
+        }
+    };
+    let result = loop {
+        tokio::select! {
+            biased;
+            Some(signal) = rx.recv() => forward(signal),
+            result = &mut handle => break result,
+        }
+    };
+    // Whatever the task sent before it returned is already queued.
+    while let Ok(signal) = rx.try_recv() {
+        forward(signal);
+    }
+    result
+}
+
+/// The lane's view of a model failure: the client classifies, the lane decides.
+fn task_error(error: LlmError) -> TaskError {
+    if error.kind == LlmErrorKind::Cancelled {
+        return TaskError::cancelled();
+    }
+    let mut task_error = if error.retryable {
+        TaskError::retryable(error.message)
+    } else {
+        TaskError::fatal(error.message)
+    };
+    task_error.retry_after = error.retry_after;
+    task_error
+}
+
+/// A model call that failed for good, worded for the user.
+pub(crate) fn describe(error: &LaneError) -> String {
+    match error {
+        LaneError::Failed {
+            error, attempts, ..
+        } if *attempts > 1 => {
+            format!("{} (gave up after {attempts} attempts)", error.message)
+        }
+        LaneError::Failed { error, .. } => error.message.clone(),
+        LaneError::TimedOut(_) => format!("the model call {error} (lanes.generate.timeout_ms)"),
+        other => format!("the model call failed: {other}"),
+    }
+}

@@ -1,0 +1,442 @@
+//! Sessions on disk: one JSON-lines file per session under
+//! `$XDG_STATE_HOME/switchyard/sessions/<workspace-hash>/<session-id>.jsonl`.
+//!
+//! The first line describes the session, every later line is one message of its history,
+//! appended as the conversation goes, so a crash loses at most the line being written (a
+//! torn last line is skipped on load). Only the conversation is written: never the API key
+//! nor any other setting. All file work goes through `tokio::fs`, off the runtime's workers.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::llm::Message;
+
+/// The file format's version, written in every header.
+const VERSION: u32 = 1;
+
+/// Characters of the first prompt kept as a session's title.
+const TITLE_CHARS: usize = 80;
+
+/// One line of a session file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line {
+    /// The first line.
+    Session {
+        version: u32,
+        id: String,
+        workspace: String,
+        created_ms: u64,
+    },
+    /// One message of the history.
+    Message { message: Message },
+}
+
+/// A stored session as [`SessionStore::list`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    /// The session's id.
+    pub id: String,
+    /// When it was created, Unix milliseconds.
+    pub created_ms: u64,
+    /// When it last changed, Unix milliseconds.
+    pub updated_ms: u64,
+    /// Messages in its history.
+    pub messages: usize,
+    /// The start of its first prompt.
+    pub title: String,
+}
+
+/// The sessions of one workspace on disk.
+#[derive(Debug, Clone)]
+pub struct SessionStore {
+    dir: PathBuf,
+    workspace: String,
+}
+
+impl SessionStore {
+    /// The store of the workspace rooted at `root`, under the user's state directory
+    /// (`$XDG_STATE_HOME`, else `~/.local/state`; the local data directory where there is no
+    /// state directory).
+    pub fn for_workspace(root: &Path) -> Result<SessionStore, String> {
+        let base = dirs::state_dir()
+            .or_else(dirs::data_local_dir)
+            .ok_or_else(|| {
+                "cannot find a state directory for sessions: set XDG_STATE_HOME or HOME".to_string()
+            })?;
+        Ok(SessionStore::in_dir(
+            base.join("switchyard").join("sessions"),
+            root,
+        ))
+    }
+
+    /// The store of the workspace rooted at `root`, under `sessions_dir`.
+    pub fn in_dir(sessions_dir: PathBuf, root: &Path) -> SessionStore {
+        let workspace = root.display().to_string();
+        SessionStore {
+            dir: sessions_dir.join(workspace_key(&workspace)),
+            workspace,
+        }
+    }
+
+    /// The directory this workspace's session files are in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of session `id`.
+    pub fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.jsonl"))
+    }
+
+    /// Starts the file of a new session with its header line.
+    pub(crate) async fn create(&self, id: &str) -> Result<(), String> {
+        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| {
+            format!(
+                "cannot create the session directory {}: {e}",
+                self.dir.display()
+            )
+        })?;
+        let header = Line::Session {
+            version: VERSION,
+            id: id.to_string(),
+            workspace: self.workspace.clone(),
+            created_ms: now_ms(),
+        };
+        self.write(id, &[header], true).await
+    }
+
+    /// Appends messages to session `id`'s file.
+    pub(crate) async fn append(&self, id: &str, messages: &[Message]) -> Result<(), String> {
+        let lines: Vec<Line> = messages
+            .iter()
+            .map(|m| Line::Message { message: m.clone() })
+            .collect();
+        self.write(id, &lines, false).await
+    }
+
+    async fn write(&self, id: &str, lines: &[Line], create_new: bool) -> Result<(), String> {
+        let mut text = String::new();
+        for line in lines {
+            let json = serde_json::to_string(line)
+                .map_err(|e| format!("cannot encode a line of session {id}: {e}"))?;
+            text.push_str(&json);
+            text.push('\n');
+        }
+        let path = self.path(id);
+        let mut options = tokio::fs::OpenOptions::new();
+        options.append(true);
+        if create_new {
+            options.create_new(true);
+        }
+        let mut file = options
+            .open(&path)
+            .await
+            .map_err(|e| format!("cannot open session file {}: {e}", path.display()))?;
+        // One write per batch, so a reader never sees half of a message line but at a crash.
+        file.write_all(text.as_bytes())
+            .await
+            .map_err(|e| format!("cannot write session file {}: {e}", path.display()))?;
+        file.flush()
+            .await
+            .map_err(|e| format!("cannot write session file {}: {e}", path.display()))
+    }
+
+    /// Reads session `id`'s history back.
+    pub async fn load(&self, id: &str) -> Result<Vec<Message>, String> {
+        let path = self.path(id);
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!(
+                    "no session `{id}` in this workspace (looked for {})",
+                    path.display()
+                ));
+            }
+            Err(e) => return Err(format!("cannot read session file {}: {e}", path.display())),
+        };
+        let mut messages = Vec::new();
+        for (number, raw) in text.lines().enumerate() {
+            match serde_json::from_str::<Line>(raw) {
+                Ok(Line::Message { message }) => messages.push(message),
+                Ok(Line::Session { version, .. }) if version > VERSION => {
+                    return Err(format!(
+                        "session file {} is of format version {version}; this switchyard reads up to {VERSION}",
+                        path.display()
+                    ));
+                }
+                Ok(Line::Session { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), line = number + 1, error = %e, "skipping an unreadable session line")
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    /// This workspace's sessions, most recently changed first.
+    pub async fn list(&self) -> Result<Vec<SessionInfo>, String> {
+        let mut dir = match tokio::fs::read_dir(&self.dir).await {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(format!(
+                    "cannot list sessions in {}: {e}",
+                    self.dir.display()
+                ));
+            }
+        };
+        let mut sessions = Vec::new();
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            let path = entry.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .filter(|id| valid_id(id))
+            else {
+                continue;
+            };
+            let Ok(text) = tokio::fs::read_to_string(&path).await else {
+                continue;
+            };
+            let updated_ms = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .map_or(0, epoch_ms);
+            let mut info = SessionInfo {
+                id: id.to_string(),
+                created_ms: 0,
+                updated_ms,
+                messages: 0,
+                title: String::new(),
+            };
+            for raw in text.lines() {
+                match serde_json::from_str::<Line>(raw) {
+                    Ok(Line::Session { created_ms, .. }) => info.created_ms = created_ms,
+                    Ok(Line::Message { message }) => {
+                        info.messages += 1;
+                        if let (Message::User { content }, true) = (&message, info.title.is_empty())
+                        {
+                            info.title = title(content);
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+            sessions.push(info);
+        }
+        sessions.sort_by(|a, b| {
+            b.updated_ms
+                .cmp(&a.updated_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(sessions)
+    }
+}
+
+/// Whether `id` can name a session file: 1 to 64 ASCII letters, digits, `-` or `_`.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A new session id: 16 hex digits, random.
+pub(crate) fn new_id() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+/// The directory name of a workspace: FNV-1a of its root path, in hex. Stable across runs
+/// and releases (unlike `std`'s hasher).
+fn workspace_key(root: &str) -> String {
+    let hash = root.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+fn title(prompt: &str) -> String {
+    let line = prompt
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    match line.char_indices().nth(TITLE_CHARS) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
+    }
+}
+
+fn now_ms() -> u64 {
+    epoch_ms(SystemTime::now())
+}
+
+fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Makes a loaded history one a model accepts: every tool call of an assistant message gets
+/// a result (a session that stopped mid-tool, in a crash, has calls without one).
+pub(crate) fn repair(messages: &mut Vec<Message>) {
+    let mut at = 0;
+    while at < messages.len() {
+        if let Message::Assistant { tool_calls, .. } = &messages[at] {
+            let calls: Vec<String> = tool_calls.iter().map(|c| c.id.clone()).collect();
+            let mut end = at + 1;
+            let mut answered = Vec::new();
+            while let Some(Message::ToolResult { call_id, .. }) = messages.get(end) {
+                answered.push(call_id.clone());
+                end += 1;
+            }
+            let missing: Vec<Message> = calls
+                .into_iter()
+                .filter(|id| !answered.contains(id))
+                .map(|call_id| Message::ToolResult {
+                    call_id,
+                    content: "error: the session stopped before this call's result was recorded"
+                        .into(),
+                    is_error: true,
+                })
+                .collect();
+            let added = missing.len();
+            messages.splice(end..end, missing);
+            at = end + added;
+        } else {
+            at += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ToolCall;
+
+    #[tokio::test]
+    async fn a_session_round_trips_and_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::in_dir(dir.path().to_path_buf(), Path::new("/repo"));
+        let other = SessionStore::in_dir(dir.path().to_path_buf(), Path::new("/other"));
+        assert_ne!(store.dir(), other.dir(), "workspaces are kept apart");
+        store.create("s1").await.unwrap();
+        let history = vec![
+            Message::User {
+                content: "What is in src?\nmore".into(),
+            },
+            Message::Assistant {
+                text: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: "c1".into(),
+                    name: "ls".into(),
+                    arguments: "{}".into(),
+                }],
+            },
+            Message::ToolResult {
+                call_id: "c1".into(),
+                content: "lib.rs".into(),
+                is_error: false,
+            },
+            Message::Assistant {
+                text: "A library.".into(),
+                tool_calls: vec![],
+            },
+        ];
+        store.append("s1", &history[..1]).await.unwrap();
+        store.append("s1", &history[1..]).await.unwrap();
+        assert_eq!(store.load("s1").await.unwrap(), history);
+        assert!(
+            store.create("s1").await.is_err(),
+            "a session is never overwritten"
+        );
+
+        let listed = store.list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, "s1");
+        assert_eq!(listed[0].messages, 4);
+        assert_eq!(listed[0].title, "What is in src?");
+        assert!(other.list().await.unwrap().is_empty());
+
+        let err = store.load("nope").await.unwrap_err();
+        assert!(
+            err.starts_with("no session `nope` in this workspace"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::in_dir(dir.path().to_path_buf(), Path::new("/repo"));
+        store.create("s").await.unwrap();
+        store
+            .append(
+                "s",
+                &[Message::User {
+                    content: "hi".into(),
+                }],
+            )
+            .await
+            .unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(store.path("s"))
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"{\"type\":\"message\",\"mess").unwrap();
+        assert_eq!(
+            store.load("s").await.unwrap(),
+            [Message::User {
+                content: "hi".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn repair_answers_calls_left_without_a_result() {
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "read".into(),
+            arguments: "{}".into(),
+        };
+        let mut history = vec![
+            Message::User {
+                content: "q".into(),
+            },
+            Message::Assistant {
+                text: String::new(),
+                tool_calls: vec![call("a"), call("b")],
+            },
+            Message::ToolResult {
+                call_id: "a".into(),
+                content: "x".into(),
+                is_error: false,
+            },
+        ];
+        repair(&mut history);
+        assert_eq!(history.len(), 4);
+        assert!(
+            matches!(&history[3], Message::ToolResult { call_id, is_error: true, .. } if call_id == "b")
+        );
+        let before = history.clone();
+        repair(&mut history);
+        assert_eq!(history, before, "a whole history is left alone");
+    }
+
+    #[test]
+    fn ids_are_checked_before_they_name_a_file() {
+        assert!(valid_id(&new_id()));
+        assert!(valid_id("my-session_2"));
+        assert!(!valid_id("../etc/passwd"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("a/b"));
+    }
+}

@@ -1,0 +1,657 @@
+//! `switchyard ask` and `switchyard analyze --llm` end to end: the real binary against the
+//! mock model in both wire formats — the answer on stdout, tool activity on stderr, 429 with
+//! `Retry-After` then success, a cut stream retried, a 401 told plainly without retries, a
+//! session resumed by a second process, Ctrl-C mid-stream, and an ensemble with one module
+//! agent timing out.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchyard_tests::mock_model::{ErrorReply, MockModel, Response, Rule, Script, ToolCall};
+use switchyard_tests::switchyard_bin;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// A workspace with two files, and a private state and config home.
+struct Env {
+    root: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("src")).unwrap();
+        std::fs::write(
+            root.path().join("src/main.rs"),
+            "fn main() {\n    println!(\"hello\");\n}\n",
+        )
+        .unwrap();
+        std::fs::write(root.path().join("README.md"), "# Demo\nSays hello.\n").unwrap();
+        Env {
+            root,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.home.path().join("state")
+    }
+
+    /// Runs `switchyard ask ARGS` against `model` in `provider`'s format; kills it (by its
+    /// PID) if it outlives the deadline.
+    fn ask(&self, model: &MockModel, provider: &str, args: &[&str]) -> Output {
+        run(self.command(model, provider, args))
+    }
+
+    /// `switchyard ask ARGS` against `model` in `provider`'s format, not started.
+    fn command(&self, model: &MockModel, provider: &str, args: &[&str]) -> Command {
+        let mut command = self.switchyard(model, provider, &["ask", "--cwd"]);
+        command.arg(self.root.path()).args(args);
+        command
+    }
+
+    /// `switchyard ARGS` with the environment pointing at `model` in `provider`'s format.
+    fn switchyard(&self, model: &MockModel, provider: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(switchyard_bin());
+        command.args(args);
+        for var in [
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_BASE_URL",
+            "SWITCHYARD_PROVIDER",
+            "SWITCHYARD_MODEL",
+        ] {
+            command.env_remove(var);
+        }
+        command
+            .env("XDG_STATE_HOME", self.state())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("SWITCHYARD_PROVIDER", provider)
+            .env("SWITCHYARD_MODEL", "mock-model")
+            // Fast backoff; a `Retry-After` still sets the floor.
+            .env("SWITCHYARD_LANES__GENERATE__RETRY__BASE_DELAY_MS", "10")
+            .env("SWITCHYARD_LANES__GENERATE__RETRY__MAX_DELAY_MS", "50");
+        match provider {
+            "anthropic" => command
+                .env("ANTHROPIC_BASE_URL", model.anthropic_base_url())
+                .env("ANTHROPIC_API_KEY", "sk-ant-cli-key"),
+            _ => command
+                .env("OPENAI_BASE_URL", model.openai_base_url())
+                .env("OPENAI_API_KEY", "sk-cli-key"),
+        };
+        command
+    }
+}
+
+fn run(mut command: Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .expect("switchyard starts (is it built? run tests/run)");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+            panic!(
+                "switchyard ask ran past {DEADLINE:?}; killed; stderr: {}",
+                err.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        code: status.code(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn tool_turn(provider_rule: fn(Response) -> Rule) -> Vec<Rule> {
+    vec![
+        provider_rule(
+            Response::tool_calls(vec![
+                ToolCall::new("read", json!({"path": "src/main.rs"})).with_id("call_read"),
+                ToolCall::new("grep", json!({"pattern": "hello"})).with_id("call_grep"),
+            ])
+            .with_text("Let me look."),
+        )
+        .turn(0),
+        provider_rule(Response::text("It prints `hello`.")).turn(1),
+    ]
+}
+
+fn check_tool_turn(
+    env: &Env,
+    model: &MockModel,
+    out: &Output,
+    results: impl Fn(&Value) -> Vec<(String, String)>,
+) {
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "Let me look.\n\nIt prints `hello`.\n");
+    assert!(
+        out.stderr.contains("  > read path=src/main.rs [query]"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("  > grep pattern=hello [query]"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("  < read ok in "), "{}", out.stderr);
+    assert!(out.stderr.contains("  < grep ok in "), "{}", out.stderr);
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2);
+    let system = requests[0].raw_body.clone();
+    assert!(
+        system.contains(
+            &env.root
+                .path()
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string()
+        ),
+        "the roots are in the prompt"
+    );
+    let results = results(&requests[1].body);
+    let ids: Vec<&str> = results.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(ids, ["call_read", "call_grep"]);
+    assert!(results[0].1.contains("println!(\"hello\")"), "{results:?}");
+    assert!(results[1].1.contains("src/main.rs:2:"), "{results:?}");
+    assert!(model.unused_rules().is_empty());
+}
+
+#[test]
+fn ask_over_the_openai_format() {
+    let env = Env::new();
+    let model =
+        MockModel::start_with(Script::new(tool_turn(Rule::openai)), Default::default()).unwrap();
+    let out = env.ask(&model, "openai", &["What does main print?"]);
+    check_tool_turn(&env, &model, &out, |body| {
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(|m| {
+                (
+                    m["tool_call_id"].as_str().unwrap().into(),
+                    m["content"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    });
+    assert_eq!(
+        model.requests()[0].header("authorization"),
+        Some("Bearer sk-cli-key")
+    );
+}
+
+#[test]
+fn ask_over_the_anthropic_format() {
+    let env = Env::new();
+    let model =
+        MockModel::start_with(Script::new(tool_turn(Rule::anthropic)), Default::default()).unwrap();
+    let out = env.ask(&model, "anthropic", &["What does main print?"]);
+    check_tool_turn(&env, &model, &out, |body| {
+        let last = body["messages"].as_array().unwrap().last().unwrap().clone();
+        last["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["tool_use_id"].as_str().unwrap().into(),
+                    b["content"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    });
+    assert_eq!(
+        model.requests()[0].header("x-api-key"),
+        Some("sk-ant-cli-key")
+    );
+    // The session was kept, without the key.
+    let files = session_files(&env.state());
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains("It prints `hello`."));
+    assert!(!text.contains("sk-ant-cli-key"));
+}
+
+fn session_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(session_files(&path));
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_429_with_retry_after_is_waited_out_then_the_answer_comes() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::error(ErrorReply::new(429).retry_after(1))),
+            Rule::openai(Response::text("Worth the wait.")),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let out = env.ask(&model, "openai", &["Anything?"]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "Worth the wait.\n");
+    assert!(out.stderr.contains("rate limited (429)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("retrying (attempt 2 of 5)"),
+        "{}",
+        out.stderr
+    );
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2);
+    let gap = requests[1]
+        .received_at
+        .duration_since(requests[0].received_at)
+        .unwrap();
+    // The backoff alone is at most 50 ms here: the second second is Retry-After's.
+    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+}
+
+#[test]
+fn a_cut_stream_is_retried_and_the_answer_starts_over() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::text("A first try that").cut()),
+            Rule::openai(Response::text("The whole answer.")),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let out = env.ask(&model, "openai", &["Anything?"]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "A first try that\nThe whole answer.\n");
+    assert!(
+        out.stderr.contains("stream cut before completion"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("the answer starts over"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(model.requests().len(), 2);
+    // One session line per message: the void attempt left nothing behind.
+    let text = std::fs::read_to_string(&session_files(&env.state())[0]).unwrap();
+    assert!(!text.contains("A first try"), "{text}");
+}
+
+#[test]
+fn a_401_is_told_plainly_and_not_retried() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::error(ErrorReply::new(401))).repeat(),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let out = env.ask(&model, "openai", &["Anything?"]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(out.stdout, "");
+    let base = model.openai_base_url();
+    let expected = format!(
+        "switchyard: the API key was rejected (401) by {base}/chat/completions: set OPENAI_API_KEY or llm.api_key; the server said: "
+    );
+    assert!(out.stderr.starts_with(&expected), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("sk-cli-key"));
+    assert_eq!(model.requests().len(), 1, "a 401 is not retried");
+}
+
+#[test]
+fn without_a_model_ask_says_how_to_configure_one() {
+    let env = Env::new();
+    let mut command = Command::new(switchyard_bin());
+    command
+        .args(["ask", "--cwd"])
+        .arg(env.root.path())
+        .arg("hello")
+        .env("XDG_STATE_HOME", env.state())
+        .env("XDG_CONFIG_HOME", env.home.path().join("config"))
+        .env_remove("SWITCHYARD_MODEL");
+    let out = run(command);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(
+        out.stderr.trim_end(),
+        "switchyard: no model configured: set llm.model in .switchyard.toml or SWITCHYARD_MODEL"
+    );
+}
+
+#[test]
+fn a_session_is_resumed_by_a_second_process_and_listed() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::anthropic(Response::text("Forty-two.")).turn(0),
+            Rule::anthropic(Response::text("Six times seven.")).turn(1),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let first = env.ask(&model, "anthropic", &["What is the answer?"]);
+    assert_eq!(first.code, Some(0), "stderr: {}", first.stderr);
+    let id = first
+        .stderr
+        .split("switchyard: session ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no session id in: {}", first.stderr))
+        .to_string();
+
+    let second = env.ask(&model, "anthropic", &["--session", &id, "Why?"]);
+    assert_eq!(second.code, Some(0), "stderr: {}", second.stderr);
+    assert_eq!(second.stdout, "Six times seven.\n");
+    let requests = model.requests();
+    let messages = requests[1].messages();
+    let texts: Vec<&str> = messages
+        .iter()
+        .map(|m| m["content"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["What is the answer?", "Forty-two.", "Why?"]);
+
+    let listed = env.ask(&model, "anthropic", &["--list"]);
+    assert_eq!(listed.code, Some(0), "stderr: {}", listed.stderr);
+    assert!(
+        listed
+            .stdout
+            .starts_with(&format!("{id}  4 messages  What is the answer?")),
+        "{}",
+        listed.stdout
+    );
+
+    let unknown = env.ask(&model, "anthropic", &["--session", "nope", "Hm?"]);
+    assert_eq!(unknown.code, Some(1));
+    assert!(
+        unknown
+            .stderr
+            .contains("no session `nope` in this workspace"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn ctrl_c_mid_stream_drops_the_request_and_exits_130() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![Rule::openai(
+            Response::text("Streaming slowly. ".repeat(50))
+                .chunk_size(4)
+                .chunk_delay_ms(300),
+        )]),
+        Default::default(),
+    )
+    .unwrap();
+    let mut command = env.command(&model, "openai", &["Tell me slowly."]);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // The first piece of the answer on stdout: the stream is open.
+    let mut first = [0u8; 4];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"Stre");
+    assert_eq!(model.in_flight(), 1);
+    let interrupted = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if interrupted.elapsed() > DEADLINE {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(child.id().to_string())
+                .status();
+            panic!("switchyard ask ignored SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        interrupted.elapsed()
+    );
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.ends_with("switchyard: cancelled\n"), "{stderr}");
+    let start = Instant::now();
+    while model.in_flight() > 0 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the model request was left open"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A workspace of two Cargo packages, `alpha` and `beta`.
+fn two_packages(env: &Env) {
+    for name in ["alpha", "beta"] {
+        let dir = env.root.path().join(name);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("src/lib.rs"),
+            format!("//! The {name} crate.\npub fn {name}() {{}}\n"),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn analyze_llm_runs_an_agent_per_package_then_a_summary_and_reports_one_that_timed_out() {
+    let env = Env::new();
+    two_packages(&env);
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::text("Alpha holds the alpha function."))
+                .contains("module `alpha`"),
+            Rule::openai(Response::hang()).contains("module `beta`"),
+            Rule::openai(Response::text("A two-crate workspace; beta is unexplored."))
+                .contains("Write the summary"),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let root = env.root.path().to_str().unwrap().to_string();
+    let mut command = env.switchyard(&model, "openai", &["analyze", &root, "--llm"]);
+    command.env("SWITCHYARD_AGENT__ENSEMBLE__MODULE_TIMEOUT_MS", "1500");
+    let out = run(command);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.starts_with("# Workspace analysis"),
+        "{}",
+        out.stdout
+    );
+    let summary = out
+        .stdout
+        .find("## Summary\n\nA two-crate workspace; beta is unexplored.\n")
+        .expect("the summary");
+    let alpha = out
+        .stdout
+        .find("### alpha (`alpha`)\n\nAlpha holds the alpha function.\n")
+        .expect("alpha's notes");
+    let beta = out
+        .stdout
+        .find("### beta (`beta`)\n\n_No notes: its agent ran past 1.5 s (agent.ensemble.module_timeout_ms)._\n")
+        .expect("beta's timeout");
+    assert!(summary < alpha && alpha < beta);
+    assert!(
+        out.stderr.contains("switchyard: 2 module agents at work"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("  beta: no notes (2 of 2)"),
+        "{}",
+        out.stderr
+    );
+    // Each module agent was told its facts; the synthesis saw the notes and the timeout.
+    let requests = model.requests();
+    let alpha_request = requests
+        .iter()
+        .find(|r| r.raw_body.contains("module `alpha`"))
+        .unwrap();
+    assert!(
+        alpha_request
+            .raw_body
+            .contains("manifest `alpha/Cargo.toml`"),
+        "{}",
+        alpha_request.raw_body
+    );
+    let synthesis = requests
+        .iter()
+        .find(|r| r.raw_body.contains("Write the summary"))
+        .unwrap();
+    assert!(
+        synthesis
+            .raw_body
+            .contains("Alpha holds the alpha function.")
+    );
+    assert!(
+        synthesis
+            .raw_body
+            .contains("its agent timed out after 1500 ms")
+    );
+    // Module agents keep no sessions.
+    assert!(session_files(&env.state()).is_empty());
+}
+
+#[test]
+fn analyze_llm_without_a_provider_says_how_to_configure_one_and_reports_anyway() {
+    let env = Env::new();
+    let root = env.root.path().to_str().unwrap().to_string();
+    let mut command = Command::new(switchyard_bin());
+    command
+        .args(["analyze", &root, "--llm"])
+        .env("XDG_STATE_HOME", env.state())
+        .env("XDG_CONFIG_HOME", env.home.path().join("config"))
+        .env_remove("SWITCHYARD_MODEL");
+    let out = run(command);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.starts_with("# Workspace analysis"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("## Summary"));
+    assert_eq!(
+        out.stderr.trim_end(),
+        "switchyard: no model provider for --llm: no model configured: set llm.model in .switchyard.toml or SWITCHYARD_MODEL; here is the analysis alone"
+    );
+}
+
+#[test]
+fn an_unknown_model_and_an_unreachable_server_are_told_plainly_without_retries() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::error(
+                ErrorReply::new(404).message("The model `mock-model` does not exist"),
+            ))
+            .repeat(),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let out = env.ask(&model, "openai", &["Anything?"]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.starts_with(&format!(
+            "switchyard: model `mock-model` not found at {}/chat/completions (404): check llm.model or SWITCHYARD_MODEL",
+            model.openai_base_url()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(model.requests().len(), 1, "a 404 is not retried");
+
+    // Nothing listens on the port any more.
+    let base = model.openai_base_url();
+    drop(model);
+    let mut command = env.switchyard(
+        &MockModel::start_with(Script::new(vec![]), Default::default()).unwrap(),
+        "openai",
+        &["ask", "--cwd"],
+    );
+    command
+        .arg(env.root.path())
+        .arg("Anything?")
+        .env("OPENAI_BASE_URL", &base);
+    let out = run(command);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "switchyard: cannot reach the model API at {base}/chat/completions (connection refused): check the base URL and that the server is running"
+        )
+    );
+}

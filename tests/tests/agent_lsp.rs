@@ -1,0 +1,618 @@
+//! The agent over LSP, end to end: `switchyard/ask` and `switchyard.ask` against the mock
+//! model in both wire formats, with `switchyard/sessionUpdate` notifications (message
+//! chunks, tool calls started before any finished, with lane, status and duration), work-done
+//! progress, the editor's open buffer and selection in the prompt, a session continued and
+//! then resumed by a restarted server, cancellation mid-stream, a 401 told plainly, and
+//! `switchyard.analyzeWorkspace {llm: true}` with one module agent timing out.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::lanes::Lane;
+use switchyard::lsp::ext::{
+    AnalyzeWorkspace, AnalyzeWorkspaceParams, Ask, AskCommand, AskContext, AskParams, AskResult,
+    ContentBlock, SessionUpdateParams, ToolCallContent, ToolCallStatus, ToolKind, Update,
+};
+use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
+use switchyard_tests::lsp_client::lsp_types::{
+    DidOpenTextDocumentParams, NumberOrString, ProgressParamsValue, TextDocumentItem,
+    WindowClientCapabilities, WorkDoneProgress, WorkspaceClientCapabilities,
+};
+use switchyard_tests::lsp_client::{
+    ClientOptions, Ext, LspClient, PATIENCE, ServerEvent, file_url, within,
+};
+use switchyard_tests::mock_model::{ErrorReply, MockModel, Response, Rule, Script, ToolCall};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// A workspace with two files, and a state directory for the sessions beside it.
+struct Setup {
+    root: tempfile::TempDir,
+    state: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("src")).unwrap();
+    std::fs::write(
+        root.path().join("src/main.rs"),
+        "fn main() {\n    println!(\"hello\");\n}\n",
+    )
+    .unwrap();
+    std::fs::write(root.path().join("README.md"), "# Demo\n").unwrap();
+    Setup {
+        root,
+        state: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// A client whose server talks to `model` in `provider`'s format, with work-done progress.
+fn options(setup: &Setup, model: &MockModel, provider: &str) -> ClientOptions {
+    let mut options = ClientOptions::new(setup.root.path());
+    options.capabilities.window = Some(WindowClientCapabilities {
+        work_done_progress: Some(true),
+        ..WindowClientCapabilities::default()
+    });
+    let (url_var, url, key_var) = match provider {
+        "anthropic" => (
+            "ANTHROPIC_BASE_URL",
+            model.anthropic_base_url(),
+            "ANTHROPIC_API_KEY",
+        ),
+        _ => ("OPENAI_BASE_URL", model.openai_base_url(), "OPENAI_API_KEY"),
+    };
+    let env = [
+        ("XDG_STATE_HOME", setup.state.path().display().to_string()),
+        ("SWITCHYARD_PROVIDER", provider.to_string()),
+        ("SWITCHYARD_MODEL", "mock-model".to_string()),
+        (url_var, url),
+        (key_var, "sk-lsp-key".to_string()),
+        (
+            "SWITCHYARD_LANES__GENERATE__RETRY__BASE_DELAY_MS",
+            "10".to_string(),
+        ),
+        (
+            "SWITCHYARD_LANES__GENERATE__RETRY__MAX_DELAY_MS",
+            "50".to_string(),
+        ),
+    ];
+    options.env = env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    options
+}
+
+fn ask_params(prompt: &str) -> AskParams {
+    AskParams {
+        session_id: None,
+        prompt: prompt.into(),
+        context: None,
+        work_done_token: None,
+    }
+}
+
+/// Every session update received so far, in order.
+fn updates(client: &mut LspClient) -> Vec<SessionUpdateParams> {
+    client.drain_events();
+    client
+        .history
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::SessionUpdate(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn text_of(updates: &[SessionUpdateParams]) -> String {
+    updates
+        .iter()
+        .filter_map(|u| match &u.update {
+            Update::AgentMessageChunk {
+                content: ContentBlock::Text { text },
+            } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tool_turn(rule: fn(Response) -> Rule) -> Vec<Rule> {
+    vec![
+        rule(
+            Response::tool_calls(vec![
+                ToolCall::new("read", json!({"path": "src/main.rs"})).with_id("call_read"),
+                ToolCall::new("grep", json!({"pattern": "hello"})).with_id("call_grep"),
+            ])
+            .with_text("Let me look."),
+        )
+        .turn(0),
+        rule(Response::text("It prints `hello`.")).turn(1),
+    ]
+}
+
+#[tokio::test]
+async fn ask_streams_updates_then_answers_over_the_openai_format() {
+    within(LIMIT, async {
+        let setup = setup();
+        let model = MockModel::start(Script::new(tool_turn(Rule::openai))).await;
+        let (mut client, init) =
+            LspClient::initialized(options(&setup, &model, "openai")).await;
+        let methods = init.capabilities.experimental.unwrap()["switchyard"]["methods"].clone();
+        assert!(methods.as_array().unwrap().contains(&json!("switchyard/ask")));
+
+        let token = NumberOrString::String("ask-1".into());
+        let result = client
+            .ext_request::<Ask>(AskParams {
+                work_done_token: Some(switchyard::lsp::ls_types::NumberOrString::String(
+                    "ask-1".into(),
+                )),
+                ..ask_params("What does main print?")
+            })
+            .await
+            .unwrap();
+        assert_eq!(result.text, "It prints `hello`.");
+        assert_eq!(result.stop_reason, "end_turn");
+        assert_eq!((result.turns, result.tool_calls), (2, 2));
+        assert!(result.usage.input_tokens > 0);
+
+        // Every notification of the run came before the answer.
+        let updates = updates(&mut client);
+        assert!(updates.iter().all(|u| u.session_id == result.session_id));
+        assert_eq!(text_of(&updates), "Let me look.It prints `hello`.");
+        let started: Vec<usize> = positions(&updates, |u| matches!(u, Update::ToolCall { .. }));
+        let finished: Vec<usize> =
+            positions(&updates, |u| matches!(u, Update::ToolCallUpdate { .. }));
+        assert_eq!((started.len(), finished.len()), (2, 2));
+        assert!(
+            started.iter().max() < finished.iter().min(),
+            "both calls started before either finished"
+        );
+        match &updates[started[0]].update {
+            Update::ToolCall {
+                tool_call_id,
+                title,
+                kind,
+                status,
+                raw_input,
+                lane,
+            } => {
+                assert_eq!(tool_call_id, "call_read");
+                assert_eq!(title, "read path=src/main.rs");
+                assert_eq!(*kind, ToolKind::Read);
+                assert_eq!(*status, ToolCallStatus::InProgress);
+                assert_eq!(raw_input, &json!({"path": "src/main.rs"}));
+                assert_eq!(*lane, Some(Lane::Query));
+            }
+            other => panic!("{other:?}"),
+        }
+        for at in &finished {
+            let Update::ToolCallUpdate {
+                status,
+                content,
+                lane,
+                duration_ms,
+                ..
+            } = &updates[*at].update
+            else {
+                unreachable!()
+            };
+            assert_eq!((*status, *lane), (ToolCallStatus::Completed, Some(Lane::Query)));
+            assert!(*duration_ms < PATIENCE.as_millis() as u64);
+            let [ToolCallContent::Content { content: ContentBlock::Text { text } }] = &content[..]
+            else {
+                panic!("{content:?}")
+            };
+            assert!(!text.is_empty());
+        }
+        assert!(
+            updates
+                .iter()
+                .any(|u| matches!(&u.update, Update::UsageUpdate { total, .. } if total.input_tokens == result.usage.input_tokens))
+        );
+
+        // Work-done progress under the client's token: begin ... end with the outcome.
+        let progress: Vec<WorkDoneProgress> = client
+            .history
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::Progress(p) if p.token == token => match &p.value {
+                    ProgressParamsValue::WorkDone(v) => Some(v.clone()),
+                },
+                _ => None,
+            })
+            .collect();
+        let Some(WorkDoneProgress::Begin(begin)) = progress.first() else {
+            panic!("{progress:?}")
+        };
+        assert_eq!(begin.title, "Switchyard");
+        assert_eq!(begin.message.as_deref(), Some("What does main print?"));
+        let Some(WorkDoneProgress::End(end)) = progress.last() else {
+            panic!("{progress:?}")
+        };
+        assert!(
+            end.message
+                .as_deref()
+                .unwrap()
+                .starts_with("answered after 2 model calls and 2 tool calls"),
+            "{end:?}"
+        );
+        assert!(progress.iter().any(|p| matches!(p,
+            WorkDoneProgress::Report(r) if r.message.as_deref().is_some_and(|m| m.contains("generate ")))));
+
+        // The tool results went back in call order with matching ids.
+        let requests = model.requests();
+        let ids: Vec<&str> = requests[1]
+            .messages()
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(|m| m["tool_call_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["call_read", "call_grep"]);
+        assert_eq!(requests[0].header("authorization"), Some("Bearer sk-lsp-key"));
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+fn positions(updates: &[SessionUpdateParams], pick: impl Fn(&Update) -> bool) -> Vec<usize> {
+    updates
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| pick(&u.update))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_ask_command_over_anthropic_sees_the_open_buffer_and_selection_and_continues_the_session()
+ {
+    within(LIMIT, async {
+        let setup = setup();
+        let model = MockModel::start(Script::new(vec![
+            Rule::anthropic(Response::text("That line prints a greeting.")).turn(0),
+            Rule::anthropic(Response::text("To greet the user.")).turn(1),
+        ]))
+        .await;
+        let (client, _) = LspClient::initialized(options(&setup, &model, "anthropic")).await;
+        // An unsaved buffer: the prompt must quote it, not the disk.
+        let path = setup.root.path().join("src/main.rs");
+        client
+            .server
+            .notify::<DidOpenTextDocument>(DidOpenTextDocumentParams {
+                text_document: TextDocumentItem {
+                    uri: file_url(&path),
+                    language_id: "rust".into(),
+                    version: 1,
+                    text: "fn main() {\n    println!(\"unsaved greeting\");\n}\n".into(),
+                },
+            })
+            .unwrap();
+        let uri = file_url(&path).as_str().parse().unwrap();
+        let first = client
+            .command::<AskCommand>(AskParams {
+                context: Some(AskContext {
+                    file: Some(uri),
+                    selection: Some(switchyard::lsp::ls_types::Range {
+                        start: switchyard::lsp::ls_types::Position::new(1, 0),
+                        end: switchyard::lsp::ls_types::Position::new(2, 0),
+                    }),
+                    selected_text: None,
+                }),
+                ..ask_params("What does this line do?")
+            })
+            .await
+            .unwrap();
+        assert_eq!(first.text, "That line prints a greeting.");
+        let system = model.requests()[0].body["system"].as_str().unwrap().to_string();
+        assert!(
+            system.contains("`src/main.rs` open in the editor, with lines 2-2 selected.\n```\n    println!(\"unsaved greeting\");\n```"),
+            "{system}"
+        );
+        assert!(system.contains(&setup.root.path().canonicalize().unwrap().display().to_string()));
+
+        let second = client
+            .command::<AskCommand>(AskParams {
+                session_id: Some(first.session_id.clone()),
+                ..ask_params("Why?")
+            })
+            .await
+            .unwrap();
+        assert_eq!(second.session_id, first.session_id);
+        assert_eq!(second.text, "To greet the user.");
+        let texts: Vec<Value> = model.requests()[1]
+            .messages()
+            .iter()
+            .map(|m| m["content"][0]["text"].clone())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                json!("What does this line do?"),
+                json!("That line prints a greeting."),
+                json!("Why?")
+            ]
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_session_is_resumed_after_the_server_restarts() {
+    within(LIMIT, async {
+        let setup = setup();
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(Response::text("First answer.")).turn(0),
+            Rule::openai(Response::text("Second answer.")).turn(1),
+        ]))
+        .await;
+        let (client, _) = LspClient::initialized(options(&setup, &model, "openai")).await;
+        let first = client
+            .ext_request::<Ask>(ask_params("First question."))
+            .await
+            .unwrap();
+        client.shutdown_and_exit().await;
+
+        let (client, _) = LspClient::initialized(options(&setup, &model, "openai")).await;
+        let second = client
+            .ext_request::<Ask>(AskParams {
+                session_id: Some(first.session_id.clone()),
+                ..ask_params("Second question.")
+            })
+            .await
+            .unwrap();
+        assert_eq!(second.text, "Second answer.");
+        let contents: Vec<Value> = model.requests()[1]
+            .messages()
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .map(|m| m["content"].clone())
+            .collect();
+        assert_eq!(
+            contents,
+            [
+                json!("First question."),
+                json!("First answer."),
+                json!("Second question.")
+            ]
+        );
+        let unknown = client
+            .ext_request::<Ask>(AskParams {
+                session_id: Some("nope".into()),
+                ..ask_params("Hm?")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code.0, -32602);
+        assert!(
+            unknown.message.contains("no session `nope`"),
+            "{}",
+            unknown.message
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cancel_request_mid_stream_drops_the_model_request_and_the_session_goes_on() {
+    within(LIMIT, async {
+        let setup = setup();
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(
+                Response::text("Streaming slowly. ".repeat(50))
+                    .chunk_size(4)
+                    .chunk_delay_ms(300),
+            )
+            .contains("first question"),
+            Rule::openai(Response::text("Back.")).contains("second question"),
+        ]))
+        .await;
+        let (mut client, _) = LspClient::initialized(options(&setup, &model, "openai")).await;
+        let server = client.server.clone();
+        let pending = tokio::spawn(async move {
+            server
+                .request::<Ext<Ask>>(ask_params("first question"))
+                .await
+        });
+        let chunk = client
+            .event("the first message chunk", |e| {
+                matches!(e, ServerEvent::SessionUpdate(u) if matches!(u.update, Update::AgentMessageChunk { .. }))
+            })
+            .await;
+        let ServerEvent::SessionUpdate(chunk) = chunk else {
+            unreachable!()
+        };
+        let id = client.sent_request_id("switchyard/ask").await;
+        client.cancel_request(id);
+        let answer = tokio::time::timeout(PATIENCE, pending).await.unwrap().unwrap();
+        match answer {
+            Err(switchyard_tests::lsp_client::ClientError::Response(e)) => {
+                assert_eq!(e.code.0, -32800, "{e:?}")
+            }
+            other => panic!("expected RequestCancelled, got {other:?}"),
+        }
+        model.wait_for_in_flight(0, PATIENCE).await;
+
+        let result: AskResult = client
+            .ext_request::<Ask>(AskParams {
+                session_id: Some(chunk.session_id.clone()),
+                ..ask_params("second question")
+            })
+            .await
+            .unwrap();
+        assert_eq!(result.text, "Back.");
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_401_is_a_request_failure_that_says_what_to_fix() {
+    within(LIMIT, async {
+        let setup = setup();
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(Response::error(ErrorReply::new(401))).repeat(),
+        ]))
+        .await;
+        let (client, _) = LspClient::initialized(options(&setup, &model, "openai")).await;
+        let error = client
+            .ext_request::<Ask>(ask_params("hello"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code.0, -32803);
+        assert!(
+            error.message.starts_with(&format!(
+                "the API key was rejected (401) by {}/chat/completions: set OPENAI_API_KEY or llm.api_key",
+                model.openai_base_url()
+            )),
+            "{}",
+            error.message
+        );
+        assert!(!error.message.contains("sk-lsp-key"));
+        assert_eq!(model.requests().len(), 1, "a 401 is not retried");
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_a_model_ask_says_how_to_configure_one_and_the_editor_can_set_it() {
+    within(LIMIT, async {
+        let setup = setup();
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(Response::text("Configured.")).repeat(),
+        ]))
+        .await;
+        let mut options = options(&setup, &model, "openai");
+        options.env.retain(|(key, _)| key != "SWITCHYARD_MODEL");
+        options.env.push(("SWITCHYARD_MODEL".into(), String::new()));
+        options.capabilities.workspace = Some(WorkspaceClientCapabilities {
+            configuration: Some(true),
+            ..WorkspaceClientCapabilities::default()
+        });
+        let (client, _) = LspClient::initialized(options).await;
+        let error = client
+            .ext_request::<Ask>(ask_params("hello"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code.0, -32803);
+        assert_eq!(
+            error.message,
+            "no model configured: set llm.model in .switchyard.toml or SWITCHYARD_MODEL"
+        );
+        assert!(model.requests().is_empty());
+
+        // The editor's settings name a model: the next ask uses it.
+        client.change_settings(json!({"llm": {"model": "mock-model"}}));
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let answer = loop {
+            match client.ext_request::<Ask>(ask_params("hello")).await {
+                Ok(answer) => break answer,
+                Err(e) if e.message.starts_with("no model configured") => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "the setting never applied"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+        assert_eq!(answer.text, "Configured.");
+        assert_eq!(model.requests()[0].body["model"], "mock-model");
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn analyze_workspace_with_llm_reports_module_notes_a_timeout_and_the_summary() {
+    within(LIMIT, async {
+        let setup = setup();
+        for name in ["alpha", "beta"] {
+            let dir = setup.root.path().join(name);
+            std::fs::create_dir_all(dir.join("src")).unwrap();
+            std::fs::write(
+                dir.join("Cargo.toml"),
+                format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\n"),
+            )
+            .unwrap();
+            std::fs::write(dir.join("src/lib.rs"), format!("pub fn {name}() {{}}\n")).unwrap();
+        }
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(Response::text("Alpha notes.")).contains("module `alpha`"),
+            Rule::openai(Response::hang()).contains("module `beta`"),
+            Rule::openai(Response::text("Two crates.")).contains("Write the summary"),
+        ]))
+        .await;
+        let mut options = options(&setup, &model, "openai");
+        options.env.push((
+            "SWITCHYARD_AGENT__ENSEMBLE__MODULE_TIMEOUT_MS".into(),
+            "1500".into(),
+        ));
+        let (client, _) = LspClient::initialized(options).await;
+        let result = client
+            .command::<AnalyzeWorkspace>(AnalyzeWorkspaceParams {
+                llm: true,
+                ..AnalyzeWorkspaceParams::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(result.notice, None);
+        let ensemble = result.ensemble.unwrap();
+        assert_eq!(ensemble["summary"], "Two crates.");
+        let outcomes: Vec<(&str, &str)> = ensemble["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap(),
+                    m["outcome"]["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(outcomes, [("alpha", "done"), ("beta", "timed_out")]);
+        assert!(
+            result.markdown.starts_with("# Workspace analysis"),
+            "{}",
+            result.markdown
+        );
+        assert!(result.markdown.contains("## Summary\n\nTwo crates.\n"));
+        assert!(result.markdown.contains("### alpha (`alpha`)\n\nAlpha notes.\n"));
+        let written = std::fs::read_to_string(setup.root.path().join(".switchyard/analysis.md"))
+            .unwrap();
+        assert_eq!(written, result.markdown);
+        model.wait_for_in_flight(0, PATIENCE).await;
+
+        // Without a provider: the analysis alone, and a notice that says why.
+        let empty = MockModel::start(Script::new(vec![])).await;
+        let mut options = options_without_model(&setup, &empty);
+        options.root = setup.root.path().to_path_buf();
+        let (client2, _) = LspClient::initialized(options).await;
+        let alone = client2
+            .command::<AnalyzeWorkspace>(AnalyzeWorkspaceParams {
+                llm: true,
+                ..AnalyzeWorkspaceParams::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(alone.ensemble, None);
+        assert_eq!(
+            alone.notice.as_deref(),
+            Some(
+                "no model provider, so no module agents: no model configured: set llm.model in .switchyard.toml or SWITCHYARD_MODEL"
+            )
+        );
+        assert!(!alone.markdown.contains("## Summary"));
+        client2.shutdown_and_exit().await;
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+fn options_without_model(setup: &Setup, model: &MockModel) -> ClientOptions {
+    let mut options = options(setup, model, "openai");
+    options.env.retain(|(key, _)| key != "SWITCHYARD_MODEL");
+    options.env.push(("SWITCHYARD_MODEL".into(), String::new()));
+    options
+}
