@@ -334,6 +334,15 @@ impl Lanes {
         ids.into_iter().filter(|id| self.engine.cancel(*id)).count()
     }
 
+    /// How many tasks of `session` are live now (queued, running, waiting to retry or claimed).
+    pub fn live_in_session(&self, session: &str) -> usize {
+        let st = self.engine.state.lock();
+        st.live
+            .values()
+            .filter(|s| s.session.as_deref() == Some(session))
+            .count()
+    }
+
     /// Cancels every live task; returns how many.
     pub fn cancel_all(&self) -> usize {
         let ids: Vec<TaskId> = self.engine.state.lock().live.keys().copied().collect();

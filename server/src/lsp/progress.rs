@@ -173,9 +173,12 @@ impl Jobs {
             .collect();
         let mut cancelled = CancelResult::default();
         for (cancel, session) in picked {
+            // Counted first: cancelling the job's token may end some of its tasks before
+            // `cancel_session` gets to them (they are `cancelled_by` it).
+            let live = lanes.live_in_session(&session);
             cancel.cancel();
             cancelled.commands += 1;
-            cancelled.tasks += lanes.cancel_session(&session);
+            cancelled.tasks += lanes.cancel_session(&session).max(live);
         }
         cancelled
     }
