@@ -108,9 +108,11 @@ async function ask(ctx: Ctx): Promise<void> {
 
     const editor = vscode.window.activeTextEditor;
     const c2p = client.code2ProtocolConverter;
+    const selected = editor?.document.getText(editor.selection);
     const context: ext.AskContext | undefined = editor && {
-        textDocument: c2p.asTextDocumentIdentifier(editor.document),
+        file: c2p.asUri(editor.document.uri),
         selection: c2p.asRange(editor.selection),
+        selectedText: selected ? selected : undefined,
     };
     ctx.transcript.begin(prompt);
     const result = await withServerProgress(
@@ -134,7 +136,7 @@ async function ask(ctx: Ctx): Promise<void> {
         throw why;
     });
     ctx.sessionId = result.sessionId;
-    ctx.transcript.end(result.stopReason ?? "done");
+    ctx.transcript.end(result.stopMessage ?? result.stopReason);
 }
 
 /** The agent's side of the conversation, in the "Switchyard" output channel. */
@@ -164,26 +166,30 @@ export class Transcript implements vscode.Disposable {
             case "agent_message_chunk":
                 this.text(contentText(u.content));
                 return;
-            case "agent_thought_chunk":
-                return; // Thoughts stay out of the transcript.
             case "tool_call": {
                 this.tools.set(u.toolCallId, { title: u.title, lane: u.lane });
-                this.line(`  ⚙ ${u.title}${lane(u.lane)} ${u.status ?? "pending"}`);
+                this.line(`  ⚙ ${u.title}${lane(u.lane)} ${u.status}`);
                 return;
             }
             case "tool_call_update": {
                 const known = this.tools.get(u.toolCallId);
-                const title = u.title ?? known?.title ?? u.toolCallId;
-                const status = u.status ?? "in_progress";
-                if (status === "in_progress" && u.durationMs === undefined) return;
-                const mark = status === "completed" ? "✓" : status === "failed" ? "✗" : "⚙";
-                const took = u.durationMs === undefined ? "" : ` in ${formatMs(u.durationMs)}`;
-                const why = u.error ? `: ${u.error}` : "";
+                const title = known?.title ?? u.toolCallId;
+                const mark = u.status === "completed" ? "✓" : u.status === "failed" ? "✗" : "⚙";
+                const said = u.content.map((c) => contentText(c.content)).join(" ");
+                const why = u.status === "failed" && said ? `: ${said}` : "";
                 this.line(
-                    `  ${mark} ${title}${lane(u.lane ?? known?.lane)} ${status}${took}${why}`,
+                    `  ${mark} ${title}${lane(u.lane ?? known?.lane)} ${u.status} in ${formatMs(u.durationMs)}${why}`,
                 );
-                if (status !== "in_progress" && status !== "pending")
-                    this.tools.delete(u.toolCallId);
+                this.tools.delete(u.toolCallId);
+                return;
+            }
+            case "usage_update":
+                return; // The totals are in the answer's last line.
+            case "model_retry": {
+                const over = u.discardedText ? "; the answer starts over" : "";
+                this.line(
+                    `  ↻ model call failed (${u.error}); retry ${u.attempt + 1} of ${u.maxAttempts}${over}`,
+                );
                 return;
             }
             default:

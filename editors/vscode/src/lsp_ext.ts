@@ -236,64 +236,101 @@ export const completeTask = new lc.RequestType<CompleteTaskParams, null, void>(
 );
 
 // ---- the agent ---------------------------------------------------------------------------
-// Not in ext.rs yet: written from DESIGN.md ("switchyard/ask", "switchyard/sessionUpdate"
-// after the Agent Client Protocol's `session/update`). Reconcile when the agent lands.
+// Mirrors `Ask`, `AskCommand` and `SessionUpdate` of server/src/lsp/ext.rs; the updates are
+// shaped after the Agent Client Protocol's `session/update`.
 
-/** What the user is looking at when they ask. */
+/** What the editor shows: the active document and its selection. */
 export interface AskContext {
-    /** The active editor's document. */
-    textDocument?: lc.TextDocumentIdentifier;
-    /** Its selection (the cursor when empty). */
+    /** The document in the active editor (a URI). */
+    file?: string;
+    /** The selection in it, in the negotiated position encoding. */
     selection?: lc.Range;
+    /** The selected text; the server takes it from the open buffer when absent. */
+    selectedText?: string;
 }
 
-/** `switchyard/ask` parameters: a prompt, in a new session or an existing one. */
-export interface AskParams extends lc.WorkDoneProgressParams {
+/** `switchyard/ask` (and `switchyard.ask`) parameters. */
+export interface AskParams {
+    /** Continue this session; a new one when absent. */
     sessionId?: string;
     prompt: string;
     context?: AskContext;
+    /** Report work-done progress under this token. */
+    workDoneToken?: lc.ProgressToken;
 }
 
-/** `switchyard/ask` result, when the turn loop ends. */
+/** Token counts. */
+export interface TokenUsage {
+    inputTokens: number;
+    outputTokens: number;
+}
+
+/** `switchyard/ask` result, once the run is over. */
 export interface AskResult {
+    /** Send it again to continue the conversation. */
     sessionId: string;
-    /** `end_turn`, `cancelled`, `max_turns`, `refusal`, ... */
-    stopReason?: string;
+    /** The final answer. */
+    text: string;
+    /** `end_turn`, `max_turns`, `token_budget`, `max_tokens`, `refusal`, `cancelled`. */
+    stopReason: string;
+    /** A sentence for the user when the run did not simply finish. */
+    stopMessage?: string;
+    usage: TokenUsage;
+    turns: number;
+    toolCalls: number;
 }
 
 /** Client → server: runs one prompt through the agent; it streams `switchyard/sessionUpdate`. */
 export const ask = new lc.RequestType<AskParams, AskResult, void>("switchyard/ask");
 
-/** A tool call's state, as in ACP. */
-export type ToolCallStatus = "pending" | "in_progress" | "completed" | "failed" | "cancelled";
+/** `switchyard.ask`: the same as a `workspace/executeCommand`. */
+export const askCommand = "switchyard.ask";
 
-/** A content block; the extension renders text and names the others. */
+/** A tool call's state (ACP `ToolCallStatus`). */
+export type ToolCallStatus = "pending" | "in_progress" | "completed" | "failed";
+
+/** What kind of work a tool call is (ACP `ToolKind`). */
+export type ToolKind = "read" | "edit" | "delete" | "move" | "search" | "execute" | "other";
+
+/** A piece of content (ACP `ContentBlock`; only text). */
 export interface ContentBlock {
-    type: string;
-    text?: string;
+    type: "text";
+    text: string;
 }
 
-/** The kinds of `switchyard/sessionUpdate`, after ACP's `session/update`. */
+/** Content of a tool call (ACP `ToolCallContent`). */
+export interface ToolCallContent {
+    type: "content";
+    content: ContentBlock;
+}
+
+/** The kinds of `switchyard/sessionUpdate`, tagged by `sessionUpdate`. */
 export type SessionUpdate =
     | { sessionUpdate: "agent_message_chunk"; content: ContentBlock }
-    | { sessionUpdate: "agent_thought_chunk"; content: ContentBlock }
     | {
           sessionUpdate: "tool_call";
           toolCallId: string;
           title: string;
-          kind?: string;
-          status?: ToolCallStatus;
+          kind: ToolKind;
+          status: ToolCallStatus;
+          rawInput: unknown;
           lane?: Lane;
-          rawInput?: unknown;
       }
     | {
           sessionUpdate: "tool_call_update";
           toolCallId: string;
-          title?: string;
-          status?: ToolCallStatus;
+          status: ToolCallStatus;
+          content: ToolCallContent[];
+          durationMs: number;
           lane?: Lane;
-          durationMs?: number;
-          error?: string;
+      }
+    | { sessionUpdate: "usage_update"; call: TokenUsage; total: TokenUsage }
+    | {
+          sessionUpdate: "model_retry";
+          attempt: number;
+          maxAttempts: number;
+          error: string;
+          discardedText: boolean;
       };
 
 /** `switchyard/sessionUpdate` parameters. */
