@@ -9,6 +9,9 @@
 //! the fairer figure on a shared machine, where wall time includes waiting for a core.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::median_ns;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -178,16 +181,6 @@ fn cpu_per_run(mut cmd: impl FnMut() -> Command, runs: u32) -> Option<Duration> 
         run_quietly(&mut cmd());
     }
     Some((children_cpu()? - before) / runs)
-}
-
-fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
-    let path = dir
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    let json: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 fn main() {

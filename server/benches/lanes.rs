@@ -7,8 +7,11 @@
 //! Criterion measures each side; the closing table prints the ratios from its medians.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::median_ns;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -163,16 +166,6 @@ fn control_under_load(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
     for b in blockers {
         b.join_blocking().unwrap();
     }
-}
-
-fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
-    let path = dir
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 fn main() {

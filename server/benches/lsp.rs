@@ -8,6 +8,9 @@
 //! RSS from `/proc`. The client here writes JSON-RPC by hand: it measures, it does not test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::median_ns;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -213,16 +216,6 @@ fn idle_rss(root: &Path) -> (u64, u64) {
     let after = server.rss();
     server.stop();
     (before, after)
-}
-
-fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
-    let path = dir
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    let json: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 fn main() {

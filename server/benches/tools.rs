@@ -5,6 +5,9 @@
 //! 3. 8 greps over the registry corpus submitted as one batch vs awaited one by one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::median_ns;
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -183,16 +186,6 @@ fn eight_greps(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
         })
     });
     group.finish();
-}
-
-fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
-    let path = dir
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 fn main() {

@@ -6,6 +6,9 @@
 //! closing table prints the ratios of criterion's medians from this run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::median_ns;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -132,16 +135,6 @@ fn in_process(runtime: &tokio::runtime::Runtime, root: &Path) -> Toolbox {
         Documents::new(),
         config,
     )
-}
-
-fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
-    let path = dir
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 fn main() {

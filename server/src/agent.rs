@@ -588,23 +588,12 @@ fn parse_arguments(tool: &str, raw: &str) -> Result<Value, String> {
         Ok(value @ Value::Object(_)) => Ok(value),
         Ok(other) => Err(format!(
             "the arguments of `{tool}` must be a JSON object, got {}; call it again with an object",
-            kind_of(&other)
+            crate::tools::json_kind(&other)
         )),
         Err(e) => Err(format!(
             "the arguments of `{tool}` are not valid JSON ({e}): {}; call it again with a JSON object",
             clip(raw, 200)
         )),
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -178,8 +178,10 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The workspace rooted at `cwd` (or the current directory) with its configuration.
-fn open_workspace(cwd: Option<PathBuf>) -> Result<(Workspace, Config), String> {
+/// The tools over the workspace rooted at `cwd` (or the current directory), on lanes
+/// configured as the workspace says, with that configuration. Read-only until a front end
+/// gives them [`Mutations`].
+fn open_toolbox(cwd: Option<PathBuf>) -> Result<(Toolbox, Config), String> {
     let root = match cwd {
         Some(dir) => dir,
         None => std::env::current_dir()
@@ -187,7 +189,9 @@ fn open_workspace(cwd: Option<PathBuf>) -> Result<(Workspace, Config), String> {
     };
     let workspace = Workspace::new([root])?;
     let config = Config::load(Some(workspace.primary()))?;
-    Ok((workspace, config))
+    let lanes = Lanes::new(config.lanes.clone())?;
+    let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools.clone());
+    Ok((toolbox, config))
 }
 
 /// `switchyard tool`'s arguments.
@@ -235,17 +239,11 @@ async fn tool(command: ToolCommand) -> ExitCode {
         Ok(args) => args,
         Err(e) => return fail(2, &format!("the arguments must be a JSON object: {e}")),
     };
-    let (workspace, config) = match open_workspace(cwd) {
+    let (toolbox, config) = match open_toolbox(cwd) {
         Ok(opened) => opened,
         Err(e) => return fail(2, &e),
     };
-    let lanes = match Lanes::new(config.lanes.clone()) {
-        Ok(lanes) => lanes,
-        Err(e) => return fail(2, &e),
-    };
-    let mutations = disk_mutations(&config, yes, dry_run);
-    let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools);
-    toolbox.set_mutations(mutations);
+    toolbox.set_mutations(disk_mutations(&config, yes, dry_run));
     let result = toolbox.run(&name, args, &CallContext::default()).await;
     if let Ok(ToolOutput::Change(change)) = &result {
         eprint!("{}", change.diff);
@@ -267,21 +265,12 @@ async fn tool(command: ToolCommand) -> ExitCode {
 }
 
 async fn analyze(path: Option<PathBuf>, json: bool, llm: bool) -> ExitCode {
-    let (workspace, config) = match open_workspace(path) {
+    let (toolbox, config) = match open_toolbox(path) {
         Ok(opened) => opened,
         Err(e) => return fail(2, &e),
     };
-    let lanes = match Lanes::new(config.lanes) {
-        Ok(lanes) => lanes,
-        Err(e) => return fail(2, &e),
-    };
-    let root = workspace.primary().to_path_buf();
-    let toolbox = Toolbox::new(
-        workspace,
-        lanes.clone(),
-        Documents::new(),
-        config.tools.clone(),
-    );
+    let root = toolbox.workspace().primary().to_path_buf();
+    let lanes = toolbox.lanes().clone();
     let session: SessionId = "analyze".into();
     let token = CancellationToken::new();
     let interrupt = {
@@ -468,24 +457,18 @@ async fn ask(command: AskCommand) -> ExitCode {
         yes,
         dry_run,
     } = command;
-    let (workspace, config) = match open_workspace(cwd) {
+    let (toolbox, config) = match open_toolbox(cwd) {
         Ok(opened) => opened,
         Err(e) => return fail(2, &e),
     };
-    let lanes = match Lanes::new(config.lanes.clone()) {
-        Ok(lanes) => lanes,
-        Err(e) => return fail(2, &e),
-    };
-    let store = match SessionStore::for_workspace(workspace.primary()) {
+    let store = match SessionStore::for_workspace(toolbox.workspace().primary()) {
         Ok(store) => Some(store),
         Err(e) => {
             eprintln!("switchyard: {e}; this session will not be kept");
             None
         }
     };
-    let mutations = disk_mutations(&config, yes, dry_run);
-    let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools.clone());
-    toolbox.set_mutations(mutations);
+    toolbox.set_mutations(disk_mutations(&config, yes, dry_run));
     let agent = Agent::new(
         toolbox,
         Agent::client(&config.llm),

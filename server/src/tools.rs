@@ -30,6 +30,7 @@ use crate::lanes::{Lane, LaneError, Lanes, SessionId, Task, TaskContext};
 use crate::read_cache::{LineIndexCache, ReadCache};
 
 pub use args::Args;
+pub(crate) use args::kind as json_kind;
 pub use bash::{BashArgs, BashOutput};
 pub use glob::{GlobArgs, GlobOutput};
 pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
