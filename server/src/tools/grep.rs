@@ -72,8 +72,6 @@ pub enum GrepMode {
 pub struct GrepArgs {
     /// The pattern.
     pub pattern: String,
-    /// The pattern compiled, so a bad one fails before the call takes a lane slot.
-    matcher: RegexMatcher,
     /// File or directory.
     pub path: Option<String>,
     /// Include glob.
@@ -126,14 +124,16 @@ impl GrepArgs {
         let smart_case = args.flag("smart_case", false)?;
         let fixed_string = args.flag("fixed_string", false)?;
         let multiline = args.flag("multiline", false)?;
+        // Checked here, so a bad pattern fails before the call takes a lane slot; compiled
+        // in the task, on the pool (a Unicode class can take milliseconds to compile).
+        if !fixed_string {
+            regex_syntax::ParserBuilder::new()
+                .case_insensitive(case_insensitive)
+                .build()
+                .parse(pattern)
+                .map_err(|e| invalid_regex(pattern, &e))?;
+        }
         Ok(GrepArgs {
-            matcher: build_matcher(
-                pattern,
-                case_insensitive,
-                smart_case,
-                fixed_string,
-                multiline,
-            )?,
             pattern: pattern.to_string(),
             path: args.opt_string("path")?.map(str::to_string),
             glob: args.opt_string("glob")?.map(str::to_string),
@@ -306,8 +306,15 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
     let max_results = args
         .max_results
         .unwrap_or(env.config.grep_default_max_results as u64);
+    let matcher = build_matcher(
+        &args.pattern,
+        args.case_insensitive,
+        args.smart_case,
+        args.fixed_string,
+        args.multiline,
+    )?;
     let search = Search {
-        matcher: args.matcher.clone(),
+        matcher,
         args,
         max_results,
         max_line_chars: env.config.grep_max_line_chars,
@@ -494,11 +501,15 @@ fn build_matcher(
     } else {
         builder.line_terminator(Some(b'\n'));
     }
-    builder.build(pattern).map_err(|e| {
-        ToolError::new(format!(
-            "invalid regex `{pattern}`: {e}\n(escape special characters, or pass `fixed_string: true` to search for the text as written)"
-        ))
-    })
+    builder
+        .build(pattern)
+        .map_err(|e| invalid_regex(pattern, &e))
+}
+
+fn invalid_regex(pattern: &str, error: &dyn std::fmt::Display) -> ToolError {
+    ToolError::new(format!(
+        "invalid regex `{pattern}`: {error}\n(escape special characters, or pass `fixed_string: true` to search for the text as written)"
+    ))
 }
 
 fn walk_options(args: &GrepArgs, root: &Path) -> Result<WalkOptions, ToolError> {
