@@ -167,7 +167,7 @@ pub(super) fn run(args: &GlobArgs, env: &Env<'_>) -> Result<GlobOutput, ToolErro
         .checkpoint()
         .map_err(|e| ToolError::new(e.message))?;
     let mut found = found.into_inner();
-    found.sort_unstable();
+    super::walk::sort_as_walked(&mut found);
     let total = found.len() as u64;
     let paths = found
         .iter()

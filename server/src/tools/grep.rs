@@ -7,11 +7,11 @@
 //! in walk order, and the search stops as soon as the first `max_results` matches *in that
 //! order* are known — the same call always returns the same lines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkContext, SinkMatch};
@@ -285,10 +285,11 @@ struct Search<'a> {
     documents: &'a crate::documents::Documents,
 }
 
-/// The ordered early stop: results by walk index, and how far the contiguous prefix of
-/// finished files reaches.
+/// The ordered early stop: results by unit of the split tree (units are in path order),
+/// which units are done, and how far the contiguous prefix of done units reaches.
 struct Progress {
-    done: BTreeMap<usize, Option<Found>>,
+    found: BTreeMap<usize, Vec<Found>>,
+    done: BTreeSet<usize>,
     prefix_end: usize,
     prefix_count: u64,
 }
@@ -346,90 +347,93 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
         return Ok(out);
     }
     let options = walk_options(args, &target)?;
+    let parts = super::walk::parts();
+    let split = options.split(&target, parts, search.token);
+    let units = split.units.len();
     let progress = Mutex::new(Progress {
-        done: BTreeMap::new(),
+        found: BTreeMap::new(),
+        done: BTreeSet::new(),
         prefix_end: 0,
         prefix_count: 0,
     });
     let stop_at = AtomicUsize::new(usize::MAX);
-    // Set when an entry past the stop was seen: there may be more matches than were kept.
-    let cut_short = AtomicBool::new(false);
-    let (tx, rx) = crossbeam_channel::unbounded::<(usize, PathBuf)>();
+    let searched = AtomicU64::new(0);
     let walk_errors = Mutex::new(Vec::new());
-    let helpers = std::thread::available_parallelism()
-        .map_or(2, usize::from)
-        .saturating_sub(1)
-        .max(1);
-
-    let work = |searcher: &mut Searcher| {
-        while let Ok((index, path)) = rx.recv() {
-            if search.token.is_cancelled() {
-                break;
-            }
-            let found = if index < stop_at.load(Ordering::Acquire) {
-                Some(search.file(searcher, &path))
-            } else {
-                cut_short.store(true, Ordering::Release);
-                None
-            };
-            let mut p = progress.lock();
-            p.done.insert(index, found);
-            while let Some(entry) = p.done.get(&p.prefix_end) {
-                let count = entry.as_ref().map_or(0, |f| {
-                    if args.output == GrepMode::Content {
-                        f.count
-                    } else {
-                        u64::from(f.count > 0)
-                    }
-                });
-                p.prefix_count += count;
-                p.prefix_end += 1;
-                if p.prefix_count >= max_results {
-                    stop_at.fetch_min(p.prefix_end, Ordering::AcqRel);
+    // Each walker searches the files of its share as it walks them, as ripgrep's threads do.
+    let share = |part: usize| {
+        let mut searcher = search.searcher();
+        let errors = options.walk_part(
+            &target,
+            &split,
+            part,
+            parts,
+            &stop_at,
+            search.token,
+            |entry, unit| {
+                let Some(unit) = unit else { return };
+                if !entry.file_type().is_some_and(|t| t.is_file()) {
+                    return;
                 }
-            }
-        }
+                searched.fetch_add(1, Ordering::Relaxed);
+                let found = search.file(&mut searcher, entry.path());
+                if found.count > 0 || found.binary || found.error.is_some() {
+                    progress.lock().found.entry(unit).or_default().push(found);
+                }
+            },
+            |unit| {
+                let mut p = progress.lock();
+                p.done.insert(unit);
+                // A unit counts once every unit before it is done: then the results up to
+                // it are final, and enough of them stops the search deterministically.
+                while p.done.contains(&p.prefix_end) {
+                    let unit_end = p.prefix_end;
+                    let count: u64 = p.found.get(&unit_end).map_or(0, |files| {
+                        files
+                            .iter()
+                            .map(|f| {
+                                if args.output == GrepMode::Content {
+                                    f.count
+                                } else {
+                                    u64::from(f.count > 0)
+                                }
+                            })
+                            .sum()
+                    });
+                    p.prefix_count += count;
+                    p.prefix_end += 1;
+                    if p.prefix_count >= max_results {
+                        stop_at.fetch_min(p.prefix_end, Ordering::AcqRel);
+                    }
+                }
+            },
+        );
+        walk_errors.lock().extend(errors);
     };
     rayon::scope(|scope| {
-        for _ in 0..helpers {
-            scope.spawn(|_| work(&mut search.searcher()));
+        for part in 0..parts {
+            let share = &share;
+            scope.spawn(move |_| share(part));
         }
-        for (index, entry) in options.walk(&target).enumerate() {
-            if search.token.is_cancelled() {
-                break;
-            }
-            if index >= stop_at.load(Ordering::Acquire) {
-                cut_short.store(true, Ordering::Release);
-                break;
-            }
-            match entry {
-                Ok(entry) if entry.file_type().is_some_and(|t| t.is_file()) => {
-                    let _ = tx.send((index, entry.into_path()));
-                }
-                Ok(_) => {
-                    let mut p = progress.lock();
-                    p.done.insert(index, None);
-                }
-                Err(e) => {
-                    walk_errors.lock().push(e.to_string());
-                    progress.lock().done.insert(index, None);
-                }
-            }
-        }
-        drop(tx);
-        work(&mut search.searcher());
     });
     if search.token.is_cancelled() {
         return Err(ToolError::new("cancelled"));
     }
     out.errors = walk_errors.into_inner();
+    let stop = stop_at.into_inner();
     let progress = progress.into_inner();
-    for found in progress.done.into_values().flatten() {
+    let by_unit = progress.found.into_iter().filter(|(unit, _)| *unit < stop);
+    // A walker visits a unit's files in no particular order: restore the walk's.
+    let ordered = by_unit.flat_map(|(_, mut files)| {
+        files.sort_by_cached_key(|f| super::walk::tree_key(&f.path));
+        files
+    });
+    for found in ordered {
         if !collect(&mut out, env, found, max_results) {
             break;
         }
     }
-    out.stopped_at_limit |= cut_short.into_inner();
+    out.files_searched = searched.into_inner();
+    out.stopped_at_limit |= stop < units;
     Ok(out)
 }
 

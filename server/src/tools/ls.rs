@@ -226,7 +226,7 @@ pub(super) fn run(args: &LsArgs, env: &Env<'_>) -> Result<LsOutput, ToolError> {
             .strip_prefix(&dir)
             .map_or(1, |rel| rel.components().count() as u32);
     }
-    found.sort_by(|a, b| tree_key(a).cmp(&tree_key(b)));
+    found.sort_by_cached_key(dirs_first_key);
     let total = found.len() as u64;
     let limit = args.limit.unwrap_or(env.config.ls_default_limit as u64) as usize;
     let entries = found
@@ -248,8 +248,11 @@ pub(super) fn run(args: &LsArgs, env: &Env<'_>) -> Result<LsOutput, ToolError> {
     })
 }
 
-/// Orders a tree with directories before files at every level, then by name.
-fn tree_key(found: &Found) -> Vec<(bool, &OsStr)> {
+/// The key that orders a tree with directories before files at every level, then by
+/// name, as plain bytes: per component a kind byte (1 directory, 2 file), the name, and a
+/// NUL that ends it (so `a` sorts before `ab`).
+fn dirs_first_key(found: &Found) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
     let names: Vec<&OsStr> = found
         .path
         .components()
@@ -259,9 +262,15 @@ fn tree_key(found: &Found) -> Vec<(bool, &OsStr)> {
         })
         .collect();
     let last = names.len().saturating_sub(1);
-    names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| (i == last && found.kind != EntryKind::Dir, name))
-        .collect()
+    let mut key = Vec::with_capacity(found.path.as_os_str().len() + 2 * names.len());
+    for (i, name) in names.into_iter().enumerate() {
+        key.push(if i == last && found.kind != EntryKind::Dir {
+            2
+        } else {
+            1
+        });
+        key.extend_from_slice(name.as_bytes());
+        key.push(0);
+    }
+    key
 }

@@ -2,12 +2,21 @@
 //! hidden files respected by default — in a deterministic order (by name, depth first).
 //!
 //! DESIGN.md forbids nesting `build_parallel()` walkers (threads of their own) inside the
-//! shared rayon pool. So [`WalkOptions::walk`] is sequential, for tools that spread their
-//! per-file work over the pool themselves (grep), and [`WalkOptions::walk_parallel`] splits
-//! the tree into subtrees walked as jobs *on the pool* — each a sequential walk whose root
-//! still honours its ancestors' ignore files — for tools whose work is the walk (glob, ls).
+//! shared rayon pool, and `ignore` offers no other way to share one walk between threads.
+//! So a tree is walked in parallel the way this module does it: [`WalkOptions::split`]
+//! cuts it into ordered *units* at the first depth with enough directories, and each of a
+//! few sequential walkers — jobs on the pool — walks the whole tree from its root but
+//! prunes the units that belong to the others ([`WalkOptions::walk_part`]). Every walker
+//! is a real single walk from the root, so ignore files (the root's ancestors' included)
+//! apply exactly as in one sequential walk, and are read once per walker rather than once
+//! per subtree. Sorting what the walkers found by `Path` gives the sequential walk's
+//! order; and because units are in path order, a search can stop at a limit once a prefix
+//! of units is complete and still return the same results every time.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ignore::overrides::Override;
 use ignore::types::Types;
@@ -15,9 +24,43 @@ use ignore::{DirEntry, Walk, WalkBuilder};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-/// Split the tree until there are this many subtrees per pool thread, or this deep.
-const SUBTREES_PER_THREAD: usize = 4;
+/// Split until one depth has this many directories per walker, or this deep.
+const UNITS_PER_PART: usize = 16;
 const MAX_SPLIT_DEPTH: usize = 4;
+
+/// A tree cut into units for walkers that share it out.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// The units in path order: every directory at `depth`, and every file (or other
+    /// non-directory) at or above it.
+    pub units: Vec<PathBuf>,
+    index: Arc<HashMap<PathBuf, usize>>,
+    /// The depth of the directory units (≥ 1).
+    depth: usize,
+}
+
+/// The key that orders paths as a walk sorted by name visits them (component by
+/// component) with a plain byte comparison: `/` becomes the lowest byte, so `a/b` sorts
+/// before `a.b` as the component `a` does. (A Unix path never holds a NUL byte.)
+pub fn tree_key(path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|&b| if b == b'/' { 0 } else { b })
+        .collect()
+}
+
+/// Sorts paths in the order of a walk sorted by name.
+pub fn sort_as_walked(paths: &mut [PathBuf]) {
+    paths.sort_by_cached_key(|p| tree_key(p));
+}
+
+/// How many walkers to share a tree among on the current pool.
+pub fn parts() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    rayon::current_num_threads().min(cores).max(1)
+}
 
 /// What a walk includes.
 #[derive(Debug, Clone, Default)]
@@ -43,8 +86,8 @@ impl WalkOptions {
     }
 
     /// Walks `root` on the current rayon pool, calling `visit` (from any pool thread, in no
-    /// particular order) for every entry below the root; sort what it collects by `Path`
-    /// for the sequential walk's order. Returns the walk's errors (an unreadable directory),
+    /// particular order) for every entry below the root; sort what it collects with
+    /// [`sort_as_walked`] for the sequential walk's order. Returns the walk's errors (an unreadable directory),
     /// the walk going on past them. Stops early when `token` is cancelled.
     pub fn walk_parallel(
         &self,
@@ -53,58 +96,155 @@ impl WalkOptions {
         visit: impl Fn(DirEntry) + Sync,
     ) -> Vec<String> {
         let errors = Mutex::new(Vec::new());
-        let threads = rayon::current_num_threads()
-            .min(std::thread::available_parallelism().map_or(2, usize::from));
-        let wanted = threads * SUBTREES_PER_THREAD;
-        // Breadth first, a level at a time, until there are enough subtrees to share out.
-        let mut frontier = vec![root.to_path_buf()];
-        let mut depth = 0;
-        while frontier.len() < wanted
-            && depth < MAX_SPLIT_DEPTH
-            && self.max_depth.is_none_or(|max| depth < max)
-        {
-            if token.is_cancelled() {
-                return errors.into_inner();
-            }
-            let mut next = Vec::new();
-            for dir in &frontier {
-                for entry in self.builder(dir, Some(1)).build() {
-                    match entry {
-                        Ok(entry) if entry.depth() == 0 => {}
-                        Ok(entry) if entry.file_type().is_some_and(|t| t.is_dir()) => {
-                            next.push(entry.path().to_path_buf());
-                            visit(entry);
-                        }
-                        Ok(entry) => visit(entry),
-                        Err(e) => errors.lock().push(e.to_string()),
-                    }
-                }
-            }
-            frontier = next;
-            depth += 1;
-        }
-        let remaining = self.max_depth.map(|max| max.saturating_sub(depth));
-        if remaining == Some(0) {
-            return errors.into_inner();
-        }
-        let subtree = |dir: &PathBuf| {
-            for (n, entry) in self.builder(dir, remaining).build().enumerate() {
-                if n % 256 == 0 && token.is_cancelled() {
-                    return;
-                }
-                match entry {
-                    Ok(entry) if entry.depth() == 0 => {}
-                    Ok(entry) => visit(entry),
-                    Err(e) => errors.lock().push(e.to_string()),
-                }
-            }
-        };
+        let parts = parts();
+        let split = self.split(root, parts, token);
+        let unlimited = AtomicUsize::new(usize::MAX);
         rayon::scope(|scope| {
-            for dir in &frontier {
-                scope.spawn(|_| subtree(dir));
+            for part in 0..parts {
+                let (split, errors, visit, unlimited) = (&split, &errors, &visit, &unlimited);
+                scope.spawn(move |_| {
+                    let found = self.walk_part(
+                        root,
+                        split,
+                        part,
+                        parts,
+                        unlimited,
+                        token,
+                        |e, _| visit(e),
+                        |_| {},
+                    );
+                    errors.lock().extend(found);
+                });
             }
         });
         errors.into_inner()
+    }
+
+    /// Cuts the tree under `root` into units for `parts` walkers: the first depth with
+    /// enough directories (or the deepest the split goes) becomes the depth of the units.
+    /// Found by walks from the root itself, so it sees exactly what a walk sees.
+    pub fn split(&self, root: &Path, parts: usize, token: &CancellationToken) -> Split {
+        let wanted = parts * UNITS_PER_PART;
+        let deepest = self
+            .max_depth
+            .map_or(MAX_SPLIT_DEPTH, |max| max.clamp(1, MAX_SPLIT_DEPTH));
+        let mut depth = 1;
+        let mut entries: Vec<(PathBuf, usize, bool)> = Vec::new();
+        loop {
+            entries.clear();
+            for entry in self.builder(root, Some(depth)).build().flatten() {
+                if token.is_cancelled() {
+                    break;
+                }
+                let d = entry.depth();
+                if d > 0 {
+                    let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+                    entries.push((entry.into_path(), d, is_dir));
+                }
+            }
+            let dirs_here = entries
+                .iter()
+                .filter(|(_, d, is_dir)| *d == depth && *is_dir)
+                .count();
+            if dirs_here >= wanted || dirs_here == 0 || depth >= deepest || token.is_cancelled() {
+                break;
+            }
+            depth += 1;
+        }
+        let mut units: Vec<PathBuf> = entries
+            .into_iter()
+            .filter(|(_, d, is_dir)| !is_dir || *d == depth)
+            .map(|(path, _, _)| path)
+            .collect();
+        sort_as_walked(&mut units);
+        let index = units
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i))
+            .collect();
+        Split {
+            units,
+            index: Arc::new(index),
+            depth,
+        }
+    }
+
+    /// Walks the share `part` of `parts` of a split tree: the whole tree from `root`, in no
+    /// particular order within a unit, skipping the units of other parts and every unit at
+    /// or past `stop` (which may drop while the walk runs). `visit` gets each entry with
+    /// its unit (`None` for the directories above the units, which part 0 reports);
+    /// `unit_done` is called when the walk has left a unit. Returns the walk's errors.
+    #[allow(clippy::too_many_arguments)]
+    pub fn walk_part(
+        &self,
+        root: &Path,
+        split: &Split,
+        part: usize,
+        parts: usize,
+        stop: &AtomicUsize,
+        token: &CancellationToken,
+        mut visit: impl FnMut(DirEntry, Option<usize>),
+        mut unit_done: impl FnMut(usize),
+    ) -> Vec<String> {
+        let depth = split.depth;
+        // Unsorted: the order within a unit is the caller's to restore (sorting every
+        // directory's entries costs more than sorting what was found once).
+        let mut builder = self.builder(root, self.max_depth);
+        let index = Arc::clone(&split.index);
+        let stop_now = Arc::new(AtomicUsize::new(stop.load(Ordering::Acquire)));
+        let stop_seen = Arc::clone(&stop_now);
+        builder.filter_entry(move |e| {
+            let d = e.depth();
+            if d == 0 || d > depth || (d < depth && e.file_type().is_some_and(|t| t.is_dir())) {
+                return true;
+            }
+            match index.get(e.path()) {
+                Some(&unit) => unit % parts == part && unit < stop_seen.load(Ordering::Acquire),
+                // Appeared after the split: one walker takes it.
+                None => part == 0,
+            }
+        });
+        let mut errors = Vec::new();
+        let mut current: Option<usize> = None;
+        for (n, entry) in builder.build().enumerate() {
+            if n % 64 == 0 {
+                if token.is_cancelled() {
+                    break;
+                }
+                stop_now.store(stop.load(Ordering::Acquire), Ordering::Release);
+            }
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            let d = entry.depth();
+            if d == 0 {
+                continue;
+            }
+            if d <= depth {
+                if let Some(unit) = current.take() {
+                    unit_done(unit);
+                }
+                if d < depth && entry.file_type().is_some_and(|t| t.is_dir()) {
+                    if part == 0 {
+                        visit(entry, None);
+                    }
+                    continue;
+                }
+                current = split.index.get(entry.path()).copied();
+            }
+            if current.is_some_and(|unit| unit >= stop.load(Ordering::Acquire)) {
+                continue;
+            }
+            visit(entry, current);
+        }
+        if let Some(unit) = current {
+            unit_done(unit);
+        }
+        errors
     }
 
     fn builder(&self, root: &Path, max_depth: Option<usize>) -> WalkBuilder {
@@ -128,5 +268,24 @@ impl WalkOptions {
             builder.types(types.clone());
         }
         builder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tree_key_orders_by_components() {
+        let mut paths: Vec<PathBuf> = [
+            "a.b", "a/b", "a/b/c", "a-b", "a", "ab", "a/a", "b", "a/b.c", "a/b/a",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let mut by_components = paths.clone();
+        by_components.sort();
+        sort_as_walked(&mut paths);
+        assert_eq!(paths, by_components);
     }
 }
