@@ -44,8 +44,8 @@ fn tool_calls(n: usize) -> Vec<(String, Value)> {
         "tests/src/mock_model/wire.rs",
         "server/src/config.rs",
     ];
-    // ASCII classes only: grep compiles a Unicode `\w` in about 5 ms on the caller's
-    // thread, which would measure the regex compiler rather than the lanes.
+    // ASCII classes only: a Unicode `\w` takes about 5 ms to compile (in the grep's lane
+    // task), which would measure the regex compiler rather than the lanes.
     let patterns = [
         "fn [a-z_]+\\(",
         "TaskError",

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::median_ns;
+use common::{cpu_per_run, median_ns};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -162,27 +162,6 @@ fn check_same(root: &Path) -> (u64, f64) {
     (analysis.files.files, worst)
 }
 
-/// CPU time (user + system) used by this process's waited-for children so far, from
-/// `/proc/self/stat` (in clock ticks, 100 per second on Linux).
-fn children_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // cutime and cstime are fields 16 and 17 of the whole line: 13 and 14 after the name.
-    let ticks: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
-}
-
-/// The CPU time per run of `cmd`, over `runs` runs.
-fn cpu_per_run(mut cmd: impl FnMut() -> Command, runs: u32) -> Option<Duration> {
-    let before = children_cpu()?;
-    for _ in 0..runs {
-        run_quietly(&mut cmd());
-    }
-    Some((children_cpu()? - before) / runs)
-}
-
 fn main() {
     let root = corpus();
     let (files, worst) = check_same(&root);
@@ -209,8 +188,8 @@ fn main() {
     c.final_summary();
 
     let runs = 5;
-    let cpu_tokei = cpu_per_run(|| tokei(&root), runs);
-    let cpu_ours = cpu_per_run(|| ours(&root), runs);
+    let cpu_tokei = cpu_per_run(runs, || run_quietly(&mut tokei(&root)));
+    let cpu_ours = cpu_per_run(runs, || run_quietly(&mut ours(&root)));
 
     println!(
         "\nswitchyard analyze vs tokei, cold process to cold process ({files} files; criterion medians, this run):"

@@ -3,12 +3,13 @@
 //!
 //! Before timing anything it checks that `switchyard tool grep` finds exactly the lines
 //! `rg` finds, and `switchyard tool glob` lists exactly the files `rg --files` lists. The
-//! closing table prints the ratios of criterion's medians from this run.
+//! closing table prints the ratios of criterion's medians from this run, and of the CPU
+//! time each process used per run (which the shared machine's load disturbs far less).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::median_ns;
+use common::{cpu_per_run, median_ns};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -179,6 +180,22 @@ fn main() {
     group.finish();
     c.final_summary();
 
+    let runs = 5;
+    let cpu = |ours: &dyn Fn() -> Command, theirs: &dyn Fn() -> Command| {
+        let ours = cpu_per_run(runs, || {
+            run(&mut ours());
+        });
+        let theirs = cpu_per_run(runs, || {
+            run(&mut theirs());
+        });
+        ours.zip(theirs)
+    };
+    let mut cpu_times: Vec<_> = PATTERNS
+        .iter()
+        .map(|p| cpu(&|| our_grep(&root, p), &|| rg_grep(&root, p)))
+        .collect();
+    cpu_times.push(cpu(&|| our_files(&root), &|| rg_files(&root)));
+
     println!(
         "\nswitchyard vs ripgrep, cold process to cold process ({files} files; criterion medians, this run):"
     );
@@ -188,7 +205,7 @@ fn main() {
         .map(|(i, p)| (format!("grep{i}"), format!("grep `{p}`")))
         .chain([("files".to_string(), "glob ** vs rg --files".to_string())])
         .collect();
-    for (group, label) in groups {
+    for ((group, label), cpu) in groups.into_iter().zip(cpu_times) {
         if let (Some(ours), Some(theirs)) = (
             median_ns(&out, &group, "switchyard"),
             median_ns(&out, &group, "rg"),
@@ -209,6 +226,15 @@ fn main() {
                 "",
                 ours / 1e6,
                 ours / theirs
+            );
+        }
+        if let Some((ours, theirs)) = cpu {
+            println!(
+                "  {:<32} {:7.1} ms vs {:7.1} ms of CPU per run (mean of {runs}) = {:.2}x",
+                "",
+                ours.as_secs_f64() * 1e3,
+                theirs.as_secs_f64() * 1e3,
+                ours.as_secs_f64() / theirs.as_secs_f64()
             );
         }
     }

@@ -1,7 +1,12 @@
 //! What the benches share: criterion's median of a benchmark, read back from its output
-//! folder, so each bench can print ratios against a baseline measured in the same run.
+//! folder, so each bench can print ratios against a baseline measured in the same run;
+//! and the CPU time child processes used, which a shared machine's load disturbs far less
+//! than their wall time.
+// Each bench compiles its own copy of this module and uses part of it.
+#![allow(dead_code)]
 
 use std::path::Path;
+use std::time::Duration;
 
 /// The median time of `group/function` in nanoseconds, from the estimates criterion wrote
 /// under `dir`; `None` when that benchmark did not run.
@@ -13,4 +18,25 @@ pub fn median_ns(dir: &Path, group: &str, function: &str) -> Option<f64> {
         .join("estimates.json");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     json["median"]["point_estimate"].as_f64()
+}
+
+/// CPU time (user + system) used by this process's waited-for children so far, from
+/// `/proc/self/stat` (in clock ticks, 100 per second on Linux).
+fn children_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // cutime and cstime are fields 16 and 17 of the whole line: 13 and 14 after the name.
+    let ticks: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The mean CPU time per run of a child process that `run_once` starts and waits for.
+pub fn cpu_per_run(runs: u32, mut run_once: impl FnMut()) -> Option<Duration> {
+    let before = children_cpu()?;
+    for _ in 0..runs {
+        run_once();
+    }
+    Some((children_cpu()? - before) / runs)
 }
