@@ -8,13 +8,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use switchyard::analyze::{self, Analysis, AnalyzeOptions, LineCounts, ManifestKind, MarkerKind};
 use switchyard::documents::Documents;
 use switchyard::lanes::{EventKind, FinishStatus, Lane, LaneEvent, Lanes, LanesConfig};
@@ -66,19 +66,6 @@ async fn analyze(root: &Path) -> Analysis {
     .unwrap()
 }
 
-fn tokei_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("SWITCHYARD_TOKEI") {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("tokei"))
-        .find(|candidate| candidate.is_file())
-        .expect(
-            "tokei not found: set SWITCHYARD_TOKEI or put tokei on PATH (tests/run installs it)",
-        )
-}
-
 /// One language's row: files and own lines, and its embedded blocks by child language.
 #[derive(Debug, Default, PartialEq)]
 struct Row {
@@ -87,70 +74,24 @@ struct Row {
     embedded: BTreeMap<String, LineCounts>,
 }
 
-fn counts_of(value: &Value) -> LineCounts {
-    let field = |name: &str| value[name].as_u64().unwrap_or(0);
-    LineCounts {
-        code: field("code"),
-        comments: field("comments"),
-        blanks: field("blanks"),
-    }
-}
-
-/// A tokei `CodeStats` with its blobs folded in.
-fn summarised(stats: &Value) -> LineCounts {
-    let mut total = counts_of(stats);
-    for blob in stats["blobs"]
-        .as_object()
-        .into_iter()
-        .flat_map(|b| b.values())
-    {
-        total += summarised(blob);
-    }
-    total
-}
-
 /// tokei's per-language rows and its Total row's lines.
 fn tokei(dir: &Path) -> (BTreeMap<String, Row>, LineCounts) {
-    // An empty home and config directory, so no tokei.toml changes what is counted.
-    let home = tempfile::tempdir().unwrap();
-    let output = Command::new(tokei_binary())
-        .arg(dir)
-        .args(["--output", "json"])
-        .current_dir(home.path())
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path())
-        .output()
-        .expect("tokei runs");
-    assert!(
-        output.status.success(),
-        "tokei failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: Value = serde_json::from_slice(&output.stdout).expect("tokei prints json");
-    let mut rows = BTreeMap::new();
-    let mut total = LineCounts::default();
-    for (name, language) in json.as_object().unwrap() {
-        if name == "Total" {
-            total = counts_of(language);
-            continue;
-        }
-        let mut embedded = BTreeMap::new();
-        for (child, reports) in language["children"].as_object().unwrap() {
-            let sum: &mut LineCounts = embedded.entry(child.clone()).or_default();
-            for report in reports.as_array().unwrap() {
-                *sum += summarised(&report["stats"]);
-            }
-        }
-        rows.insert(
-            name.clone(),
-            Row {
-                files: language["reports"].as_array().unwrap().len() as u64,
-                lines: counts_of(language),
-                embedded,
-            },
-        );
-    }
-    (rows, total)
+    let report = common::tokei::run(dir);
+    let rows = report
+        .languages
+        .into_iter()
+        .map(|(name, language)| {
+            let row = Row {
+                files: language.files.len() as u64,
+                lines: language.lines.into(),
+                embedded: (language.embedded.into_iter())
+                    .map(|(child, lines)| (child, lines.into()))
+                    .collect(),
+            };
+            (name, row)
+        })
+        .collect();
+    (rows, report.total.into())
 }
 
 fn rows_of(analysis: &Analysis) -> BTreeMap<String, Row> {

@@ -11,29 +11,13 @@
     reason = "the helpers are test code: a failed setup step should panic with its message"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use serde_json::Value;
 use switchyard::analyze::count::{Counts, count_with_embedded};
 use switchyard::analyze::languages::Language;
-
-fn tokei_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("SWITCHYARD_TOKEI") {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("tokei"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "tokei not found: set SWITCHYARD_TOKEI or put tokei on PATH \
-                 (tests/run installs it with `cargo install tokei --locked`)"
-            )
-        })
-}
 
 /// One language's numbers: files, own counts, and embedded blocks per child language.
 #[derive(Debug, Default, PartialEq)]
@@ -50,70 +34,16 @@ struct Tally {
     files: BTreeMap<PathBuf, Counts>,
 }
 
-fn counts_of(value: &Value) -> Counts {
-    let field = |name: &str| value[name].as_u64().unwrap_or(0);
-    Counts {
-        code: field("code"),
-        comments: field("comments"),
-        blanks: field("blanks"),
-    }
-}
-
-/// A tokei `CodeStats` with its blobs folded in.
-fn summarised(stats: &Value) -> Counts {
-    let mut total = counts_of(stats);
-    for blob in stats["blobs"]
-        .as_object()
-        .into_iter()
-        .flat_map(|b| b.values())
-    {
-        total += summarised(blob);
-    }
-    total
-}
-
 fn run_tokei(dir: &Path) -> Tally {
-    // An empty home and config directory, so no tokei.toml changes what is counted.
-    let home = tempfile::tempdir().unwrap();
-    let output = Command::new(tokei_binary())
-        .arg(dir)
-        .args(["--output", "json"])
-        .current_dir(home.path())
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path())
-        .output()
-        .expect("tokei runs");
-    assert!(
-        output.status.success(),
-        "tokei failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: Value = serde_json::from_slice(&output.stdout).expect("tokei prints json");
     let mut tally = Tally::default();
-    for (name, language) in json.as_object().expect("a json object") {
-        if name == "Total" {
-            continue;
-        }
-        let reports = language["reports"].as_array().expect("reports");
-        let mut embedded = BTreeMap::new();
-        for (child, reports) in language["children"].as_object().expect("children") {
-            let total: &mut Counts = embedded.entry(child.clone()).or_default();
-            for report in reports.as_array().expect("child reports") {
-                *total += summarised(&report["stats"]);
-            }
-        }
-        for report in reports {
-            let path = PathBuf::from(report["name"].as_str().expect("report name"));
-            tally.files.insert(path, counts_of(&report["stats"]));
-        }
-        tally.languages.insert(
-            name.clone(),
-            LanguageTotals {
-                files: reports.len(),
-                counts: counts_of(language),
-                embedded,
-            },
-        );
+    for (name, language) in common::tokei::run(dir).languages {
+        let totals = LanguageTotals {
+            files: language.files.len(),
+            counts: language.lines,
+            embedded: language.embedded,
+        };
+        tally.files.extend(language.files);
+        tally.languages.insert(name, totals);
     }
     tally
 }
