@@ -205,6 +205,18 @@ fn to_value<T: Serialize>(value: &T) -> Result<Value, String> {
     serde_json::to_value(value).map_err(|e| format!("cannot represent the configuration: {e}"))
 }
 
+/// The lanes' settings from the configuration's `[lanes]` table. The lane engine knows no
+/// configuration layers (it sits below them), so this lives here rather than in `lanes/`.
+impl LanesConfig {
+    /// Builds the settings from a partial TOML/JSON-shaped value: every key that is absent
+    /// keeps the default of *its own lane*, every key that is present is used exactly.
+    pub fn from_value(value: serde_json::Value) -> Result<LanesConfig, String> {
+        let config = overlay(&LanesConfig::default(), value).map_err(|e| format!("lanes: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,21 +16,26 @@
 //! and start whatever may start, so an idle engine costs nothing and a busy one adds a few
 //! microseconds per task (`benches/lanes.rs`).
 
+mod api;
 mod config;
 mod dead_letter;
 mod engine;
 mod events;
+mod external;
 mod metrics;
 mod task;
+mod timeouts;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use api::Lanes;
 pub use config::{LaneConfig, LaneMode, LanesConfig, RetryPolicy};
 pub use dead_letter::{DeadLetter, DeadLetterId};
-pub use engine::{ClaimedTask, Counter, Lanes, PendingTask};
 pub use events::{EventKind, FinishStatus, LaneEvent};
+pub use external::{ClaimedTask, PendingTask};
+pub use metrics::Counter;
 pub use metrics::{LaneMetrics, MetricsSnapshot, Percentiles};
 pub use task::{
     BatchHandle, LaneError, SessionId, Task, TaskContext, TaskError, TaskHandle, TaskId, TaskOutput,
@@ -40,7 +45,9 @@ pub use task::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lane {
-    /// P0: cancel, status, stats. Never queued behind other lanes.
+    /// P0: work that must never wait behind other lanes; it is not held by the global cap.
+    /// Cancel, status and stats need no lane at all: they are answered straight from the
+    /// engine's state under one short lock, so they stay instant however busy the lanes are.
     Control,
     /// P1: read, glob, grep, ls, analysis tasks — blocking work on the shared rayon pool.
     Query,
@@ -67,11 +74,6 @@ impl Lane {
     /// 0 for Control (highest) to 3 for Generate.
     pub fn priority(self) -> usize {
         self as usize
-    }
-
-    /// Parses a lane's [`name`](Lane::name).
-    pub fn from_name(name: &str) -> Option<Lane> {
-        Lane::ALL.into_iter().find(|lane| lane.name() == name)
     }
 }
 

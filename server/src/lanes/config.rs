@@ -215,15 +215,6 @@ impl LanesConfig {
         }
     }
 
-    /// Builds the settings from a partial TOML/JSON-shaped value: every key that is absent
-    /// keeps the default of *its own lane*, every key that is present is used exactly.
-    pub fn from_value(value: serde_json::Value) -> Result<LanesConfig, String> {
-        let config = crate::config::overlay(&LanesConfig::default(), value)
-            .map_err(|e| format!("lanes: {e}"))?;
-        config.validate()?;
-        Ok(config)
-    }
-
     /// Checks that the settings can be put in force; nothing is adjusted.
     pub fn validate(&self) -> Result<(), String> {
         let mut reserved = 0usize;

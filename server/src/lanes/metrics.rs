@@ -1,6 +1,8 @@
 //! Per-lane counters and latency histograms, and the plain snapshot that serializes to JSON.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -163,5 +165,26 @@ fn percentiles(histogram: Option<&Histogram<u64>>) -> Percentiles {
             max_us: h.max(),
         },
         _ => Percentiles::default(),
+    }
+}
+
+/// A named counter of a piece built on the lanes, reported in [`MetricsSnapshot::counters`].
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds one.
+    pub fn incr(&self) {
+        self.add(1);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
