@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard::agent::{Agent, AgentConfig, AgentEvent, AskContext, RunOutcome, SessionStore};
+use switchyard::config::Config;
 use switchyard::documents::Documents;
 use switchyard::lanes::{Lanes, LanesConfig};
 use switchyard::llm::{Client, LlmConfig, ProviderKind};
@@ -88,7 +89,7 @@ fn agent(model: &MockModel, lanes: &Lanes, store: Option<SessionStore>) -> Agent
         ..LlmConfig::default()
     };
     let client = Client::new(llm.resolve(&|_: &str| None).unwrap()).unwrap();
-    Agent::new(toolbox, Ok(client), AgentConfig::default(), store)
+    Agent::with_client(toolbox, Ok(client), store)
 }
 
 fn lanes(patch: Value) -> Lanes {
@@ -238,9 +239,12 @@ async fn loop_overhead() -> Duration {
         &lanes,
         Some(SessionStore::in_dir(state.path().to_path_buf(), &repo())),
     );
-    agent.set_config(AgentConfig {
-        max_turns: 10,
-        ..AgentConfig::default()
+    agent.toolbox().config().replace(Config {
+        agent: AgentConfig {
+            max_turns: 10,
+            ..AgentConfig::default()
+        },
+        ..Config::default()
     });
     ask(&agent, "warm up").await;
     let mut per_turn = Vec::new();

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,7 @@ pub use event::{AgentEvent, EventSender, RunOutcome, StopReason, Timings, ToolSt
 pub use prompt::{AskContext, Selection};
 pub use store::{SessionInfo, SessionStore};
 
+use crate::config::Config;
 use crate::lanes::{Lane, LaneError, SessionId};
 use crate::llm::{self, Client, Message, ModelRequest, ToolCall, Usage};
 use crate::tools::{CallContext, ToolResult, Toolbox};
@@ -70,10 +71,21 @@ pub struct Agent {
 
 struct Inner {
     toolbox: Toolbox,
-    llm: RwLock<Result<Client, String>>,
-    config: RwLock<AgentConfig>,
+    /// The model client of the configuration snapshot it was built from; rebuilt when the
+    /// snapshot changes. `Pinned` when the caller gave a client of its own.
+    llm: Mutex<Llm>,
     store: Option<SessionStore>,
     sessions: Mutex<HashMap<SessionId, Arc<SessionState>>>,
+}
+
+/// Where the agent's model client comes from.
+enum Llm {
+    /// Built from `[llm]` of this snapshot and the environment (or why it cannot be).
+    Built(Arc<Config>, Result<Client, String>),
+    /// Not built yet.
+    Unbuilt,
+    /// Given by the caller, whatever the configuration says.
+    Pinned(Result<Client, String>),
 }
 
 /// One conversation. Cheap to clone; clones are the same session.
@@ -93,19 +105,28 @@ struct SessionState {
 }
 
 impl Agent {
-    /// An agent over `toolbox`. `llm` is the model client, or why there is none (the message
-    /// is shown to the user when they ask); `store` keeps sessions on disk when given and
+    /// An agent over `toolbox`, configured by the configuration the toolbox reads (`[agent]`
+    /// and `[llm]`; the model client is built from `[llm]` and the environment, again
+    /// whenever the configuration changes). `store` keeps sessions on disk when given and
     /// `agent.persist_sessions` is on.
-    pub fn new(
+    pub fn new(toolbox: Toolbox, store: Option<SessionStore>) -> Agent {
+        Agent::with_llm(toolbox, Llm::Unbuilt, store)
+    }
+
+    /// An agent that uses `client` (or reports why there is none) whatever `[llm]` says:
+    /// for callers that build their client by hand.
+    pub fn with_client(
         toolbox: Toolbox,
-        llm: Result<Client, String>,
-        config: AgentConfig,
+        client: Result<Client, String>,
         store: Option<SessionStore>,
     ) -> Agent {
+        Agent::with_llm(toolbox, Llm::Pinned(client), store)
+    }
+
+    fn with_llm(toolbox: Toolbox, llm: Llm, store: Option<SessionStore>) -> Agent {
         let inner = Inner {
             toolbox,
-            llm: RwLock::new(llm),
-            config: RwLock::new(config),
+            llm: Mutex::new(llm),
             store,
             sessions: Mutex::new(HashMap::new()),
         };
@@ -123,15 +144,20 @@ impl Agent {
             .map_err(|e| e.message)
     }
 
-    /// The model client, or why there is none.
+    /// The model client of the configuration in force, or why there is none.
     pub fn llm(&self) -> Result<Client, String> {
-        self.inner.llm.read().clone()
-    }
-
-    /// Puts another model client (or the reason there is none) in force for requests that
-    /// start from now on.
-    pub fn set_llm(&self, llm: Result<Client, String>) {
-        *self.inner.llm.write() = llm;
+        let config = self.inner.toolbox.config().get();
+        let mut llm = self.inner.llm.lock();
+        match &*llm {
+            Llm::Pinned(client) => return client.clone(),
+            Llm::Built(built, client) if Arc::ptr_eq(built, &config) || built.llm == config.llm => {
+                return client.clone();
+            }
+            _ => {}
+        }
+        let client = Agent::client(&config.llm);
+        *llm = Llm::Built(config, client.clone());
+        client
     }
 
     /// The tools the agent calls.
@@ -141,12 +167,7 @@ impl Agent {
 
     /// The settings in force.
     pub fn config(&self) -> AgentConfig {
-        self.inner.config.read().clone()
-    }
-
-    /// Puts new settings in force for requests that start from now on.
-    pub fn set_config(&self, config: AgentConfig) {
-        *self.inner.config.write() = config;
+        self.inner.toolbox.config().get().agent.clone()
     }
 
     /// Starts a new, empty session, kept on disk when sessions persist. A session file that
@@ -213,7 +234,7 @@ impl Agent {
     }
 
     fn persists(&self) -> bool {
-        self.inner.store.is_some() && self.inner.config.read().persist_sessions
+        self.inner.store.is_some() && self.config().persist_sessions
     }
 
     fn register(&self, id: SessionId, history: Vec<Message>, persist: bool) -> Session {
@@ -281,19 +302,17 @@ impl Session {
         events: &EventSender,
         max_turns: Option<u32>,
     ) -> Result<RunOutcome, AgentError> {
-        let client = self
-            .agent
-            .llm
-            .read()
-            .clone()
-            .map_err(AgentError::NotConfigured)?;
+        let agent = Agent {
+            inner: Arc::clone(&self.agent),
+        };
+        let client = agent.llm().map_err(AgentError::NotConfigured)?;
         let mut history = self.state.history.lock().await;
         // A request whose future was dropped half way (a front end gave up on it) may have
         // left calls without results: the model would refuse that history.
         store::repair(&mut history);
         let token = CancellationToken::new();
         *self.state.run.lock() = token.clone();
-        let mut config = self.agent.config.read().clone();
+        let mut config = agent.config();
         if let Some(max_turns) = max_turns {
             config.max_turns = max_turns;
         }

@@ -8,10 +8,11 @@
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::Current;
 use crate::lanes::SessionId;
 
 /// What a tool may do without asking.
@@ -132,31 +133,27 @@ pub enum Prompter {
 /// The policies in force and the person to ask.
 #[derive(Debug)]
 pub struct Approvals {
-    config: RwLock<ApprovalsConfig>,
+    /// The configuration in force; its `approvals` table is read at each check.
+    config: Current,
     prompter: Prompter,
     allowed_for_session: Mutex<HashSet<(Option<SessionId>, String)>>,
     terminal: Mutex<()>,
 }
 
 impl Approvals {
-    /// Approvals by `config`, asking `prompter`.
-    pub fn new(config: ApprovalsConfig, prompter: Prompter) -> Approvals {
+    /// Approvals by the `approvals` table of `config`, asking `prompter`.
+    pub fn new(config: impl Into<Current>, prompter: Prompter) -> Approvals {
         Approvals {
-            config: RwLock::new(config),
+            config: config.into(),
             prompter,
             allowed_for_session: Mutex::new(HashSet::new()),
             terminal: Mutex::new(()),
         }
     }
 
-    /// Puts new policies in force.
-    pub fn set_config(&self, config: ApprovalsConfig) {
-        *self.config.write() = config;
-    }
-
     /// The policy of `tool` now.
     pub fn policy(&self, tool: &str) -> Policy {
-        self.config.read().policy(tool)
+        self.config.get().approvals.policy(tool)
     }
 
     /// Whether `tool` may do what `summary` says; `Err` holds what the model is told.

@@ -9,6 +9,7 @@
 //! key, never silently adjusted.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -203,6 +204,59 @@ pub fn overlay<T: Serialize + DeserializeOwned>(base: &T, patch: Value) -> Resul
 
 fn to_value<T: Serialize>(value: &T) -> Result<Value, String> {
     serde_json::to_value(value).map_err(|e| format!("cannot represent the configuration: {e}"))
+}
+
+/// The configuration in force: one [`Config`] snapshot behind one lock, replaced whole when
+/// anything changes (as rust-analyzer's `GlobalState` holds `Arc<Config>`). Every part that
+/// reads settings — the toolbox, the approvals, the agent — holds a clone and takes the
+/// snapshot when it needs it, so a change reaches all of them at once and no part has a
+/// setter of its own. Only the [`Core`](crate::core::Core) replaces it.
+#[derive(Debug, Clone, Default)]
+pub struct Current(Arc<parking_lot::RwLock<Arc<Config>>>);
+
+impl Current {
+    /// A cell holding `config`.
+    pub fn new(config: Config) -> Current {
+        Current(Arc::new(parking_lot::RwLock::new(Arc::new(config))))
+    }
+
+    /// The snapshot in force now.
+    pub fn get(&self) -> Arc<Config> {
+        Arc::clone(&self.0.read())
+    }
+
+    /// Puts `config` in force for everything that reads it from now on. Front ends go
+    /// through [`Core::set_config`](crate::core::Core::set_config), which also puts the
+    /// lanes' part in force.
+    pub fn replace(&self, config: Config) {
+        *self.0.write() = Arc::new(config);
+    }
+}
+
+impl From<Config> for Current {
+    fn from(config: Config) -> Current {
+        Current::new(config)
+    }
+}
+
+/// The default configuration with these tool limits (for a toolbox built on its own).
+impl From<ToolsConfig> for Current {
+    fn from(tools: ToolsConfig) -> Current {
+        Current::new(Config {
+            tools,
+            ..Config::default()
+        })
+    }
+}
+
+/// The default configuration with these approval policies (for approvals on their own).
+impl From<ApprovalsConfig> for Current {
+    fn from(approvals: ApprovalsConfig) -> Current {
+        Current::new(Config {
+            approvals,
+            ..Config::default()
+        })
+    }
 }
 
 /// The lanes' settings from the configuration's `[lanes]` table. The lane engine knows no

@@ -156,6 +156,9 @@ impl ReadCache {
     /// Changes the bound, evicting at once if needed.
     pub fn set_max_bytes(&self, max_bytes: u64) {
         let mut st = self.state.lock();
+        if st.max_bytes == max_bytes {
+            return;
+        }
         st.max_bytes = max_bytes;
         self.evict(&mut st);
     }

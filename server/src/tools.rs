@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::approvals::{Approvals, Policy};
+use crate::config::Current;
 use crate::documents::Documents;
 use crate::edits::Applier;
 use crate::lanes::{Lane, LaneError, Lanes, SessionId, Task, TaskContext};
@@ -172,7 +173,8 @@ struct Inner {
     workspace: Workspace,
     lanes: Lanes,
     documents: Documents,
-    config: RwLock<ToolsConfig>,
+    /// The configuration in force; its `tools` table is read at each call.
+    config: Current,
     cache: ReadCache,
     line_index: LineIndexCache,
     ledger: Ledger,
@@ -221,15 +223,16 @@ impl Toolbox {
         workspace: Workspace,
         lanes: Lanes,
         documents: Documents,
-        config: ToolsConfig,
+        config: impl Into<Current>,
     ) -> Toolbox {
-        let cache = ReadCache::new(config.cache_max_bytes, &lanes);
+        let config = config.into();
+        let cache = ReadCache::new(config.get().tools.cache_max_bytes, &lanes);
         let inner = Inner {
             workspace,
             documents,
             cache,
             line_index: LineIndexCache::new(32),
-            config: RwLock::new(config),
+            config,
             ledger: Ledger::default(),
             mutations: RwLock::new(None),
             lanes,
@@ -272,6 +275,11 @@ impl Toolbox {
         }
     }
 
+    /// The configuration the tools read (and the agent and approvals over them).
+    pub fn config(&self) -> &Current {
+        &self.inner.config
+    }
+
     /// The workspace the tools see.
     pub fn workspace(&self) -> &Workspace {
         &self.inner.workspace
@@ -289,13 +297,7 @@ impl Toolbox {
 
     /// The text a model is shown for `output`, within the configured output cap.
     pub fn render(&self, output: &ToolOutput) -> String {
-        output.render(self.inner.config.read().max_output_bytes)
-    }
-
-    /// Puts new limits in force for calls from now on.
-    pub fn set_config(&self, config: ToolsConfig) {
-        self.inner.cache.set_max_bytes(config.cache_max_bytes);
-        *self.inner.config.write() = config;
+        output.render(self.inner.config.get().tools.max_output_bytes)
     }
 
     /// The lane task that runs one call; submit it alone or in a batch. Arguments are
@@ -340,7 +342,7 @@ impl Toolbox {
     fn read_only_task(&self, lane: Lane, name: &str, call: Call) -> Task<ToolResult> {
         let inner = Arc::clone(&self.inner);
         Task::blocking(lane, name, move |task| {
-            let config = inner.config.read().clone();
+            let config = inner.tools_config();
             let env = Env {
                 workspace: &inner.workspace,
                 documents: &inner.documents,
@@ -383,6 +385,13 @@ pub fn lane_result(result: Result<ToolResult, LaneError>) -> Result<ToolOutput, 
 }
 
 impl Inner {
+    /// The tool settings in force now; the read cache follows its bound.
+    fn tools_config(&self) -> ToolsConfig {
+        let tools = self.config.get().tools.clone();
+        self.cache.set_max_bytes(tools.cache_max_bytes);
+        tools
+    }
+
     /// Runs a mutating call or `bash`: compute the change off the runtime, ask, apply.
     async fn change(
         self: Arc<Self>,
@@ -403,7 +412,7 @@ impl Inner {
                     .await
                     .map_err(ToolError::new)?;
                 let (timeout, cap) = {
-                    let config = self.config.read();
+                    let config = self.tools_config();
                     (
                         Duration::from_millis(config.bash_timeout_ms),
                         config.max_output_bytes,
@@ -425,7 +434,7 @@ impl Inner {
                 documents: &inner.documents,
                 ledger: &inner.ledger,
                 session: scoped.as_ref(),
-                max_bytes: inner.config.read().streaming_threshold_bytes,
+                max_bytes: inner.tools_config().streaming_threshold_bytes,
             };
             mutate::prepare(&mutation, &scope).map(|p| {
                 let diff = p.diff(&inner.workspace);

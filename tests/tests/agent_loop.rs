@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchyard::agent::ensemble::{EnsembleEvent, EnsembleInput, Module, ModuleOutcome};
 use switchyard::agent::{
-    Agent, AgentConfig, AgentEvent, AskContext, Session, SessionStore, StopReason, ToolStatus,
+    Agent, AgentEvent, AskContext, Session, SessionStore, StopReason, ToolStatus,
 };
 use switchyard::approvals::{Approvals, ApprovalsConfig, Prompter};
+use switchyard::config::Config;
 use switchyard::documents::Documents;
 use switchyard::edits::Applier;
 use switchyard::lanes::{Lane, LaneMode, Lanes, LanesConfig};
@@ -63,12 +64,11 @@ fn agent_over(
     store: Option<SessionStore>,
 ) -> Agent {
     let workspace = Workspace::new([root.to_path_buf()]).unwrap();
-    let toolbox = Toolbox::new(
-        workspace,
-        lanes.clone(),
-        Documents::new(),
-        ToolsConfig::default(),
-    );
+    let config = Config {
+        agent: serde_json::from_value(agent).unwrap(),
+        ..Config::default()
+    };
+    let toolbox = Toolbox::new(workspace, lanes.clone(), Documents::new(), config);
     let base_url = match provider {
         ProviderKind::OpenAi => model.openai_base_url(),
         ProviderKind::Anthropic => model.anthropic_base_url(),
@@ -81,8 +81,7 @@ fn agent_over(
         ..LlmConfig::default()
     };
     let client = Client::new(llm.resolve(&|_: &str| None).unwrap()).unwrap();
-    let config: AgentConfig = serde_json::from_value(agent).unwrap();
-    Agent::new(toolbox, Ok(client), config, store)
+    Agent::with_client(toolbox, Ok(client), store)
 }
 
 /// Sends `prompt` and collects every event of the run.
@@ -415,9 +414,10 @@ async fn max_turns_and_the_token_budget_end_the_run_with_their_reason() {
     let history = session.history().await;
     assert!(matches!(history.last(), Some(Message::ToolResult { .. })));
 
-    s.agent.set_config(
-        serde_json::from_value(json!({"max_turns": 50, "token_budget": 2_500})).unwrap(),
-    );
+    s.agent.toolbox().config().replace(Config {
+        agent: serde_json::from_value(json!({"max_turns": 50, "token_budget": 2_500})).unwrap(),
+        ..Config::default()
+    });
     let (outcome, _) = ask(&session, "Again.").await;
     assert_eq!((outcome.stop, outcome.turns), (StopReason::TokenBudget, 3));
     assert_eq!(outcome.usage.input_tokens, 3_000);
@@ -752,7 +752,7 @@ async fn without_a_provider_the_agent_says_how_to_configure_one() {
         .resolve(&|_: &str| None)
         .map(|_| ())
         .map_err(|e| e.message);
-    let agent = Agent::new(toolbox, Err(llm.unwrap_err()), AgentConfig::default(), None);
+    let agent = Agent::with_client(toolbox, Err(llm.unwrap_err()), None);
     let session = agent.new_session().await.unwrap();
     let (tx, _rx) = mpsc::unbounded_channel();
     let err = session

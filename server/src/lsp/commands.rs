@@ -2,7 +2,6 @@
 //! Unknown commands and arguments that do not fit are `InvalidParams` errors saying which
 //! command and what is wrong.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -18,8 +17,7 @@ use super::ext::{
 use super::progress::{self, LongCommand};
 use super::server::Inner;
 use super::{ask, to_proto};
-use crate::agent::ensemble::{self, EnsembleInput, EnsembleReport};
-use crate::analyze::{self, AnalyzeOptions};
+use crate::analyze;
 use crate::lanes::{Lanes, SessionId, TaskId};
 use crate::tools::{self, CallContext};
 
@@ -37,26 +35,18 @@ pub(crate) async fn execute(
     match command.as_str() {
         QueueStats::NAME => {
             arguments_of::<QueueStats>(arguments)?;
-            reply::<QueueStats>(server.lanes.metrics())
+            reply::<QueueStats>(server.core.queue_stats())
         }
         DeadLetters::NAME => {
             arguments_of::<DeadLetters>(arguments)?;
-            reply::<DeadLetters>(server.lanes.dead_letters())
+            reply::<DeadLetters>(server.core.dead_letters())
         }
         RetryDeadLetter::NAME => {
             let params = arguments_of::<RetryDeadLetter>(arguments)?;
-            let handle = server
-                .lanes
-                .replay(params.id)
+            let task_id = server
+                .core
+                .retry_dead_letter(params.id)
                 .map_err(|e| Error::invalid_params(format!("{}: {e}", RetryDeadLetter::NAME)))?;
-            let task_id = handle.id();
-            let id = params.id;
-            tokio::spawn(async move {
-                match handle.await {
-                    Ok(_) => tracing::info!("dead letter {id} succeeded on retry"),
-                    Err(e) => tracing::warn!("dead letter {id} failed again: {e}"),
-                }
-            });
             reply::<RetryDeadLetter>(RetryDeadLetterResult { task_id })
         }
         Cancel::NAME => {
@@ -116,35 +106,33 @@ async fn analyze_workspace(
         let server = Arc::clone(server);
         let session = session.clone();
         move |cancel: CancellationToken| async move {
-            let (analysis, mut outcome) =
-                analysis(&server, &root, session.clone(), cancel.clone()).await?;
-            let mut markdown = analysis.to_markdown();
-            let (ensemble, notice) = if params.llm {
-                match explain(&server, &analysis, &cancel).await? {
-                    Ok(report) => {
-                        markdown.push('\n');
-                        markdown.push_str(&report.to_markdown());
-                        outcome.push_str(&format!(
-                            "; explained by {} module agents",
-                            report.modules.len()
-                        ));
-                        let report = serde_json::to_value(&report)
-                            .map_err(|e| format!("cannot represent the ensemble: {e}"))?;
-                        (Some(report), None)
-                    }
-                    Err(notice) => (None, Some(notice)),
+            let core = &server.core;
+            // Progress follows the analysis's session; the module agents report nothing more.
+            let (progress, _) = tokio::sync::mpsc::unbounded_channel();
+            let analyzed = core
+                .analyze_and_explain(&root, params.llm, session.clone(), &progress, cancel)
+                .await?;
+            let markdown = analyzed.to_markdown();
+            let mut outcome = outcome(&analyzed.analysis);
+            let ensemble = match &analyzed.ensemble {
+                Some(report) => {
+                    outcome.push_str(&format!(
+                        "; explained by {} module agents",
+                        report.modules.len()
+                    ));
+                    Some(
+                        serde_json::to_value(report)
+                            .map_err(|e| format!("cannot represent the ensemble: {e}"))?,
+                    )
                 }
-            } else {
-                (None, None)
+                None => None,
             };
-            let analysis = serde_json::to_value(&analysis)
+            let notice = analyzed
+                .no_provider
+                .map(|reason| format!("no model provider, so no module agents: {reason}"));
+            let analysis = serde_json::to_value(&analyzed.analysis)
                 .map_err(|e| format!("cannot represent the analysis: {e}"))?;
-            let report = root.join(".switchyard").join("analysis.md");
-            let text = markdown.clone();
-            let written = report.clone();
-            tokio::task::spawn_blocking(move || write_atomically(&written, &text))
-                .await
-                .map_err(|e| format!("writing the report failed: {e}"))??;
+            let report = core.write_report(&root, markdown.clone()).await?;
             let report_uri = to_proto::uri(&report)?;
             let result = AnalyzeWorkspaceResult {
                 session: session.to_string(),
@@ -217,66 +205,17 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
-/// The analysis and a one-line outcome. It fans out Query tasks in `session`; `cancel`
-/// stops them.
-async fn analysis(
-    server: &Arc<Inner>,
-    root: &Path,
-    session: SessionId,
-    cancel: CancellationToken,
-) -> std::result::Result<(analyze::Analysis, String), String> {
-    let toolbox = server.toolbox().map_err(|e| e.message.to_string())?;
-    let options = AnalyzeOptions {
-        root: root.to_path_buf(),
-        ..AnalyzeOptions::default()
-    };
-    let analysis = analyze::run(&toolbox, &options, session, cancel).await?;
+/// The one line a finished analysis is summed up in.
+fn outcome(analysis: &analyze::Analysis) -> String {
     let took = match analysis.elapsed_ms {
         ms @ 0..1_000 => format!("{ms} ms"),
         ms => format!("{:.1} s", ms as f64 / 1_000.0),
     };
-    let outcome = format!(
+    format!(
         "analyzed {} files, {} lines of code, in {took}",
         tools::thousands(analysis.files.files),
         tools::thousands(analysis.total.lines.code),
-    );
-    Ok((analysis, outcome))
-}
-
-/// The ensemble over `analysis` (`llm: true`): `Ok(Err(notice))` when no model provider is
-/// configured, saying how to configure one; `Err` when the ensemble itself fails.
-async fn explain(
-    server: &Arc<Inner>,
-    analysis: &analyze::Analysis,
-    cancel: &CancellationToken,
-) -> std::result::Result<std::result::Result<EnsembleReport, String>, String> {
-    let agent = server.agent().map_err(|e| e.message.to_string())?;
-    if let Err(e) = agent.llm() {
-        return Ok(Err(format!("no model provider, so no module agents: {e}")));
-    }
-    let modules = ensemble::modules(agent.toolbox(), analysis).await?;
-    let input = EnsembleInput {
-        report: analysis.to_markdown(),
-        modules,
-    };
-    // Progress follows the analysis's session; the module agents report nothing more.
-    let (progress, _) = tokio::sync::mpsc::unbounded_channel();
-    agent
-        .ensemble(input, &progress, cancel)
-        .await
-        .map(Ok)
-        .map_err(|e| e.to_string())
-}
-
-/// Writes `text` to `path` through a temporary file in the same folder, creating the folder.
-fn write_atomically(path: &Path, text: &str) -> std::result::Result<(), String> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| format!("{} has no parent folder", path.display()))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let temp = dir.join(format!(".{}.tmp", std::process::id()));
-    std::fs::write(&temp, text).map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
-    std::fs::rename(&temp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    )
 }
 
 /// The command's parameters from `arguments`, or `InvalidParams` saying what is wrong.

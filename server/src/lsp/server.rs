@@ -31,13 +31,14 @@ use super::ext::{
 use super::log::{LogForwarder, LogLine};
 use super::progress::{self, Jobs};
 use super::{ask, commands, edits, from_proto, settings, to_proto};
-use crate::agent::{Agent, SessionStore};
-use crate::approvals::{ApprovalRequest, Approvals, ApprovalsConfig, Prompter};
+use crate::agent::Agent;
+use crate::approvals::{ApprovalRequest, Prompter};
 use crate::config::{Config, Layer};
+use crate::core::{Core, FrontEnd};
 use crate::documents::{Documents, PositionEncoding};
 use crate::edits::{Applier, EditorRequest};
 use crate::lanes::{LaneMode, Lanes, TaskError};
-use crate::tools::{Mutations, Toolbox, Workspace};
+use crate::tools::Toolbox;
 
 /// How long a claim of `switchyard/pendingTasks` lasts when the worker does not say.
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -51,6 +52,9 @@ pub(crate) struct Server {
 /// Everything the handlers share.
 pub(crate) struct Inner {
     pub(crate) client: Client,
+    /// The composition root: lanes, buffers, tools, approvals, agent, configuration.
+    pub(crate) core: Core,
+    /// The core's lanes and buffers, at hand for the handlers.
     pub(crate) lanes: Lanes,
     pub(crate) documents: Documents,
     pub(crate) jobs: Arc<Jobs>,
@@ -64,16 +68,6 @@ pub(crate) struct Inner {
     stopping: CancellationToken,
     /// Numbers the sessions of commands.
     sessions: AtomicU64,
-    /// The tools over the workspace folders; `None` until `initialize`, or when no folder
-    /// can be opened.
-    toolbox: RwLock<Option<Toolbox>>,
-    /// The agent over those tools, rebuilt with them; its sessions are kept on disk, so a
-    /// rebuilt agent resumes them by id.
-    agent: RwLock<Option<Agent>>,
-    /// How the tools' changes reach the files: as `workspace/applyEdit`, through the editor.
-    applier: Applier,
-    /// The approval policies in force, asking through `window/showMessageRequest`.
-    approvals: Arc<Approvals>,
     /// The other ends of the applier's and the approvals' channels, served from `initialized`.
     editor_requests: parking_lot::Mutex<Option<EditorChannels>>,
 }
@@ -92,8 +86,6 @@ pub(crate) struct State {
     pub(crate) roots: Vec<Root>,
     /// What the client can do.
     pub(crate) caps: Caps,
-    /// The configuration in force.
-    pub(crate) config: Config,
     /// `initializationOptions`, as a layer.
     init_options: Option<Layer>,
     /// The latest settings pulled or pushed, as a layer.
@@ -183,16 +175,20 @@ impl Server {
         let log_lines = parking_lot::Mutex::new(Some(log.attach()));
         let (edits_tx, edits_rx) = tokio::sync::mpsc::channel(16);
         let (approvals_tx, approvals_rx) = tokio::sync::mpsc::channel(16);
-        let approvals = Arc::new(Approvals::new(
-            ApprovalsConfig::default(),
-            Prompter::Editor(approvals_tx),
-        ));
+        // Changes go through the editor as `workspace/applyEdit`, approvals are asked through
+        // `window/showMessageRequest`; the workspace comes with `initialize`.
+        let front = FrontEnd {
+            applier: Some(Applier::Editor(edits_tx)),
+            prompter: Prompter::Editor(approvals_tx),
+        };
+        let core = Core::with_lanes(lanes.clone(), Config::default(), front);
         let editor_requests = parking_lot::Mutex::new(Some((edits_rx, approvals_rx)));
         LspService::build(move |client| Server {
             inner: Arc::new(Inner {
                 client,
                 lanes,
-                documents: Documents::new(),
+                documents: core.documents().clone(),
+                core: core.clone(),
                 jobs: Arc::new(Jobs::default()),
                 log,
                 log_lines,
@@ -200,10 +196,6 @@ impl Server {
                 config_update: tokio::sync::Mutex::new(()),
                 stopping: CancellationToken::new(),
                 sessions: AtomicU64::new(0),
-                toolbox: RwLock::new(None),
-                agent: RwLock::new(None),
-                applier: Applier::Editor(edits_tx),
-                approvals,
                 editor_requests,
             }),
         })
@@ -334,56 +326,31 @@ impl Inner {
 
     /// The tools, or why there are none.
     pub(crate) fn toolbox(&self) -> Result<Toolbox> {
-        self.toolbox
-            .read()
-            .clone()
-            .ok_or_else(|| Error::invalid_params("no workspace folder is open for the tools"))
+        self.core
+            .toolbox()
+            .map_err(|_| Error::invalid_params("no workspace folder is open for the tools"))
     }
 
-    /// Builds the tools over the current workspace folders (canonicalizing them: blocking).
+    /// Opens the tools and the agent over the current workspace folders (canonicalizing
+    /// them: blocking).
     fn rebuild_toolbox(&self) {
-        let (roots, tools, llm, agent) = {
-            let state = self.state.read();
-            let roots: Vec<PathBuf> = state.roots.iter().map(|root| root.real.clone()).collect();
-            let config = &state.config;
-            (
-                roots,
-                config.tools.clone(),
-                config.llm.clone(),
-                config.agent.clone(),
-            )
-        };
-        let toolbox = match Workspace::new(roots) {
-            Ok(workspace) => {
-                let toolbox =
-                    Toolbox::new(workspace, self.lanes.clone(), self.documents.clone(), tools);
-                toolbox.set_mutations(Mutations {
-                    applier: self.applier.clone(),
-                    approvals: Arc::clone(&self.approvals),
-                });
-                Some(toolbox)
-            }
-            Err(e) => {
-                tracing::warn!("the tools have no workspace: {e}");
-                None
-            }
-        };
-        let agent = toolbox.as_ref().map(|toolbox| {
-            let store = SessionStore::for_workspace(toolbox.workspace().primary())
-                .map_err(|e| tracing::warn!("sessions will not be kept: {e}"))
-                .ok();
-            Agent::new(toolbox.clone(), Agent::client(&llm), agent, store)
-        });
-        *self.toolbox.write() = toolbox;
-        *self.agent.write() = agent;
+        let roots: Vec<PathBuf> = self
+            .state
+            .read()
+            .roots
+            .iter()
+            .map(|root| root.real.clone())
+            .collect();
+        if let Err(e) = self.core.set_roots(roots) {
+            tracing::warn!("the tools have no workspace: {e}");
+        }
     }
 
     /// The agent, or why there is none.
     pub(crate) fn agent(&self) -> Result<Agent> {
-        self.agent
-            .read()
-            .clone()
-            .ok_or_else(|| Error::invalid_params("no workspace folder is open for the agent"))
+        self.core
+            .agent()
+            .map_err(|_| Error::invalid_params("no workspace folder is open for the agent"))
     }
 
     async fn show_error(&self, message: String) {
@@ -445,12 +412,7 @@ impl Inner {
                     .await;
                     return;
                 }
-                let mut state = self.state.write();
-                state.settings = settings;
-                if state.config != config {
-                    tracing::info!("configuration updated");
-                    state.config = config;
-                }
+                self.state.write().settings = settings;
             }
             Err(e) => {
                 self.show_error(format!(
@@ -461,19 +423,16 @@ impl Inner {
         }
     }
 
+    /// Puts `config` in force, whole: the log level here, everything else in the core.
     fn put_in_force(&self, config: &Config) -> std::result::Result<(), String> {
-        if self.lanes.config() != config.lanes {
-            self.lanes.reconfigure(config.lanes.clone())?;
+        if *self.core.config() == *config {
+            return Ok(());
         }
+        self.core
+            .set_config(config.clone())
+            .map_err(|e| e.to_string())?;
         self.log.set_level(config.log.level);
-        self.approvals.set_config(config.approvals.clone());
-        if let Some(toolbox) = self.toolbox.read().as_ref() {
-            toolbox.set_config(config.tools.clone());
-        }
-        if let Some(agent) = self.agent.read().as_ref() {
-            agent.set_config(config.agent.clone());
-            agent.set_llm(Agent::client(&config.llm));
-        }
+        tracing::info!("configuration updated");
         Ok(())
     }
 }
@@ -536,13 +495,9 @@ impl LanguageServer for Server {
         let (config, mut bad) =
             settings::resolve(layers.into_iter().chain(init_options.clone()).collect());
         errors.append(&mut bad);
-        let config = match inner.put_in_force(&config) {
-            Ok(()) => config,
-            Err(e) => {
-                errors.push(e);
-                Config::default()
-            }
-        };
+        if let Err(e) = inner.put_in_force(&config) {
+            errors.push(e);
+        }
         tracing::info!(
             "initialized for {} ({} folder(s), {encoding:?})",
             params
@@ -555,7 +510,6 @@ impl LanguageServer for Server {
             encoding,
             roots,
             caps,
-            config,
             init_options,
             settings: None,
             startup_errors: errors

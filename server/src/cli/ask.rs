@@ -1,0 +1,123 @@
+//! `switchyard ask PROMPT`: the agent, headless; `--list` lists the workspace's sessions.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use switchyard::agent::{AskContext, StopReason};
+use tokio::sync::mpsc;
+
+use super::{fail, on_disk, open_core, print};
+
+/// `switchyard ask`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct AskArgs {
+    /// What to ask; `-` reads it from stdin.
+    #[arg(required_unless_present = "list")]
+    prompt: Option<String>,
+    /// The workspace root (default: the current directory).
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// Continue this session instead of starting a new one.
+    #[arg(long, value_name = "ID")]
+    session: Option<String>,
+    /// List this workspace's sessions, most recent first, instead of asking.
+    #[arg(long, conflicts_with_all = ["prompt", "session"])]
+    list: bool,
+    /// Allow every change the approval policy does not deny, without asking.
+    #[arg(long)]
+    yes: bool,
+    /// Show the diff of every change and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run(args: AskArgs) -> ExitCode {
+    let core = match open_core(args.cwd, on_disk(args.yes, args.dry_run)) {
+        Ok(core) => core,
+        Err(e) => return fail(2, &e),
+    };
+    let agent = match core.agent() {
+        Ok(agent) => agent,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    if args.list {
+        return match agent.list_sessions().await {
+            Ok(sessions) => {
+                for s in sessions {
+                    println!("{}  {} messages  {}", s.id, s.messages, s.title);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, &e.to_string()),
+        };
+    }
+    let prompt = match args.prompt.as_deref() {
+        Some("-") => {
+            let mut text = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                return fail(2, &format!("cannot read the prompt from stdin: {e}"));
+            }
+            text
+        }
+        Some(prompt) => prompt.to_string(),
+        None => String::new(),
+    };
+    if prompt.trim().is_empty() {
+        return fail(2, "the prompt is empty");
+    }
+    if let Err(e) = agent.llm() {
+        return fail(1, &e);
+    }
+    let session = match &args.session {
+        Some(id) => agent.session(id).await,
+        None => agent.new_session().await,
+    };
+    let session = match session {
+        Ok(session) => session,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+
+    let (events, received) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(print::events(received));
+    let context = AskContext::default();
+    let result = {
+        let send = session.send(&prompt, &context, &events);
+        tokio::pin!(send);
+        let mut interrupted = false;
+        loop {
+            tokio::select! {
+                result = &mut send => break result,
+                _ = tokio::signal::ctrl_c() => {
+                    // The first Ctrl-C cancels and lets the session settle; a second one
+                    // does not wait.
+                    if interrupted {
+                        return fail(130, "interrupted");
+                    }
+                    interrupted = true;
+                    session.cancel();
+                }
+            }
+        }
+    };
+    drop(events);
+    let _ = printer.await;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+    let usage = outcome.usage;
+    eprintln!(
+        "switchyard: session {} ({} model call{}, {} tokens in, {} out); continue it with --session {}",
+        outcome.session,
+        outcome.turns,
+        if outcome.turns == 1 { "" } else { "s" },
+        usage.input_tokens,
+        usage.output_tokens,
+        outcome.session,
+    );
+    match outcome.stop {
+        StopReason::EndTurn => ExitCode::SUCCESS,
+        StopReason::Cancelled => fail(130, "cancelled"),
+        stop => fail(3, &stop.explain(&agent.config()).unwrap_or_default()),
+    }
+}

@@ -1,0 +1,354 @@
+//! The composition root: one [`Core`] per front end, built once from the workspace roots,
+//! the layered configuration and what only the front end knows ([`FrontEnd`]: how a
+//! change is applied and how an approval is asked). It owns the lanes, the editor buffers,
+//! the read cache (inside the toolbox), the approvals and the agent, and its methods are the
+//! features — analyze, analyze-and-explain, ask, run a tool, queue stats, dead letters.
+//!
+//! A front end (the CLI, the language server, the ACP agent) converts its protocol's
+//! arguments into these calls and the results back; it assembles nothing itself. The
+//! configuration is one [`Current`] snapshot, replaced whole by [`Core::set_config`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::ensemble::{self, EnsembleEvent, EnsembleInput, EnsembleReport};
+use crate::agent::{Agent, SessionStore};
+use crate::analyze::{self, Analysis, AnalyzeOptions};
+use crate::approvals::{Approvals, Prompter};
+use crate::config::{Config, Current};
+use crate::documents::Documents;
+use crate::edits::Applier;
+use crate::lanes::{
+    DeadLetter, DeadLetterId, Lanes, MetricsSnapshot, SessionId, TaskHandle, TaskId,
+};
+use crate::tools::{CallContext, Mutations, ToolError, ToolOutput, Toolbox, Workspace};
+
+/// What only the front end knows.
+#[derive(Debug, Clone)]
+pub struct FrontEnd {
+    /// How the tools' changes reach the files: through the editor, or atomically on disk;
+    /// `None` for a front end that changes nothing (only the read-only tools are offered).
+    pub applier: Option<Applier>,
+    /// Who is asked when a policy says `ask`.
+    pub prompter: Prompter,
+}
+
+/// Why the core cannot do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    /// No workspace folder is open (an editor that has not sent one, or whose folders
+    /// cannot be opened).
+    #[error("no workspace folder is open")]
+    NoWorkspace,
+    /// A configuration that cannot be put in force; the previous one stays.
+    #[error("{0}")]
+    Config(String),
+    /// A workspace root that cannot be opened.
+    #[error("{0}")]
+    Workspace(String),
+}
+
+/// The core. Cheap to clone; clones are the same core.
+#[derive(Clone)]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    lanes: Lanes,
+    documents: Documents,
+    config: Current,
+    front: FrontEnd,
+    approvals: Arc<Approvals>,
+    /// The tools and the agent over the current roots; `None` while there are none.
+    parts: RwLock<Option<Parts>>,
+}
+
+#[derive(Clone)]
+struct Parts {
+    toolbox: Toolbox,
+    agent: Agent,
+}
+
+/// An analysis, and what the module agents made of it when they were asked.
+#[derive(Debug, Clone)]
+pub struct Analyzed {
+    /// The deterministic analysis.
+    pub analysis: Analysis,
+    /// The ensemble's report, when `llm` was asked for and a provider is configured.
+    pub ensemble: Option<EnsembleReport>,
+    /// Why there is no model provider, when `llm` was asked for without one: the ensemble
+    /// did not run and the analysis stands alone.
+    pub no_provider: Option<String>,
+}
+
+impl Analyzed {
+    /// The report as Markdown: the analysis, then the ensemble's summary when there is one.
+    pub fn to_markdown(&self) -> String {
+        let mut markdown = self.analysis.to_markdown();
+        if let Some(report) = &self.ensemble {
+            markdown.push('\n');
+            markdown.push_str(&report.to_markdown());
+        }
+        markdown
+    }
+}
+
+impl Core {
+    /// A core on the current tokio runtime, with `config` in force and no workspace yet.
+    pub fn new(config: Config, front: FrontEnd) -> Result<Core, CoreError> {
+        let lanes = Lanes::new(config.lanes.clone()).map_err(CoreError::Config)?;
+        Ok(Core::with_lanes(lanes, config, front))
+    }
+
+    /// A core over lanes the front end started itself (the language server starts them
+    /// before `initialize`), putting the lanes' part of `config` in force.
+    pub fn with_lanes(lanes: Lanes, config: Config, front: FrontEnd) -> Core {
+        if lanes.config() != config.lanes {
+            if let Err(e) = lanes.reconfigure(config.lanes.clone()) {
+                tracing::warn!("the lanes keep their settings: {e}");
+            }
+        }
+        let config = Current::new(config);
+        let approvals = Arc::new(Approvals::new(config.clone(), front.prompter.clone()));
+        Core {
+            inner: Arc::new(Inner {
+                lanes,
+                documents: Documents::new(),
+                config,
+                front,
+                approvals,
+                parts: RwLock::new(None),
+            }),
+        }
+    }
+
+    /// A core over the workspace rooted at `root`, configured as its files and the
+    /// environment say (the CLI's way in).
+    pub fn open(root: &Path, front: FrontEnd) -> Result<Core, CoreError> {
+        let workspace = Workspace::new([root.to_path_buf()]).map_err(CoreError::Workspace)?;
+        let config = Config::load(Some(workspace.primary())).map_err(CoreError::Config)?;
+        let core = Core::new(config, front)?;
+        core.put_workspace(Some(workspace));
+        Ok(core)
+    }
+
+    /// Opens the tools and the agent over `roots` (the first is the primary one); with no
+    /// root, or roots that cannot be opened, the core has no workspace until the next call.
+    pub fn set_roots(&self, roots: Vec<PathBuf>) -> Result<(), CoreError> {
+        let workspace = match Workspace::new(roots) {
+            Ok(workspace) => Some(workspace),
+            Err(e) => {
+                self.put_workspace(None);
+                return Err(CoreError::Workspace(e));
+            }
+        };
+        self.put_workspace(workspace);
+        Ok(())
+    }
+
+    fn put_workspace(&self, workspace: Option<Workspace>) {
+        let inner = &self.inner;
+        let parts = workspace.map(|workspace| {
+            let toolbox = Toolbox::new(
+                workspace,
+                inner.lanes.clone(),
+                inner.documents.clone(),
+                inner.config.clone(),
+            );
+            if let Some(applier) = &inner.front.applier {
+                toolbox.set_mutations(Mutations {
+                    applier: applier.clone(),
+                    approvals: Arc::clone(&inner.approvals),
+                });
+            }
+            let store = SessionStore::for_workspace(toolbox.workspace().primary())
+                .map_err(|e| tracing::warn!("sessions will not be kept: {e}"))
+                .ok();
+            let agent = Agent::new(toolbox.clone(), store);
+            Parts { toolbox, agent }
+        });
+        *inner.parts.write() = parts;
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.config.get()
+    }
+
+    /// Puts a whole new configuration in force: the lanes take their part now (queued work
+    /// starts if the new limits allow it), everything else reads it from its next use. A
+    /// configuration the lanes refuse changes nothing.
+    pub fn set_config(&self, config: Config) -> Result<(), CoreError> {
+        if self.inner.lanes.config() != config.lanes {
+            self.inner
+                .lanes
+                .reconfigure(config.lanes.clone())
+                .map_err(CoreError::Config)?;
+        }
+        self.inner.config.replace(config);
+        Ok(())
+    }
+
+    /// The lane engine everything runs on.
+    pub fn lanes(&self) -> &Lanes {
+        &self.inner.lanes
+    }
+
+    /// The editor buffers the tools read before the disk.
+    pub fn documents(&self) -> &Documents {
+        &self.inner.documents
+    }
+
+    /// The approval policies in force and who is asked.
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.inner.approvals
+    }
+
+    /// The tools over the workspace.
+    pub fn toolbox(&self) -> Result<Toolbox, CoreError> {
+        self.parts().map(|p| p.toolbox)
+    }
+
+    /// The agent over those tools; its sessions are kept on disk, so an agent rebuilt over
+    /// new roots resumes them by id.
+    pub fn agent(&self) -> Result<Agent, CoreError> {
+        self.parts().map(|p| p.agent)
+    }
+
+    fn parts(&self) -> Result<Parts, CoreError> {
+        self.inner
+            .parts
+            .read()
+            .clone()
+            .ok_or(CoreError::NoWorkspace)
+    }
+
+    /// Runs one tool call through its lane and waits for it.
+    pub async fn run_tool(
+        &self,
+        name: &str,
+        args: Value,
+        ctx: &CallContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let toolbox = self.toolbox().map_err(|e| ToolError::new(e.to_string()))?;
+        toolbox.run(name, args, ctx).await
+    }
+
+    /// The deterministic analysis of `root` (a workspace root), fanned out as Query tasks
+    /// of `session`; `token` stops them.
+    pub async fn analyze(
+        &self,
+        root: &Path,
+        session: SessionId,
+        token: CancellationToken,
+    ) -> Result<Analysis, String> {
+        let toolbox = self.toolbox().map_err(|e| e.to_string())?;
+        let options = AnalyzeOptions {
+            root: root.to_path_buf(),
+            ..AnalyzeOptions::default()
+        };
+        analyze::run(&toolbox, &options, session, token).await
+    }
+
+    /// The analysis of `root`, then — when `llm` — the module agents' explanation of it
+    /// (their progress on `events`). Without a model provider the analysis stands alone and
+    /// [`Analyzed::notice`] says why.
+    pub async fn analyze_and_explain(
+        &self,
+        root: &Path,
+        llm: bool,
+        session: SessionId,
+        events: &mpsc::UnboundedSender<EnsembleEvent>,
+        token: CancellationToken,
+    ) -> Result<Analyzed, String> {
+        let analysis = self.analyze(root, session, token.clone()).await?;
+        let (ensemble, no_provider) = if llm {
+            match self.explain(&analysis, events, &token).await? {
+                Ok(report) => (Some(report), None),
+                Err(reason) => (None, Some(reason)),
+            }
+        } else {
+            (None, None)
+        };
+        Ok(Analyzed {
+            analysis,
+            ensemble,
+            no_provider,
+        })
+    }
+
+    /// The ensemble over `analysis`: `Ok(Err(reason))` when no model provider is
+    /// configured, the reason saying how to configure one; `Err` when the ensemble fails.
+    async fn explain(
+        &self,
+        analysis: &Analysis,
+        events: &mpsc::UnboundedSender<EnsembleEvent>,
+        token: &CancellationToken,
+    ) -> Result<Result<EnsembleReport, String>, String> {
+        let agent = self.agent().map_err(|e| e.to_string())?;
+        if let Err(e) = agent.llm() {
+            return Ok(Err(e));
+        }
+        let modules = ensemble::modules(agent.toolbox(), analysis).await?;
+        let input = EnsembleInput {
+            report: analysis.to_markdown(),
+            modules,
+        };
+        agent
+            .ensemble(input, events, token)
+            .await
+            .map(Ok)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes the report of `root`'s analysis to `<root>/.switchyard/analysis.md`, atomically;
+    /// returns its path.
+    pub async fn write_report(&self, root: &Path, markdown: String) -> Result<PathBuf, String> {
+        let path = root.join(".switchyard").join("analysis.md");
+        let written = path.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = written.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            crate::edits::write_atomically(&written, markdown.as_bytes())
+        })
+        .await
+        .map_err(|e| format!("writing the report failed: {e}"))??;
+        Ok(path)
+    }
+
+    /// A consistent snapshot of every lane's figures.
+    pub fn queue_stats(&self) -> MetricsSnapshot {
+        self.inner.lanes.metrics()
+    }
+
+    /// The dead letters kept now, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.inner.lanes.dead_letters()
+    }
+
+    /// Resubmits a dead letter; its outcome is logged. Returns the new task's id.
+    pub fn retry_dead_letter(&self, id: DeadLetterId) -> Result<TaskId, String> {
+        let handle: TaskHandle<Value> = self.inner.lanes.replay(id)?;
+        let task_id = handle.id();
+        tokio::spawn(async move {
+            match handle.await {
+                Ok(_) => tracing::info!("dead letter {id} succeeded on retry"),
+                Err(e) => tracing::warn!("dead letter {id} failed again: {e}"),
+            }
+        });
+        Ok(task_id)
+    }
+
+    /// Empties the dead-letter queue; returns how many were dropped.
+    pub fn clear_dead_letters(&self) -> usize {
+        self.inner.lanes.clear_dead_letters()
+    }
+}
