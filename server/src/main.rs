@@ -110,6 +110,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything reads a secret: the server's memory and environment stay unreadable
+    // to the commands it runs (see `docs/security.md`).
+    switchyard::tools::protect_process();
     let cli = Cli::parse();
     if let Command::Lsp { .. } = cli.command {
         // The language server sets up its own logging (stderr and the editor) and runtime.
