@@ -32,7 +32,7 @@ use crate::read_cache::{LineIndexCache, ReadCache};
 
 pub use args::Args;
 pub(crate) use args::kind as json_kind;
-pub use bash::{BashArgs, BashOutput};
+pub use bash::{BashArgs, BashOutput, protect_process};
 pub use glob::{GlobArgs, GlobOutput};
 pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
@@ -411,6 +411,10 @@ impl Inner {
                     .check("bash", &summary, session.as_ref())
                     .await
                     .map_err(ToolError::new)?;
+                // A dry run runs nothing: it says what would have run.
+                if matches!(m.applier, Applier::Disk { dry_run: true }) {
+                    return Ok(ToolOutput::Bash(BashOutput::not_run(&args)));
+                }
                 let (timeout, cap) = {
                     let config = self.tools_config();
                     (

@@ -11,7 +11,9 @@
 //! - each request runs on its own tokio task; notifications run inline, in arrival order, so
 //!   `didChange`s apply in the order they were sent (a notification handler must therefore
 //!   never wait on the client);
-//! - a handler that panics is answered with an internal error naming the method.
+//! - a handler that panics is answered with an internal error naming the method;
+//! - a `$/` request the server does not know is answered with `MethodNotFound` (the
+//!   library drops that answer, which LSP allows for notifications only).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -260,7 +262,8 @@ async fn write_loop<O: AsyncWrite + Unpin>(
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ended {
-    /// `shutdown` was requested before `exit` (or the end of the input).
+    /// `shutdown` was requested and accepted before `exit` (or the end of the input); a
+    /// `shutdown` refused (before `initialize`) does not count.
     pub shutdown: bool,
     /// `exit` was received (else the input ended).
     pub exit: bool,
@@ -348,21 +351,24 @@ where
         {
             break;
         }
-        ended.shutdown |= method == "shutdown";
         let exit = method == "exit";
         let handled = match std::panic::catch_unwind(AssertUnwindSafe(|| service.call(request))) {
             Ok(future) => guarded(method.clone(), id.clone(), future).boxed(),
             Err(panic) => futures::future::ready(panicked(&method, id.clone(), &*panic)).boxed(),
         };
-        // Notifications in order; `initialize` before anything else; requests concurrently.
-        if id.is_none() || method == "initialize" {
-            if let Some(reply) = handled.await {
+        // Notifications in order; `initialize` before anything else, `shutdown` before what
+        // follows it (`exit`); other requests concurrently.
+        if id.is_none() || method == "initialize" || method == "shutdown" {
+            let reply = handled.await.or_else(|| unanswered(&method, id));
+            if let Some(reply) = reply {
+                // Only a `shutdown` the server accepted makes the `exit` after it a clean one.
+                ended.shutdown |= method == "shutdown" && reply.is_ok();
                 outbox.send(&reply);
             }
         } else {
             let replies = replies.clone();
             tokio::spawn(async move {
-                if let Some(reply) = handled.await {
+                if let Some(reply) = handled.await.or_else(|| unanswered(&method, id)) {
                     let _ = replies.send(reply);
                 }
             });
@@ -379,6 +385,22 @@ where
     forward.abort();
     writer.abort();
     ended
+}
+
+/// The answer to a request the service left unanswered. tower-lsp-server drops its own
+/// `MethodNotFound` for every method starting with `$/`, but LSP only lets a server ignore
+/// `$/` *notifications*: a request with an id always gets a response.
+fn unanswered(method: &str, id: Option<Id>) -> Option<Response> {
+    let id = id?;
+    method.starts_with("$/").then(|| {
+        Response::from_error(
+            id,
+            error(
+                ErrorCode::MethodNotFound,
+                format!("method not found: {method} (Switchyard does not implement it)"),
+            ),
+        )
+    })
 }
 
 /// Runs a handler, turning a panic into an internal error.

@@ -1,7 +1,28 @@
 //! `bash {command, timeout_ms?}`: a shell command in the workspace root, off unless the
 //! configuration allows it (`approvals.bash`), with a timeout that kills the command and
-//! everything it started, capped output, and an environment without API keys or tokens.
+//! everything it started, capped output, and an environment without secrets.
+//!
+//! What keeps the server's secrets (API keys in its environment and memory) from a command:
+//! - [`protect_process`], called at the start of `main`, marks the server non-dumpable:
+//!   its `/proc/PID/environ`, `mem` and `maps` are unreadable to processes of the same user
+//!   that lack `CAP_SYS_PTRACE`.
+//! - When bubblewrap (`bwrap`) can create a PID namespace, the command runs in one, with a
+//!   fresh `/proc` and every capability dropped: the server is not even visible, and root
+//!   in the sandbox cannot unmount that `/proc` or trace anything. When the namespace's
+//!   first process dies, the kernel kills every process in it, so a time limit, a
+//!   cancellation or the command's end takes `setsid`/`nohup` escapes with it. Without
+//!   bwrap (or where namespaces are refused) a one-line notice says so, the command runs
+//!   as a plain child, and the tree is ended by its process group plus a sweep of
+//!   `/proc` for its descendants and for every process carrying the call's marker
+//!   variable (escapes keep their environment).
+//! - The command's environment is the server's less anything secret by name (`*KEY*`,
+//!   `*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*COOKIE*`, `*WEBHOOK*`, `*AUTH*`,
+//!   `DATABASE_URL`, ...) or by value (a URL with credentials, a well-known token
+//!   prefix, or the value of any secret variable or configured API key inside it).
 
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,8 +38,8 @@ pub(super) fn spec() -> ToolSpec {
     ToolSpec {
         name: "bash",
         description: "Run a shell command (bash -c) in the workspace root and return its exit code and output. \
-                      It times out after `timeout_ms` (default 2 minutes). Prefer the read-only tools for \
-                      reading and searching files.",
+                      It times out after `timeout_ms` (default 2 minutes). Processes it leaves running \
+                      are ended with it. Prefer the read-only tools for reading and searching files.",
         parameters: json!({
             "type": "object",
             "properties": {
@@ -58,7 +79,7 @@ impl BashArgs {
 pub struct BashOutput {
     /// The command line.
     pub command: String,
-    /// Its exit code; `None` when it was killed.
+    /// Its exit code; `None` when it was killed, or not run.
     pub exit_code: Option<i32>,
     /// Whether it ran past its time limit and was killed.
     pub timed_out: bool,
@@ -68,12 +89,29 @@ pub struct BashOutput {
     pub stderr: String,
     /// How long it ran, in milliseconds.
     pub duration_ms: u64,
+    /// A dry run: the command was not run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl BashOutput {
+    /// The result of a dry run: what would have run, and that nothing did.
+    pub(super) fn not_run(args: &BashArgs) -> BashOutput {
+        BashOutput {
+            command: args.command.clone(),
+            exit_code: None,
+            timed_out: false,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration_ms: 0,
+            dry_run: true,
+        }
+    }
+
     /// Exit status, then both streams.
     pub fn render(&self) -> String {
         let status = match (self.exit_code, self.timed_out) {
+            _ if self.dry_run => "dry run: not run".to_string(),
             (_, true) => format!(
                 "killed after {} ms (time limit)",
                 thousands(self.duration_ms)
@@ -92,18 +130,259 @@ impl BashOutput {
     }
 }
 
-/// Names of environment variables a command must not see.
-fn secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    ["KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"]
-        .iter()
-        .any(|word| upper.contains(word))
+/// Makes the server's memory and environment unreadable to its children: marks the
+/// process non-dumpable, so `/proc/PID/{environ,mem,maps}` refuse every process of the same
+/// user that lacks `CAP_SYS_PTRACE`. Called first thing in `main`; a failure is logged and
+/// ignored (commands still run in a PID namespace when bwrap is there).
+pub fn protect_process() {
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        tracing::warn!("cannot mark the server non-dumpable (prctl PR_SET_DUMPABLE): {e}");
+    }
 }
 
-/// Runs a command; `Err` only when it could not be started.
+/// Shorter values are not looked for inside other variables (too many false matches).
+const MIN_SECRET_LEN: usize = 8;
+
+/// Variables a command keeps whatever their name says.
+const ALWAYS_KEPT: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "TERM",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TZ",
+    "PWD",
+    "OLDPWD",
+    "TMPDIR",
+    "HOSTNAME",
+    "COLORTERM",
+    "EDITOR",
+    "PAGER",
+];
+
+/// Words that make a variable's name secret.
+const SECRET_WORDS: &[&str] = &[
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "_PWD",
+    "CREDENTIAL",
+    "COOKIE",
+    "WEBHOOK",
+    "AUTH",
+    "SESSION",
+    "PRIVATE",
+    "SIGNING",
+    "DSN",
+    "DATABASE_URL",
+    "CONNECTION_STRING",
+    "AGENT_INFO",
+    "KRB5CCNAME",
+    "NETRC",
+];
+
+/// Prefixes of well-known credentials (OpenAI, Anthropic, GitHub, GitLab, Slack, AWS,
+/// Google, Hugging Face, npm, PyPI, Stripe) and PEM private keys.
+const TOKEN_PREFIXES: &[&str] = &[
+    "sk-",
+    "sk_live_",
+    "rk_live_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xapp-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "hf_",
+    "npm_",
+    "pypi-",
+];
+
+/// Whether a variable's name says it holds a secret.
+fn secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    if ALWAYS_KEPT.contains(&upper.as_str()) || upper.starts_with("LC_") {
+        return false;
+    }
+    SECRET_WORDS.iter().any(|word| upper.contains(word))
+}
+
+/// Whether a value looks like a credential: a URL with a user and password (or a token
+/// as its user), a well-known token, a private key.
+fn secret_value(value: &str) -> bool {
+    let trimmed = value.trim();
+    if trimmed.contains("PRIVATE KEY-----") {
+        return true;
+    }
+    if trimmed.len() >= 20
+        && !trimmed.contains(char::is_whitespace)
+        && TOKEN_PREFIXES.iter().any(|p| trimmed.starts_with(p))
+    {
+        return true;
+    }
+    url_with_credentials(value)
+}
+
+/// Whether any `scheme://user:password@host` (or `scheme://LONG-TOKEN@host`) is in `value`.
+fn url_with_credentials(value: &str) -> bool {
+    let mut rest = value;
+    while let Some(at) = rest.find("://") {
+        rest = &rest[at + 3..];
+        let end = rest
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | ',' | ';') || c.is_whitespace()
+            })
+            .unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            let password = userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty());
+            if password || userinfo.len() >= 16 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The environment a command gets: `vars` (the server's) less every secret, by name and by
+/// value — including any variable whose value contains a secret variable's value (an API
+/// key under an innocent name).
+fn child_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    let vars: Vec<(OsString, OsString)> = vars.into_iter().collect();
+    let text = |s: &OsStr| s.to_string_lossy().into_owned();
+    let secrets: Vec<String> = vars
+        .iter()
+        .filter(|(name, _)| secret_name(&text(name)))
+        .map(|(_, value)| text(value).trim().to_string())
+        .filter(|value| value.len() >= MIN_SECRET_LEN)
+        .collect();
+    vars.into_iter()
+        .filter(|(name, value)| {
+            let (name, value) = (text(name), text(value));
+            !secret_name(&name)
+                && !secret_value(&value)
+                && !secrets.iter().any(|s| value.contains(s.as_str()))
+        })
+        .collect()
+}
+
+/// The variable that marks every process of one call, for the sweep without a namespace.
+const MARKER: &str = "SWITCHYARD_BASH_CALL";
+
+/// How commands are contained in this process, decided at the first call.
+#[derive(Debug)]
+enum Sandbox {
+    /// In a PID namespace under bubblewrap (this binary).
+    Bwrap(PathBuf),
+    /// A plain child in its own process group.
+    Plain,
+}
+
+static SANDBOX: tokio::sync::OnceCell<Sandbox> = tokio::sync::OnceCell::const_new();
+
+/// bwrap's options: the whole file system as it is (so commands behave as outside), a
+/// fresh `/dev` and a `/proc` of the new PID namespace mounted over it, no capabilities,
+/// and death with the server.
+fn bwrap_args(root: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "--bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-pid",
+        "--die-with-parent",
+        "--cap-drop",
+        "ALL",
+        "--chdir",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(root.as_os_str().to_owned());
+    args.push("--".into());
+    args
+}
+
+/// Finds bwrap on `PATH` and checks that it can create a namespace here (root without
+/// `CAP_SYS_ADMIN`, or user namespaces turned off, make it fail); says once when commands
+/// run without it.
+async fn sandbox(root: &Path) -> &'static Sandbox {
+    SANDBOX
+        .get_or_init(|| async {
+            let found = std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("bwrap"))
+                    .find(|candidate| candidate.is_file())
+            });
+            let Some(bwrap) = found else {
+                tracing::warn!(
+                    "bash commands run without a PID namespace: bubblewrap (bwrap) is not on PATH; install it (apt install bubblewrap) to hide the server's process from them"
+                );
+                return Sandbox::Plain;
+            };
+            let probe = tokio::process::Command::new(&bwrap)
+                .args(bwrap_args(root))
+                .arg("true")
+                .env_clear()
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .output();
+            match tokio::time::timeout(Duration::from_secs(10), probe).await {
+                Ok(Ok(out)) if out.status.success() => Sandbox::Bwrap(bwrap),
+                Ok(Ok(out)) => {
+                    let why = String::from_utf8_lossy(&out.stderr);
+                    tracing::warn!(
+                        "bash commands run without a PID namespace: {} cannot create one here ({}); allow user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run with CAP_SYS_ADMIN",
+                        bwrap.display(),
+                        why.lines().next().unwrap_or("no message").trim()
+                    );
+                    Sandbox::Plain
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        "bash commands run without a PID namespace: cannot start {}: {e}",
+                        bwrap.display()
+                    );
+                    Sandbox::Plain
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "bash commands run without a PID namespace: {} did not answer within 10 s",
+                        bwrap.display()
+                    );
+                    Sandbox::Plain
+                }
+            }
+        })
+        .await
+}
+
+/// Runs a command; `Err` only when it could not be started, or was cancelled.
 pub(super) async fn run(
     args: &BashArgs,
-    root: &std::path::Path,
+    root: &Path,
     default_timeout: Duration,
     max_bytes: usize,
     token: &CancellationToken,
@@ -111,13 +390,23 @@ pub(super) async fn run(
     let timeout = args
         .timeout_ms
         .map_or(default_timeout, Duration::from_millis);
-    let mut command = tokio::process::Command::new("bash");
+    let sandbox = sandbox(root).await;
+    let mut command = match sandbox {
+        Sandbox::Bwrap(bwrap) => {
+            let mut command = tokio::process::Command::new(bwrap);
+            command.args(bwrap_args(root)).arg("bash");
+            command
+        }
+        Sandbox::Plain => tokio::process::Command::new("bash"),
+    };
+    let marker = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     command
         .arg("-c")
         .arg(&args.command)
         .current_dir(root)
         .env_clear()
-        .envs(std::env::vars().filter(|(name, _)| !secret(name)))
+        .envs(child_env(std::env::vars_os()))
+        .env(MARKER, &marker)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -128,68 +417,166 @@ pub(super) async fn run(
     let mut child = command
         .spawn()
         .map_err(|e| ToolError::new(format!("cannot start bash: {e}")))?;
-    let pid = child.id();
+    // Ends the whole tree however this call ends: finished, timed out, cancelled, dropped.
+    let tree = Tree {
+        pid: child.id(),
+        marker: format!("{MARKER}={marker}"),
+        sweep: matches!(sandbox, Sandbox::Plain),
+    };
     let cap = if max_bytes == 0 {
         usize::MAX
     } else {
         max_bytes / 2
     };
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let waited = async {
-        tokio::join!(
-            read_capped(stdout.as_mut(), cap),
-            read_capped(stderr.as_mut(), cap),
-            child.wait()
-        )
-    };
-    tokio::pin!(waited);
-    let finished = tokio::select! {
-        result = &mut waited => Some(result),
+    let stdout = tokio::spawn(read_capped(child.stdout.take(), cap));
+    let stderr = tokio::spawn(read_capped(child.stderr.take(), cap));
+    let status = tokio::select! {
+        status = child.wait() => Some(status),
         () = tokio::time::sleep(timeout) => None,
         () = token.cancelled() => {
-            kill_group(pid).await;
+            tree.kill();
+            let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
             return Err(ToolError::new("cancelled"));
         }
     };
-    let (stdout, stderr, exit_code, timed_out) = match finished {
-        Some((out, err, status)) => (out, err, status.ok().and_then(|s| s.code()), false),
-        None => {
-            kill_group(pid).await;
-            // The output so far; a grandchild that left the group could hold the pipes open.
-            match tokio::time::timeout(Duration::from_secs(2), &mut waited).await {
-                Ok((out, err, _)) => (out, err, None, true),
-                Err(_) => (String::new(), String::new(), None, true),
-            }
-        }
+    tree.kill();
+    if status.is_none() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+    }
+    // With the tree gone the pipes close; a process that escaped the sweep must not hold
+    // the call open.
+    let collect = |task: tokio::task::JoinHandle<String>| async move {
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
     };
+    let (stdout, stderr) = tokio::join!(collect(stdout), collect(stderr));
     Ok(BashOutput {
         command: args.command.clone(),
-        exit_code,
-        timed_out,
+        timed_out: status.is_none(),
+        exit_code: status.and_then(Result::ok).and_then(|s| s.code()),
         stdout,
         stderr,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        dry_run: false,
     })
 }
 
-/// Kills a process group by its leader's PID (`kill -s KILL -- -PID`), never by name.
-async fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-s", "KILL", "--"])
-            .arg(format!("-{pid}"))
-            .status()
-            .await;
+/// The processes of one call.
+struct Tree {
+    /// The child's PID, which leads its process group.
+    pid: Option<u32>,
+    /// `MARKER=value`, in the environment of every process the call started (unless one
+    /// cleared its environment).
+    marker: String,
+    /// Whether to sweep `/proc` (no PID namespace does the work).
+    sweep: bool,
+}
+
+impl Tree {
+    /// Kills the process group, then (without a namespace) every descendant of the child and
+    /// every process with the call's marker, until none is left. Never by name.
+    fn kill(&self) {
+        use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+        let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) else {
+            return;
+        };
+        let found = if self.sweep {
+            self.members(pid)
+        } else {
+            Vec::new()
+        };
+        if let Some(group) = Pid::from_raw(pid) {
+            let _ = kill_process_group(group, Signal::KILL);
+        }
+        if !self.sweep {
+            return;
+        }
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        let mut found = found;
+        // A process may fork between the scan and the kill: scan again until none is left.
+        for _ in 0..20 {
+            found.retain(|&p| p != me);
+            if found.is_empty() {
+                return;
+            }
+            for p in &found {
+                if let Some(p) = Pid::from_raw(*p) {
+                    let _ = kill_process(p, Signal::KILL);
+                }
+            }
+            found = self.members(pid);
+        }
+    }
+
+    /// Live processes of the call: descendants of `pid` and carriers of the marker.
+    fn members(&self, pid: i32) -> Vec<i32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+        let mut found: HashSet<i32> = HashSet::new();
+        for entry in entries.flatten() {
+            let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`; the name may hold spaces and parentheses.
+            let mut fields = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace())
+                .into_iter()
+                .flatten();
+            let state = fields.next();
+            if state == Some("Z") || state == Some("X") {
+                continue;
+            }
+            if let Some(ppid) = fields.next().and_then(|f| f.parse::<i32>().ok()) {
+                children.entry(ppid).or_default().push(p);
+            }
+            if let Ok(environ) = std::fs::read(entry.path().join("environ")) {
+                if environ
+                    .split(|&b| b == 0)
+                    .any(|var| var == self.marker.as_bytes())
+                {
+                    found.insert(p);
+                }
+            }
+        }
+        // The child itself (when alive: a zombie is its parent's to reap) and its
+        // descendants.
+        if children.values().flatten().any(|&p| p == pid) {
+            found.insert(pid);
+        }
+        let mut stack = vec![pid];
+        while let Some(p) = stack.pop() {
+            for &child in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+                if found.insert(child) {
+                    stack.push(child);
+                }
+            }
+        }
+        found.into_iter().collect()
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
 /// Reads a stream to its end, keeping its first `cap` bytes and saying how many were cut.
-async fn read_capped<R: tokio::io::AsyncRead + Unpin>(
-    stream: Option<&mut R>,
-    cap: usize,
-) -> String {
-    let Some(stream) = stream else {
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(stream: Option<R>, cap: usize) -> String {
+    let Some(mut stream) = stream else {
         return String::new();
     };
     let mut kept = Vec::new();
@@ -216,6 +603,16 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(
 mod tests {
     use super::*;
 
+    fn env(vars: &[(&str, &str)]) -> Vec<String> {
+        child_env(
+            vars.iter()
+                .map(|(n, v)| (OsString::from(n), OsString::from(v))),
+        )
+        .into_iter()
+        .map(|(n, _)| n.to_string_lossy().into_owned())
+        .collect()
+    }
+
     #[test]
     fn secrets_are_kept_out_of_the_environment() {
         for name in [
@@ -224,11 +621,51 @@ mod tests {
             "GITHUB_TOKEN",
             "AWS_SECRET_ACCESS_KEY",
             "db_password",
+            "PGPASSWORD",
+            "MYSQL_PWD",
+            "DATABASE_URL",
+            "SSH_AUTH_SOCK",
+            "SESSION_COOKIE",
+            "SLACK_WEBHOOK_URL",
+            "SENTRY_DSN",
+            "GPG_AGENT_INFO",
         ] {
-            assert!(secret(name), "{name}");
+            assert!(secret_name(name), "{name}");
         }
-        for name in ["PATH", "HOME", "LANG", "CARGO_HOME"] {
-            assert!(!secret(name), "{name}");
+        for name in [
+            "PATH",
+            "HOME",
+            "LANG",
+            "LC_ALL",
+            "CARGO_HOME",
+            "PWD",
+            "OLDPWD",
+            "TERM",
+        ] {
+            assert!(!secret_name(name), "{name}");
         }
+    }
+
+    #[test]
+    fn secrets_are_found_by_value() {
+        let kept = env(&[
+            ("PATH", "/usr/bin:/bin"),
+            ("HOME", "/root"),
+            ("OPENAI_API_KEY", "sk-test-0123456789abcdef"),
+            ("INNOCENT", "prefix sk-test-0123456789abcdef suffix"),
+            ("MY_DB", "postgres://u:pw@h/db"),
+            ("PROXY", "http://user:hunter2@proxy:8080"),
+            ("REPO", "https://ghp_0123456789abcdefghij@github.com/o/r"),
+            ("LOOKS_LIKE", "ghp_0123456789abcdefghijklmnop"),
+            ("PEM", "-----BEGIN RSA PRIVATE KEY-----\nMII"),
+            ("GIT_URL", "ssh://git@github.com/o/r"),
+            ("SITE", "https://example.com/a?b=c"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1"),
+        ]);
+        assert_eq!(
+            kept,
+            ["PATH", "HOME", "GIT_URL", "SITE", "OPENAI_BASE_URL"],
+            "{kept:?}"
+        );
     }
 }

@@ -1,0 +1,8 @@
+//! The security suite (issue 11): what a repository the user did not write, and a model
+//! that reads it, must not be able to do. One test binary; each area is a module in
+//! `security/`.
+
+#[path = "security/lsp_protocol.rs"]
+mod lsp_protocol;
+#[path = "security/processes.rs"]
+mod processes;
