@@ -1,4 +1,4 @@
-//! The `switchyard` command line: `lsp`, `analyze`, `ask` and `tool` over one core.
+//! The `switchyard` command line: `lsp`, `analyze`, `ask`, `tool` and `trust` over one core.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -107,6 +107,22 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Trust a folder's `.switchyard.toml` as it reads now, so it may also set the model
+    /// provider, base URL and key, loosen approvals and start processes. Untrusted, those
+    /// settings are ignored (with a notice); tightening ones always apply.
+    ///
+    /// Trust is kept in the user's configuration folder, pinned to the file's content: after
+    /// the file changes, trust it again. Exits 0 on success, 1 on an error.
+    Trust {
+        /// The folder (default: the current directory).
+        path: Option<PathBuf>,
+        /// List the trusted folders instead.
+        #[arg(long, conflicts_with_all = ["path", "revoke"])]
+        list: bool,
+        /// Stop trusting the folder.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -144,6 +160,7 @@ fn main() -> ExitCode {
             dry_run,
         })),
         Command::Analyze { path, json, llm } => runtime.block_on(analyze(path, json, llm)),
+        Command::Trust { path, list, revoke } => cli_trust(path, list, revoke),
         Command::Tool {
             name,
             args,
@@ -188,10 +205,67 @@ fn open_toolbox(cwd: Option<PathBuf>) -> Result<(Toolbox, Config), String> {
             .map_err(|e| format!("cannot read the current directory: {e}"))?,
     };
     let workspace = Workspace::new([root])?;
-    let config = Config::load(Some(workspace.primary()))?;
+    let (config, ignored) = Config::load(Some(workspace.primary()))?;
+    if let Some(ignored) = ignored {
+        eprintln!("switchyard: {}", ignored.notice());
+    }
     let lanes = Lanes::new(config.lanes.clone())?;
     let toolbox = Toolbox::new(workspace, lanes, Documents::new(), config.tools.clone());
     Ok((toolbox, config))
+}
+
+/// `switchyard trust [PATH] [--list] [--revoke]`.
+fn cli_trust(path: Option<PathBuf>, list: bool, revoke: bool) -> ExitCode {
+    use switchyard::trust;
+    if list {
+        let listed = trust::list_file()
+            .ok_or_else(|| "cannot find the user's configuration folder".to_string())
+            .and_then(|file| trust::TrustList::load(&file));
+        return match listed {
+            Ok(listed) => {
+                for entry in listed.folders {
+                    let file = entry.path.join(switchyard::config::WORKSPACE_FILE);
+                    let state = match std::fs::read(&file) {
+                        Ok(text)
+                            if trust::status_of(&entry.path, &text) == trust::Status::Trusted =>
+                        {
+                            ""
+                        }
+                        Ok(_) => " (changed since trusted: not in force)",
+                        Err(_) => " (no .switchyard.toml now)",
+                    };
+                    println!("{}{state}", entry.path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, &e),
+        };
+    }
+    let path = path.unwrap_or_else(|| PathBuf::from("."));
+    if revoke {
+        return match trust::revoke_folder(&path) {
+            Ok(true) => {
+                println!("no longer trusted: {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                println!("was not trusted: {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, &e),
+        };
+    }
+    match trust::trust_folder(&path) {
+        Ok(root) => {
+            println!(
+                "trusted {} as its {} reads now",
+                root.display(),
+                switchyard::config::WORKSPACE_FILE
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
+    }
 }
 
 /// `switchyard tool`'s arguments.
