@@ -90,9 +90,10 @@ impl Config {
         let defaults = Config::default();
         let mut merged = to_value(&defaults)?;
         for layer in layers {
-            overlay::<Config>(&defaults, layer.value.clone())
+            let value = renamed(layer.value.clone());
+            overlay::<Config>(&defaults, value.clone())
                 .map_err(|e| format!("{}: {e}", layer.source))?;
-            merge_json(&mut merged, layer.value.clone());
+            merge_json(&mut merged, value);
         }
         let config: Config = serde_json::from_value(merged).map_err(|e| e.to_string())?;
         config.lanes.validate()?;
@@ -213,6 +214,20 @@ pub fn env_layer(vars: impl IntoIterator<Item = (String, String)>) -> Value {
         merge_json(&mut root, patch);
     }
     root
+}
+
+/// Keys that were renamed, old name first: a layer that still says the old one means the new.
+const RENAMED: [(&str, &str, &str); 1] = [("llm", "request_timeout", "first_byte_timeout")];
+
+fn renamed(mut value: Value) -> Value {
+    for (section, old, new) in RENAMED {
+        if let Some(Value::Object(table)) = value.get_mut(section) {
+            if let Some(v) = table.remove(old) {
+                table.entry(new).or_insert(v);
+            }
+        }
+    }
+    value
 }
 
 /// Keys that name which variant a table is (`[lanes.query.retry] policy = "fixed"`). A table
@@ -381,7 +396,7 @@ mod tests {
             Some("sk-secret")
         );
         assert_eq!(
-            config.llm.request_timeout,
+            config.llm.first_byte_timeout,
             std::time::Duration::from_secs(30)
         );
         let shown = serde_json::to_string(&config).unwrap();
