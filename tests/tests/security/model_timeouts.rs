@@ -147,3 +147,60 @@ fn a_retry_after_within_the_cap_is_announced_then_waited() {
     );
     assert_eq!(model.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn the_editor_is_told_what_the_model_call_waits_for() {
+    use switchyard::lsp::ext::{Ask, AskParams, Update};
+    use switchyard_tests::lsp_client::{ClientOptions, LspClient, ServerEvent, within};
+
+    within(std::time::Duration::from_secs(90), async {
+        let root = tempfile::tempdir().unwrap();
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(Response::error(ErrorReply::new(429).retry_after(1))),
+            Rule::openai(Response::text("Worth the wait.")),
+        ]))
+        .await;
+        let mut options = ClientOptions::new(root.path());
+        options.env = [
+            ("SWITCHYARD_PROVIDER", "openai".to_string()),
+            ("SWITCHYARD_MODEL", "mock-model".to_string()),
+            ("OPENAI_BASE_URL", model.openai_base_url()),
+            ("OPENAI_API_KEY", super::trust::KEY.to_string()),
+            ("SWITCHYARD_AGENT__PERSIST_SESSIONS", "false".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let (mut client, _) = LspClient::initialized(options).await;
+        let params = AskParams {
+            session_id: None,
+            prompt: "Anything?".into(),
+            context: None,
+            work_done_token: None,
+        };
+        let answer = client.ext_request::<Ask>(params).await.unwrap();
+        assert_eq!(answer.text, "Worth the wait.");
+        client.drain_events();
+        let waits: Vec<(String, u64)> = client
+            .history
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::SessionUpdate(p) => match &p.update {
+                    Update::ModelWaiting { what, up_to_ms } => Some((what.clone(), *up_to_ms)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            waits,
+            [(
+                "the end of the wait the provider asked for (Retry-After) before attempt 2"
+                    .to_string(),
+                1000
+            )]
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
