@@ -15,8 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Current;
 use crate::lanes::SessionId;
 
-/// What a tool may do without asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a tool may do without asking, from the loosest to the strictest (so `a < b` means
+/// `a` allows more than `b`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// Run without asking.

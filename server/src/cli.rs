@@ -7,6 +7,7 @@ mod ask;
 mod print;
 mod progress;
 mod tool;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,13 @@ enum Command {
     /// Exits 0 on success, 1 when the tool reports an error (the message goes to stderr),
     /// 2 on bad usage.
     Tool(tool::ToolArgs),
+    /// Trust a folder's `.switchyard.toml` as it reads now, so it may also set the model
+    /// provider, base URL and key, loosen approvals and start processes. Untrusted, those
+    /// settings are ignored (with a notice); tightening ones always apply.
+    ///
+    /// Trust is kept in the user's configuration folder, pinned to the file's content: after
+    /// the file changes, trust it again. Exits 0 on success, 1 on an error.
+    Trust(trust::TrustArgs),
 }
 
 /// `switchyard lsp`.
@@ -85,6 +93,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ask(args) => runtime.block_on(ask::run(args)),
         Command::Analyze(args) => runtime.block_on(analyze::run(args)),
         Command::Tool(args) => runtime.block_on(tool::run(args)),
+        Command::Trust(args) => trust::run(args),
     }
 }
 
@@ -126,5 +135,9 @@ fn open_core(cwd: Option<PathBuf>, front: FrontEnd) -> Result<Core, String> {
         None => std::env::current_dir()
             .map_err(|e| format!("cannot read the current directory: {e}"))?,
     };
-    Core::open(&root, front).map_err(|e| e.to_string())
+    let (core, ignored) = Core::open(&root, front).map_err(|e| e.to_string())?;
+    if let Some(ignored) = ignored {
+        eprintln!("switchyard: {}", ignored.notice());
+    }
+    Ok(core)
 }

@@ -7,6 +7,9 @@
 //! `lanes.query.max_concurrency` changes exactly that value and nothing else. Values are used
 //! exactly as given: a value that cannot be put in force is an error naming its source and
 //! key, never silently adjusted.
+//!
+//! The workspace file comes from the repository, so it is untrusted: unless the user trusted
+//! the folder, [`Config::discover`] leaves out what it may not set (see [`crate::trust`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use crate::approvals::ApprovalsConfig;
 use crate::lanes::LanesConfig;
 use crate::llm::LlmConfig;
 use crate::tools::ToolsConfig;
+use crate::trust::{self, Ignored};
 
 /// Everything Switchyard can be configured with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -87,9 +91,10 @@ impl Config {
         let defaults = Config::default();
         let mut merged = to_value(&defaults)?;
         for layer in layers {
-            overlay::<Config>(&defaults, layer.value.clone())
+            let value = renamed(layer.value.clone());
+            overlay::<Config>(&defaults, value.clone())
                 .map_err(|e| format!("{}: {e}", layer.source))?;
-            merge_json(&mut merged, layer.value.clone());
+            merge_json(&mut merged, value);
         }
         let config: Config = serde_json::from_value(merged).map_err(|e| e.to_string())?;
         config.lanes.validate()?;
@@ -99,7 +104,11 @@ impl Config {
 
     /// The layers found on this machine for a workspace rooted at `workspace`: environment,
     /// user file, workspace file. The editor's layer is added by the language server.
-    pub fn discover(workspace: Option<&Path>) -> Result<Vec<Layer>, String> {
+    ///
+    /// The workspace file is untrusted unless the user trusted the folder (see
+    /// [`crate::trust`]): what it may not set is left out, and said in
+    /// [`Discovered::ignored`].
+    pub fn discover(workspace: Option<&Path>) -> Result<Discovered, String> {
         let mut layers = Vec::new();
         let env = env_layer(std::env::vars());
         if env.as_object().is_some_and(|o| !o.is_empty()) {
@@ -113,18 +122,45 @@ impl Config {
                 layers.push(layer);
             }
         }
+        let mut ignored = None;
         if let Some(root) = workspace {
-            if let Some(layer) = toml_layer(&root.join(WORKSPACE_FILE))? {
+            let path = root.join(WORKSPACE_FILE);
+            if let Some(text) = read_file(&path)? {
+                let mut layer = parse_layer(&path, &text)?;
+                let status = trust::status_of(root, text.as_bytes());
+                if status != trust::Status::Trusted {
+                    // Judged against the user's own policy: the layers below this one.
+                    let below = Config::from_layers(&layers).unwrap_or_default();
+                    let keys = trust::strip_untrusted(&mut layer.value, &to_value(&below)?);
+                    if !keys.is_empty() {
+                        ignored = Some(Ignored {
+                            root: root.to_path_buf(),
+                            keys,
+                            changed: status == trust::Status::Changed,
+                        });
+                    }
+                }
                 layers.push(layer);
             }
         }
-        Ok(layers)
+        Ok(Discovered { layers, ignored })
     }
 
-    /// Defaults, then everything [`Config::discover`] finds.
-    pub fn load(workspace: Option<&Path>) -> Result<Config, String> {
-        Config::from_layers(&Config::discover(workspace)?)
+    /// Defaults, then everything [`Config::discover`] finds; with what an untrusted
+    /// workspace file was not allowed to set.
+    pub fn load(workspace: Option<&Path>) -> Result<(Config, Option<Ignored>), String> {
+        let Discovered { layers, ignored } = Config::discover(workspace)?;
+        Ok((Config::from_layers(&layers)?, ignored))
     }
+}
+
+/// What [`Config::discover`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovered {
+    /// The layers, lowest precedence first.
+    pub layers: Vec<Layer>,
+    /// What the workspace file set that was ignored because its folder is not trusted.
+    pub ignored: Option<Ignored>,
 }
 
 /// The user's configuration file: `$XDG_CONFIG_HOME/switchyard/config.toml`.
@@ -134,16 +170,26 @@ pub fn user_file() -> Option<PathBuf> {
 
 /// Reads a TOML file into a layer; a missing file is no layer, a malformed one an error.
 pub fn toml_layer(path: &Path) -> Result<Option<Layer>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let value: Value = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Some(Layer {
+    match read_file(path)? {
+        Some(text) => parse_layer(path, &text).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn parse_layer(path: &Path, text: &str) -> Result<Layer, String> {
+    let value: Value = toml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Layer {
         source: path.display().to_string(),
         value,
-    }))
+    })
 }
 
 /// Turns `SWITCHYARD_LANES__QUERY__MAX_CONCURRENCY=5` into `{"lanes":{"query":{"max_concurrency":5}}}`.
@@ -169,6 +215,20 @@ pub fn env_layer(vars: impl IntoIterator<Item = (String, String)>) -> Value {
         merge_json(&mut root, patch);
     }
     root
+}
+
+/// Keys that were renamed, old name first: a layer that still says the old one means the new.
+const RENAMED: [(&str, &str, &str); 1] = [("llm", "request_timeout", "first_byte_timeout")];
+
+fn renamed(mut value: Value) -> Value {
+    for (section, old, new) in RENAMED {
+        if let Some(Value::Object(table)) = value.get_mut(section) {
+            if let Some(v) = table.remove(old) {
+                table.entry(new).or_insert(v);
+            }
+        }
+    }
+    value
 }
 
 /// Keys that name which variant a table is (`[lanes.query.retry] policy = "fixed"`). A table
@@ -390,7 +450,7 @@ mod tests {
             Some("sk-secret")
         );
         assert_eq!(
-            config.llm.request_timeout,
+            config.llm.first_byte_timeout,
             std::time::Duration::from_secs(30)
         );
         let shown = serde_json::to_string(&config).unwrap();

@@ -27,6 +27,7 @@ use crate::lanes::{
     DeadLetter, DeadLetterId, Lanes, MetricsSnapshot, SessionId, TaskHandle, TaskId,
 };
 use crate::tools::{CallContext, Mutations, ToolError, ToolOutput, Toolbox, Workspace};
+use crate::trust::Ignored;
 
 /// What only the front end knows.
 #[derive(Debug, Clone)]
@@ -129,13 +130,15 @@ impl Core {
     }
 
     /// A core over the workspace rooted at `root`, configured as its files and the
-    /// environment say (the CLI's way in).
-    pub fn open(root: &Path, front: FrontEnd) -> Result<Core, CoreError> {
+    /// environment say (the CLI's way in), and what an untrusted workspace file set that
+    /// was ignored (the front end says so).
+    pub fn open(root: &Path, front: FrontEnd) -> Result<(Core, Option<Ignored>), CoreError> {
         let workspace = Workspace::new([root.to_path_buf()]).map_err(CoreError::Workspace)?;
-        let config = Config::load(Some(workspace.primary())).map_err(CoreError::Config)?;
+        let (config, ignored) =
+            Config::load(Some(workspace.primary())).map_err(CoreError::Config)?;
         let core = Core::new(config, front)?;
         core.put_workspace(Some(workspace));
-        Ok(core)
+        Ok((core, ignored))
     }
 
     /// Opens the tools and the agent over `roots` (the first is the primary one); with no

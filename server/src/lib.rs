@@ -17,3 +17,4 @@ pub mod llm;
 pub mod lsp;
 pub mod read_cache;
 pub mod tools;
+pub mod trust;

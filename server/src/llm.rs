@@ -25,10 +25,12 @@
 //!
 //! # Timeouts
 //!
-//! `connect_timeout` bounds the TCP and TLS handshake, `request_timeout` bounds the wait for
-//! the response status and headers, and `idle_stream_timeout` bounds every silence between
-//! body bytes afterwards. There is deliberately no cap on a whole stream: a long answer that
-//! keeps streaming is never cut; the lane that runs the call has its own deadline.
+//! `connect_timeout` bounds the TCP and TLS handshake, `first_byte_timeout` the wait for the
+//! response status and headers, and `idle_stream_timeout` every silence between body bytes
+//! afterwards, so a long answer that keeps streaming is not cut for being long. Over them,
+//! `request_budget` bounds a whole request, every attempt and every wait between them
+//! included, and `max_retry_after` the longest `Retry-After` waited: a provider asking for
+//! more, or for more than the budget has left, gets a final error at once saying so.
 //!
 //! # Retries
 //!
@@ -183,4 +185,11 @@ pub enum StreamEvent {
     },
     /// Token counts so far (cumulative, not an increment).
     Usage(Usage),
+    /// The call is waiting longer than usual: for what, and the longest it will wait.
+    Waiting {
+        /// What is awaited, in words ("the first byte of the answer from URL").
+        what: String,
+        /// The longest this wait lasts before the call gives up.
+        up_to: std::time::Duration,
+    },
 }

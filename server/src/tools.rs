@@ -447,6 +447,7 @@ impl Inner {
         })
         .await
         .map_err(|e| ToolError::new(format!("`{tool}` failed: {e}")))??;
+        crate::trust::refuse_config_change(&prepared.set).map_err(ToolError::new)?;
         task.checkpoint().map_err(|e| ToolError::new(e.message))?;
         m.approvals
             .check(tool, &prepared.intent(), session.as_ref())

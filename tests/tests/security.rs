@@ -4,5 +4,9 @@
 
 #[path = "security/lsp_protocol.rs"]
 mod lsp_protocol;
+#[path = "security/model_timeouts.rs"]
+mod model_timeouts;
 #[path = "security/processes.rs"]
 mod processes;
+#[path = "security/trust.rs"]
+mod trust;

@@ -192,6 +192,9 @@ export class Transcript implements vscode.Disposable {
                 );
                 return;
             }
+            case "model_waiting":
+                this.line(`  … waiting up to ${formatMs(u.upToMs)} for ${u.what}`);
+                return;
             default:
                 return;
         }

@@ -331,7 +331,8 @@ export type SessionUpdate =
           maxAttempts: number;
           error: string;
           discardedText: boolean;
-      };
+      }
+    | { sessionUpdate: "model_waiting"; what: string; upToMs: number };
 
 /** `switchyard/sessionUpdate` parameters. */
 export interface SessionUpdateParams {

@@ -34,6 +34,14 @@ pub enum AgentEvent {
         /// Whether the failed attempt had already streamed text that is now void.
         discarded_text: bool,
     },
+    /// A model call waits longer than usual: for the first byte of an answer, or before a
+    /// retry for the time the provider asked for. Says what for and the longest it waits.
+    ModelWaiting {
+        /// What is awaited, in words.
+        what: String,
+        /// The longest the wait lasts before the call goes on or gives up.
+        up_to: Duration,
+    },
     /// A tool call was handed to its lane (or answered at once, when its arguments were
     /// unusable: a [`ToolCallFinished`](AgentEvent::ToolCallFinished) follows immediately).
     ToolCallStarted {

@@ -1,8 +1,10 @@
 //! One model call as a Generate-lane task: the lane owns concurrency, retries with backoff
 //! (honouring `Retry-After`), timeouts and dead letters; this side streams the answer to the
-//! run's events as it arrives and says when a failed attempt's text is void.
+//! run's events as it arrives, says what it waits for, and when a failed attempt's text is
+//! void. The whole request, retries included, keeps within `llm.request_budget`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -16,11 +18,14 @@ use crate::llm::{Client, LlmError, LlmErrorKind, ModelRequest, ModelResponse, St
 enum Signal {
     /// Streamed text of the attempt running now.
     Text(String),
+    /// The attempt running now waits longer than usual.
+    Waiting { what: String, up_to: Duration },
     /// `attempt` failed.
     Failed {
         attempt: u32,
         error: String,
         retryable: bool,
+        retry_after: Option<Duration>,
     },
 }
 
@@ -42,15 +47,20 @@ pub(crate) async fn call(
     });
     let request = Arc::new(request);
     let client = client.clone();
+    let deadline = Instant::now() + client.config().request_budget;
     let task = Task::future(Lane::Generate, "model", move |ctx| {
         let (client, request, tx) = (client.clone(), Arc::clone(&request), tx.clone());
         async move {
             let attempt = ctx.attempt();
             let result = client
-                .stream(&request, ctx.token(), |event| {
-                    if let StreamEvent::TextDelta(text) = event {
+                .stream_until(&request, deadline, ctx.token(), |event| match event {
+                    StreamEvent::TextDelta(text) => {
                         let _ = tx.send(Signal::Text(text));
                     }
+                    StreamEvent::Waiting { what, up_to } => {
+                        let _ = tx.send(Signal::Waiting { what, up_to });
+                    }
+                    _ => {}
                 })
                 .await;
             result.map_err(|error| {
@@ -58,6 +68,7 @@ pub(crate) async fn call(
                     attempt,
                     error: error.message.clone(),
                     retryable: error.retryable,
+                    retry_after: error.retry_after,
                 });
                 task_error(error)
             })
@@ -74,10 +85,14 @@ pub(crate) async fn call(
             streamed = true;
             let _ = events.send(AgentEvent::MessageChunk { text });
         }
+        Signal::Waiting { what, up_to } => {
+            let _ = events.send(AgentEvent::ModelWaiting { what, up_to });
+        }
         Signal::Failed {
             attempt,
             error,
             retryable,
+            retry_after,
         } => {
             if retryable && attempt < max_attempts && !token.is_cancelled() {
                 let _ = events.send(AgentEvent::ModelRetry {
@@ -86,6 +101,15 @@ pub(crate) async fn call(
                     error,
                     discarded_text: streamed,
                 });
+                if let Some(up_to) = retry_after {
+                    let _ = events.send(AgentEvent::ModelWaiting {
+                        what: format!(
+                            "the end of the wait the provider asked for (Retry-After) before attempt {}",
+                            attempt + 1
+                        ),
+                        up_to,
+                    });
+                }
             }
             streamed = false;
         }

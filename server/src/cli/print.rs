@@ -45,6 +45,12 @@ pub async fn events(mut events: mpsc::UnboundedReceiver<AgentEvent>) {
                     eprintln!("switchyard: the answer starts over");
                 }
             }
+            AgentEvent::ModelWaiting { what, up_to } => {
+                eprintln!(
+                    "switchyard: waiting up to {} s for {what}",
+                    up_to.as_secs_f64()
+                );
+            }
             AgentEvent::ToolCallStarted {
                 name,
                 lane,

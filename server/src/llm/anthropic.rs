@@ -324,7 +324,9 @@ mod tests {
             api_key: None,
             max_tokens: None,
             temperature: None,
-            request_timeout: Duration::from_secs(1),
+            first_byte_timeout: Duration::from_secs(1),
+            request_budget: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(1),
             idle_stream_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
         }

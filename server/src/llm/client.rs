@@ -1,14 +1,14 @@
 //! The HTTP side of a model call: one reqwest client per configuration, the request with
 //! its headers, the status check, and the hand-off to the stream reader.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
-use super::config::ResolvedLlmConfig;
+use super::config::{ResolvedLlmConfig, show};
 use super::error::{self, LlmError, LlmErrorKind, Target};
-use super::stream::{self, Decoder, seconds};
+use super::stream::{self, Decoder};
 use super::{ModelRequest, ModelResponse, ProviderKind, StreamEvent, anthropic, openai};
 
 /// The most of an error body read to build a message.
@@ -98,10 +98,28 @@ impl Client {
     /// the assembled [`ModelResponse`] is returned at the stream's terminator.
     ///
     /// Cancelling `cancel` drops the in-flight HTTP request at once (closing the connection)
-    /// and returns an error of kind [`LlmErrorKind::Cancelled`]. Nothing here retries.
+    /// and returns an error of kind [`LlmErrorKind::Cancelled`]. Nothing here retries. The
+    /// call gets the whole `llm.request_budget`; see [`Client::stream_until`].
     pub async fn stream(
         &self,
         req: &ModelRequest,
+        cancel: &CancellationToken,
+        on_event: impl FnMut(StreamEvent),
+    ) -> Result<ModelResponse, LlmError> {
+        let deadline = Instant::now() + self.cfg.request_budget;
+        self.stream_until(req, deadline, cancel, on_event).await
+    }
+
+    /// [`Client::stream`] for one attempt of a request that must be over by `deadline` (its
+    /// `llm.request_budget`, counted from the first attempt). Every wait is cut at the
+    /// deadline, and a failure that leaves no time to try again — the budget spent, or a
+    /// `Retry-After` longer than what is left or than `llm.max_retry_after` — is not
+    /// retryable. A wait for the first byte that lasts is announced as a
+    /// [`StreamEvent::Waiting`].
+    pub async fn stream_until(
+        &self,
+        req: &ModelRequest,
+        deadline: Instant,
         cancel: &CancellationToken,
         mut on_event: impl FnMut(StreamEvent),
     ) -> Result<ModelResponse, LlmError> {
@@ -109,6 +127,10 @@ impl Client {
             return Err(LlmError::cancelled());
         }
         let cfg = &self.cfg;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.over_budget());
+        }
         let url = cfg.endpoint.as_str();
         let target = Target {
             provider: cfg.provider,
@@ -138,27 +160,43 @@ impl Client {
             .headers(self.headers.clone())
             .body(body)
             .send();
-        let sent = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(LlmError::cancelled()),
-            sent = tokio::time::timeout(cfg.request_timeout, send) => sent,
+        let first_byte = cfg.first_byte_timeout.min(left);
+        let mut send = std::pin::pin!(tokio::time::timeout(first_byte, send));
+        // Say what is awaited once the wait is no longer the usual blink.
+        let mut notice = std::pin::pin!(tokio::time::sleep(waiting_notice_after(first_byte)));
+        let mut announced = false;
+        let sent = loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(LlmError::cancelled()),
+                sent = &mut send => break sent,
+                () = &mut notice, if !announced => {
+                    announced = true;
+                    on_event(StreamEvent::Waiting {
+                        what: format!("the first byte of the answer from {url}"),
+                        up_to: first_byte,
+                    });
+                }
+            }
         };
         let response = match sent {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {
                 let err = error::from_transport(&target, &e);
                 tracing::debug!(kind = ?err.kind, error = %err, "model request failed");
-                return Err(err);
+                return Err(self.within_budget(err, deadline));
             }
+            Err(_) if first_byte < cfg.first_byte_timeout => return Err(self.over_budget()),
             Err(_) => {
-                return Err(LlmError::new(
+                let err = LlmError::new(
                     LlmErrorKind::Timeout,
                     true,
                     format!(
-                        "the model API at {url} did not answer within {} (llm.request_timeout)",
-                        seconds(cfg.request_timeout)
+                        "the model API at {url} sent no response headers within {} (llm.first_byte_timeout)",
+                        show(cfg.first_byte_timeout)
                     ),
-                ));
+                );
+                return Err(self.within_budget(err, deadline));
             }
         };
 
@@ -169,7 +207,7 @@ impl Client {
             let err =
                 error::from_status(&target, status.as_u16(), &headers, &text, SystemTime::now());
             tracing::debug!(status = status.as_u16(), kind = ?err.kind, error = %err, "model request failed");
-            return Err(err);
+            return Err(self.within_budget(err, deadline));
         }
         let content_type = response
             .headers()
@@ -186,15 +224,19 @@ impl Client {
             ));
         }
 
-        let result = stream::read_events(
+        let read = stream::read_events(
             Decoder::new(cfg.provider),
             Box::pin(response.bytes_stream()),
             cfg.idle_stream_timeout,
             cancel,
             &target,
             &mut on_event,
-        )
-        .await;
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = match tokio::time::timeout(left, read).await {
+            Ok(result) => result.map_err(|err| self.within_budget(err, deadline)),
+            Err(_) => Err(self.over_budget()),
+        };
         match &result {
             Ok(r) => tracing::debug!(
                 input_tokens = r.usage.input_tokens,
@@ -206,6 +248,52 @@ impl Client {
             Err(err) => tracing::debug!(kind = ?err.kind, error = %err, "model stream failed"),
         }
         result
+    }
+
+    /// The error of a request whose `llm.request_budget` is spent: final.
+    fn over_budget(&self) -> LlmError {
+        LlmError::new(
+            LlmErrorKind::Timeout,
+            false,
+            format!(
+                "the model API at {} did not finish answering within {} (llm.request_budget), retries included",
+                self.cfg.endpoint,
+                show(self.cfg.request_budget)
+            ),
+        )
+    }
+
+    /// `err` made final when the wait it asks for is longer than `llm.max_retry_after` or
+    /// than what is left before `deadline`; a retryable error whose wait fits is unchanged.
+    fn within_budget(&self, mut err: LlmError, deadline: Instant) -> LlmError {
+        if !err.retryable {
+            return err;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(wait) = err.retry_after else {
+            if left.is_zero() {
+                return self.over_budget();
+            }
+            return err;
+        };
+        let why = if wait > self.cfg.max_retry_after {
+            format!(
+                "the provider asked to wait {}, more than the {} allowed by llm.max_retry_after",
+                show(wait),
+                show(self.cfg.max_retry_after)
+            )
+        } else if wait >= left {
+            format!(
+                "the provider asked to wait {}, more than the {} left of this request's llm.request_budget",
+                show(wait),
+                show(left)
+            )
+        } else {
+            return err;
+        };
+        err.message = format!("{}; {why}", err.message);
+        err.retryable = false;
+        err
     }
 
     /// Reads up to [`ERROR_BODY_LIMIT`] of an error response, giving up quietly (with what
@@ -235,6 +323,12 @@ impl Client {
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
+}
+
+/// How long a wait for the first byte lasts before it is announced: a few seconds, or half
+/// the limit when that is shorter.
+fn waiting_notice_after(limit: Duration) -> Duration {
+    (limit / 2).min(Duration::from_secs(5))
 }
 
 #[cfg(test)]
@@ -358,7 +452,7 @@ mod tests {
             }),
             model: Some("test-model".into()),
             api_key: key.map(Secret::new),
-            request_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(5),
             idle_stream_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             ..LlmConfig::default()
@@ -650,20 +744,81 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_answer_within_request_timeout() {
+    async fn no_headers_within_the_first_byte_timeout_is_said_and_announced() {
         let (addr, _server) = serve(vec![Step::AwaitClose]).await;
         let client = client_for(ProviderKind::Anthropic, addr, None, |c| {
-            c.request_timeout = Duration::from_millis(200);
+            c.first_byte_timeout = Duration::from_millis(200);
         });
+        let mut events = Vec::new();
         let err = client
-            .stream(&hello(), &CancellationToken::new(), |_| {})
+            .stream(&hello(), &CancellationToken::new(), |e| events.push(e))
             .await
             .unwrap_err();
         assert_eq!(err.kind, LlmErrorKind::Timeout);
         assert!(err.retryable);
         assert!(
             err.message
-                .ends_with("did not answer within 0.2s (llm.request_timeout)"),
+                .ends_with("sent no response headers within 0.2 s (llm.first_byte_timeout)"),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            events,
+            [StreamEvent::Waiting {
+                what: format!("the first byte of the answer from http://{addr}/v1/messages"),
+                up_to: Duration::from_millis(200),
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spent_budget_is_final() {
+        let (addr, _server) = serve(vec![Step::AwaitClose]).await;
+        let client = client_for(ProviderKind::OpenAi, addr, None, |c| {
+            c.request_budget = Duration::from_millis(300);
+        });
+        let err = client
+            .stream(&hello(), &CancellationToken::new(), |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, LlmErrorKind::Timeout);
+        assert!(!err.retryable, "no time is left for another attempt");
+        assert_eq!(
+            err.message,
+            format!(
+                "the model API at http://{addr}/v1/chat/completions did not finish answering within 0.3 s (llm.request_budget), retries included"
+            )
+        );
+        let err = client
+            .stream_until(&hello(), Instant::now(), &CancellationToken::new(), |_| {})
+            .await
+            .unwrap_err();
+        assert!(!err.retryable);
+        assert!(
+            err.message.contains("llm.request_budget"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_beyond_the_cap_is_final() {
+        let (addr, _server) = serve(vec![Step::Write(head(
+            "429 Too Many Requests",
+            &["Retry-After: 3600", "Content-Length: 0"],
+        ))])
+        .await;
+        let client = client_for(ProviderKind::OpenAi, addr, None, |_| {});
+        let err = client
+            .stream(&hello(), &CancellationToken::new(), |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, LlmErrorKind::RateLimited);
+        assert!(!err.retryable);
+        assert!(
+            err.message.ends_with(
+                "; the provider asked to wait 3600 s, more than the 60 s allowed by llm.max_retry_after"
+            ),
             "{}",
             err.message
         );

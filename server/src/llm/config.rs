@@ -145,18 +145,33 @@ pub struct LlmConfig {
     /// Sampling temperature; the server's default when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
-    /// The longest wait for the response status and headers.
+    /// The longest wait for the response status and headers (the first byte), per attempt.
+    /// `request_timeout` is its older name.
     #[serde(
+        alias = "request_timeout",
         serialize_with = "serialize_duration",
         deserialize_with = "deserialize_duration"
     )]
-    pub request_timeout: Duration,
+    pub first_byte_timeout: Duration,
     /// The longest silence allowed between stream bytes.
     #[serde(
         serialize_with = "serialize_duration",
         deserialize_with = "deserialize_duration"
     )]
     pub idle_stream_timeout: Duration,
+    /// The longest one model request may take, from its first attempt to the end of its
+    /// answer, every retry and every wait between them included.
+    #[serde(
+        serialize_with = "serialize_duration",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub request_budget: Duration,
+    /// The longest `Retry-After` waited; a provider asking for more is an error at once.
+    #[serde(
+        serialize_with = "serialize_duration",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub max_retry_after: Duration,
     /// The longest wait for the TCP and TLS handshake.
     #[serde(
         serialize_with = "serialize_duration",
@@ -174,10 +189,17 @@ impl Default for LlmConfig {
             api_key: None,
             max_tokens: None,
             temperature: None,
-            request_timeout: Duration::from_secs(300),
-            // Local servers can think for a long time over a large prompt before the first
-            // token; two minutes of silence is still clearly a hung stream.
+            // Hosted streaming APIs send the headers as soon as they accept the request, and
+            // local servers once the prompt is queued: a silent minute is a server that will
+            // not answer.
+            first_byte_timeout: Duration::from_secs(60),
+            // Reasoning models can think silently for a long time between chunks; two
+            // minutes of silence is still clearly a hung stream.
             idle_stream_timeout: Duration::from_secs(120),
+            // The Generate lane's own limit per attempt: a request never outlives it.
+            request_budget: Duration::from_secs(600),
+            // A longer wait is a quota or an outage, better told than waited out silently.
+            max_retry_after: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -198,10 +220,14 @@ pub struct ResolvedLlmConfig {
     pub max_tokens: Option<u32>,
     /// See [`LlmConfig::temperature`].
     pub temperature: Option<f32>,
-    /// See [`LlmConfig::request_timeout`].
-    pub request_timeout: Duration,
+    /// See [`LlmConfig::first_byte_timeout`].
+    pub first_byte_timeout: Duration,
     /// See [`LlmConfig::idle_stream_timeout`].
     pub idle_stream_timeout: Duration,
+    /// See [`LlmConfig::request_budget`].
+    pub request_budget: Duration,
+    /// See [`LlmConfig::max_retry_after`].
+    pub max_retry_after: Duration,
     /// See [`LlmConfig::connect_timeout`].
     pub connect_timeout: Duration,
 }
@@ -290,8 +316,10 @@ impl LlmConfig {
             api_key,
             max_tokens: self.max_tokens,
             temperature: self.temperature,
-            request_timeout: self.request_timeout,
+            first_byte_timeout: self.first_byte_timeout,
             idle_stream_timeout: self.idle_stream_timeout,
+            request_budget: self.request_budget,
+            max_retry_after: self.max_retry_after,
             connect_timeout: self.connect_timeout,
         })
     }
@@ -324,6 +352,11 @@ fn endpoint(provider: ProviderKind, base_url: &str) -> Result<Url, String> {
     };
     url.set_path(&path);
     Ok(url)
+}
+
+/// A duration for a message: `3600 s`, `0.25 s`.
+pub(crate) fn show(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 /// Writes a duration as seconds, which [`deserialize_duration`] reads back.
@@ -592,13 +625,21 @@ mod tests {
             temperature = 0.2
             request_timeout = 90
             idle_stream_timeout = "1.5m"
+            request_budget = "5m"
+            max_retry_after = "30s"
             connect_timeout = "500ms"
             "#,
         )
         .unwrap();
         assert_eq!(cfg.provider, Some(ProviderKind::OpenAi));
         assert_eq!(cfg.max_tokens, Some(4096));
-        assert_eq!(cfg.request_timeout, Duration::from_secs(90));
+        assert_eq!(
+            cfg.first_byte_timeout,
+            Duration::from_secs(90),
+            "request_timeout is first_byte_timeout's older name"
+        );
+        assert_eq!(cfg.request_budget, Duration::from_secs(300));
+        assert_eq!(cfg.max_retry_after, Duration::from_secs(30));
         assert_eq!(cfg.idle_stream_timeout, Duration::from_secs(90));
         assert_eq!(cfg.connect_timeout, Duration::from_millis(500));
         let debug = format!("{cfg:?}");
@@ -638,8 +679,10 @@ mod tests {
                 "provider": "anthropic",
                 "model": "claude",
                 "max_tokens": 1000,
-                "request_timeout": 300.0,
+                "first_byte_timeout": 60.0,
                 "idle_stream_timeout": 120.0,
+                "request_budget": 600.0,
+                "max_retry_after": 60.0,
                 "connect_timeout": 2.5,
             })
         );

@@ -373,6 +373,14 @@ pub enum Update {
         /// Whether the failed attempt had streamed text that is now void.
         discarded_text: bool,
     },
+    /// A model call waits longer than usual (not in ACP): for the first byte of an answer,
+    /// or before a retry for the time the provider asked for.
+    ModelWaiting {
+        /// What is awaited, in words.
+        what: String,
+        /// The longest the wait lasts, in milliseconds.
+        up_to_ms: u64,
+    },
 }
 
 /// A piece of content (ACP `ContentBlock`; only text here).

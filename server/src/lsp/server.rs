@@ -92,6 +92,9 @@ pub(crate) struct State {
     settings: Option<Layer>,
     /// Configuration errors found before the client could be told.
     startup_errors: Vec<String>,
+    /// What the untrusted workspace file was not allowed to set, before the client could be
+    /// told (and asked whether to trust the folder).
+    startup_ignored: Option<crate::trust::Ignored>,
 }
 
 /// A workspace folder.
@@ -385,7 +388,12 @@ impl Inner {
         };
         let layers =
             match tokio::task::spawn_blocking(move || Config::discover(root.as_deref())).await {
-                Ok(Ok(layers)) => layers,
+                Ok(Ok(discovered)) => {
+                    if let Some(ignored) = &discovered.ignored {
+                        tracing::warn!("{}", ignored.notice());
+                    }
+                    discovered.layers
+                }
                 Ok(Err(e)) => {
                     self.show_error(format!(
                         "switchyard: {e}; keeping the previous configuration"
@@ -488,10 +496,13 @@ impl LanguageServer for Server {
         })
         .await?;
         let mut errors = Vec::new();
-        let layers = discovered.unwrap_or_else(|e| {
-            errors.push(e);
-            Vec::new()
-        });
+        let (layers, ignored) = match discovered {
+            Ok(discovered) => (discovered.layers, discovered.ignored),
+            Err(e) => {
+                errors.push(e);
+                (Vec::new(), None)
+            }
+        };
         let (config, mut bad) =
             settings::resolve(layers.into_iter().chain(init_options.clone()).collect());
         errors.append(&mut bad);
@@ -516,6 +527,7 @@ impl LanguageServer for Server {
                 .into_iter()
                 .map(|e| format!("switchyard: {e}"))
                 .collect(),
+            startup_ignored: ignored,
         };
         let tools = Arc::clone(inner);
         blocking(move || tools.rebuild_toolbox()).await?;
@@ -560,9 +572,13 @@ impl LanguageServer for Server {
 
     async fn initialized(&self, _: InitializedParams) {
         let inner = Arc::clone(&self.inner);
-        let (errors, caps) = {
+        let (errors, caps, ignored) = {
             let mut state = inner.state.write();
-            (std::mem::take(&mut state.startup_errors), state.caps)
+            (
+                std::mem::take(&mut state.startup_errors),
+                state.caps,
+                state.startup_ignored.take(),
+            )
         };
         // Log lines flow until the process exits, `shutdown` included.
         if let Some(mut log) = inner.log_lines.lock().take() {
@@ -596,6 +612,17 @@ impl LanguageServer for Server {
         tokio::spawn(async move {
             for error in errors {
                 inner.show_error(error).await;
+            }
+            if let Some(ignored) = ignored {
+                // Asked aside: the settings must not wait for the user's answer.
+                let inner = Arc::clone(&inner);
+                tokio::spawn(async move {
+                    if settings::ask_trust(&inner.client, &ignored).await {
+                        let settings = inner.state.read().settings.clone();
+                        inner.apply_settings(settings).await;
+                        tracing::info!("the trusted folder's configuration is in force");
+                    }
+                });
             }
             if caps.register_configuration {
                 let registration = Registration {

@@ -1,11 +1,57 @@
 //! The editor's settings as the last configuration layers (`initializationOptions`, then
 //! what `workspace/configuration` or `workspace/didChangeConfiguration` says), over the
 //! layers [`Config::discover`] finds, and how a setting that cannot be put in force is
-//! blamed on the layer that set it.
+//! blamed on the layer that set it; and the question "trust this folder?" asked when the
+//! workspace file was not allowed to set everything it says.
 
 use serde_json::Value;
+use tower_lsp_server::Client;
+use tower_lsp_server::ls_types::{MessageActionItem, MessageType};
 
 use crate::config::{Config, Layer};
+use crate::trust::{self, Ignored};
+
+/// The answer that trusts the folder in [`ask_trust`]'s question.
+pub(crate) const TRUST: &str = "Trust this folder";
+/// The answer that leaves it untrusted.
+pub(crate) const NOT_NOW: &str = "Not now";
+
+/// Tells the user what the untrusted workspace file was not allowed to set (in the log and
+/// as a `window/showMessageRequest`) and asks whether to trust the folder; when they do,
+/// trusts it and returns true, so the caller rebuilds the configuration.
+pub(crate) async fn ask_trust(client: &Client, ignored: &Ignored) -> bool {
+    let notice = format!("switchyard: {}", ignored.notice());
+    tracing::warn!("{notice}");
+    let actions = [TRUST, NOT_NOW]
+        .map(|title| MessageActionItem {
+            title: title.into(),
+            properties: Default::default(),
+        })
+        .to_vec();
+    let answer = client
+        .show_message_request(MessageType::WARNING, notice, Some(actions))
+        .await;
+    if !matches!(answer, Ok(Some(ref item)) if item.title == TRUST) {
+        return false;
+    }
+    let root = ignored.root.clone();
+    match tokio::task::spawn_blocking(move || trust::trust_folder(&root)).await {
+        Ok(Ok(root)) => {
+            tracing::info!("trusted {}; reloading the configuration", root.display());
+            true
+        }
+        Ok(Err(e)) => {
+            client
+                .show_message(MessageType::ERROR, format!("switchyard: {e}"))
+                .await;
+            false
+        }
+        Err(e) => {
+            tracing::error!("trusting the folder failed: {e}");
+            false
+        }
+    }
+}
 
 /// The settings section this server reads (`switchyard.*` in the editor).
 pub(crate) const SECTION: &str = "switchyard";

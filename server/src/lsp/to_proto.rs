@@ -286,6 +286,13 @@ pub(crate) fn session_update(event: &AgentEvent) -> Option<Update> {
             error: error.clone(),
             discarded_text: *discarded_text,
         },
+        AgentEvent::ModelWaiting { what, up_to } => {
+            tracing::info!("waiting up to {} s for {what}", up_to.as_secs_f64());
+            Update::ModelWaiting {
+                what: what.clone(),
+                up_to_ms: u64::try_from(up_to.as_millis()).unwrap_or(u64::MAX),
+            }
+        }
         AgentEvent::Done { .. } => return None,
     })
 }
