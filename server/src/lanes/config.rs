@@ -1,5 +1,5 @@
 //! Lane configuration: per-lane limits, timeouts, retry policies and modes, with the
-//! defaults from DESIGN.md. Values are applied exactly as configured — never clamped.
+//! defaults of the design (docs/architecture.md, the README's lane table). Values are applied exactly as configured — never clamped.
 
 use std::time::Duration;
 
@@ -111,7 +111,7 @@ pub struct LaneConfig {
 }
 
 impl LaneConfig {
-    /// The default settings of `lane`, as DESIGN.md lists them.
+    /// The default settings of `lane`, as the README's lane table lists them.
     pub fn default_for(lane: Lane) -> LaneConfig {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let base = LaneConfig {

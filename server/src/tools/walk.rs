@@ -1,7 +1,7 @@
 //! Walking a directory the way ripgrep does — `.gitignore`, `.ignore`, `.rgignore` and
 //! hidden files respected by default — in a deterministic order (by name, depth first).
 //!
-//! DESIGN.md forbids nesting `build_parallel()` walkers (threads of their own) inside the
+//! The design (docs/architecture.md) forbids nesting `build_parallel()` walkers (threads of their own) inside the
 //! shared rayon pool, and `ignore` offers no other way to share one walk between threads.
 //! So a tree is walked in parallel the way this module does it: [`WalkOptions::split`]
 //! cuts it into ordered *units* at the first depth with enough directories, and each of a
