@@ -439,7 +439,7 @@ impl Inner {
             .check(tool, &prepared.intent(), session.as_ref())
             .await
             .map_err(ToolError::new)?;
-        let outcome = m.applier.apply(prepared.set.clone()).await;
+        let outcome = m.applier.apply(prepared.set.clone(), &self.workspace).await;
         mutate::finish(
             tool,
             prepared,

@@ -142,7 +142,12 @@ async fn analyze_workspace(
             let report = root.join(".switchyard").join("analysis.md");
             let text = markdown.clone();
             let written = report.clone();
-            tokio::task::spawn_blocking(move || write_atomically(&written, &text))
+            let workspace = server
+                .toolbox()
+                .map_err(|e| e.message.to_string())?
+                .workspace()
+                .clone();
+            tokio::task::spawn_blocking(move || write_report(&workspace, &written, &text))
                 .await
                 .map_err(|e| format!("writing the report failed: {e}"))??;
             let report_uri = to_proto::uri(&report)?;
@@ -268,15 +273,25 @@ async fn explain(
         .map_err(|e| e.to_string())
 }
 
-/// Writes `text` to `path` through a temporary file in the same folder, creating the folder.
-fn write_atomically(path: &Path, text: &str) -> std::result::Result<(), String> {
+/// Writes the report `text` to `path` beneath the workspace's handle, creating its folder
+/// there: a `.switchyard` that is a link out of the workspace makes this fail, never
+/// write outside.
+fn write_report(
+    workspace: &crate::tools::Workspace,
+    path: &Path,
+    text: &str,
+) -> std::result::Result<(), String> {
     let dir = path
         .parent()
         .ok_or_else(|| format!("{} has no parent folder", path.display()))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let temp = dir.join(format!(".{}.tmp", std::process::id()));
-    std::fs::write(&temp, text).map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
-    std::fs::rename(&temp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    workspace.create_dir_all(dir).map_err(|e| {
+        let shown = dir.display().to_string();
+        format!(
+            "cannot write the report: {}",
+            workspace.io_error(dir, &shown, "create", e).message
+        )
+    })?;
+    crate::edits::write_atomically(workspace, path, text.as_bytes())
 }
 
 /// The command's parameters from `arguments`, or `InvalidParams` saying what is wrong.
