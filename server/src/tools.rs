@@ -37,7 +37,7 @@ pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
 pub use mutate::{ChangeOutput, Ledger, MUTATING_TOOLS, Mutation, Replacement};
 pub use read::{ReadArgs, ReadOutput};
-pub use sandbox::Workspace;
+pub use sandbox::{Workspace, is_escape};
 pub use walk::WalkOptions;
 
 /// What a model is told about a tool, and how the engine runs it.

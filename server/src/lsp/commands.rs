@@ -285,6 +285,11 @@ fn write_report(
         .parent()
         .ok_or_else(|| format!("{} has no parent folder", path.display()))?;
     workspace.create_dir_all(dir).map_err(|e| {
+        // A link out is found by the handle refusing to follow it; say that, not "exists".
+        let e = match workspace.metadata(dir) {
+            Err(escape) if crate::tools::is_escape(&escape) => escape,
+            _ => e,
+        };
         let shown = dir.display().to_string();
         format!(
             "cannot write the report: {}",
