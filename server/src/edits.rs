@@ -4,9 +4,9 @@
 //! user sees, file creations, deletions, renames — and hand it to an [`Applier`]. In the
 //! language server the applier passes it to the LSP layer, which sends one
 //! `workspace/applyEdit` and reports the editor's answer: the server never writes the
-//! user's files itself. In the CLI it writes to disk atomically (a temporary file in the
-//! same directory renamed over the target, permissions kept), or only shows the diff in a
-//! dry run.
+//! user's files itself. In the CLI it writes to disk atomically and only beneath a
+//! directory handle of the workspace root (a temporary file in the same directory renamed
+//! over the target, permissions kept), or only shows the diff in a dry run.
 
 use std::ffi::OsStr;
 use std::io::{self, Write};
@@ -433,6 +433,31 @@ mod tests {
         let err = apply_to_disk(&set, &ws).unwrap_err();
         assert!(err.contains("changed on disk"), "{err}");
         assert_eq!(std::fs::read_to_string(&script).unwrap(), "echo new\n");
+    }
+
+    #[test]
+    fn stale_temp_files_of_a_killed_write_are_removed_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new([dir.path().to_path_buf()]).unwrap();
+        let stale = dir.path().join(".switchyard-1-0-deadbeef.tmp");
+        let fresh = dir.path().join(".switchyard-2-0-cafef00d.tmp");
+        let other = dir.path().join(".other.tmp");
+        for path in [&stale, &fresh, &other] {
+            std::fs::write(path, "half").unwrap();
+        }
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        for path in [&stale, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        write_atomically(&ws, &ws.primary().join("a.txt"), b"new").unwrap();
+        assert!(!stale.exists());
+        assert!(fresh.exists() && other.exists());
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"new");
     }
 
     #[test]
