@@ -240,10 +240,15 @@ fn a_directory_swapped_with_a_link_out_never_lets_a_tool_reach_outside() {
     drop(swapper);
     assert!(calls >= 3_000, "{calls} calls");
     assert!(saw_link, "the swap was never seen: the test proves nothing");
-    assert_eq!(
-        leaks,
-        Vec::<String>::new(),
-        "outside content or names in outputs"
+    let shown: Vec<String> = leaks
+        .iter()
+        .take(3)
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "{} of {calls} outputs show outside content or names, e.g. {shown:#?}",
+        leaks.len()
     );
     let after = stage.outside_files();
     let changed: Vec<&String> = before
