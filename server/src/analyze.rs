@@ -329,11 +329,11 @@ async fn fan_out(
         let _running = inflight.enter();
         ctx.checkpoint()?;
         let root = match workspace.resolve(&requested.to_string_lossy()) {
-            Ok(root) if root.is_dir() => root,
+            Ok(root) if workspace.metadata(&root).is_ok_and(|m| m.is_dir()) => root,
             Ok(root) => return Ok(Err(format!("{} is not a directory", root.display()))),
             Err(e) => return Ok(Err(e.message)),
         };
-        match walk::list(&root, ctx.token()) {
+        match walk::list(&workspace, &root, ctx.token()) {
             Some(listing) => Ok(Ok(listing)),
             None => Err(crate::lanes::TaskError::cancelled()),
         }
@@ -361,6 +361,7 @@ async fn fan_out(
     };
     let files = Arc::new(std::mem::take(&mut listing.files));
     let root = Arc::new(listing.root.clone());
+    let workspace = toolbox.workspace().clone();
     let per_chunk = files.len().div_ceil(TARGET_CHUNKS).max(MIN_CHUNK_FILES);
     let ranges: Vec<std::ops::Range<usize>> = (0..files.len())
         .step_by(per_chunk)
@@ -370,6 +371,7 @@ async fn fan_out(
         .iter()
         .map(|range| {
             let (files, root, finder) = (files.clone(), root.clone(), finder.clone());
+            let workspace = workspace.clone();
             let inflight = tracker.inflight.clone();
             let payload = json!({
                 "root": root.as_path(),
@@ -379,7 +381,14 @@ async fn fan_out(
             let range = range.clone();
             Task::blocking(Lane::Query, "analyze.files", move |ctx| {
                 let _running = inflight.enter();
-                scan::chunk(&root, &files[range.clone()], &finder, limits, ctx)
+                scan::chunk(
+                    &workspace,
+                    &root,
+                    &files[range.clone()],
+                    &finder,
+                    limits,
+                    ctx,
+                )
             })
             .session(session.clone())
             .payload(payload)

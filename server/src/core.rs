@@ -310,17 +310,35 @@ impl Core {
             .map_err(|e| e.to_string())
     }
 
-    /// Writes the report of `root`'s analysis to `<root>/.switchyard/analysis.md`, atomically;
-    /// returns its path.
+    /// Writes the report of `root`'s analysis to `<root>/.switchyard/analysis.md`, atomically
+    /// and beneath the workspace's handle: a `.switchyard` that is a link out of the
+    /// workspace makes this fail, never write outside. Returns the report's path.
     pub async fn write_report(&self, root: &Path, markdown: String) -> Result<PathBuf, String> {
+        let workspace = self
+            .toolbox()
+            .map_err(|e| e.to_string())?
+            .workspace()
+            .clone();
         let path = root.join(".switchyard").join("analysis.md");
         let written = path.clone();
         tokio::task::spawn_blocking(move || {
-            if let Some(dir) = written.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            }
-            crate::edits::write_atomically(&written, markdown.as_bytes())
+            let dir = written
+                .parent()
+                .ok_or_else(|| format!("{} has no parent folder", written.display()))?;
+            workspace.create_dir_all(dir).map_err(|e| {
+                // A link out is found by the handle refusing to follow it; say that, not
+                // "exists".
+                let e = match workspace.metadata(dir) {
+                    Err(escape) if crate::tools::is_escape(&escape) => escape,
+                    _ => e,
+                };
+                let shown = dir.display().to_string();
+                format!(
+                    "cannot write the report: {}",
+                    workspace.io_error(dir, &shown, "create", e).message
+                )
+            })?;
+            crate::edits::write_atomically(&workspace, &written, markdown.as_bytes())
         })
         .await
         .map_err(|e| format!("writing the report failed: {e}"))??;

@@ -4,16 +4,23 @@
 //! user sees, file creations, deletions, renames — and hand it to an [`Applier`]. In the
 //! language server the applier passes it to the LSP layer, which sends one
 //! `workspace/applyEdit` and reports the editor's answer: the server never writes the
-//! user's files itself. In the CLI it writes to disk atomically (a temporary file in the
-//! same directory renamed over the target, permissions kept), or only shows the diff in a
-//! dry run.
+//! user's files itself. In the CLI it writes to disk atomically and only beneath a
+//! directory handle of the workspace root (a temporary file in the same directory renamed
+//! over the target, permissions kept), or only shows the diff in a dry run.
 
-use std::io::Write;
+use std::ffi::OsStr;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::tools::Workspace;
 
 /// A replacement of the bytes `start..end` of a file's text with `new_text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +127,8 @@ pub enum Applier {
 }
 
 impl Applier {
-    /// Applies a change set and reports what became of it.
-    pub async fn apply(&self, changes: ChangeSet) -> ApplyOutcome {
+    /// Applies a change set to files of `workspace` and reports what became of it.
+    pub async fn apply(&self, changes: ChangeSet, workspace: &Workspace) -> ApplyOutcome {
         match self {
             Applier::Editor(editor) => {
                 let (reply, answer) = oneshot::channel();
@@ -136,7 +143,9 @@ impl Applier {
             }
             Applier::Disk { dry_run: true } => ApplyOutcome::DryRun,
             Applier::Disk { dry_run: false } => {
-                match tokio::task::spawn_blocking(move || apply_to_disk(&changes)).await {
+                let workspace = workspace.clone();
+                match tokio::task::spawn_blocking(move || apply_to_disk(&changes, &workspace)).await
+                {
                     Ok(Ok(())) => ApplyOutcome::Applied,
                     Ok(Err(reason)) => ApplyOutcome::NotApplied { reason },
                     Err(e) => ApplyOutcome::NotApplied {
@@ -162,14 +171,17 @@ pub fn apply_text_edits(before: &str, edits: &[TextEdit]) -> String {
     out
 }
 
-/// Writes a change set to disk. Each file is written atomically; the set is checked in
-/// full before the first write, so a change that cannot be made stops all of them.
-pub fn apply_to_disk(set: &ChangeSet) -> Result<(), String> {
+/// Writes a change set to disk, every path through a handle of its workspace root. Each
+/// file is written atomically; the set is checked in full before the first write, so a
+/// change that cannot be made stops all of them.
+pub fn apply_to_disk(set: &ChangeSet, workspace: &Workspace) -> Result<(), String> {
+    let shown = |path: &Path| path.display().to_string();
     for change in &set.changes {
         match change {
             Change::Edit { path, before, .. } => {
-                let now = std::fs::read(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let now = workspace
+                    .read_regular(path, &shown(path))
+                    .map_err(|e| e.message)?;
                 if now != before.as_bytes() {
                     return Err(format!(
                         "{} changed on disk while the edit was prepared; read it again",
@@ -181,41 +193,46 @@ pub fn apply_to_disk(set: &ChangeSet) -> Result<(), String> {
                 path,
                 overwrite: false,
                 ..
-            } if path.exists() => {
+            } if workspace.exists(path) => {
                 return Err(format!("{} already exists", path.display()));
             }
-            Change::Rename { to, .. } if to.exists() => {
+            Change::Rename { to, .. } if workspace.exists(to) => {
                 return Err(format!("{} already exists", to.display()));
             }
-            Change::Delete { path } | Change::Rename { from: path, .. } if !path.exists() => {
+            Change::Delete { path } | Change::Rename { from: path, .. }
+                if !workspace.exists(path) =>
+            {
                 return Err(format!("{} does not exist", path.display()));
             }
             _ => {}
         }
     }
+    let parent_dirs = |path: &Path| match path.parent() {
+        Some(parent) => workspace.create_dir_all(parent).map_err(|e| {
+            workspace
+                .io_error(parent, &shown(parent), "create", e)
+                .message
+        }),
+        None => Ok(()),
+    };
     for change in &set.changes {
         match change {
             Change::Edit { path, .. } => {
                 let after = change.after().unwrap_or_default();
-                write_atomically(path, after.as_bytes())?;
+                write_atomically(workspace, path, after.as_bytes())?;
             }
             Change::Create { path, content, .. } => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-                }
-                write_atomically(path, content.as_bytes())?;
+                parent_dirs(path)?;
+                write_atomically(workspace, path, content.as_bytes())?;
             }
             Change::Delete { path } => {
-                std::fs::remove_file(path)
-                    .map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
+                workspace
+                    .remove_file(path)
+                    .map_err(|e| workspace.io_error(path, &shown(path), "delete", e).message)?;
             }
             Change::Rename { from, to } => {
-                if let Some(parent) = to.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-                }
-                std::fs::rename(from, to).map_err(|e| {
+                parent_dirs(to)?;
+                workspace.rename(from, to).map_err(|e| {
                     format!("cannot move {} to {}: {e}", from.display(), to.display())
                 })?;
             }
@@ -224,27 +241,93 @@ pub fn apply_to_disk(set: &ChangeSet) -> Result<(), String> {
     Ok(())
 }
 
-/// Replaces `path`'s content with `bytes` by writing a temporary file beside it and
-/// renaming it over the target, keeping the target's permissions: a crash leaves either
-/// the old file or the new one, never half of one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| format!("{} has no parent directory", path.display()))?;
-    let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".switchyard-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| fail("write beside", e))?;
-    tmp.write_all(bytes).map_err(|e| fail("write", e))?;
-    tmp.as_file().sync_all().map_err(|e| fail("sync", e))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(tmp.path(), meta.permissions())
-            .map_err(|e| fail("keep the permissions of", e))?;
+/// Temporary files of ours older than this are left over from a write that was killed, and
+/// are removed when their directory is next written to. A write takes seconds at most, so
+/// an hour cannot catch one still in progress (ours or another Switchyard's).
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// Replaces the workspace file `path`'s content with `bytes`: a temporary file is written
+/// beside it through a handle of its directory, synced, and renamed over the target within
+/// that same handle, so a crash leaves either the old file or the new one, and a directory
+/// swapped for a link meanwhile cannot redirect the write. An existing file keeps its
+/// permissions; a new one gets the umask's default (`0666 & !umask`), as an editor's would.
+pub fn write_atomically(workspace: &Workspace, path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let (dir, name) = workspace.parent_of(path).map_err(|e| {
+        workspace
+            .io_error(path, &path.display().to_string(), "write", e)
+            .message
+    })?;
+    write_in(&dir, name, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// [`write_atomically`] for the file `name` in the directory `dir`.
+pub fn write_in(dir: &Dir, name: &OsStr, bytes: &[u8]) -> io::Result<()> {
+    remove_stale_temps(dir);
+    // The old file's permissions; a link is replaced by a file, never written through.
+    let old = dir.symlink_metadata(name).ok().filter(|m| m.is_file());
+    let (tmp, mut file) = create_temp(dir)?;
+    let written = (|| {
+        file.write_all(bytes)?;
+        if let Some(old) = &old {
+            file.set_permissions(old.permissions())?;
+        }
+        file.sync_all()?;
+        drop(file);
+        dir.rename(&tmp, dir, name)
+    })();
+    if written.is_err() {
+        let _ = dir.remove_file(&tmp);
     }
-    tmp.persist(path).map_err(|e| fail("replace", e.error))?;
-    Ok(())
+    written
+}
+
+/// A new, uniquely named temporary file in `dir`, created with mode `0666` (less the umask).
+fn create_temp(dir: &Dir) -> io::Result<(String, cap_std::fs::File)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true).mode(0o666);
+    loop {
+        let name = format!(
+            ".switchyard-{}-{}-{:08x}.tmp",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            fastrand::u32(..)
+        );
+        match dir.open_with(&name, &options) {
+            Ok(file) => return Ok((name, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Removes our temporary files (`.switchyard-*.tmp`, regular files) older than
+/// [`STALE_TEMP_AGE`] from `dir`. Best effort: a failure only leaves them.
+fn remove_stale_temps(dir: &Dir) {
+    let Ok(entries) = dir.entries() else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if !(name.starts_with(".switchyard-") && name.ends_with(".tmp")) {
+            continue;
+        }
+        let Ok(meta) = dir.symlink_metadata(name) else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m.into_std()).ok())
+            .is_some_and(|age| age > STALE_TEMP_AGE);
+        if meta.is_file() && old {
+            let _ = dir.remove_file(name);
+        }
+    }
 }
 
 /// `a/path`, or `/dev/null` for a side that does not exist.
@@ -256,8 +339,13 @@ fn side(prefix: &str, name: &str) -> String {
     }
 }
 
-/// A unified diff of one change, with paths shown as `shown` gives them.
-pub fn unified_diff(change: &Change, shown: impl Fn(&Path) -> String) -> String {
+/// A unified diff of one change, with paths shown as `shown` gives them and the current
+/// text of a file replaced or deleted read by `current`.
+pub fn unified_diff(
+    change: &Change,
+    shown: impl Fn(&Path) -> String,
+    current: impl Fn(&Path) -> String,
+) -> String {
     let (old_name, new_name, old, new) = match change {
         Change::Edit { path, before, .. } => (
             shown(path),
@@ -266,11 +354,11 @@ pub fn unified_diff(change: &Change, shown: impl Fn(&Path) -> String) -> String 
             change.after().unwrap_or_default(),
         ),
         Change::Create { path, content, .. } => {
-            let old = std::fs::read_to_string(path).unwrap_or_default();
+            let old = current(path);
             ("/dev/null".to_string(), shown(path), old, content.clone())
         }
         Change::Delete { path } => {
-            let old = std::fs::read_to_string(path).unwrap_or_default();
+            let old = current(path);
             (shown(path), "/dev/null".to_string(), old, String::new())
         }
         Change::Rename { from, to } => return format!("rename {} → {}\n", shown(from), shown(to)),
@@ -314,6 +402,8 @@ mod tests {
         let script = dir.path().join("run.sh");
         std::fs::write(&script, "echo old\n").unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o754)).unwrap();
+        let ws = Workspace::new([dir.path().to_path_buf()]).unwrap();
+        let script = ws.primary().join("run.sh");
         let set = ChangeSet {
             label: "edit run.sh".into(),
             changes: vec![Change::Edit {
@@ -327,7 +417,7 @@ mod tests {
                 }],
             }],
         };
-        apply_to_disk(&set).unwrap();
+        apply_to_disk(&set, &ws).unwrap();
         assert_eq!(std::fs::read_to_string(&script).unwrap(), "echo new\n");
         assert_eq!(
             std::fs::metadata(&script).unwrap().permissions().mode() & 0o777,
@@ -340,36 +430,63 @@ mod tests {
             .collect();
         assert_eq!(names, ["run.sh"]);
         // A change prepared against stale text is refused and nothing is written.
-        let err = apply_to_disk(&set).unwrap_err();
+        let err = apply_to_disk(&set, &ws).unwrap_err();
         assert!(err.contains("changed on disk"), "{err}");
         assert_eq!(std::fs::read_to_string(&script).unwrap(), "echo new\n");
+    }
+
+    #[test]
+    fn stale_temp_files_of_a_killed_write_are_removed_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new([dir.path().to_path_buf()]).unwrap();
+        let stale = dir.path().join(".switchyard-1-0-deadbeef.tmp");
+        let fresh = dir.path().join(".switchyard-2-0-cafef00d.tmp");
+        let other = dir.path().join(".other.tmp");
+        for path in [&stale, &fresh, &other] {
+            std::fs::write(path, "half").unwrap();
+        }
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        for path in [&stale, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        write_atomically(&ws, &ws.primary().join("a.txt"), b"new").unwrap();
+        assert!(!stale.exists());
+        assert!(fresh.exists() && other.exists());
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"new");
     }
 
     #[test]
     fn a_set_that_cannot_be_made_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("exists.txt"), "x").unwrap();
+        let ws = Workspace::new([dir.path().to_path_buf()]).unwrap();
+        let dir = ws.primary();
         let set = ChangeSet {
             label: "copy".into(),
             changes: vec![
                 Change::Create {
-                    path: dir.path().join("new.txt"),
+                    path: dir.join("new.txt"),
                     content: "new".into(),
                     overwrite: false,
                 },
                 Change::Create {
-                    path: dir.path().join("exists.txt"),
+                    path: dir.join("exists.txt"),
                     content: "y".into(),
                     overwrite: false,
                 },
             ],
         };
         assert!(
-            apply_to_disk(&set)
+            apply_to_disk(&set, &ws)
                 .unwrap_err()
                 .ends_with("exists.txt already exists")
         );
-        assert!(!dir.path().join("new.txt").exists());
+        assert!(!dir.join("new.txt").exists());
     }
 
     #[test]
@@ -384,9 +501,11 @@ mod tests {
                 new_text: "TWO".into(),
             }],
         };
-        let diff = unified_diff(&change, |p| {
-            p.strip_prefix("/w").unwrap().display().to_string()
-        });
+        let diff = unified_diff(
+            &change,
+            |p| p.strip_prefix("/w").unwrap().display().to_string(),
+            |_| String::new(),
+        );
         assert_eq!(
             diff,
             "--- a/a.txt\n+++ b/a.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n"

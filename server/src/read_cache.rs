@@ -168,9 +168,10 @@ impl ReadCache {
         self.state.lock().bytes
     }
 
-    /// The content of the regular file at canonical `path`, whose `stat` is `meta`: from the
-    /// cache when it still matches, else from the disk (and cached).
-    pub fn get(&self, path: &Path, meta: &Metadata) -> io::Result<Arc<FileText>> {
+    /// The content of the regular file at canonical `path`, open as `file` (opened beneath
+    /// the workspace's handle), whose `stat` is `meta`: from the cache when it still
+    /// matches, else read from `file` (and cached).
+    pub fn get(&self, path: &Path, meta: &Metadata, file: File) -> io::Result<Arc<FileText>> {
         let key = FileKey::of(meta);
         let suspect = {
             let mut st = self.state.lock();
@@ -183,7 +184,7 @@ impl ReadCache {
                 _ => None,
             }
         };
-        let (bytes, read_key, read_at) = read_whole(path)?;
+        let (bytes, read_key, read_at) = read_whole(file)?;
         if let Some(cached) = suspect {
             self.rechecks.incr();
             if cached.bytes == bytes && read_key == key {
@@ -228,10 +229,9 @@ impl ReadCache {
     }
 }
 
-/// Reads a whole file, with the key of what was read (from the open file, not the path).
-fn read_whole(path: &Path) -> io::Result<(Vec<u8>, FileKey, SystemTime)> {
+/// Reads a whole open file, with the key of what was read (from the file, not a path).
+fn read_whole(mut file: File) -> io::Result<(Vec<u8>, FileKey, SystemTime)> {
     let read_at = SystemTime::now();
-    let mut file = File::open(path)?;
     let before = file.metadata()?;
     let mut bytes = Vec::with_capacity(usize::try_from(before.len()).unwrap_or(0) + 1);
     file.read_to_end(&mut bytes)?;
@@ -335,7 +335,11 @@ mod tests {
 
     fn get(cache: &ReadCache, path: &Path) -> Vec<u8> {
         cache
-            .get(path, &std::fs::metadata(path).unwrap())
+            .get(
+                path,
+                &std::fs::metadata(path).unwrap(),
+                File::open(path).unwrap(),
+            )
             .unwrap()
             .bytes()
             .to_vec()

@@ -38,7 +38,7 @@ pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
 pub use mutate::{ChangeOutput, Ledger, MUTATING_TOOLS, Mutation, Replacement};
 pub use read::{ReadArgs, ReadOutput};
-pub use sandbox::Workspace;
+pub use sandbox::{Workspace, is_escape};
 pub use walk::WalkOptions;
 
 /// What a model is told about a tool, and how the engine runs it.
@@ -453,7 +453,7 @@ impl Inner {
             .check(tool, &prepared.intent(), session.as_ref())
             .await
             .map_err(ToolError::new)?;
-        let outcome = m.applier.apply(prepared.set.clone()).await;
+        let outcome = m.applier.apply(prepared.set.clone(), &self.workspace).await;
         mutate::finish(
             tool,
             prepared,

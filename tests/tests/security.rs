@@ -2,6 +2,8 @@
 //! that reads it, must not be able to do. One test binary; each area is a module in
 //! `security/`.
 
+#[path = "security/containment.rs"]
+mod containment;
 #[path = "security/lsp_protocol.rs"]
 mod lsp_protocol;
 #[path = "security/model_timeouts.rs"]

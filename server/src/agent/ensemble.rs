@@ -255,17 +255,19 @@ impl Agent {
 /// and described with what the analysis found inside it.
 pub async fn modules(toolbox: &Toolbox, analysis: &Analysis) -> Result<Vec<Module>, String> {
     let root = std::path::PathBuf::from(&analysis.root);
+    let workspace = toolbox.workspace().clone();
     let walk = Task::blocking(Lane::Query, "ensemble.modules", move |ctx| {
         let mut files = Vec::new();
-        for entry in WalkOptions::default().walk(&root).flatten() {
+        let (entries, _) = WalkOptions::default().walk(&workspace, &root, ctx.token());
+        for entry in entries {
             ctx.checkpoint()?;
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
+            if !entry.is_file() {
                 continue;
             }
             let Ok(relative) = entry.path().strip_prefix(&root) else {
                 continue;
             };
-            let bytes = entry.metadata().map_or(0, |m| m.len());
+            let bytes = workspace.metadata(entry.path()).map_or(0, |m| m.len());
             files.push((relative.to_string_lossy().replace('\\', "/"), bytes));
         }
         Ok::<_, TaskError>(files)

@@ -20,6 +20,7 @@ use super::languages::{BINARY_SNIFF_LEN, Language, looks_binary};
 use super::manifests::{self, ManifestKind};
 use super::markers::{Found, MarkerFinder};
 use crate::lanes::{TaskContext, TaskError};
+use crate::tools::Workspace;
 
 /// Files without a known language larger than this are sniffed, not read whole.
 pub const MAX_OTHER_TEXT_BYTES: u64 = 8 * 1024 * 1024;
@@ -88,8 +89,10 @@ pub(crate) struct ChunkResult {
     pub error_count: u64,
 }
 
-/// Analyzes `paths` (relative to `root`), checking for cancellation between files.
+/// Analyzes `paths` (relative to `root`, a directory of `workspace`, and opened beneath
+/// its handle), checking for cancellation between files.
 pub(crate) fn chunk(
+    workspace: &Workspace,
     root: &Path,
     paths: &[PathBuf],
     finder: &MarkerFinder,
@@ -101,7 +104,10 @@ pub(crate) fn chunk(
     for relative in paths {
         ctx.checkpoint()?;
         let path = root.join(relative);
-        if let Err(e) = file(&path, relative, &mut buffer, finder, limits, &mut out) {
+        let opened = workspace.open_seen_regular(&path);
+        let analyzed =
+            opened.and_then(|f| file(f, relative, &mut buffer, finder, limits, &mut out));
+        if let Err(e) = analyzed {
             out.error_count += 1;
             if out.errors.len() < MAX_ERRORS {
                 out.errors
@@ -113,7 +119,7 @@ pub(crate) fn chunk(
 }
 
 fn file(
-    path: &Path,
+    mut file: File,
     relative: &Path,
     buffer: &mut Vec<u8>,
     finder: &MarkerFinder,
@@ -121,7 +127,6 @@ fn file(
     out: &mut ChunkResult,
 ) -> std::io::Result<()> {
     let by_name = Language::detect(relative, None);
-    let mut file = File::open(path)?;
     let size = file.metadata()?.len();
     buffer.clear();
     // A file of a known language is read whole, as tokei reads it. Any other file is

@@ -1,8 +1,8 @@
 //! The analysis walk: the files the tools would see (ripgrep's ignore rules, through
 //! [`WalkOptions::walk_parallel`] on the shared pool), and what those rules skipped.
 //!
-//! The `ignore` crate does not say what it leaves out, so every directory the walk entered
-//! is listed once more with `read_dir` and its entries compared with what the walk
+//! The walk does not say what it leaves out, so every directory the walk entered is listed
+//! once more (through the workspace's handle) and its entries compared with what the walk
 //! yielded: an entry the walk did not yield was skipped, as hidden (its name starts with a
 //! `.`) or as ignored (an ignore file names it). A skipped directory is counted once, by
 //! name, and never entered — a `target/` of a million files costs one directory entry.
@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::tools::WalkOptions;
+use crate::tools::{EntryKind, WalkOptions, Workspace};
 
 /// Most skipped directories listed by name (of each kind); the counts stay exact.
 const MAX_NAMED_DIRS: usize = 50;
@@ -56,16 +56,20 @@ pub(crate) struct Listing {
     pub errors: Vec<String>,
 }
 
-/// Walks `root` (canonical) on the current rayon pool. Returns `None` when `token` is
-/// cancelled before the walk is over.
-pub(crate) fn list(root: &Path, token: &CancellationToken) -> Option<Listing> {
+/// Walks `root` (a directory of `workspace`) on the current rayon pool, through the
+/// workspace's handles. Returns `None` when `token` is cancelled before the walk is over.
+pub(crate) fn list(
+    workspace: &Workspace,
+    root: &Path,
+    token: &CancellationToken,
+) -> Option<Listing> {
     let visited = Mutex::new(Vec::new());
-    let mut errors = WalkOptions::default().walk_parallel(root, token, |entry| {
-        let kind = match entry.file_type() {
-            Some(t) if t.is_dir() => Kind::Dir,
-            Some(t) if t.is_file() => Kind::File,
-            Some(t) if t.is_symlink() => Kind::Symlink,
-            _ => Kind::Other,
+    let mut errors = WalkOptions::default().walk_parallel(workspace, root, token, |entry| {
+        let kind = match entry.kind() {
+            EntryKind::Dir => Kind::Dir,
+            EntryKind::File => Kind::File,
+            EntryKind::Symlink => Kind::Symlink,
+            EntryKind::Other => Kind::Other,
         };
         visited.lock().push((entry.into_path(), kind));
     });
@@ -105,7 +109,7 @@ pub(crate) fn list(root: &Path, token: &CancellationToken) -> Option<Listing> {
                 return (Vec::new(), None);
             }
             let seen = yielded.get(*dir).unwrap_or(&empty);
-            let entries = match std::fs::read_dir(dir) {
+            let entries = match workspace.open_dir(dir).and_then(|d| d.entries()) {
                 Ok(entries) => entries,
                 // The walk reported it already.
                 Err(_) => return (Vec::new(), None),

@@ -129,7 +129,7 @@ fn plural(n: u64) -> &'static str {
 
 pub(super) fn run(args: &GlobArgs, env: &Env<'_>) -> Result<GlobOutput, ToolError> {
     let base = env.workspace.resolve(args.path.as_deref().unwrap_or("."))?;
-    if !base.is_dir() {
+    if !env.workspace.metadata(&base).is_ok_and(|m| m.is_dir()) {
         return Err(ToolError::new(format!(
             "`path` must be a directory, and `{}` is not",
             env.workspace.display(&base)
@@ -147,7 +147,7 @@ pub(super) fn run(args: &GlobArgs, env: &Env<'_>) -> Result<GlobOutput, ToolErro
     let start = if by_name {
         base.clone()
     } else {
-        literal_prefix(&base, pattern)
+        literal_prefix(env.workspace, &base, pattern)
     };
     let options = WalkOptions {
         include_hidden: args.include_hidden,
@@ -156,10 +156,8 @@ pub(super) fn run(args: &GlobArgs, env: &Env<'_>) -> Result<GlobOutput, ToolErro
     };
     let limit = args.limit.unwrap_or(env.config.glob_default_limit as u64) as usize;
     let found = Mutex::new(Vec::new());
-    let errors = options.walk_parallel(&start, env.task.token(), |entry| {
-        if entry.file_type().is_some_and(|t| t.is_file())
-            && matches(&matcher, by_name, &base, entry.path())
-        {
+    let errors = options.walk_parallel(env.workspace, &start, env.task.token(), |entry| {
+        if entry.is_file() && matches(&matcher, by_name, &base, entry.path()) {
             found.lock().push(entry.into_path());
         }
     });
@@ -193,7 +191,7 @@ fn matches(matcher: &GlobMatcher, by_name: bool, base: &Path, path: &Path) -> bo
 
 /// The longest leading run of the pattern's directories without glob syntax, as a
 /// directory under `base` that exists.
-fn literal_prefix(base: &Path, pattern: &str) -> PathBuf {
+fn literal_prefix(workspace: &super::Workspace, base: &Path, pattern: &str) -> PathBuf {
     let mut dir = base.to_path_buf();
     let parts: Vec<&str> = pattern.split('/').collect();
     for part in &parts[..parts.len().saturating_sub(1)] {
@@ -201,7 +199,7 @@ fn literal_prefix(base: &Path, pattern: &str) -> PathBuf {
             break;
         }
         let next = dir.join(part);
-        if !next.is_dir() {
+        if !workspace.metadata(&next).is_ok_and(|m| m.is_dir()) {
             break;
         }
         dir = next;

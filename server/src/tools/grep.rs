@@ -283,6 +283,7 @@ struct Search<'a> {
     max_line_chars: usize,
     token: &'a CancellationToken,
     documents: &'a crate::documents::Documents,
+    workspace: &'a super::Workspace,
 }
 
 /// The ordered early stop: results by unit of the split tree (units are in path order),
@@ -321,6 +322,7 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
         max_line_chars: env.config.grep_max_line_chars,
         token: env.task.token(),
         documents: env.documents,
+        workspace: env.workspace,
     };
     let mut out = GrepOutput {
         pattern: args.pattern.clone(),
@@ -338,17 +340,19 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
         errors: Vec::new(),
     };
     let shown = env.workspace.display(&target);
-    let meta = std::fs::metadata(&target)
-        .map_err(|e| ToolError::new(format!("cannot search `{shown}`: {e}")))?;
+    let meta = env
+        .workspace
+        .metadata(&target)
+        .map_err(|e| env.workspace.io_error(&target, &shown, "search", e))?;
     if !meta.is_dir() {
-        super::sandbox::require_regular_file(&shown, &meta)?;
+        super::sandbox::require_regular(&shown, &meta)?;
         let found = search.file(&mut search.searcher(), &target);
         collect(&mut out, env, found, max_results);
         return Ok(out);
     }
     let options = walk_options(args, &target)?;
     let parts = super::walk::parts();
-    let split = options.split(&target, parts, search.token);
+    let split = options.split(env.workspace, &target, parts, search.token);
     let units = split.units.len();
     let progress = Mutex::new(Progress {
         found: BTreeMap::new(),
@@ -363,6 +367,7 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
     let share = |part: usize| {
         let mut searcher = search.searcher();
         let errors = options.walk_part(
+            env.workspace,
             &target,
             &split,
             part,
@@ -371,7 +376,7 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
             search.token,
             |entry, unit| {
                 let Some(unit) = unit else { return };
-                if !entry.file_type().is_some_and(|t| t.is_file()) {
+                if !entry.is_file() {
                     return;
                 }
                 searched.fetch_add(1, Ordering::Relaxed);
@@ -419,6 +424,9 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
         return Err(ToolError::new("cancelled"));
     }
     out.errors = walk_errors.into_inner();
+    // A directory above the units is every walker's: its error is reported once.
+    out.errors.sort();
+    out.errors.dedup();
     let stop = stop_at.into_inner();
     let progress = progress.into_inner();
     let by_unit = progress.found.into_iter().filter(|(unit, _)| *unit < stop);
@@ -576,7 +584,7 @@ impl Search<'_> {
         };
         let result = match self.documents.get(path) {
             Some(doc) => searcher.search_slice(&self.matcher, doc.text.as_bytes(), &mut sink),
-            None => match File::open(path) {
+            None => match self.workspace.open_seen_regular(path) {
                 Ok(file) => searcher.search_reader(
                     &self.matcher,
                     Cancellable {

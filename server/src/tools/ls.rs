@@ -178,7 +178,7 @@ struct Found {
 pub(super) fn run(args: &LsArgs, env: &Env<'_>) -> Result<LsOutput, ToolError> {
     let dir = env.workspace.resolve(args.path.as_deref().unwrap_or("."))?;
     let shown = env.workspace.display(&dir);
-    if !dir.is_dir() {
+    if !env.workspace.metadata(&dir).is_ok_and(|m| m.is_dir()) {
         return Err(ToolError::new(format!(
             "`{shown}` is not a directory; use `read` for files"
         )));
@@ -191,13 +191,8 @@ pub(super) fn run(args: &LsArgs, env: &Env<'_>) -> Result<LsOutput, ToolError> {
         ..WalkOptions::default()
     };
     let found = Mutex::new(Vec::new());
-    let errors = options.walk_parallel(&dir, env.task.token(), |entry| {
-        let kind = match entry.file_type() {
-            Some(t) if t.is_dir() => EntryKind::Dir,
-            Some(t) if t.is_file() => EntryKind::File,
-            Some(t) if t.is_symlink() => EntryKind::Symlink,
-            _ => EntryKind::Other,
-        };
+    let errors = options.walk_parallel(env.workspace, &dir, env.task.token(), |entry| {
+        let kind = entry.kind();
         found.lock().push(Found {
             path: entry.into_path(),
             kind,
@@ -212,9 +207,11 @@ pub(super) fn run(args: &LsArgs, env: &Env<'_>) -> Result<LsOutput, ToolError> {
     let mut found = found.into_inner();
     // Sizes and link targets take a system call each: spread them over the pool.
     found.par_iter_mut().for_each(|f| match f.kind {
-        EntryKind::File => f.size = std::fs::metadata(&f.path).ok().map(|m| m.len()),
+        EntryKind::File => f.size = env.workspace.metadata(&f.path).ok().map(|m| m.len()),
         EntryKind::Symlink => {
-            f.target = std::fs::read_link(&f.path)
+            f.target = env
+                .workspace
+                .read_link(&f.path)
                 .ok()
                 .map(|t| t.display().to_string())
         }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::sandbox::require_regular_file;
+use super::sandbox::{require_regular, special_kind};
 use super::{Args, ToolError, ToolSpec, thousands};
 use crate::edits::{ApplyOutcome, Change, ChangeSet, TextEdit, unified_diff};
 use crate::lanes::Lane;
@@ -318,7 +318,16 @@ impl Prepared {
         self.set
             .changes
             .iter()
-            .map(|c| unified_diff(c, |p| workspace.display(p)))
+            .map(|c| {
+                unified_diff(
+                    c,
+                    |p| workspace.display(p),
+                    |p| {
+                        let bytes = workspace.read_regular(p, &workspace.display(p));
+                        String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()
+                    },
+                )
+            })
             .collect()
     }
 }
@@ -396,9 +405,7 @@ fn current_text(
     if let Some(doc) = scope.documents.get(path) {
         return Ok((doc.text.clone(), Some(doc.version)));
     }
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
-    require_regular_file(shown, &meta)?;
+    let (file, meta) = scope.workspace.open_regular(path, shown)?;
     if meta.len() > scope.max_bytes {
         return Err(ToolError::new(format!(
             "`{shown}` is too large for `{tool}` ({} bytes; the limit is {})",
@@ -406,8 +413,12 @@ fn current_text(
             thousands(scope.max_bytes)
         )));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, scope.max_bytes + 1),
+        &mut bytes,
+    )
+    .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
     if memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some() {
         return Err(ToolError::new(format!(
             "`{shown}` is a binary file; `{tool}` changes text files only"
@@ -474,7 +485,7 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
         Mutation::Write { path, content } => {
             let target = ws.resolve_new(path)?;
             let shown = ws.display(&target);
-            let exists = target.exists() || scope.documents.get(&target).is_some();
+            let exists = ws.exists(&target) || scope.documents.get(&target).is_some();
             let change = if exists {
                 let (before, version) = current_text(scope, &target, &shown, "write")?;
                 scope
@@ -593,11 +604,20 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
         Mutation::Delete { path } => {
             let target = ws.resolve(path)?;
             let shown = ws.display(&target);
-            let meta = std::fs::symlink_metadata(&target)
-                .map_err(|e| ToolError::new(format!("cannot delete `{shown}`: {e}")))?;
+            // Looked at without opening it: a FIFO is refused, never opened (that would
+            // wait for a writer).
+            let meta = ws
+                .symlink_metadata(&target)
+                .map_err(|e| ws.io_error(&target, &shown, "delete", e))?;
             if meta.is_dir() {
                 return Err(ToolError::new(format!(
                     "`{shown}` is a directory; `delete` removes files only"
+                )));
+            }
+            if !meta.is_file() && !meta.is_symlink() {
+                let what = special_kind(&meta);
+                return Err(ToolError::new(format!(
+                    "`{shown}` is {what}; `delete` removes regular files and links only"
                 )));
             }
             Ok(Prepared {
@@ -616,7 +636,7 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
             let source = ws.resolve(from)?;
             let target = ws.resolve_new(to)?;
             let (src, dst) = (ws.display(&source), ws.display(&target));
-            if target.exists() {
+            if ws.exists(&target) {
                 return Err(ToolError::new(format!(
                     "`{dst}` already exists; choose a new path or delete it first"
                 )));
@@ -638,9 +658,10 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
                     after: vec![(target, Some(hash(content.as_bytes())))],
                 });
             }
-            let meta = std::fs::metadata(&source)
-                .map_err(|e| ToolError::new(format!("cannot move `{src}`: {e}")))?;
-            require_regular_file(&src, &meta)?;
+            let meta = ws
+                .metadata(&source)
+                .map_err(|e| ws.io_error(&source, &src, "move", e))?;
+            require_regular(&src, &meta)?;
             Ok(Prepared {
                 set: ChangeSet {
                     label: format!("move {src} to {dst}"),

@@ -12,7 +12,6 @@ use std::io::{self, Read, Seek, SeekFrom};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::sandbox::require_regular_file;
 use super::{Args, Env, ToolError, ToolSpec, thousands};
 use crate::lanes::Lane;
 use crate::read_cache::{FileKey, FileText, LineIndex};
@@ -161,15 +160,13 @@ pub(super) fn run(args: &ReadArgs, env: &Env<'_>) -> Result<ReadOutput, ToolErro
         out.buffer_version = Some(doc.version);
         return Ok(out);
     }
-    let meta = std::fs::metadata(&path)
-        .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
-    require_regular_file(&shown, &meta)?;
+    let (file, meta) = env.workspace.open_regular(&path, &shown)?;
     if meta.len() > env.config.streaming_threshold_bytes {
-        return streamed(&path, &shown, &meta, args.offset, limit, env);
+        return streamed(file, &path, &shown, &meta, args.offset, limit, env);
     }
     let text = env
         .cache
-        .get(&path, &meta)
+        .get(&path, &meta, file)
         .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
     refuse_binary(
         &shown,
@@ -309,6 +306,7 @@ fn start_line(offset: Option<i64>, total: Option<u64>, shown: &str) -> Result<u6
 
 /// Reads a window of a file too large to load, with memory proportional to the window.
 fn streamed(
+    mut file: File,
     path: &std::path::Path,
     shown: &str,
     meta: &std::fs::Metadata,
@@ -322,7 +320,6 @@ fn streamed(
         .line_index
         .get(path, key)
         .unwrap_or_else(|| LineIndex::new(key, env.config.line_index_every));
-    let mut file = File::open(path).map_err(io_err)?;
     let mut head = vec![0; BINARY_SNIFF];
     let n = read_full(&mut file, &mut head).map_err(io_err)?;
     refuse_binary(shown, &head[..n], meta.len())?;

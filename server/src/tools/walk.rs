@@ -1,28 +1,46 @@
-//! Walking a directory the way ripgrep does — `.gitignore`, `.ignore`, `.rgignore` and
-//! hidden files respected by default — in a deterministic order (by name, depth first).
+//! Walking a directory the way ripgrep does — `.gitignore`, `.ignore`, `.rgignore`,
+//! `.git/info/exclude`, the global gitignore and hidden files respected by default — in a
+//! deterministic order (by name, depth first), through directory handles.
 //!
-//! The design (docs/architecture.md) forbids nesting `build_parallel()` walkers (threads of their own) inside the
-//! shared rayon pool, and `ignore` offers no other way to share one walk between threads.
-//! So a tree is walked in parallel the way this module does it: [`WalkOptions::split`]
-//! cuts it into ordered *units* at the first depth with enough directories, and each of a
-//! few sequential walkers — jobs on the pool — walks the whole tree from its root but
-//! prunes the units that belong to the others ([`WalkOptions::walk_part`]). Every walker
-//! is a real single walk from the root, so ignore files (the root's ancestors' included)
-//! apply exactly as in one sequential walk, and are read once per walker rather than once
-//! per subtree. Sorting what the walkers found by `Path` gives the sequential walk's
-//! order; and because units are in path order, a search can stop at a limit once a prefix
-//! of units is complete and still return the same results every time.
+//! Every directory is opened beneath its parent's handle without following a link
+//! (`openat2(RESOLVE_BENEATH)` from the workspace root for the start, then one component
+//! at a time with `O_NOFOLLOW`), and its ignore files are read through its own handle; so a
+//! directory swapped for a link to elsewhere while the walk runs is an error, never a
+//! listing of the outside. The rules are those of the `ignore` crate's walker (which walks
+//! by path and so cannot be used here), built from the same matchers: overrides win, then
+//! ignore files — `.rgignore` over `.ignore` over `.gitignore` over `exclude` over the
+//! global file, the deepest directory's rule first, gitignore rules only inside a git
+//! repository and not above its root — then file types, then the hidden-file rule. Ignore
+//! files above the walk's start are read too: through the workspace's handle inside it,
+//! by name above the workspace root (outside it, only rules are read there).
+//!
+//! The design (docs/architecture.md) forbids walkers with threads of their own inside the shared rayon pool. So a
+//! tree is walked in parallel the way this module does it: [`WalkOptions::split`] cuts it
+//! into ordered *units* at the first depth with enough directories, and each of a few
+//! sequential walkers — jobs on the pool — walks the whole tree from its root but prunes
+//! the units that belong to the others ([`WalkOptions::walk_part`]). Every walker is a real
+//! single walk from the root, so ignore files apply exactly as in one sequential walk, and
+//! are read once per walker rather than once per subtree. Sorting what the walkers found by
+//! `Path` gives the sequential walk's order; and because units are in path order, a search
+//! can stop at a limit once a prefix of units is complete and still return the same
+//! results every time.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use cap_fs_ext::DirExt;
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::overrides::Override;
 use ignore::types::Types;
-use ignore::{DirEntry, Walk, WalkBuilder};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
+
+use super::{EntryKind, Workspace};
 
 /// Split until one depth has this many directories per walker, or this deep.
 const UNITS_PER_PART: usize = 16;
@@ -77,33 +95,476 @@ pub struct WalkOptions {
     pub types: Option<Types>,
 }
 
-impl WalkOptions {
-    /// A walk of `root` with these options, sorted by file name at each level.
-    pub fn walk(&self, root: &Path) -> Walk {
-        self.builder(root, self.max_depth)
-            .sort_by_file_name(|a, b| a.cmp(b))
-            .build()
+/// One entry a walk found (the start itself is never one).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    path: PathBuf,
+    depth: usize,
+    kind: EntryKind,
+}
+
+impl Entry {
+    /// Its path: the start's joined with the names below it.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
-    /// Walks `root` on the current rayon pool, calling `visit` (from any pool thread, in no
-    /// particular order) for every entry below the root; sort what it collects with
-    /// [`sort_as_walked`] for the sequential walk's order. Returns the walk's errors (an unreadable directory),
-    /// the walk going on past them. Stops early when `token` is cancelled.
-    pub fn walk_parallel(
+    /// Its path, owned.
+    pub fn into_path(self) -> PathBuf {
+        self.path
+    }
+
+    /// How deep below the start (1 = the start's own entries).
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// What it is; a link is not followed.
+    pub fn kind(&self) -> EntryKind {
+        self.kind
+    }
+
+    /// A directory (not a link to one).
+    pub fn is_dir(&self) -> bool {
+        self.kind == EntryKind::Dir
+    }
+
+    /// A regular file (not a link to one).
+    pub fn is_file(&self) -> bool {
+        self.kind == EntryKind::File
+    }
+}
+
+/// The ignore rules of one directory that has any, chained to those above it.
+#[derive(Debug)]
+struct Rules {
+    parent: Option<Arc<Rules>>,
+    custom: Gitignore,
+    ignore: Gitignore,
+    git: Gitignore,
+    exclude: Gitignore,
+    /// The directory holds `.git` (or `.jj`): a repository's root.
+    has_git: bool,
+    /// This directory or one above it is a repository's root.
+    any_git: bool,
+}
+
+/// What the rules say of one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    None,
+    Ignore,
+    Whitelist,
+}
+
+impl<T> From<ignore::Match<T>> for Verdict {
+    fn from(m: ignore::Match<T>) -> Verdict {
+        match m {
+            ignore::Match::None => Verdict::None,
+            ignore::Match::Ignore(_) => Verdict::Ignore,
+            ignore::Match::Whitelist(_) => Verdict::Whitelist,
+        }
+    }
+}
+
+impl Verdict {
+    fn or(self, other: impl FnOnce() -> Verdict) -> Verdict {
+        if self == Verdict::None { other() } else { self }
+    }
+}
+
+/// The ignore files a directory's names show it has.
+#[derive(Debug, Default)]
+struct Present {
+    rgignore: bool,
+    ignore: bool,
+    gitignore: bool,
+    git: bool,
+}
+
+impl Present {
+    fn of<'a>(names: impl IntoIterator<Item = &'a OsStr>) -> Present {
+        let mut present = Present::default();
+        for name in names {
+            match name.as_encoded_bytes() {
+                b".rgignore" => present.rgignore = true,
+                b".ignore" => present.ignore = true,
+                b".gitignore" => present.gitignore = true,
+                b".git" | b".jj" => present.git = true,
+                _ => {}
+            }
+        }
+        present
+    }
+
+    fn any(&self) -> bool {
+        self.rgignore || self.ignore || self.gitignore || self.git
+    }
+}
+
+/// Where ignore files are read from: a directory's handle, or (above the workspace) its
+/// path.
+enum Source<'a> {
+    Handle(&'a Dir),
+    Outside(&'a Path),
+}
+
+impl Source<'_> {
+    /// The content of a regular file, or nothing (missing, unreadable, not regular).
+    fn read(&self, name: &str) -> Option<Vec<u8>> {
+        let mut file = match self {
+            Source::Handle(dir) => dir
+                .open_with(
+                    name,
+                    OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK),
+                )
+                .ok()?
+                .into_std(),
+            Source::Outside(dir) => {
+                let path = dir.join(name);
+                if !std::fs::metadata(&path).ok()?.is_file() {
+                    return None;
+                }
+                std::fs::File::open(path).ok()?
+            }
+        };
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        Some(bytes)
+    }
+
+    fn present(&self) -> Present {
+        let names: Vec<OsString> = match self {
+            Source::Handle(dir) => [".rgignore", ".ignore", ".gitignore", ".git", ".jj"]
+                .into_iter()
+                .filter(|name| dir.symlink_metadata(name).is_ok())
+                .map(OsString::from)
+                .collect(),
+            Source::Outside(dir) => [".rgignore", ".ignore", ".gitignore", ".git", ".jj"]
+                .into_iter()
+                .filter(|name| dir.join(name).symlink_metadata().is_ok())
+                .map(OsString::from)
+                .collect(),
+        };
+        Present::of(names.iter().map(OsString::as_os_str))
+    }
+}
+
+/// A gitignore matcher of the file `name` read from `source`, for the directory `dir`,
+/// as `GitignoreBuilder::add` reads it (a BOM dropped, reading stopped at bad UTF-8).
+fn gitignore(dir: &Path, source: &Source<'_>, name: &str) -> Gitignore {
+    let Some(bytes) = source.read(name) else {
+        return Gitignore::empty();
+    };
+    let mut builder = GitignoreBuilder::new(dir);
+    let from = dir.join(name);
+    for (i, line) in bytes.lines().enumerate() {
+        let Ok(line) = line else { break };
+        let line = if i == 0 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            &line
+        };
+        let _ = builder.add_line(Some(from.clone()), line);
+    }
+    builder.build().unwrap_or_else(|_| Gitignore::empty())
+}
+
+/// The user's global gitignore (`core.excludesFile`), read once.
+fn global_gitignore() -> &'static Gitignore {
+    static GLOBAL: OnceLock<Gitignore> = OnceLock::new();
+    GLOBAL.get_or_init(|| Gitignore::global().0)
+}
+
+impl Rules {
+    /// The rules of `dir`, read from `source`, below `parent`'s; `parent` itself when the
+    /// directory adds nothing.
+    fn child(
+        parent: Option<&Arc<Rules>>,
+        dir: &Path,
+        source: &Source<'_>,
+        present: &Present,
+    ) -> Option<Arc<Rules>> {
+        if !present.any() {
+            return parent.cloned();
+        }
+        let read = |yes: bool, name: &str| {
+            if yes {
+                gitignore(dir, source, name)
+            } else {
+                Gitignore::empty()
+            }
+        };
+        let has_git = present.git;
+        Some(Arc::new(Rules {
+            parent: parent.cloned(),
+            custom: read(present.rgignore, ".rgignore"),
+            ignore: read(present.ignore, ".ignore"),
+            git: read(present.gitignore, ".gitignore"),
+            exclude: read(has_git, ".git/info/exclude"),
+            has_git,
+            any_git: has_git || parent.is_some_and(|p| p.any_git),
+        }))
+    }
+
+    fn chain(&self) -> impl Iterator<Item = &Rules> {
+        std::iter::successors(Some(self), |r| r.parent.as_deref())
+    }
+
+    /// What the ignore files say of `path`: for each kind the deepest directory's rule;
+    /// `.rgignore` over `.ignore` over `.gitignore` over `exclude` over the global file.
+    fn matched(&self, path: &Path, is_dir: bool) -> Verdict {
+        let any_git = self.any_git;
+        let (mut custom, mut ignore, mut git, mut exclude) =
+            (Verdict::None, Verdict::None, Verdict::None, Verdict::None);
+        let mut saw_git = false;
+        for rules in self.chain() {
+            if custom == Verdict::None {
+                custom = rules.custom.matched(path, is_dir).into();
+            }
+            if ignore == Verdict::None {
+                ignore = rules.ignore.matched(path, is_dir).into();
+            }
+            if any_git && !saw_git {
+                if git == Verdict::None {
+                    git = rules.git.matched(path, is_dir).into();
+                }
+                if exclude == Verdict::None {
+                    exclude = rules.exclude.matched(path, is_dir).into();
+                }
+            }
+            saw_git |= rules.has_git;
+        }
+        custom.or(|| ignore).or(|| git).or(|| exclude).or(|| {
+            if any_git {
+                global_gitignore().matched(path, is_dir).into()
+            } else {
+                Verdict::None
+            }
+        })
+    }
+}
+
+/// One directory being walked: its handle, path, depth and rules.
+struct Level {
+    dir: Dir,
+    path: PathBuf,
+    depth: usize,
+    rules: Option<Arc<Rules>>,
+}
+
+/// Whether a walk goes on into an entry (and yields it): the split's pruning.
+type Keep<'a> = &'a dyn Fn(&Entry) -> bool;
+
+impl WalkOptions {
+    /// The directory `root` of `workspace` opened for a walk, with the rules of the
+    /// directories above it (read through the workspace's handle inside it, by path
+    /// above the workspace root).
+    fn start(&self, workspace: &Workspace, root: &Path) -> io::Result<Level> {
+        let dir = workspace.open_dir(root)?;
+        let mut rules = None;
+        if !self.include_ignored {
+            let mut above: Vec<&Path> = root.ancestors().skip(1).collect();
+            above.reverse();
+            for ancestor in above {
+                if workspace.contains(ancestor) {
+                    let Ok(handle) = workspace.open_dir(ancestor) else {
+                        continue;
+                    };
+                    let source = Source::Handle(&handle);
+                    rules = Rules::child(rules.as_ref(), ancestor, &source, &source.present());
+                } else {
+                    let source = Source::Outside(ancestor);
+                    rules = Rules::child(rules.as_ref(), ancestor, &source, &source.present());
+                }
+            }
+        }
+        Ok(Level {
+            dir,
+            path: root.to_path_buf(),
+            depth: 0,
+            rules,
+        })
+    }
+
+    /// Whether the walk leaves out the entry `name` at `path`.
+    fn skips(&self, rules: Option<&Rules>, path: &Path, name: &OsStr, is_dir: bool) -> bool {
+        if let Some(overrides) = &self.overrides {
+            match Verdict::from(overrides.matched(path, is_dir)) {
+                Verdict::Ignore => return true,
+                Verdict::Whitelist => return false,
+                Verdict::None => {}
+            }
+        }
+        let mut whitelisted = false;
+        if let (false, Some(rules)) = (self.include_ignored, rules) {
+            match rules.matched(path, is_dir) {
+                Verdict::Ignore => return true,
+                Verdict::Whitelist => whitelisted = true,
+                Verdict::None => {}
+            }
+        }
+        if let Some(types) = &self.types {
+            match Verdict::from(types.matched(path, is_dir)) {
+                Verdict::Ignore => return true,
+                Verdict::Whitelist => whitelisted = true,
+                Verdict::None => {}
+            }
+        }
+        !whitelisted && !self.include_hidden && name.as_encoded_bytes().starts_with(b".")
+    }
+
+    /// Walks below `level` depth first, calling `visit` with every entry kept (and going
+    /// into the directories kept), up to `max_depth`; `sorted` visits each directory's
+    /// entries by name. Errors (a directory that cannot be read or opened) are collected
+    /// and the walk goes on.
+    #[allow(clippy::too_many_arguments)]
+    fn descend(
         &self,
+        level: Level,
+        max_depth: Option<usize>,
+        sorted: bool,
+        keep: Keep<'_>,
+        token: &CancellationToken,
+        visit: &mut dyn FnMut(Entry),
+        errors: &mut Vec<String>,
+    ) {
+        if token.is_cancelled() {
+            return;
+        }
+        let mut entries = Vec::new();
+        let listing = level.dir.entries().and_then(|list| {
+            for entry in list {
+                let entry = entry?;
+                let kind = match entry.file_type() {
+                    Ok(t) if t.is_dir() => EntryKind::Dir,
+                    Ok(t) if t.is_file() => EntryKind::File,
+                    Ok(t) if t.is_symlink() => EntryKind::Symlink,
+                    _ => match entry.metadata() {
+                        Ok(m) if m.is_dir() => EntryKind::Dir,
+                        Ok(m) if m.is_file() => EntryKind::File,
+                        Ok(m) if m.file_type().is_symlink() => EntryKind::Symlink,
+                        _ => EntryKind::Other,
+                    },
+                };
+                entries.push((entry.file_name(), kind));
+            }
+            Ok(())
+        });
+        if let Err(e) = listing {
+            errors.push(format!("{}: {e}", level.path.display()));
+        }
+        let rules = if self.include_ignored {
+            None
+        } else {
+            let present = Present::of(entries.iter().map(|(name, _)| name.as_os_str()));
+            Rules::child(
+                level.rules.as_ref(),
+                &level.path,
+                &Source::Handle(&level.dir),
+                &present,
+            )
+        };
+        if sorted {
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
+        let depth = level.depth + 1;
+        for (name, kind) in entries {
+            let path = level.path.join(&name);
+            let is_dir = kind == EntryKind::Dir;
+            if self.skips(rules.as_deref(), &path, &name, is_dir) {
+                continue;
+            }
+            let entry = Entry { path, depth, kind };
+            if !keep(&entry) {
+                continue;
+            }
+            if !is_dir || max_depth.is_some_and(|max| depth >= max) {
+                visit(entry);
+                continue;
+            }
+            let path = entry.path.clone();
+            visit(entry);
+            if token.is_cancelled() {
+                return;
+            }
+            match level.dir.open_dir_nofollow(&name) {
+                Ok(dir) => {
+                    let child = Level {
+                        dir,
+                        path,
+                        depth,
+                        rules: rules.clone(),
+                    };
+                    self.descend(child, max_depth, sorted, keep, token, visit, errors);
+                }
+                Err(e) => errors.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+
+    /// Every entry below `root` (a directory of `workspace`), sorted as a walk by name
+    /// visits them, with the walk's errors (`root` itself unreadable among them).
+    pub fn walk(
+        &self,
+        workspace: &Workspace,
         root: &Path,
         token: &CancellationToken,
-        visit: impl Fn(DirEntry) + Sync,
+    ) -> (Vec<Entry>, Vec<String>) {
+        self.walk_limited(workspace, root, self.max_depth, true, &|_| true, token)
+    }
+
+    fn walk_limited(
+        &self,
+        workspace: &Workspace,
+        root: &Path,
+        max_depth: Option<usize>,
+        sorted: bool,
+        keep: Keep<'_>,
+        token: &CancellationToken,
+    ) -> (Vec<Entry>, Vec<String>) {
+        let mut found = Vec::new();
+        let mut errors = Vec::new();
+        match self.start(workspace, root) {
+            Ok(level) => self.descend(
+                level,
+                max_depth,
+                sorted,
+                keep,
+                token,
+                &mut |e| found.push(e),
+                &mut errors,
+            ),
+            Err(e) => errors.push(format!("{}: {e}", root.display())),
+        }
+        (found, errors)
+    }
+
+    /// Walks `root` (a directory of `workspace`) on the current rayon pool, calling
+    /// `visit` (from any pool thread, in no particular order) for every entry below the
+    /// root; sort what it collects with [`sort_as_walked`] for the sequential walk's
+    /// order. Returns the walk's errors (an unreadable directory), the walk going on past
+    /// them. Stops early when `token` is cancelled.
+    pub fn walk_parallel(
+        &self,
+        workspace: &Workspace,
+        root: &Path,
+        token: &CancellationToken,
+        visit: impl Fn(Entry) + Sync,
     ) -> Vec<String> {
         let errors = Mutex::new(Vec::new());
         let parts = parts();
-        let split = self.split(root, parts, token);
+        let split = self.split(workspace, root, parts, token);
         let unlimited = AtomicUsize::new(usize::MAX);
         rayon::scope(|scope| {
             for part in 0..parts {
                 let (split, errors, visit, unlimited) = (&split, &errors, &visit, &unlimited);
                 scope.spawn(move |_| {
                     let found = self.walk_part(
+                        workspace,
                         root,
                         split,
                         part,
@@ -117,34 +578,36 @@ impl WalkOptions {
                 });
             }
         });
-        errors.into_inner()
+        let mut errors = errors.into_inner();
+        // A directory above the units is every walker's: its error is reported once.
+        errors.sort();
+        errors.dedup();
+        errors
     }
 
     /// Cuts the tree under `root` into units for `parts` walkers: the first depth with
     /// enough directories (or the deepest the split goes) becomes the depth of the units.
     /// Found by walks from the root itself, so it sees exactly what a walk sees.
-    pub fn split(&self, root: &Path, parts: usize, token: &CancellationToken) -> Split {
+    pub fn split(
+        &self,
+        workspace: &Workspace,
+        root: &Path,
+        parts: usize,
+        token: &CancellationToken,
+    ) -> Split {
         let wanted = parts * UNITS_PER_PART;
         let deepest = self
             .max_depth
             .map_or(MAX_SPLIT_DEPTH, |max| max.clamp(1, MAX_SPLIT_DEPTH));
         let mut depth = 1;
-        let mut entries: Vec<(PathBuf, usize, bool)> = Vec::new();
+        let mut entries: Vec<Entry>;
         loop {
-            entries.clear();
-            for entry in self.builder(root, Some(depth)).build().flatten() {
-                if token.is_cancelled() {
-                    break;
-                }
-                let d = entry.depth();
-                if d > 0 {
-                    let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-                    entries.push((entry.into_path(), d, is_dir));
-                }
-            }
+            entries = self
+                .walk_limited(workspace, root, Some(depth), false, &|_| true, token)
+                .0;
             let dirs_here = entries
                 .iter()
-                .filter(|(_, d, is_dir)| *d == depth && *is_dir)
+                .filter(|e| e.depth == depth && e.is_dir())
                 .count();
             if dirs_here >= wanted || dirs_here == 0 || depth >= deepest || token.is_cancelled() {
                 break;
@@ -153,8 +616,8 @@ impl WalkOptions {
         }
         let mut units: Vec<PathBuf> = entries
             .into_iter()
-            .filter(|(_, d, is_dir)| !is_dir || *d == depth)
-            .map(|(path, _, _)| path)
+            .filter(|e| !e.is_dir() || e.depth == depth)
+            .map(Entry::into_path)
             .collect();
         sort_as_walked(&mut units);
         let index = units
@@ -177,97 +640,65 @@ impl WalkOptions {
     #[allow(clippy::too_many_arguments)]
     pub fn walk_part(
         &self,
+        workspace: &Workspace,
         root: &Path,
         split: &Split,
         part: usize,
         parts: usize,
         stop: &AtomicUsize,
         token: &CancellationToken,
-        mut visit: impl FnMut(DirEntry, Option<usize>),
+        mut visit: impl FnMut(Entry, Option<usize>),
         mut unit_done: impl FnMut(usize),
     ) -> Vec<String> {
         let depth = split.depth;
-        // Unsorted: the order within a unit is the caller's to restore (sorting every
-        // directory's entries costs more than sorting what was found once).
-        let mut builder = self.builder(root, self.max_depth);
-        let index = Arc::clone(&split.index);
-        let stop_now = Arc::new(AtomicUsize::new(stop.load(Ordering::Acquire)));
-        let stop_seen = Arc::clone(&stop_now);
-        builder.filter_entry(move |e| {
-            let d = e.depth();
-            if d == 0 || d > depth || (d < depth && e.file_type().is_some_and(|t| t.is_dir())) {
+        let keep = |e: &Entry| {
+            let d = e.depth;
+            if d > depth || (d < depth && e.is_dir()) {
                 return true;
             }
-            match index.get(e.path()) {
-                Some(&unit) => unit % parts == part && unit < stop_seen.load(Ordering::Acquire),
+            match split.index.get(&e.path) {
+                Some(&unit) => unit % parts == part && unit < stop.load(Ordering::Acquire),
                 // Appeared after the split: one walker takes it.
                 None => part == 0,
             }
-        });
-        let mut errors = Vec::new();
+        };
         let mut current: Option<usize> = None;
-        for (n, entry) in builder.build().enumerate() {
-            if n % 64 == 0 {
-                if token.is_cancelled() {
-                    break;
-                }
-                stop_now.store(stop.load(Ordering::Acquire), Ordering::Release);
-            }
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    errors.push(e.to_string());
-                    continue;
-                }
-            };
-            let d = entry.depth();
-            if d == 0 {
-                continue;
-            }
+        let mut on_entry = |entry: Entry| {
+            let d = entry.depth;
             if d <= depth {
                 if let Some(unit) = current.take() {
                     unit_done(unit);
                 }
-                if d < depth && entry.file_type().is_some_and(|t| t.is_dir()) {
+                if d < depth && entry.is_dir() {
                     if part == 0 {
                         visit(entry, None);
                     }
-                    continue;
+                    return;
                 }
-                current = split.index.get(entry.path()).copied();
+                current = split.index.get(&entry.path).copied();
             }
             if current.is_some_and(|unit| unit >= stop.load(Ordering::Acquire)) {
-                continue;
+                return;
             }
             visit(entry, current);
+        };
+        let mut errors = Vec::new();
+        match self.start(workspace, root) {
+            Ok(level) => self.descend(
+                level,
+                self.max_depth,
+                false,
+                &keep,
+                token,
+                &mut on_entry,
+                &mut errors,
+            ),
+            Err(e) => errors.push(format!("{}: {e}", root.display())),
         }
         if let Some(unit) = current {
             unit_done(unit);
         }
         errors
-    }
-
-    fn builder(&self, root: &Path, max_depth: Option<usize>) -> WalkBuilder {
-        let mut builder = WalkBuilder::new(root);
-        builder
-            .hidden(!self.include_hidden)
-            .ignore(!self.include_ignored)
-            .git_ignore(!self.include_ignored)
-            .git_global(!self.include_ignored)
-            .git_exclude(!self.include_ignored)
-            .parents(!self.include_ignored)
-            .add_custom_ignore_filename(".rgignore")
-            .max_depth(max_depth);
-        if self.include_ignored {
-            builder.standard_filters(false).hidden(!self.include_hidden);
-        }
-        if let Some(overrides) = &self.overrides {
-            builder.overrides(overrides.clone());
-        }
-        if let Some(types) = &self.types {
-            builder.types(types.clone());
-        }
-        builder
     }
 }
 
