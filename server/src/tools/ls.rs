@@ -216,7 +216,7 @@ pub(super) fn run(args: &LsArgs, env: &Env<'_>) -> Result<LsOutput, ToolError> {
         EntryKind::Symlink => {
             f.target = std::fs::read_link(&f.path)
                 .ok()
-                .map(|t| t.display().to_string())
+                .map(|t| super::names::escape(t.as_os_str()).into_owned())
         }
         _ => {}
     });

@@ -60,10 +60,12 @@ impl Workspace {
                 "the path is empty; use \".\" for the workspace root",
             ));
         }
-        let candidates: Vec<PathBuf> = if Path::new(path).is_absolute() {
-            vec![PathBuf::from(path)]
+        // A name shown escaped (`"a\nb"`, `"caf\xE9"`) is taken back as the file it names.
+        let named = super::names::unescape(path);
+        let candidates: Vec<PathBuf> = if Path::new(&named).is_absolute() {
+            vec![PathBuf::from(&named)]
         } else {
-            self.roots.iter().map(|root| root.join(path)).collect()
+            self.roots.iter().map(|root| root.join(&named)).collect()
         };
         for candidate in &candidates {
             match candidate.canonicalize() {
@@ -98,10 +100,11 @@ impl Workspace {
         if path.is_empty() {
             return Err(ToolError::new("the path is empty"));
         }
-        let candidate = if Path::new(path).is_absolute() {
-            PathBuf::from(path)
+        let named = super::names::unescape(path);
+        let candidate = if Path::new(&named).is_absolute() {
+            PathBuf::from(&named)
         } else {
-            self.primary().join(path)
+            self.primary().join(&named)
         };
         let lexical = normalize(&candidate);
         let mut existing = lexical.as_path();
@@ -132,15 +135,16 @@ impl Workspace {
     /// How a path is shown: relative to its root (`src/lib.rs`, `.` for the root itself);
     /// absolute for anything under a root other than the primary one.
     pub fn display(&self, canonical: &Path) -> String {
+        // Escaped where the name could forge a line of output or is not UTF-8.
         if let Ok(rel) = canonical.strip_prefix(self.primary()) {
-            let s = rel.to_string_lossy();
+            let s = super::names::escape(rel.as_os_str());
             return if s.is_empty() {
                 ".".to_string()
             } else {
                 s.into_owned()
             };
         }
-        canonical.to_string_lossy().into_owned()
+        super::names::escape(canonical.as_os_str()).into_owned()
     }
 
     fn describe_roots(&self) -> String {
