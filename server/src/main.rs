@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 use switchyard::agent::ensemble::{self, EnsembleEvent, EnsembleInput};
-use switchyard::agent::{Agent, AgentEvent, AskContext, SessionStore, StopReason, ToolStatus};
+use switchyard::agent::{Agent, AgentEvent, AskContext, SessionStore, StopReason};
 use switchyard::analyze::{self, AnalyzeOptions};
 use switchyard::approvals::{Approvals, Prompter};
 use switchyard::config::Config;
@@ -174,7 +176,8 @@ fn init_logging() {
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("switchyard: {message}");
+    // Messages quote the model's server and tool output: clean on a terminal.
+    eprintln!("switchyard: {}", cli::for_stderr(message));
     ExitCode::from(code)
 }
 
@@ -246,18 +249,18 @@ async fn tool(command: ToolCommand) -> ExitCode {
     toolbox.set_mutations(disk_mutations(&config, yes, dry_run));
     let result = toolbox.run(&name, args, &CallContext::default()).await;
     if let Ok(ToolOutput::Change(change)) = &result {
-        eprint!("{}", change.diff);
+        eprint!("{}", cli::for_stderr(&change.diff));
     }
     match result {
         Ok(output) if json => match serde_json::to_string_pretty(&output) {
             Ok(text) => {
-                println!("{text}");
+                println!("{}", cli::for_stdout(&text));
                 ExitCode::SUCCESS
             }
             Err(e) => fail(1, &format!("cannot print the result as JSON: {e}")),
         },
         Ok(output) => {
-            print!("{}", toolbox.render(&output));
+            print!("{}", cli::for_stdout(&toolbox.render(&output)));
             ExitCode::SUCCESS
         }
         Err(e) => fail(1, &e.message),
@@ -331,6 +334,7 @@ async fn analyze(path: Option<PathBuf>, json: bool, llm: bool) -> ExitCode {
         Ok(text) => text,
         Err(e) => return fail(1, &format!("cannot print the analysis as JSON: {e}")),
     };
+    let text = cli::for_stdout(&text);
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -373,7 +377,8 @@ async fn explain(
                     total,
                 } => {
                     let how = if ok { "done" } else { "no notes" };
-                    eprintln!("  {name}: {how} ({done} of {total})");
+                    let line = format!("  {name}: {how} ({done} of {total})");
+                    eprintln!("{}", cli::for_stderr(&line));
                 }
                 EnsembleEvent::SynthesisStarted => eprintln!("switchyard: writing the summary"),
             }
@@ -479,7 +484,8 @@ async fn ask(command: AskCommand) -> ExitCode {
         return match agent.list_sessions().await {
             Ok(sessions) => {
                 for s in sessions {
-                    println!("{}  {} messages  {}", s.id, s.messages, s.title);
+                    let line = format!("{}  {} messages  {}", s.id, s.messages, s.title);
+                    println!("{}", cli::for_stdout(&line));
                 }
                 ExitCode::SUCCESS
             }
@@ -557,77 +563,17 @@ async fn ask(command: AskCommand) -> ExitCode {
     }
 }
 
-/// Prints a run's events: the answer to stdout as it streams, tool activity to stderr.
+/// Prints a run's events: the answer to stdout as it streams, tool activity to stderr
+/// (see [`cli::AnswerPrinter`]).
 async fn print_events(mut events: mpsc::UnboundedReceiver<AgentEvent>) {
-    let mut stdout = std::io::stdout();
-    // Where stdout stands: nothing written yet, mid-line, or at the start of a line.
-    let mut wrote = false;
-    let mut mid_line = false;
-    // Tools ran since the last text: the next text is a new paragraph.
-    let mut new_paragraph = false;
+    let mut printer = cli::AnswerPrinter::new(
+        std::io::stdout(),
+        std::io::stderr(),
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
+    );
     while let Some(event) = events.recv().await {
-        match event {
-            AgentEvent::MessageChunk { text } => {
-                if new_paragraph && wrote {
-                    let _ = stdout.write_all(if mid_line { b"\n\n" } else { b"\n" });
-                }
-                new_paragraph = false;
-                let _ = stdout.write_all(text.as_bytes());
-                let _ = stdout.flush();
-                wrote = true;
-                mid_line = !text.ends_with('\n');
-            }
-            AgentEvent::ModelRetry {
-                attempt,
-                max_attempts,
-                error,
-                discarded_text,
-            } => {
-                eprintln!(
-                    "switchyard: {error}; retrying (attempt {} of {max_attempts})",
-                    attempt + 1
-                );
-                if discarded_text {
-                    if mid_line {
-                        let _ = stdout.write_all(b"\n");
-                        let _ = stdout.flush();
-                        mid_line = false;
-                    }
-                    eprintln!("switchyard: the answer starts over");
-                }
-            }
-            AgentEvent::ToolCallStarted {
-                name,
-                lane,
-                summary,
-                ..
-            } => {
-                new_paragraph = true;
-                let lane = lane.map_or("-", |l| l.name());
-                eprintln!("  > {name} {summary} [{lane}]");
-            }
-            AgentEvent::ToolCallFinished {
-                name,
-                status,
-                duration,
-                summary,
-                ..
-            } => {
-                let mark = match status {
-                    ToolStatus::Completed => "ok",
-                    ToolStatus::Failed => "error",
-                    ToolStatus::Cancelled => "cancelled",
-                };
-                eprintln!(
-                    "  < {name} {mark} in {} ms: {summary}",
-                    duration.as_millis()
-                );
-            }
-            AgentEvent::Usage { .. } | AgentEvent::Done { .. } => {}
-        }
+        printer.event(event);
     }
-    if mid_line {
-        let _ = stdout.write_all(b"\n");
-    }
-    let _ = stdout.flush();
+    printer.finish();
 }
