@@ -110,7 +110,8 @@ fn init_logging() {
 
 /// Says `message` on stderr and returns `code`.
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("switchyard: {message}");
+    // Messages quote the model's server and tool output: clean on a terminal.
+    eprintln!("switchyard: {}", print::for_stderr(message));
     ExitCode::from(code)
 }
 

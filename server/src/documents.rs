@@ -2,16 +2,22 @@
 //! unsaved text wins. Empty in the CLI; the language server fills it from
 //! `textDocument/didOpen`/`didChange`/`didClose`, applying incremental changes with the
 //! position arithmetic of [`line_index`].
+//!
+//! A buffer is kept in a rope ([`ropey::Rope`]): an incremental change costs O(log n), so a
+//! keystroke in a 50 MB buffer does not hold up the server (its stats and cancel requests
+//! wait behind `didChange`). The flat text the tools search is made from the rope only when
+//! one asks, once per version, and shared.
 
 mod line_index;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
+use ropey::Rope;
 
-pub use line_index::{LineIndex, Position, PositionEncoding, Range};
+pub use line_index::{LineIndex, Position, PositionEncoding, Range, rope_offset};
 
 /// One change to a buffer, as the editor sends it in `didChange`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,26 +31,79 @@ pub struct TextChange {
 /// `text` with `changes` applied one after another, each range read against the text the
 /// changes before it left. Out-of-bounds positions are clamped (see [`LineIndex::offset`]).
 pub fn apply_changes(text: &str, changes: &[TextChange], encoding: PositionEncoding) -> String {
-    let mut text = text.to_string();
+    let mut rope = Rope::from_str(text);
+    apply_to_rope(&mut rope, changes, encoding);
+    rope.to_string()
+}
+
+/// [`apply_changes`] on a rope, in place.
+fn apply_to_rope(rope: &mut Rope, changes: &[TextChange], encoding: PositionEncoding) {
     for change in changes {
         match change.range {
-            None => text.clone_from(&change.text),
+            None => *rope = Rope::from_str(&change.text),
             Some(range) => {
-                let span = LineIndex::new(text.as_str()).offsets(range, encoding);
-                text.replace_range(span, &change.text);
+                let start = rope_offset(rope, range.start, encoding);
+                let end = rope_offset(rope, range.end, encoding).max(start);
+                rope.remove(start..end);
+                rope.insert(start, &change.text);
             }
         }
     }
-    text
 }
 
-/// One open buffer as the editor last described it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One open buffer as the editor last described it. Cloning is cheap (the rope's nodes are
+/// shared); a clone is a snapshot that later changes do not touch.
+#[derive(Debug, Clone)]
 pub struct Document {
     /// The editor's version number, increased on every change.
     pub version: i32,
-    /// The buffer's whole text.
-    pub text: Arc<str>,
+    /// The buffer's text.
+    rope: Rope,
+    /// The text made flat, on first use; shared by every holder of this version.
+    flat: Arc<OnceLock<Arc<str>>>,
+}
+
+impl Document {
+    fn new(version: i32, rope: Rope, flat: Option<Arc<str>>) -> Document {
+        let cell = OnceLock::new();
+        if let Some(flat) = flat {
+            let _ = cell.set(flat);
+        }
+        Document {
+            version,
+            rope,
+            flat: Arc::new(cell),
+        }
+    }
+
+    /// The buffer's whole text: made from the rope on the first call for this version (one
+    /// pass over the text), shared after that.
+    pub fn text(&self) -> Arc<str> {
+        self.flat
+            .get_or_init(|| {
+                let mut text = String::with_capacity(self.rope.len_bytes());
+                for chunk in self.rope.chunks() {
+                    text.push_str(chunk);
+                }
+                text.into()
+            })
+            .clone()
+    }
+
+    /// The buffer's text as a rope, for readers that need no flat copy.
+    pub fn rope(&self) -> &Rope {
+        &self.rope
+    }
+
+    /// The buffer's length in bytes.
+    pub fn len(&self) -> usize {
+        self.rope.len_bytes()
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The open buffers, keyed by absolute path. Cheap to clone; clones share the store.
@@ -61,23 +120,20 @@ impl Documents {
 
     /// Records a buffer opened (or replaced whole) by the editor.
     pub fn open(&self, path: PathBuf, version: i32, text: impl Into<Arc<str>>) {
-        self.open.write().insert(
-            path,
-            Arc::new(Document {
-                version,
-                text: text.into(),
-            }),
-        );
+        let doc = whole(version, text.into());
+        self.open.write().insert(path, Arc::new(doc));
     }
 
     /// Replaces an open buffer's text and version; returns false if it was not open.
     pub fn replace(&self, path: &Path, version: i32, text: impl Into<Arc<str>>) -> bool {
+        if !self.open.read().contains_key(path) {
+            return false;
+        }
+        // Built outside the lock: indexing a large text takes a while.
+        let doc = Arc::new(whole(version, text.into()));
         match self.open.write().get_mut(path) {
-            Some(doc) => {
-                *doc = Arc::new(Document {
-                    version,
-                    text: text.into(),
-                });
+            Some(slot) => {
+                *slot = doc;
                 true
             }
             None => false,
@@ -85,7 +141,7 @@ impl Documents {
     }
 
     /// Applies an editor's changes to an open buffer and sets its version; returns false if
-    /// it was not open.
+    /// it was not open. O(log n) per change in the buffer's length.
     pub fn change(
         &self,
         path: &Path,
@@ -97,11 +153,9 @@ impl Documents {
         let Some(doc) = open.get_mut(path) else {
             return false;
         };
-        let text = apply_changes(&doc.text, changes, encoding);
-        *doc = Arc::new(Document {
-            version,
-            text: text.into(),
-        });
+        let mut rope = doc.rope.clone();
+        apply_to_rope(&mut rope, changes, encoding);
+        *doc = Arc::new(Document::new(version, rope, None));
         true
     }
 
@@ -110,7 +164,7 @@ impl Documents {
         self.open.write().remove(path).is_some()
     }
 
-    /// The open buffer at `path`, if any.
+    /// The open buffer at `path`, if any: a snapshot that later changes do not touch.
     pub fn get(&self, path: &Path) -> Option<Arc<Document>> {
         self.open.read().get(path).cloned()
     }
@@ -126,6 +180,11 @@ impl Documents {
     }
 }
 
+/// A document whose whole text is `text`: the rope, and the flat text already made.
+fn whole(version: i32, text: Arc<str>) -> Document {
+    Document::new(version, Rope::from_str(&text), Some(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +194,7 @@ mod tests {
         let docs = Documents::new();
         let path = PathBuf::from("/w/src/lib.rs");
         docs.open(path.clone(), 1, "fn unsaved() {}");
-        assert_eq!(&*docs.get(&path).unwrap().text, "fn unsaved() {}");
+        assert_eq!(&*docs.get(&path).unwrap().text(), "fn unsaved() {}");
         assert!(docs.replace(&path, 2, "fn edited() {}"));
         assert_eq!(docs.get(&path).unwrap().version, 2);
         assert!(docs.close(&path));
@@ -204,7 +263,7 @@ mod tests {
             PositionEncoding::Utf16
         ));
         let doc = docs.get(&path).unwrap();
-        assert_eq!((doc.version, &*doc.text), (2, "中国\n"));
+        assert_eq!((doc.version, &*doc.text()), (2, "中国\n"));
     }
 
     /// The position of char `at` of `chars`, computed the slow, obvious way.

@@ -330,6 +330,21 @@ fn remove_stale_temps(dir: &Dir) {
     }
 }
 
+/// How long a line diff may search for the smallest set of changes. Myers' algorithm takes
+/// time proportional to the file's length times the number of changed lines, so a rewrite of
+/// every line of an 83,000-line file would take minutes; past this it settles for what it has
+/// and shows the rest of the changed region as removed and added whole. A normal edit
+/// finishes in well under a millisecond, far from the limit.
+pub const DIFF_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A line diff of `old` and `new`, bounded by [`DIFF_TIMEOUT`]: every diff shown or counted
+/// goes through here.
+pub fn line_diff<'a>(old: &'a str, new: &'a str) -> similar::TextDiff<'a, 'a, 'a, str> {
+    similar::TextDiff::configure()
+        .timeout(DIFF_TIMEOUT)
+        .diff_lines(old, new)
+}
+
 /// `a/path`, or `/dev/null` for a side that does not exist.
 fn side(prefix: &str, name: &str) -> String {
     if name == "/dev/null" {
@@ -363,7 +378,7 @@ pub fn unified_diff(
         }
         Change::Rename { from, to } => return format!("rename {} → {}\n", shown(from), shown(to)),
     };
-    similar::TextDiff::from_lines(&old, &new)
+    line_diff(&old, &new)
         .unified_diff()
         .context_radius(3)
         .header(&side("a", &old_name), &side("b", &new_name))

@@ -11,6 +11,7 @@ mod glob;
 mod grep;
 mod ls;
 mod mutate;
+pub mod names;
 mod read;
 mod sandbox;
 mod walk;

@@ -2,6 +2,8 @@
 //! that reads it, must not be able to do. One test binary; each area is a module in
 //! `security/`.
 
+#[path = "security/bounds.rs"]
+mod bounds;
 #[path = "security/containment.rs"]
 mod containment;
 #[path = "security/lsp_protocol.rs"]
@@ -10,5 +12,7 @@ mod lsp_protocol;
 mod model_timeouts;
 #[path = "security/processes.rs"]
 mod processes;
+#[path = "security/terminal.rs"]
+mod terminal;
 #[path = "security/trust.rs"]
 mod trust;

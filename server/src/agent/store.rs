@@ -5,7 +5,12 @@
 //! appended as the conversation goes, so a crash loses at most the line being written (a
 //! torn last line is skipped on load). Only the conversation is written: never the API key
 //! nor any other setting. All file work goes through `tokio::fs`, off the runtime's workers.
+//!
+//! A session holds what the user asked and what the tools read, so it is private: files are
+//! 0600 and their folders 0700, and a file or folder an older version left readable to
+//! others is narrowed the next time it is written.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,6 +18,38 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::llm::Message;
+
+/// Session files: read and written by their owner only.
+const FILE_MODE: u32 = 0o600;
+
+/// Session folders: entered by their owner only.
+const DIR_MODE: u32 = 0o700;
+
+/// Whether `meta` shows permissions for the group or others (an error reads as "no":
+/// nothing to fix).
+fn needs_narrowing(meta: &std::io::Result<std::fs::Metadata>) -> bool {
+    meta.as_ref()
+        .is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}
+
+/// Sets `path` to `mode` when `meta` says it is not.
+async fn narrow(
+    path: &Path,
+    mode: u32,
+    meta: std::io::Result<std::fs::Metadata>,
+) -> Result<(), String> {
+    if !needs_narrowing(&meta) {
+        return Ok(());
+    }
+    tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot make {} private (mode {mode:o}): {e}",
+                path.display()
+            )
+        })
+}
 
 /// The file format's version, written in every header.
 const VERSION: u32 = 1;
@@ -95,12 +132,17 @@ impl SessionStore {
 
     /// Starts the file of a new session with its header line.
     pub(crate) async fn create(&self, id: &str) -> Result<(), String> {
-        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| {
-            format!(
-                "cannot create the session directory {}: {e}",
-                self.dir.display()
-            )
-        })?;
+        tokio::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&self.dir)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot create the session directory {}: {e}",
+                    self.dir.display()
+                )
+            })?;
         let header = Line::Session {
             version: VERSION,
             id: id.to_string(),
@@ -129,7 +171,7 @@ impl SessionStore {
         }
         let path = self.path(id);
         let mut options = tokio::fs::OpenOptions::new();
-        options.append(true);
+        options.append(true).mode(FILE_MODE);
         if create_new {
             options.create_new(true);
         }
@@ -137,6 +179,18 @@ impl SessionStore {
             .open(&path)
             .await
             .map_err(|e| format!("cannot open session file {}: {e}", path.display()))?;
+        narrow(&self.dir, DIR_MODE, tokio::fs::metadata(&self.dir).await).await?;
+        let meta = file.metadata().await;
+        if needs_narrowing(&meta) {
+            file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot make session file {} private (mode 600): {e}",
+                        path.display()
+                    )
+                })?;
+        }
         // One write per batch, so a reader never sees half of a message line but at a crash.
         file.write_all(text.as_bytes())
             .await
@@ -371,6 +425,30 @@ mod tests {
             err.starts_with("no session `nope` in this workspace"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn sessions_are_private_and_old_ones_are_narrowed() {
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::in_dir(dir.path().join("sessions"), Path::new("/repo"));
+        store.create("s1").await.unwrap();
+        assert_eq!(mode(&store.path("s1")), 0o600);
+        assert_eq!(mode(store.dir()), 0o700);
+        assert_eq!(mode(&dir.path().join("sessions")), 0o700);
+
+        // What an older version left: a world-readable folder and file.
+        let old = SessionStore::in_dir(dir.path().join("old"), Path::new("/repo"));
+        std::fs::create_dir_all(old.dir()).unwrap();
+        std::fs::set_permissions(old.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(old.path("s2"), "").unwrap();
+        std::fs::set_permissions(old.path("s2"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let said = Message::User {
+            content: "secret".into(),
+        };
+        old.append("s2", &[said]).await.unwrap();
+        assert_eq!(mode(&old.path("s2")), 0o600);
+        assert_eq!(mode(old.dir()), 0o700);
     }
 
     #[tokio::test]

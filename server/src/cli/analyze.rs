@@ -12,7 +12,7 @@ use switchyard::lanes::SessionId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{fail, open_core, progress};
+use super::{fail, open_core, print, progress};
 
 /// `switchyard analyze`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -84,6 +84,7 @@ pub async fn run(args: AnalyzeArgs) -> ExitCode {
         Ok(text) => text,
         Err(e) => return fail(1, &format!("cannot print the analysis as JSON: {e}")),
     };
+    let text = print::for_stdout(&text);
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -118,7 +119,8 @@ async fn print_ensemble(
                 total,
             } => {
                 let how = if ok { "done" } else { "no notes" };
-                eprintln!("  {name}: {how} ({done} of {total})");
+                let line = format!("  {name}: {how} ({done} of {total})");
+                eprintln!("{}", print::for_stderr(&line));
             }
             EnsembleEvent::SynthesisStarted => eprintln!("switchyard: writing the summary"),
         }

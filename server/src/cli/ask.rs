@@ -44,7 +44,8 @@ pub async fn run(args: AskArgs) -> ExitCode {
         return match agent.list_sessions().await {
             Ok(sessions) => {
                 for s in sessions {
-                    println!("{}  {} messages  {}", s.id, s.messages, s.title);
+                    let line = format!("{}  {} messages  {}", s.id, s.messages, s.title);
+                    println!("{}", print::for_stdout(&line));
                 }
                 ExitCode::SUCCESS
             }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use switchyard::tools::{ALL_TOOLS, CallContext, ToolOutput, Toolbox};
 
-use super::{fail, on_disk, open_core};
+use super::{fail, on_disk, open_core, print};
 
 /// `switchyard tool`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -50,19 +50,19 @@ pub async fn run(a: ToolArgs) -> ExitCode {
     };
     let result = core.run_tool(&a.name, args, &CallContext::default()).await;
     if let Ok(ToolOutput::Change(change)) = &result {
-        eprint!("{}", change.diff);
+        eprint!("{}", print::for_stderr(&change.diff));
     }
     match result {
         Ok(output) if a.json => match serde_json::to_string_pretty(&output) {
             Ok(text) => {
-                println!("{text}");
+                println!("{}", print::for_stdout(&text));
                 ExitCode::SUCCESS
             }
             Err(e) => fail(1, &format!("cannot print the result as JSON: {e}")),
         },
         Ok(output) => match core.toolbox() {
             Ok(toolbox) => {
-                print!("{}", toolbox.render(&output));
+                print!("{}", print::for_stdout(&toolbox.render(&output)));
                 ExitCode::SUCCESS
             }
             Err(e) => fail(1, &e.to_string()),

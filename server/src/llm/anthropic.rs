@@ -2,13 +2,12 @@
 
 use std::collections::HashMap;
 
-use eventsource_stream::Event;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::config::{DEFAULT_ANTHROPIC_MAX_TOKENS, ResolvedLlmConfig};
 use super::error::{self, LlmError, Target};
-use super::stream::{Draft, Flow, malformed};
+use super::stream::{Draft, Event, Flow, malformed};
 use super::{Message, ModelRequest, ModelResponse, StopReason, StreamEvent, Usage};
 
 /// The `anthropic-version` header sent with every request.

@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 
-use eventsource_stream::Event;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::config::ResolvedLlmConfig;
 use super::error::{self, LlmError, Target};
-use super::stream::{Draft, Flow, malformed};
+use super::stream::{Draft, Event, Flow, malformed};
 use super::{Message, ModelRequest, ModelResponse, StopReason, StreamEvent, Usage};
 
 /// The JSON body of a streaming Chat Completions request.
@@ -245,8 +244,11 @@ impl Decoder {
             return true;
         };
         match (id, name) {
+            // LM Studio sends a fresh id with every fragment: look at the end first, so a
+            // long argument is not parsed again for each of its fragments.
             (Some(id), Some(name)) if !name.is_empty() && id != call.id => {
-                serde_json::from_str::<serde::de::IgnoredAny>(&call.arguments).is_ok()
+                call.arguments.trim_end().ends_with('}')
+                    && serde_json::from_str::<serde::de::IgnoredAny>(&call.arguments).is_ok()
             }
             _ => false,
         }

@@ -1,10 +1,12 @@
-//! Reading a model's SSE stream: bytes to events (`eventsource-stream`), events to
-//! [`StreamEvent`]s and a [`ModelResponse`] (the per-provider decoders), with the idle
-//! timeout, cancellation and the "stream cut" check in one loop.
+//! Reading a model's SSE stream: bytes to events ([`Parser`], linear in the bytes received
+//! and bounded per event), events to [`StreamEvent`]s and a [`ModelResponse`] (the
+//! per-provider decoders), with the idle timeout, cancellation and the "stream cut" check in
+//! one loop.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 
-use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
@@ -171,6 +173,197 @@ impl Draft {
     }
 }
 
+/// The largest single SSE event accepted: 64 MiB of `data`, more than any model writes in
+/// one tool call. A bigger event is refused with a clear error rather than buffered without
+/// end.
+pub(crate) const MAX_EVENT_BYTES: usize = 64 << 20;
+
+/// One server-sent event: its type (`message` when the stream names none) and its data, the
+/// `data:` lines joined by `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Event {
+    pub event: String,
+    pub data: String,
+}
+
+/// Why the event stream failed.
+#[derive(Debug)]
+enum SseError<E> {
+    /// The body below failed.
+    Transport(E),
+    /// A line is not valid UTF-8.
+    Utf8,
+    /// One event grew past `limit` bytes.
+    TooLarge { limit: usize },
+}
+
+/// The SSE line protocol (WHATWG HTML, "Server-sent events"), fed bytes as they arrive.
+///
+/// Every byte is scanned for a line end once: `scanned` remembers how far the unfinished
+/// line at the front of `buf` has been searched, so a 20 MiB `data:` line arriving in
+/// thousands of chunks costs one pass, not one pass per chunk. Consumed lines are dropped
+/// from `buf` once per [`Parser::feed`], so no byte is moved more than once either.
+#[derive(Debug)]
+pub(crate) struct Parser {
+    /// Bytes not yet consumed: the start of an unfinished line.
+    buf: Vec<u8>,
+    /// How many bytes of `buf` are known to hold no line end.
+    scanned: usize,
+    /// The last line ended with CR: an LF right after it belongs to that line end.
+    after_cr: bool,
+    /// The first line has been seen (a byte order mark may only open the stream).
+    started: bool,
+    /// The event being built: its type and its data lines.
+    event: String,
+    data: String,
+    /// Events complete and not yet taken.
+    ready: VecDeque<Event>,
+    /// [`MAX_EVENT_BYTES`] unless a test says otherwise.
+    limit: usize,
+}
+
+impl Parser {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            scanned: 0,
+            after_cr: false,
+            started: false,
+            event: String::new(),
+            data: String::new(),
+            ready: VecDeque::new(),
+            limit,
+        }
+    }
+
+    /// Takes the next bytes of the body; the events they complete wait in [`Parser::next`].
+    fn feed<E>(&mut self, bytes: &[u8]) -> Result<(), SseError<E>> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.extend_from_slice(bytes);
+        let mut start = 0;
+        let outcome = loop {
+            if self.after_cr && start < buf.len() {
+                self.after_cr = false;
+                if buf[start] == b'\n' {
+                    start += 1;
+                }
+            }
+            let from = start.max(self.scanned);
+            let Some(at) = memchr::memchr2(b'\n', b'\r', &buf[from..]) else {
+                self.scanned = buf.len();
+                break Ok(());
+            };
+            let end = from + at;
+            self.after_cr = buf[end] == b'\r';
+            let line = self.line(&buf[start..end]);
+            start = end + 1;
+            self.scanned = start;
+            if line.is_err() {
+                break line;
+            }
+        };
+        buf.drain(..start);
+        self.scanned -= start;
+        self.buf = buf;
+        outcome?;
+        if self.data.len() + self.buf.len() > self.limit {
+            return Err(SseError::TooLarge { limit: self.limit });
+        }
+        Ok(())
+    }
+
+    /// The next complete event, if any.
+    fn next(&mut self) -> Option<Event> {
+        self.ready.pop_front()
+    }
+
+    fn line<E>(&mut self, line: &[u8]) -> Result<(), SseError<E>> {
+        let mut line = std::str::from_utf8(line).map_err(|_| SseError::Utf8)?;
+        if !self.started {
+            self.started = true;
+            line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        }
+        if line.is_empty() {
+            let event = std::mem::take(&mut self.event);
+            let mut data = std::mem::take(&mut self.data);
+            if !data.is_empty() {
+                data.pop();
+                self.ready.push_back(Event {
+                    event: if event.is_empty() {
+                        "message".to_owned()
+                    } else {
+                        event
+                    },
+                    data,
+                });
+            }
+            return Ok(());
+        }
+        if line.starts_with(':') {
+            return Ok(());
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => {
+                self.data.push_str(value);
+                self.data.push('\n');
+            }
+            "event" => value.clone_into(&mut self.event),
+            // `id` and `retry` matter to a reconnecting EventSource; a model call never
+            // reconnects.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The events of an SSE body, stopping at the body's first error.
+fn sse_events<S, B, E>(body: S, limit: usize) -> impl Stream<Item = Result<Event, SseError<E>>>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+{
+    struct State<S, E> {
+        body: Pin<Box<S>>,
+        parser: Parser,
+        failed: Option<SseError<E>>,
+        over: bool,
+    }
+    let state = State {
+        body: Box::pin(body),
+        parser: Parser::new(limit),
+        failed: None,
+        over: false,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        loop {
+            // Events completed before a failure still go out first.
+            if let Some(event) = state.parser.next() {
+                return Some((Ok(event), state));
+            }
+            if state.over {
+                return None;
+            }
+            if let Some(e) = state.failed.take() {
+                state.over = true;
+                return Some((Err(e), state));
+            }
+            match state.body.next().await {
+                Some(Ok(bytes)) => {
+                    if let Err(e) = state.parser.feed(bytes.as_ref()) {
+                        state.failed = Some(e);
+                    }
+                }
+                Some(Err(e)) => state.failed = Some(SseError::Transport(e)),
+                None => state.over = true,
+            }
+        }
+    })
+}
+
 /// Why reading the body failed below the SSE layer.
 #[derive(Debug)]
 enum BodyError<E> {
@@ -211,7 +404,7 @@ where
             Err(_) => Some((Err(BodyError::Idle), (body, true))),
         }
     });
-    let mut events = std::pin::pin!(timed.eventsource());
+    let mut events = std::pin::pin!(sse_events(timed, MAX_EVENT_BYTES));
     let url = target.url;
 
     loop {
@@ -232,7 +425,7 @@ where
                     ),
                 ));
             }
-            Some(Err(EventStreamError::Transport(BodyError::Idle))) => {
+            Some(Err(SseError::Transport(BodyError::Idle))) => {
                 return Err(LlmError::new(
                     LlmErrorKind::Timeout,
                     true,
@@ -242,7 +435,7 @@ where
                     ),
                 ));
             }
-            Some(Err(EventStreamError::Transport(BodyError::Transport(e)))) => {
+            Some(Err(SseError::Transport(BodyError::Transport(e)))) => {
                 return Err(LlmError::new(
                     LlmErrorKind::StreamCut,
                     true,
@@ -252,18 +445,23 @@ where
                     )),
                 ));
             }
-            Some(Err(EventStreamError::Utf8(e))) => {
+            Some(Err(SseError::Utf8)) => {
                 return Err(LlmError::new(
                     LlmErrorKind::Protocol,
                     false,
-                    format!("the stream from {url} is not valid UTF-8 ({e})"),
+                    format!("the stream from {url} is not valid UTF-8"),
                 ));
             }
-            Some(Err(EventStreamError::Parser(e))) => {
+            Some(Err(SseError::TooLarge { limit })) => {
                 return Err(LlmError::new(
                     LlmErrorKind::Protocol,
                     false,
-                    format!("the stream from {url} is not a valid event stream ({e})"),
+                    format!(
+                        "one event of the stream from {url} is larger than {} MiB, the most \
+                         Switchyard accepts in a single event; ask the model for the change in \
+                         smaller pieces",
+                        limit >> 20
+                    ),
                 ));
             }
         };
@@ -355,5 +553,78 @@ pub(crate) mod testing {
             assert_eq!(events, whole.0, "chunk size {size}");
         }
         whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pieces: &[&[u8]], limit: usize) -> (Vec<Event>, Option<String>) {
+        let body = futures::stream::iter(
+            pieces
+                .iter()
+                .map(|p| Ok::<_, std::io::Error>(p.to_vec()))
+                .collect::<Vec<_>>(),
+        );
+        let results: Vec<_> =
+            futures::executor::block_on(sse_events(body, limit).collect::<Vec<_>>());
+        let mut events = Vec::new();
+        let mut error = None;
+        for r in results {
+            match r {
+                Ok(e) => events.push(e),
+                Err(SseError::TooLarge { limit }) => error = Some(format!("too large {limit}")),
+                Err(SseError::Utf8) => error = Some("utf8".into()),
+                Err(SseError::Transport(e)) => error = Some(e.to_string()),
+            }
+        }
+        (events, error)
+    }
+
+    fn event(kind: &str, data: &str) -> Event {
+        Event {
+            event: kind.into(),
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn lines_end_at_lf_crlf_or_cr_however_the_bytes_are_split() {
+        let stream = "\u{feff}: a comment\r\nevent: ping\r\ndata: one\r\ndata:two\r\rdata: é\n\nid: 7\nretry: 10\nfield\n\ndata: last\r\n\r\ndata: cut";
+        let want = vec![
+            event("ping", "one\ntwo"),
+            event("message", "é"),
+            event("message", "last"),
+        ];
+        for size in 1..=stream.len() {
+            let pieces: Vec<&[u8]> = stream.as_bytes().chunks(size).collect();
+            let (events, error) = parse(&pieces, MAX_EVENT_BYTES);
+            assert_eq!((events, error), (want.clone(), None), "pieces of {size}");
+        }
+    }
+
+    #[test]
+    fn a_20_mib_event_in_small_pieces_arrives_whole() {
+        let data = "0123456789abcdef".repeat(20 << 16);
+        let stream = format!("data: {data}\n\n");
+        let pieces: Vec<&[u8]> = stream.as_bytes().chunks(16 << 10).collect();
+        let (events, error) = parse(&pieces, MAX_EVENT_BYTES);
+        assert_eq!(error, None);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].data == data, "the data differs");
+    }
+
+    #[test]
+    fn an_event_past_the_limit_is_refused() {
+        // The events before it still arrive; the unfinished one counts its partial line.
+        let (events, error) = parse(&[b"data: ok\n\ndata: 0123456789", b"0123456789"], 16);
+        assert_eq!(events, vec![event("message", "ok")]);
+        assert_eq!(error.as_deref(), Some("too large 16"));
+        // Data lines add up.
+        let (_, error) = parse(&[b"data: 0123456789\ndata: 0123456789\n"], 16);
+        assert_eq!(error.as_deref(), Some("too large 16"));
+        let (_, error) = parse(&[b"data: \xff\n\n"], 16);
+        assert_eq!(error.as_deref(), Some("utf8"));
     }
 }

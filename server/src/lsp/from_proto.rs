@@ -67,9 +67,8 @@ pub(crate) fn ask_context(server: &Inner, context: ext::AskContext) -> AskContex
             range.end.line + 1
         };
         let text = context.selected_text.clone().or_else(|| {
-            let document = server.documents.get(open_file.as_deref()?)?;
-            let lines: Vec<&str> = document
-                .text
+            let text = server.documents.get(open_file.as_deref()?)?.text();
+            let lines: Vec<&str> = text
                 .lines()
                 .skip(start_line as usize - 1)
                 .take((end_line + 1).saturating_sub(start_line) as usize)

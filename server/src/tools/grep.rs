@@ -583,7 +583,7 @@ impl Search<'_> {
             limit: self.max_results,
         };
         let result = match self.documents.get(path) {
-            Some(doc) => searcher.search_slice(&self.matcher, doc.text.as_bytes(), &mut sink),
+            Some(doc) => searcher.search_slice(&self.matcher, doc.text().as_bytes(), &mut sink),
             None => match self.workspace.open_seen_regular(path) {
                 Ok(file) => searcher.search_reader(
                     &self.matcher,
@@ -598,7 +598,7 @@ impl Search<'_> {
         };
         if let Err(e) = result {
             if !self.token.is_cancelled() {
-                sink.found.error = Some(format!("{}: {e}", path.display()));
+                sink.found.error = Some(format!("{}: {e}", super::names::escape(path.as_os_str())));
             }
             sink.found.count = 0;
             sink.found.lines.clear();

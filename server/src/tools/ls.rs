@@ -213,7 +213,7 @@ pub(super) fn run(args: &LsArgs, env: &Env<'_>) -> Result<LsOutput, ToolError> {
                 .workspace
                 .read_link(&f.path)
                 .ok()
-                .map(|t| t.display().to_string())
+                .map(|t| super::names::escape(t.as_os_str()).into_owned())
         }
         _ => {}
     });

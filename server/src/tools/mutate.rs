@@ -403,7 +403,7 @@ fn current_text(
     tool: &str,
 ) -> Result<(Arc<str>, Option<i32>), ToolError> {
     if let Some(doc) = scope.documents.get(path) {
-        return Ok((doc.text.clone(), Some(doc.version)));
+        return Ok((doc.text(), Some(doc.version)));
     }
     let (file, meta) = scope.workspace.open_regular(path, shown)?;
     if meta.len() > scope.max_bytes {
@@ -467,7 +467,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// Lines added and removed, as `+3 −1`.
 fn line_delta(before: &str, after: &str) -> String {
-    let diff = similar::TextDiff::from_lines(before, after);
+    // A new file (or one emptied) needs no diff: every line is added (or removed).
+    let lines = |text: &str| text.lines().count();
+    if before.is_empty() || after.is_empty() {
+        return format!("+{} −{} lines", lines(after), lines(before));
+    }
+    let diff = crate::edits::line_diff(before, after);
     let (mut added, mut removed) = (0, 0);
     for change in diff.iter_all_changes() {
         match change.tag() {

@@ -153,9 +153,9 @@ pub(super) fn run(args: &ReadArgs, env: &Env<'_>) -> Result<ReadOutput, ToolErro
     let shown = env.workspace.display(&path);
     let limit = args.limit.unwrap_or(env.config.read_default_lines as u64);
     if let Some(doc) = env.documents.get(&path) {
-        env.ledger
-            .saw(env.task.session(), &path, doc.text.as_bytes());
-        let text = FileText::new(doc.text.as_bytes().to_vec());
+        let flat = doc.text();
+        env.ledger.saw(env.task.session(), &path, flat.as_bytes());
+        let text = FileText::new(flat.as_bytes().to_vec());
         let mut out = window(&text, &shown, args.offset, limit, env)?;
         out.buffer_version = Some(doc.version);
         return Ok(out);

@@ -269,14 +269,17 @@ impl Workspace {
     /// The workspace path a caller's path names, lexically: relative to each root in turn,
     /// or absolute; `..` may not climb out of the root.
     fn lexical(&self, path: &str) -> Vec<PathBuf> {
-        if Path::new(path).is_absolute() {
-            let lexical = normalize(Path::new(path));
+        // A name shown escaped (`"a\nb"`, `"caf\xE9"`) is taken back as the file it names.
+        let named = super::names::unescape(path);
+        let path = Path::new(&named);
+        if path.is_absolute() {
+            let lexical = normalize(path);
             if self.contains(&lexical) {
                 return vec![lexical];
             }
             // A root reached by another name (a link above the workspace): what the name
             // resolves to is only used to find the root, then opened beneath its handle.
-            return match Path::new(path).canonicalize() {
+            return match path.canonicalize() {
                 Ok(canonical) if self.contains(&canonical) => vec![canonical],
                 _ => vec![lexical],
             };
@@ -376,15 +379,16 @@ impl Workspace {
     /// How a path is shown: relative to its root (`src/lib.rs`, `.` for the root itself);
     /// absolute for anything under a root other than the primary one.
     pub fn display(&self, canonical: &Path) -> String {
+        // Escaped where the name could forge a line of output or is not UTF-8.
         if let Ok(rel) = canonical.strip_prefix(self.primary()) {
-            let s = rel.to_string_lossy();
+            let s = super::names::escape(rel.as_os_str());
             return if s.is_empty() {
                 ".".to_string()
             } else {
                 s.into_owned()
             };
         }
-        canonical.to_string_lossy().into_owned()
+        super::names::escape(canonical.as_os_str()).into_owned()
     }
 
     fn describe_roots(&self) -> String {
