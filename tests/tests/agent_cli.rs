@@ -8,18 +8,13 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use switchyard_tests::cli::{self, Output};
+use switchyard_tests::switchyard_bin;
 
 use serde_json::{Value, json};
 use switchyard_tests::mock_model::{ErrorReply, MockModel, Response, Rule, Script, ToolCall};
-use switchyard_tests::switchyard_bin;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
 
 /// A workspace with two files, and a private state and config home.
 struct Env {
@@ -62,18 +57,7 @@ impl Env {
 
     /// `switchyard ARGS` with the environment pointing at `model` in `provider`'s format.
     fn switchyard(&self, model: &MockModel, provider: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(switchyard_bin());
-        command.args(args);
-        for var in [
-            "OPENAI_API_KEY",
-            "OPENAI_BASE_URL",
-            "ANTHROPIC_API_KEY",
-            "ANTHROPIC_BASE_URL",
-            "SWITCHYARD_PROVIDER",
-            "SWITCHYARD_MODEL",
-        ] {
-            command.env_remove(var);
-        }
+        let mut command = cli::switchyard(self.home.path(), args);
         command
             .env("XDG_STATE_HOME", self.state())
             .env("XDG_CONFIG_HOME", self.home.path().join("config"))
@@ -94,49 +78,9 @@ impl Env {
     }
 }
 
-fn run(mut command: Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .expect("switchyard starts (is it built? run tests/run)");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = Command::new("kill")
-                .arg("-9")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
-            panic!(
-                "switchyard ask ran past {DEADLINE:?}; killed; stderr: {}",
-                err.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+/// Runs `command` to its end; kills it by its PID and fails past [`DEADLINE`].
+fn run(command: Command) -> Output {
+    cli::run(command, DEADLINE)
 }
 
 fn tool_turn(provider_rule: fn(Response) -> Rule) -> Vec<Rule> {

@@ -6,12 +6,13 @@
 //! keep a regression from hanging the suite.
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use switchyard_tests::cli;
+pub(crate) use switchyard_tests::cli::Output;
 
 use serde_json::{Value, json};
 use switchyard::lanes::Lane;
@@ -25,7 +26,6 @@ use switchyard_tests::lsp_client::lsp_types::{
 };
 use switchyard_tests::lsp_client::{ClientOptions, LspClient, file_url, within};
 use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
-use switchyard_tests::switchyard_bin;
 
 /// Only a guard against a hang: every run here takes a few seconds at most.
 pub(crate) const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -40,27 +40,10 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub(crate) struct Output {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
 /// `switchyard ARGS` in `root`, with a private state and config home under `home` and, if
 /// given, `model` as an OpenAI-compatible provider.
 pub(crate) fn switchyard(home: &Path, model: Option<&MockModel>, args: &[&OsStr]) -> Command {
-    let mut command = Command::new(switchyard_bin());
-    command.args(args);
-    for var in [
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "SWITCHYARD_PROVIDER",
-        "SWITCHYARD_MODEL",
-    ] {
-        command.env_remove(var);
-    }
+    let mut command = cli::switchyard(home, args);
     command
         .env("XDG_STATE_HOME", home.join("state"))
         .env("XDG_CONFIG_HOME", home.join("config"))
@@ -76,48 +59,9 @@ pub(crate) fn switchyard(home: &Path, model: Option<&MockModel>, args: &[&OsStr]
     command
 }
 
-/// Runs `command` to its end, killing it (by its PID) past [`HANG_GUARD`].
-pub(crate) fn run(mut command: Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("switchyard starts (is it built?)");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
-    let err = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > HANG_GUARD {
-            let _ = Command::new("kill")
-                .arg("-9")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
-            panic!(
-                "switchyard ran past {HANG_GUARD:?}; killed; stderr: {}",
-                err.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+/// Runs `command` to its end; kills it by its PID and fails past [`HANG_GUARD`].
+pub(crate) fn run(command: Command) -> Output {
+    cli::run(command, HANG_GUARD)
 }
 
 /// `switchyard tool NAME ARGS --cwd ROOT` plus `extra`.

@@ -7,10 +7,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use switchyard_tests::cli::{self, Output};
 
 use serde_json::{Value, json};
 use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
-use switchyard_tests::switchyard_bin;
 
 /// Longest a switchyard process may run before the test kills it and fails.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -100,18 +100,7 @@ impl Env {
     /// `switchyard ARGS` with bash allowed by the user's policy (the environment) and a
     /// clean model configuration.
     fn switchyard(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(switchyard_bin());
-        command.args(args);
-        for var in [
-            "OPENAI_API_KEY",
-            "OPENAI_BASE_URL",
-            "ANTHROPIC_API_KEY",
-            "ANTHROPIC_BASE_URL",
-            "SWITCHYARD_PROVIDER",
-            "SWITCHYARD_MODEL",
-        ] {
-            command.env_remove(var);
-        }
+        let mut command = cli::switchyard(self.home.path(), args);
         command
             .env("XDG_STATE_HOME", self.home.path().join("state"))
             .env("XDG_CONFIG_HOME", self.home.path().join("config"))
@@ -171,37 +160,9 @@ impl Env {
     }
 }
 
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `command` to its end; kills it by PID and fails past [`DEADLINE`].
-fn run(mut command: Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("switchyard starts");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let status = wait(&mut child, DEADLINE);
-    Output {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+/// Runs `command` to its end; kills it by its PID and fails past [`DEADLINE`].
+fn run(command: Command) -> Output {
+    cli::run(command, DEADLINE)
 }
 
 fn wait(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {

@@ -3,13 +3,14 @@
 //! was ignored, until the user runs `switchyard trust`; a file that tightens always applies;
 //! the agent's tools never write Switchyard's configuration; the editor is told and asked.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::json;
 use switchyard::lsp::ext::{Ask, AskParams};
+use switchyard_tests::cli;
+pub(crate) use switchyard_tests::cli::Output;
 use switchyard_tests::lsp_client::{ClientOptions, LspClient, ServerEvent, within};
 use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
 use switchyard_tests::switchyard_bin;
@@ -17,13 +18,6 @@ use switchyard_tests::switchyard_bin;
 /// The user's key, in the environment of every run.
 pub(crate) const KEY: &str = "sk-user-secret-7f3a";
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// What a finished `switchyard` process said.
-pub(crate) struct Output {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
 
 /// A workspace and a private home (config and state folders) for one test.
 pub(crate) struct Home {
@@ -104,45 +98,9 @@ impl Home {
     }
 }
 
-/// Runs `command` to its end; kills it by its PID past the deadline.
-pub(crate) fn run(mut command: Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("switchyard starts");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "switchyard ran past {DEADLINE:?}; stderr: {}",
-                err.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+/// Runs `command` to its end; kills it by its PID and fails past [`DEADLINE`].
+pub(crate) fn run(command: Command) -> Output {
+    cli::run(command, DEADLINE)
 }
 
 fn bash_call(command: &str) -> Response {
