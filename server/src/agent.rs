@@ -16,8 +16,9 @@
 //! off, as JSON lines on disk ([`store`]) so they can be listed and resumed after a restart.
 //!
 //! The tools are reached through one plain seam: [`Toolbox::spec`] says a call's lane and
-//! whether it is parallel-safe, and [`Toolbox::task`] gives the lane task that runs it. The
-//! mutating tools join the toolbox and the loop does not change.
+//! whether it is parallel-safe (from the tool table, `tools/table.rs`), and
+//! [`Toolbox::task`] gives the lane task that runs it. A new tool joins the table and the
+//! loop does not change.
 
 mod config;
 pub mod ensemble;
@@ -43,7 +44,7 @@ pub use store::{SessionInfo, SessionStore};
 use crate::config::Config;
 use crate::lanes::{Lane, LaneError, SessionId};
 use crate::llm::{self, Client, Message, ModelRequest, ToolCall, Usage};
-use crate::tools::{CallContext, ToolResult, Toolbox};
+use crate::tools::{CallContext, ToolKind, ToolResult, ToolSpec, Toolbox};
 use schedule::{Progress, Step};
 
 /// Why a request could not run or was cut short by a failure (not by a limit: those are a
@@ -356,7 +357,7 @@ struct Run<'a> {
     token: &'a CancellationToken,
     outcome: RunOutcome,
     /// The tools offered to the model in this request.
-    offered: Vec<&'static str>,
+    offered: Vec<std::borrow::Cow<'static, str>>,
 }
 
 impl Run<'_> {
@@ -367,7 +368,7 @@ impl Run<'_> {
     ) -> Result<StopReason, AgentError> {
         let agent = &self.session.agent;
         let specs = agent.toolbox.specs();
-        self.offered = specs.iter().map(|s| s.name).collect();
+        self.offered = specs.iter().map(|s| s.name.clone()).collect();
         let system = prompt::system_prompt(
             agent.toolbox.workspace().roots(),
             context,
@@ -469,12 +470,14 @@ impl Run<'_> {
         let shown: Vec<(Option<Lane>, AgentEvent)> = calls
             .iter()
             .map(|call| {
-                let lane = Toolbox::spec(&call.name).map(|s| s.lane);
+                let spec = toolbox.spec(&call.name);
+                let lane = spec.as_ref().map(ToolSpec::lane);
                 let arguments = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
                 let started = AgentEvent::ToolCallStarted {
                     call_id: call.id.clone(),
                     name: call.name.clone(),
                     lane,
+                    kind: spec.map_or(ToolKind::Other, |s| s.kind),
                     summary: summarize_arguments(&arguments),
                     arguments,
                 };
@@ -486,13 +489,13 @@ impl Run<'_> {
         // future of `send` not provably `Send` (rust-lang/rust#110338).
         let steps = (0..calls.len()).map(|i| {
             let call = &calls[i];
-            let spec = Toolbox::spec(&call.name);
+            let spec = toolbox.spec(&call.name);
             let planned = self
                 .offer(&call.name)
                 .and_then(|()| parse_arguments(&call.name, &call.arguments))
                 .and_then(|args| toolbox.task(&call.name, args, &ctx).map_err(|e| e.message));
             match planned {
-                Ok(task) if spec.is_some_and(|s| s.parallel_safe) => Step::Parallel(task),
+                Ok(task) if spec.is_some_and(|s| s.parallel_safe()) => Step::Parallel(task),
                 Ok(task) => Step::Barrier(task),
                 Err(message) => {
                     // Answered at once: the model gets the error and can call again.
@@ -575,11 +578,11 @@ impl Run<'_> {
 
     /// Whether the model may call `name` in this request, or why not.
     fn offer(&self, name: &str) -> Result<(), String> {
-        if self.offered.contains(&name) {
+        if self.offered.iter().any(|offered| offered == name) {
             return Ok(());
         }
         let tools = self.offered.join(", ");
-        Err(match Toolbox::spec(name) {
+        Err(match self.session.agent.toolbox.spec(name) {
             Some(_) => format!("`{name}` is not available here; the tools are {tools}"),
             None => format!("unknown tool `{name}`; the tools are {tools}"),
         })

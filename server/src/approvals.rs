@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Current;
 use crate::lanes::SessionId;
+use crate::tools::Tool;
 
 /// What a tool may do without asking, from the loosest to the strictest (so `a < b` means
 /// `a` allows more than `b`).
@@ -76,21 +77,20 @@ impl Default for ApprovalsConfig {
 }
 
 impl ApprovalsConfig {
-    /// The policy of `tool`; an unknown tool is denied.
-    pub fn policy(&self, tool: &str) -> Policy {
+    /// The policy of `tool`.
+    pub fn policy(&self, tool: Tool) -> Policy {
         match tool {
-            "read" => self.read,
-            "glob" => self.glob,
-            "grep" => self.grep,
-            "ls" => self.ls,
-            "write" => self.write,
-            "edit" => self.edit,
-            "multi_edit" => self.multi_edit,
-            "delete" => self.delete,
-            "move" => self.move_,
-            "copy" => self.copy,
-            "bash" => self.bash,
-            _ => Policy::Deny,
+            Tool::Read => self.read,
+            Tool::Glob => self.glob,
+            Tool::Grep => self.grep,
+            Tool::Ls => self.ls,
+            Tool::Write => self.write,
+            Tool::Edit => self.edit,
+            Tool::MultiEdit => self.multi_edit,
+            Tool::Delete => self.delete,
+            Tool::Move => self.move_,
+            Tool::Copy => self.copy,
+            Tool::Bash => self.bash,
         }
     }
 }
@@ -111,7 +111,7 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct ApprovalRequest {
     /// The tool asking.
-    pub tool: String,
+    pub tool: Tool,
     /// What it wants to do ("edit src/main.rs: 1 replacement, +3 −1 lines").
     pub summary: String,
     /// The answer; dropping it counts as a rejection.
@@ -137,7 +137,7 @@ pub struct Approvals {
     /// The configuration in force; its `approvals` table is read at each check.
     config: Current,
     prompter: Prompter,
-    allowed_for_session: Mutex<HashSet<(Option<SessionId>, String)>>,
+    allowed_for_session: Mutex<HashSet<(Option<SessionId>, Tool)>>,
     terminal: Mutex<()>,
 }
 
@@ -153,14 +153,14 @@ impl Approvals {
     }
 
     /// The policy of `tool` now.
-    pub fn policy(&self, tool: &str) -> Policy {
+    pub fn policy(&self, tool: Tool) -> Policy {
         self.config.get().approvals.policy(tool)
     }
 
     /// Whether `tool` may do what `summary` says; `Err` holds what the model is told.
     pub async fn check(
         &self,
-        tool: &str,
+        tool: Tool,
         summary: &str,
         session: Option<&SessionId>,
     ) -> Result<(), String> {
@@ -174,7 +174,7 @@ impl Approvals {
             }
             Policy::Ask => {}
         }
-        let key = (session.cloned(), tool.to_string());
+        let key = (session.cloned(), tool);
         if self.allowed_for_session.lock().contains(&key) {
             return Ok(());
         }
@@ -194,7 +194,7 @@ impl Approvals {
             Prompter::Editor(editor) => {
                 let (reply, answer) = oneshot::channel();
                 let request = ApprovalRequest {
-                    tool: tool.to_string(),
+                    tool,
                     summary: summary.to_string(),
                     reply,
                 };
@@ -203,7 +203,7 @@ impl Approvals {
                 }
                 answer.await.unwrap_or(Decision::Reject)
             }
-            Prompter::Terminal => self.ask_terminal(tool, summary).await,
+            Prompter::Terminal => self.ask_terminal(summary).await,
             Prompter::Nobody => Decision::Reject,
         };
         match decision {
@@ -218,10 +218,9 @@ impl Approvals {
         }
     }
 
-    async fn ask_terminal(&self, tool: &str, summary: &str) -> Decision {
+    async fn ask_terminal(&self, summary: &str) -> Decision {
         let question =
             format!("switchyard: allow {summary}? [y]es / [a]lways for this session / [N]o: ");
-        let _ = tool;
         // One question at a time on the terminal; reading stdin blocks, so off the runtime.
         let _turn = self.terminal.lock();
         tokio::task::block_in_place(|| {
@@ -248,9 +247,9 @@ mod tests {
     #[tokio::test]
     async fn policies_allow_ask_and_deny() {
         let approvals = Approvals::new(ApprovalsConfig::default(), Prompter::Nobody);
-        assert!(approvals.check("read", "read x", None).await.is_ok());
+        assert!(approvals.check(Tool::Read, "read x", None).await.is_ok());
         let err = approvals
-            .check("bash", "run `rm -rf /`", None)
+            .check(Tool::Bash, "run `rm -rf /`", None)
             .await
             .unwrap_err();
         assert!(
@@ -258,19 +257,19 @@ mod tests {
             "{err}"
         );
         let err = approvals
-            .check("edit", "edit src/main.rs", None)
+            .check(Tool::Edit, "edit src/main.rs", None)
             .await
             .unwrap_err();
         assert!(err.contains("needs the user's approval"), "{err}");
         let yes = Approvals::new(ApprovalsConfig::default(), Prompter::AllowAll);
-        assert!(yes.check("edit", "edit src/main.rs", None).await.is_ok());
         assert!(
-            yes.check("bash", "run ls", None).await.is_err(),
-            "--yes never overrides deny"
+            yes.check(Tool::Edit, "edit src/main.rs", None)
+                .await
+                .is_ok()
         );
-        assert_eq!(
-            ApprovalsConfig::default().policy("format_disk"),
-            Policy::Deny
+        assert!(
+            yes.check(Tool::Bash, "run ls", None).await.is_err(),
+            "--yes never overrides deny"
         );
     }
 
@@ -292,7 +291,7 @@ mod tests {
         });
         let session: SessionId = "s1".into();
         let err = approvals
-            .check("edit", "edit a.rs", Some(&session))
+            .check(Tool::Edit, "edit a.rs", Some(&session))
             .await
             .unwrap_err();
         assert!(
@@ -300,19 +299,19 @@ mod tests {
             "{err}"
         );
         approvals
-            .check("edit", "edit b.rs", Some(&session))
+            .check(Tool::Edit, "edit b.rs", Some(&session))
             .await
             .unwrap();
         // Allowed for the session: not asked again, in this session only.
         approvals
-            .check("edit", "edit c.rs", Some(&session))
+            .check(Tool::Edit, "edit c.rs", Some(&session))
             .await
             .unwrap();
         assert_eq!(answers.await.unwrap(), ["edit a.rs", "edit b.rs"]);
         let other: SessionId = "s2".into();
         assert!(
             approvals
-                .check("edit", "edit d.rs", Some(&other))
+                .check(Tool::Edit, "edit d.rs", Some(&other))
                 .await
                 .is_err(),
             "the editor hung up: a refusal"

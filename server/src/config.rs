@@ -19,10 +19,58 @@ use serde_json::Value;
 
 use crate::agent::AgentConfig;
 use crate::approvals::ApprovalsConfig;
-use crate::lanes::LanesConfig;
+use crate::lanes::{EngineError, LanesConfig};
 use crate::llm::LlmConfig;
 use crate::tools::ToolsConfig;
 use crate::trust::{self, Ignored};
+
+/// Why a configuration cannot be put in force. Each names where the fault is: the file,
+/// the layer, or the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A configuration file exists but cannot be read.
+    #[error("cannot read {}: {message}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        message: String,
+    },
+    /// A configuration file is not valid TOML.
+    #[error("{}: {message}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with the line.
+        message: String,
+    },
+    /// A layer has an unknown key or a value of the wrong type.
+    #[error("{layer}: {message}")]
+    Layer {
+        /// Where the layer came from (a file, `environment`, `workspace/configuration`).
+        layer: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// The lanes cannot be run with these settings.
+    #[error(transparent)]
+    Lanes(#[from] EngineError),
+    /// Values that cannot be put in force together; the message names the keys.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ConfigError {
+    /// Whether the error already names the layer it came from.
+    pub fn names_its_layer(&self) -> bool {
+        matches!(
+            self,
+            ConfigError::Unreadable { .. }
+                | ConfigError::Malformed { .. }
+                | ConfigError::Layer { .. }
+        )
+    }
+}
 
 /// Everything Switchyard can be configured with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -87,18 +135,21 @@ impl Config {
     ///
     /// Each layer is checked on its own first, so an unknown key or a value of the wrong type
     /// is reported with the layer it came from.
-    pub fn from_layers(layers: &[Layer]) -> Result<Config, String> {
+    pub fn from_layers(layers: &[Layer]) -> Result<Config, ConfigError> {
         let defaults = Config::default();
         let mut merged = to_value(&defaults)?;
         for layer in layers {
             let value = renamed(layer.value.clone());
-            overlay::<Config>(&defaults, value.clone())
-                .map_err(|e| format!("{}: {e}", layer.source))?;
+            overlay::<Config>(&defaults, value.clone()).map_err(|e| ConfigError::Layer {
+                layer: layer.source.clone(),
+                message: e.to_string(),
+            })?;
             merge_json(&mut merged, value);
         }
-        let config: Config = serde_json::from_value(merged).map_err(|e| e.to_string())?;
+        let config: Config =
+            serde_json::from_value(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.lanes.validate()?;
-        config.agent.validate()?;
+        config.agent.validate().map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 
@@ -108,7 +159,7 @@ impl Config {
     /// The workspace file is untrusted unless the user trusted the folder (see
     /// [`crate::trust`]): what it may not set is left out, and said in
     /// [`Discovered::ignored`].
-    pub fn discover(workspace: Option<&Path>) -> Result<Discovered, String> {
+    pub fn discover(workspace: Option<&Path>) -> Result<Discovered, ConfigError> {
         let mut layers = Vec::new();
         let env = env_layer(std::env::vars());
         if env.as_object().is_some_and(|o| !o.is_empty()) {
@@ -148,7 +199,7 @@ impl Config {
 
     /// Defaults, then everything [`Config::discover`] finds; with what an untrusted
     /// workspace file was not allowed to set.
-    pub fn load(workspace: Option<&Path>) -> Result<(Config, Option<Ignored>), String> {
+    pub fn load(workspace: Option<&Path>) -> Result<(Config, Option<Ignored>), ConfigError> {
         let Discovered { layers, ignored } = Config::discover(workspace)?;
         Ok((Config::from_layers(&layers)?, ignored))
     }
@@ -169,23 +220,29 @@ pub fn user_file() -> Option<PathBuf> {
 }
 
 /// Reads a TOML file into a layer; a missing file is no layer, a malformed one an error.
-pub fn toml_layer(path: &Path) -> Result<Option<Layer>, String> {
+pub fn toml_layer(path: &Path) -> Result<Option<Layer>, ConfigError> {
     match read_file(path)? {
         Some(text) => parse_layer(path, &text).map(Some),
         None => Ok(None),
     }
 }
 
-fn read_file(path: &Path) -> Result<Option<String>, String> {
+fn read_file(path: &Path) -> Result<Option<String>, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => Err(ConfigError::Unreadable {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
     }
 }
 
-fn parse_layer(path: &Path, text: &str) -> Result<Layer, String> {
-    let value: Value = toml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+fn parse_layer(path: &Path, text: &str) -> Result<Layer, ConfigError> {
+    let value: Value = toml::from_str(text).map_err(|e| ConfigError::Malformed {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     Ok(Layer {
         source: path.display().to_string(),
         value,
@@ -255,15 +312,19 @@ pub fn merge_json(base: &mut Value, patch: Value) {
     }
 }
 
-/// `base` with `patch` merged over it, as a `T`.
-pub fn overlay<T: Serialize + DeserializeOwned>(base: &T, patch: Value) -> Result<T, String> {
-    let mut merged = to_value(base)?;
+/// `base` with `patch` merged over it, as a `T`; the error is serde's, naming the key.
+pub fn overlay<T: Serialize + DeserializeOwned>(
+    base: &T,
+    patch: Value,
+) -> Result<T, serde_json::Error> {
+    let mut merged = serde_json::to_value(base)?;
     merge_json(&mut merged, patch);
-    serde_json::from_value(merged).map_err(|e| e.to_string())
+    serde_json::from_value(merged)
 }
 
-fn to_value<T: Serialize>(value: &T) -> Result<Value, String> {
-    serde_json::to_value(value).map_err(|e| format!("cannot represent the configuration: {e}"))
+fn to_value<T: Serialize>(value: &T) -> Result<Value, ConfigError> {
+    serde_json::to_value(value)
+        .map_err(|e| ConfigError::Invalid(format!("cannot represent the configuration: {e}")))
 }
 
 /// The configuration in force: one [`Config`] snapshot behind one lock, replaced whole when
@@ -324,8 +385,11 @@ impl From<ApprovalsConfig> for Current {
 impl LanesConfig {
     /// Builds the settings from a partial TOML/JSON-shaped value: every key that is absent
     /// keeps the default of *its own lane*, every key that is present is used exactly.
-    pub fn from_value(value: serde_json::Value) -> Result<LanesConfig, String> {
-        let config = overlay(&LanesConfig::default(), value).map_err(|e| format!("lanes: {e}"))?;
+    pub fn from_value(value: serde_json::Value) -> Result<LanesConfig, ConfigError> {
+        let config = overlay(&LanesConfig::default(), value).map_err(|e| ConfigError::Layer {
+            layer: "lanes".into(),
+            message: e.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -367,10 +431,13 @@ mod tests {
             "/repo/.switchyard.toml",
             json!({"lanes": {"query": {"max_concurrency": "many"}}}),
         )])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("/repo/.switchyard.toml: "), "{err}");
         assert!(err.contains("invalid type"), "{err}");
-        let err = Config::from_layers(&[layer("editor", json!({"lane": {}}))]).unwrap_err();
+        let err = Config::from_layers(&[layer("editor", json!({"lane": {}}))])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `lane`"), "{err}");
     }
 
@@ -417,7 +484,7 @@ mod tests {
                 .is_none()
         );
         std::fs::write(&path, "[lanes\n").unwrap();
-        let err = toml_layer(&path).unwrap_err();
+        let err = toml_layer(&path).unwrap_err().to_string();
         assert!(err.starts_with(&path.display().to_string()), "{err}");
     }
 
@@ -457,7 +524,8 @@ mod tests {
         assert!(!shown.contains("sk-secret"), "{shown}");
 
         let err = Config::from_layers(&[layer("editor", json!({"agent": {"max_turns": 0}}))])
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "agent.max_turns must be at least 1, got 0");
     }
 }

@@ -20,11 +20,11 @@ use crate::agent::ensemble::{self, EnsembleEvent, EnsembleInput, EnsembleReport}
 use crate::agent::{Agent, SessionStore};
 use crate::analyze::{self, Analysis, AnalyzeOptions};
 use crate::approvals::{Approvals, Prompter};
-use crate::config::{Config, Current};
+use crate::config::{Config, ConfigError, Current};
 use crate::documents::Documents;
 use crate::edits::Applier;
 use crate::lanes::{
-    DeadLetter, DeadLetterId, Lanes, MetricsSnapshot, SessionId, TaskHandle, TaskId,
+    DeadLetter, DeadLetterId, EngineError, Lanes, MetricsSnapshot, SessionId, TaskHandle, TaskId,
 };
 use crate::tools::{CallContext, Mutations, ToolError, ToolOutput, Toolbox, Workspace};
 use crate::trust::Ignored;
@@ -47,8 +47,11 @@ pub enum CoreError {
     #[error("no workspace folder is open")]
     NoWorkspace,
     /// A configuration that cannot be put in force; the previous one stays.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The lanes refuse the settings; the previous ones stay.
+    #[error(transparent)]
+    Lanes(#[from] EngineError),
     /// A workspace root that cannot be opened.
     #[error("{0}")]
     Workspace(String),
@@ -103,7 +106,7 @@ impl Analyzed {
 impl Core {
     /// A core on the current tokio runtime, with `config` in force and no workspace yet.
     pub fn new(config: Config, front: FrontEnd) -> Result<Core, CoreError> {
-        let lanes = Lanes::new(config.lanes.clone()).map_err(CoreError::Config)?;
+        let lanes = Lanes::new(config.lanes.clone())?;
         Ok(Core::with_lanes(lanes, config, front))
     }
 
@@ -134,8 +137,7 @@ impl Core {
     /// was ignored (the front end says so).
     pub fn open(root: &Path, front: FrontEnd) -> Result<(Core, Option<Ignored>), CoreError> {
         let workspace = Workspace::new([root.to_path_buf()]).map_err(CoreError::Workspace)?;
-        let (config, ignored) =
-            Config::load(Some(workspace.primary())).map_err(CoreError::Config)?;
+        let (config, ignored) = Config::load(Some(workspace.primary()))?;
         let core = Core::new(config, front)?;
         core.put_workspace(Some(workspace));
         Ok((core, ignored))
@@ -189,10 +191,7 @@ impl Core {
     /// configuration the lanes refuse changes nothing.
     pub fn set_config(&self, config: Config) -> Result<(), CoreError> {
         if self.inner.lanes.config() != config.lanes {
-            self.inner
-                .lanes
-                .reconfigure(config.lanes.clone())
-                .map_err(CoreError::Config)?;
+            self.inner.lanes.reconfigure(config.lanes.clone())?;
         }
         self.inner.config.replace(config);
         Ok(())

@@ -38,7 +38,8 @@ pub use external::{ClaimedTask, PendingTask};
 pub use metrics::Counter;
 pub use metrics::{LaneMetrics, MetricsSnapshot, Percentiles};
 pub use task::{
-    BatchHandle, LaneError, SessionId, Task, TaskContext, TaskError, TaskHandle, TaskId, TaskOutput,
+    BatchHandle, EngineError, LaneError, SessionId, Task, TaskContext, TaskError, TaskHandle,
+    TaskId, TaskOutput,
 };
 
 /// A lane: a class of work with its own priority and limits.

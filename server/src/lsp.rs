@@ -32,7 +32,7 @@ pub use log::LogForwarder;
 /// The LSP types Switchyard's protocol is written in, for clients of [`ext`].
 pub use tower_lsp_server::ls_types;
 
-use crate::lanes::{Lanes, LanesConfig};
+use crate::lanes::{EngineError, Lanes, LanesConfig};
 
 /// Serves LSP on stdin/stdout until the client exits, and returns the process's exit code:
 /// 0 after `shutdown` then `exit`, 1 otherwise, as LSP asks.
@@ -68,7 +68,7 @@ pub fn run_stdio() -> i32 {
 
 /// Serves one client over `input`/`output` until it exits or the input ends; returns
 /// whether it ended properly (`shutdown`, then `exit`).
-pub async fn serve<I, O>(input: I, output: O, log: LogForwarder) -> Result<bool, String>
+pub async fn serve<I, O>(input: I, output: O, log: LogForwarder) -> Result<bool, EngineError>
 where
     I: AsyncRead + Unpin,
     O: AsyncWrite + Unpin + Send + 'static,

@@ -14,6 +14,7 @@ mod mutate;
 pub mod names;
 mod read;
 mod sandbox;
+mod table;
 mod walk;
 
 use std::sync::Arc;
@@ -37,26 +38,11 @@ pub use bash::{BashArgs, BashOutput, protect_process};
 pub use glob::{GlobArgs, GlobOutput};
 pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
-pub use mutate::{ChangeOutput, Ledger, MUTATING_TOOLS, Mutation, Replacement};
+pub use mutate::{ChangeOutput, Ledger, Mutation, Replacement};
 pub use read::{ReadArgs, ReadOutput};
 pub use sandbox::{Workspace, is_escape};
+pub use table::{Effect, Tool, ToolKind, ToolSpec};
 pub use walk::WalkOptions;
-
-/// What a model is told about a tool, and how the engine runs it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ToolSpec {
-    /// The name a model calls it by.
-    pub name: &'static str,
-    /// What it does and when to use it, for the model.
-    pub description: &'static str,
-    /// JSON Schema of its arguments.
-    pub parameters: Value,
-    /// The lane its calls run in.
-    pub lane: Lane,
-    /// Whether calls may run alongside other calls of the same turn. When in doubt: not.
-    pub parallel_safe: bool,
-}
 
 /// A failure the caller can act on; the message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -164,7 +150,7 @@ pub struct CallContext {
     pub token: CancellationToken,
 }
 
-/// The read-only tools over one workspace, run through the lanes. Cheap to clone.
+/// The tools over one workspace, every call run through the lanes. Cheap to clone.
 #[derive(Clone)]
 pub struct Toolbox {
     inner: Arc<Inner>,
@@ -203,21 +189,6 @@ pub(crate) struct Env<'a> {
     pub task: &'a TaskContext,
 }
 
-/// Every tool, read-only first.
-pub const ALL_TOOLS: [&str; 11] = [
-    "read",
-    "glob",
-    "grep",
-    "ls",
-    "write",
-    "edit",
-    "multi_edit",
-    "delete",
-    "move",
-    "copy",
-    "bash",
-];
-
 impl Toolbox {
     /// The tools over `workspace`, running on `lanes`, seeing `documents` before the disk.
     pub fn new(
@@ -250,30 +221,22 @@ impl Toolbox {
     }
 
     /// The specs of the tools this toolbox offers now, as a model is shown them: the
-    /// read-only tools, and the mutating ones when it can change files — none the
-    /// approval policy denies.
+    /// read-only tools, and the others when it can change files — none the approval
+    /// policy denies.
     pub fn specs(&self) -> Vec<ToolSpec> {
         let mutations = self.inner.mutations.read();
-        ALL_TOOLS
-            .iter()
-            .filter(|name| match &*mutations {
-                Some(m) => m.approvals.policy(name) != Policy::Deny,
-                None => !MUTATING_TOOLS.contains(name) && **name != "bash",
+        Tool::all()
+            .filter(|tool| match &*mutations {
+                Some(m) => m.approvals.policy(*tool) != Policy::Deny,
+                None => tool.effect() == Effect::ReadOnly,
             })
-            .filter_map(|name| Toolbox::spec(name))
+            .map(Tool::spec)
             .collect()
     }
 
-    /// Any tool's spec, offered here or not.
-    pub fn spec(name: &str) -> Option<ToolSpec> {
-        match name {
-            "read" => Some(read::spec()),
-            "glob" => Some(glob::spec()),
-            "grep" => Some(grep::spec()),
-            "ls" => Some(ls::spec()),
-            "bash" => Some(bash::spec()),
-            other => mutate::spec(other),
-        }
+    /// The spec of the tool a model calls `name`, offered here or not.
+    pub fn spec(&self, name: &str) -> Option<ToolSpec> {
+        Tool::from_name(name).map(Tool::spec)
     }
 
     /// The configuration the tools read (and the agent and approvals over them).
@@ -309,29 +272,32 @@ impl Toolbox {
         args: Value,
         ctx: &CallContext,
     ) -> Result<Task<ToolResult>, ToolError> {
-        let Some(spec) = Toolbox::spec(name) else {
+        let Some(tool) = Tool::from_name(name) else {
             return Err(ToolError::new(format!(
                 "unknown tool `{name}`; the tools are {}",
-                ALL_TOOLS.join(", ")
+                Tool::names()
             )));
         };
-        let call = Call::parse(name, &args)?;
+        let call = Call::parse(tool, &args)?;
         if let Some(m) = &*self.inner.mutations.read() {
-            if m.approvals.policy(name) == Policy::Deny {
+            if m.approvals.policy(tool) == Policy::Deny {
                 return Err(ToolError::new(format!(
-                    "`{name}` is turned off by the user's policy (approvals.{name} = \"deny\")"
+                    "`{tool}` is turned off by the user's policy (approvals.{tool} = \"deny\")"
                 )));
             }
         }
+        let lane = tool.lane();
+        let inner = Arc::clone(&self.inner);
         let task = match call {
-            Call::Mutate(_) | Call::Bash(_) => {
-                let inner = Arc::clone(&self.inner);
-                Task::future(spec.lane, name, move |task| {
-                    let (inner, call) = (Arc::clone(&inner), call.clone());
-                    async move { Ok(inner.change(call, task).await.map_err(|e| e.message)) }
-                })
-            }
-            call => self.read_only_task(spec.lane, name, call),
+            Call::Query(query) => self.read_only_task(lane, tool, query),
+            Call::Change(mutation) => Task::future(lane, tool.name(), move |task| {
+                let (inner, mutation) = (Arc::clone(&inner), mutation.clone());
+                async move { Ok(inner.change(mutation, task).await.map_err(|e| e.message)) }
+            }),
+            Call::Run(bash) => Task::future(lane, tool.name(), move |task| {
+                let (inner, bash) = (Arc::clone(&inner), bash.clone());
+                async move { Ok(inner.run_bash(bash, task).await.map_err(|e| e.message)) }
+            }),
         };
         let task = task.payload(args).cancelled_by(&ctx.token);
         Ok(match &ctx.session {
@@ -340,9 +306,9 @@ impl Toolbox {
         })
     }
 
-    fn read_only_task(&self, lane: Lane, name: &str, call: Call) -> Task<ToolResult> {
+    fn read_only_task(&self, lane: Lane, tool: Tool, query: Query) -> Task<ToolResult> {
         let inner = Arc::clone(&self.inner);
-        Task::blocking(lane, name, move |task| {
+        Task::blocking(lane, tool.name(), move |task| {
             let config = inner.tools_config();
             let env = Env {
                 workspace: &inner.workspace,
@@ -353,7 +319,7 @@ impl Toolbox {
                 ledger: &inner.ledger,
                 task,
             };
-            let result = call.run(&env);
+            let result = query.run(&env);
             // Work that stopped because it was cancelled reports that, not a half result.
             task.checkpoint()?;
             Ok(result.map_err(|e| e.message))
@@ -393,43 +359,49 @@ impl Inner {
         tools
     }
 
-    /// Runs a mutating call or `bash`: compute the change off the runtime, ask, apply.
-    async fn change(
+    /// What lets this toolbox change things, or why it cannot.
+    fn mutations(&self) -> Result<Mutations, ToolError> {
+        self.mutations.read().clone().ok_or_else(|| {
+            ToolError::new(
+                "this front end cannot change files; only the read-only tools are available",
+            )
+        })
+    }
+
+    /// Runs `bash`, once approved; a dry run says what would have run.
+    async fn run_bash(
         self: Arc<Self>,
-        call: Call,
+        args: BashArgs,
         task: TaskContext,
     ) -> Result<ToolOutput, ToolError> {
-        let Some(m) = self.mutations.read().clone() else {
-            return Err(ToolError::new(
-                "this front end cannot change files; only the read-only tools are available",
-            ));
+        let m = self.mutations()?;
+        let summary = format!("run `{}`", args.command);
+        m.approvals
+            .check(Tool::Bash, &summary, task.session())
+            .await
+            .map_err(ToolError::new)?;
+        if matches!(m.applier, Applier::Disk { dry_run: true }) {
+            return Ok(ToolOutput::Bash(BashOutput::not_run(&args)));
+        }
+        let (timeout, cap) = {
+            let config = self.tools_config();
+            (
+                Duration::from_millis(config.bash_timeout_ms),
+                config.max_output_bytes,
+            )
         };
+        let out = bash::run(&args, self.workspace.primary(), timeout, cap, task.token()).await?;
+        Ok(ToolOutput::Bash(out))
+    }
+
+    /// Runs a mutating call: compute the change off the runtime, ask, apply.
+    async fn change(
+        self: Arc<Self>,
+        mutation: Mutation,
+        task: TaskContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let m = self.mutations()?;
         let session = task.session().cloned();
-        let mutation = match call {
-            Call::Bash(args) => {
-                let summary = format!("run `{}`", args.command);
-                m.approvals
-                    .check("bash", &summary, session.as_ref())
-                    .await
-                    .map_err(ToolError::new)?;
-                // A dry run runs nothing: it says what would have run.
-                if matches!(m.applier, Applier::Disk { dry_run: true }) {
-                    return Ok(ToolOutput::Bash(BashOutput::not_run(&args)));
-                }
-                let (timeout, cap) = {
-                    let config = self.tools_config();
-                    (
-                        Duration::from_millis(config.bash_timeout_ms),
-                        config.max_output_bytes,
-                    )
-                };
-                let out =
-                    bash::run(&args, self.workspace.primary(), timeout, cap, task.token()).await?;
-                return Ok(ToolOutput::Bash(out));
-            }
-            Call::Mutate(mutation) => mutation,
-            _ => return Err(ToolError::new("not a mutating tool")),
-        };
         let tool = mutation.tool();
         let inner = Arc::clone(&self);
         let scoped = session.clone();
@@ -467,39 +439,62 @@ impl Inner {
     }
 }
 
-/// A parsed call, ready to run.
+/// A parsed call, ready to run, by what it does.
 #[derive(Clone)]
 enum Call {
+    /// Reads only, on the pool.
+    Query(Query),
+    /// Changes files, once approved.
+    Change(Mutation),
+    /// Runs `bash`, once approved.
+    Run(BashArgs),
+}
+
+/// A read-only call.
+#[derive(Clone)]
+enum Query {
     Read(ReadArgs),
     Glob(GlobArgs),
     Grep(GrepArgs),
     Ls(LsArgs),
-    Mutate(Mutation),
-    Bash(BashArgs),
 }
 
 impl Call {
-    fn parse(name: &str, args: &Value) -> Result<Call, ToolError> {
-        let args = Args::new(name, args)?;
-        Ok(match name {
-            "read" => Call::Read(ReadArgs::parse(&args)?),
-            "glob" => Call::Glob(GlobArgs::parse(&args)?),
-            "grep" => Call::Grep(GrepArgs::parse(&args)?),
-            "ls" => Call::Ls(LsArgs::parse(&args)?),
-            "bash" => Call::Bash(BashArgs::parse(&args)?),
-            other => Call::Mutate(Mutation::parse(other, &args)?),
+    fn parse(tool: Tool, args: &Value) -> Result<Call, ToolError> {
+        let args = Args::new(tool.name(), args)?;
+        Ok(match tool {
+            Tool::Read => Call::Query(Query::Read(ReadArgs::parse(&args)?)),
+            Tool::Glob => Call::Query(Query::Glob(GlobArgs::parse(&args)?)),
+            Tool::Grep => Call::Query(Query::Grep(GrepArgs::parse(&args)?)),
+            Tool::Ls => Call::Query(Query::Ls(LsArgs::parse(&args)?)),
+            Tool::Write => Call::Change(Mutation::write(&args)?),
+            Tool::Edit => Call::Change(Mutation::edit(&args)?),
+            Tool::MultiEdit => Call::Change(Mutation::multi_edit(&args)?),
+            Tool::Delete => Call::Change(Mutation::delete(&args)?),
+            Tool::Move => Call::Change(Mutation::move_or_copy(&args, false)?),
+            Tool::Copy => Call::Change(Mutation::move_or_copy(&args, true)?),
+            Tool::Bash => Call::Run(BashArgs::parse(&args)?),
         })
     }
 
+    /// How it runs; the table's [`Tool::effect`] must agree (a test checks).
+    #[cfg(test)]
+    fn effect(&self) -> Effect {
+        match self {
+            Call::Query(_) => Effect::ReadOnly,
+            Call::Change(_) => Effect::Changes,
+            Call::Run(_) => Effect::Runs,
+        }
+    }
+}
+
+impl Query {
     fn run(&self, env: &Env<'_>) -> Result<ToolOutput, ToolError> {
         match self {
-            Call::Read(args) => read::run(args, env).map(ToolOutput::Read),
-            Call::Glob(args) => glob::run(args, env).map(ToolOutput::Glob),
-            Call::Grep(args) => grep::run(args, env).map(ToolOutput::Grep),
-            Call::Ls(args) => ls::run(args, env).map(ToolOutput::Ls),
-            Call::Mutate(_) | Call::Bash(_) => {
-                Err(ToolError::new("a mutating call runs in the Execute lane"))
-            }
+            Query::Read(args) => read::run(args, env).map(ToolOutput::Read),
+            Query::Glob(args) => glob::run(args, env).map(ToolOutput::Glob),
+            Query::Grep(args) => grep::run(args, env).map(ToolOutput::Grep),
+            Query::Ls(args) => ls::run(args, env).map(ToolOutput::Ls),
         }
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::lanes::Lane;
 use crate::llm::Usage;
+use crate::tools::ToolKind;
 
 /// Where a run sends its [`AgentEvent`]s. Unbounded so the loop never waits on a slow front
 /// end; a dropped receiver is fine (events are then discarded).
@@ -51,6 +52,8 @@ pub enum AgentEvent {
         name: String,
         /// The lane it runs in; `None` for a tool that does not exist.
         lane: Option<Lane>,
+        /// What it is, for the protocols ([`ToolKind::Other`] for a tool that does not exist).
+        kind: ToolKind,
         /// A short, one-line summary of the arguments (`path=src/lib.rs offset=10`).
         summary: String,
         /// The arguments as the model sent them (`null` when they were not JSON).

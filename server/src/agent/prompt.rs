@@ -87,7 +87,7 @@ pub(crate) fn system_prompt(
          the calls before it. A failed call comes back as an error you can correct.\n",
     );
     for tool in tools {
-        let kind = if tool.parallel_safe {
+        let kind = if tool.parallel_safe() {
             "read-only, parallel"
         } else {
             "changes the workspace, runs alone"
@@ -96,7 +96,7 @@ pub(crate) fn system_prompt(
             .description
             .split(". ")
             .next()
-            .unwrap_or(tool.description);
+            .unwrap_or(&tool.description);
         let summary = summary.trim_end_matches('.');
         let _ = writeln!(out, "- {} ({kind}): {summary}.", tool.name);
     }
@@ -121,24 +121,24 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::lanes::Lane;
+    use crate::tools::{Effect, ToolKind};
 
     #[test]
     fn the_prompt_names_roots_open_file_selection_and_tools() {
         let tools = [
             ToolSpec {
-                name: "read",
-                description: "Read a text file as numbered lines. Use offset.",
+                name: "read".into(),
+                description: "Read a text file as numbered lines. Use offset.".into(),
                 parameters: json!({}),
-                lane: Lane::Query,
-                parallel_safe: true,
+                kind: ToolKind::Read,
+                effect: Effect::ReadOnly,
             },
             ToolSpec {
-                name: "write",
-                description: "Write a file",
+                name: "write".into(),
+                description: "Write a file".into(),
                 parameters: json!({}),
-                lane: Lane::Execute,
-                parallel_safe: false,
+                kind: ToolKind::Edit,
+                effect: Effect::Changes,
             },
         ];
         let context = AskContext {

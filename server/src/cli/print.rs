@@ -440,6 +440,7 @@ mod tests {
                 call_id: "c1".into(),
                 name: "bash".into(),
                 lane: None,
+                kind: switchyard::tools::ToolKind::Execute,
                 summary: "command=\u{1b}[2Jclear".into(),
                 arguments: serde_json::Value::Null,
             },

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use switchyard::tools::{ALL_TOOLS, CallContext, ToolOutput, Toolbox};
+use switchyard::tools::{CallContext, Tool, ToolOutput};
 
 use super::{fail, on_disk, open_core, print};
 
@@ -30,14 +30,10 @@ pub struct ToolArgs {
 }
 
 pub async fn run(a: ToolArgs) -> ExitCode {
-    if Toolbox::spec(&a.name).is_none() {
+    if Tool::from_name(&a.name).is_none() {
         return fail(
             2,
-            &format!(
-                "unknown tool `{}`; the tools are {}",
-                a.name,
-                ALL_TOOLS.join(", ")
-            ),
+            &format!("unknown tool `{}`; the tools are {}", a.name, Tool::names()),
         );
     }
     let args: serde_json::Value = match serde_json::from_str(&a.args) {

@@ -19,8 +19,8 @@ use super::metrics::{Counter, Metrics};
 use super::task::Work;
 use super::timeouts::watch_timeouts;
 use super::{
-    BatchHandle, DeadLetter, DeadLetterId, Lane, LaneEvent, LaneMode, LanesConfig, MetricsSnapshot,
-    Task, TaskHandle, TaskId, TaskOutput,
+    BatchHandle, DeadLetter, DeadLetterId, EngineError, Lane, LaneEvent, LaneMode, LanesConfig,
+    MetricsSnapshot, Task, TaskHandle, TaskId, TaskOutput,
 };
 
 /// The lane engine. Cheap to clone; every clone is the same engine.
@@ -31,14 +31,13 @@ pub struct Lanes {
 
 impl Lanes {
     /// Starts an engine on the current tokio runtime.
-    pub fn new(config: LanesConfig) -> Result<Lanes, String> {
-        let runtime = Handle::try_current()
-            .map_err(|_| "the lane engine needs a tokio runtime".to_string())?;
+    pub fn new(config: LanesConfig) -> Result<Lanes, EngineError> {
+        let runtime = Handle::try_current().map_err(|_| EngineError::NoRuntime)?;
         Lanes::with_runtime(config, runtime)
     }
 
     /// Starts an engine whose async work, timers and blocking work run on `runtime`.
-    pub fn with_runtime(config: LanesConfig, runtime: Handle) -> Result<Lanes, String> {
+    pub fn with_runtime(config: LanesConfig, runtime: Handle) -> Result<Lanes, EngineError> {
         config.validate()?;
         let pool = build_pool(query_threads(&config))?;
         let (watchdog, watch_rx) = mpsc::unbounded_channel();
@@ -221,7 +220,7 @@ impl Lanes {
 
     /// Puts new settings in force now, exactly as given. Queued work starts at once if the
     /// new limits allow it; running work is not disturbed.
-    pub fn reconfigure(&self, config: LanesConfig) -> Result<(), String> {
+    pub fn reconfigure(&self, config: LanesConfig) -> Result<(), EngineError> {
         config.validate()?;
         let threads = query_threads(&config);
         if self.engine.pool.read().current_num_threads() < threads {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Lane;
+use super::{EngineError, Lane};
 
 /// How a lane's tasks are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -216,30 +216,31 @@ impl LanesConfig {
     }
 
     /// Checks that the settings can be put in force; nothing is adjusted.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let invalid = |message: String| Err(EngineError::InvalidConfig(message));
         let mut reserved = 0usize;
         for lane in Lane::ALL {
             let c = self.lane(lane);
             let name = lane.name();
             if let Some(max) = c.max_concurrency {
                 if max == 0 {
-                    return Err(format!(
+                    return invalid(format!(
                         "lanes.{name}.max_concurrency must be at least 1, got 0"
                     ));
                 }
                 if c.min_concurrency > max {
-                    return Err(format!(
+                    return invalid(format!(
                         "lanes.{name}.min_concurrency ({}) is above its max_concurrency ({max})",
                         c.min_concurrency
                     ));
                 }
             } else if lane == Lane::Query {
-                return Err(
+                return invalid(
                     "lanes.query.max_concurrency must be set: it sizes the query pool".into(),
                 );
             }
             if c.max_per_session == Some(0) {
-                return Err(format!(
+                return invalid(format!(
                     "lanes.{name}.max_per_session must be at least 1, got 0"
                 ));
             }
@@ -250,7 +251,7 @@ impl LanesConfig {
                 max_attempts: 0, ..
             } = c.retry
             {
-                return Err(format!(
+                return invalid(format!(
                     "lanes.{name}.retry.max_attempts must be at least 1, got 0"
                 ));
             }
@@ -260,16 +261,16 @@ impl LanesConfig {
         }
         if let Some(global) = self.global_max_concurrency {
             if global == 0 {
-                return Err("lanes.global_max_concurrency must be at least 1, got 0".into());
+                return invalid("lanes.global_max_concurrency must be at least 1, got 0".into());
             }
             if reserved > global {
-                return Err(format!(
+                return invalid(format!(
                     "the lanes reserve {reserved} slots (min_concurrency) but global_max_concurrency is {global}"
                 ));
             }
         }
         if self.dead_letter_capacity == 0 {
-            return Err("lanes.dead_letter_capacity must be at least 1, got 0".into());
+            return invalid("lanes.dead_letter_capacity must be at least 1, got 0".into());
         }
         Ok(())
     }
@@ -302,17 +303,20 @@ mod tests {
     #[test]
     fn impossible_values_are_refused_with_the_key_named() {
         let err = LanesConfig::from_value(serde_json::json!({"query": {"max_concurrency": 0}}))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "lanes.query.max_concurrency must be at least 1, got 0");
         let err = LanesConfig::from_value(serde_json::json!({
             "global_max_concurrency": 2,
             "query": {"min_concurrency": 2},
             "generate": {"min_concurrency": 1},
         }))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("reserve 3 slots"), "{err}");
         let err = LanesConfig::from_value(serde_json::json!({"query": {"max_concurency": 3}}))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_concurency"), "{err}");
     }
 

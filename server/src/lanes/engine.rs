@@ -25,8 +25,8 @@ use super::metrics::{Counter, Metrics};
 use super::task::{Output, Reply, TaskSpec, Work};
 use super::timeouts::Watch;
 use super::{
-    DeadLetter, EventKind, FinishStatus, Lane, LaneError, LaneEvent, LaneMode, LanesConfig,
-    SessionId, TaskContext, TaskError, TaskId,
+    DeadLetter, EngineError, EventKind, FinishStatus, Lane, LaneError, LaneEvent, LaneMode,
+    LanesConfig, SessionId, TaskContext, TaskError, TaskId,
 };
 
 pub(super) const EVENT_CAPACITY: usize = 4096;
@@ -608,10 +608,13 @@ pub(super) fn query_threads(config: &LanesConfig) -> usize {
     config.query.max_concurrency.unwrap_or(cores).max(cores)
 }
 
-pub(super) fn build_pool(threads: usize) -> Result<rayon::ThreadPool, String> {
+pub(super) fn build_pool(threads: usize) -> Result<rayon::ThreadPool, EngineError> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("switchyard-query-{i}"))
         .build()
-        .map_err(|e| format!("cannot start the query pool of {threads} threads: {e}"))
+        .map_err(|e| EngineError::Pool {
+            threads,
+            message: e.to_string(),
+        })
 }

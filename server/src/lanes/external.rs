@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::engine::{Engine, Job, State};
-use super::{EventKind, FinishStatus, Lane, LaneMode, Lanes, TaskError, TaskId};
+use super::{EngineError, EventKind, FinishStatus, Lane, LaneMode, Lanes, TaskError, TaskId};
 
 pub(super) struct Claim {
     pub(super) job: Job,
@@ -99,7 +99,11 @@ impl Lanes {
 
     /// Completes a claimed task with the worker's result, as if the lane had run it: the
     /// submitter receives it, a retryable error is retried, a final one is dead-lettered.
-    pub fn complete(&self, lease_id: u64, result: Result<Value, TaskError>) -> Result<(), String> {
+    pub fn complete(
+        &self,
+        lease_id: u64,
+        result: Result<Value, TaskError>,
+    ) -> Result<(), EngineError> {
         let claim = {
             let mut st = self.engine.state.lock();
             st.expire_leases(&self.engine);
@@ -107,9 +111,7 @@ impl Lanes {
                 .iter()
                 .find_map(|l| st.lanes[l.priority()].claims.remove(&lease_id));
             // Its slot is released by `finish`, like any running task's.
-            found.ok_or_else(|| {
-                format!("no live claim with lease {lease_id}: it expired or was completed")
-            })?
+            found.ok_or(EngineError::UnknownLease(lease_id))?
         };
         let run_time = claim.claimed_at.elapsed();
         let job = claim.job;

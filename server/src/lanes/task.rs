@@ -288,6 +288,28 @@ pub enum LaneError {
     Rejected(String),
 }
 
+/// Why the engine cannot start, take new settings, or take a worker's result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// Settings that cannot be put in force; the message names the key.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// The engine was started outside a tokio runtime.
+    #[error("the lane engine needs a tokio runtime")]
+    NoRuntime,
+    /// The query pool's threads could not be started.
+    #[error("cannot start the query pool of {threads} threads: {message}")]
+    Pool {
+        /// How many were asked for.
+        threads: usize,
+        /// What the system said.
+        message: String,
+    },
+    /// A worker completed a task whose lease is not live.
+    #[error("no live claim with lease {0}: it expired or was completed")]
+    UnknownLease(u64),
+}
+
 fn humanize(d: Duration) -> String {
     if d.as_millis() < 1_000 {
         format!("{} ms", d.as_millis())

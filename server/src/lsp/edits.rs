@@ -13,6 +13,7 @@ use super::server::Inner;
 use super::to_proto;
 use crate::approvals::{ApprovalRequest, Decision};
 use crate::edits::{ApplyOutcome, Change, ChangeSet, EditorRequest};
+use crate::tools::Tool;
 
 /// The titles of the approval prompt's buttons.
 pub(crate) const ALLOW: &str = "Allow";
@@ -39,7 +40,7 @@ pub(crate) async fn serve(
             Some(request) = approvals.recv() => {
                 let inner = Arc::clone(&inner);
                 tokio::spawn(async move {
-                    let decision = ask(&inner, &request.tool, &request.summary).await;
+                    let decision = ask(&inner, request.tool, &request.summary).await;
                     let _ = request.reply.send(decision);
                 });
             }
@@ -108,7 +109,7 @@ async fn apply(inner: &Inner, set: ChangeSet) -> ApplyOutcome {
 }
 
 /// Asks the user; a dismissed prompt is a refusal.
-async fn ask(inner: &Inner, tool: &str, intent: &str) -> Decision {
+async fn ask(inner: &Inner, tool: Tool, intent: &str) -> Decision {
     let actions = [ALLOW, ALLOW_SESSION, REJECT]
         .into_iter()
         .map(|title| MessageActionItem {

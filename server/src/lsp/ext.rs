@@ -421,6 +421,8 @@ pub enum ToolKind {
     Search,
     /// Running a command.
     Execute,
+    /// Fetching from the network.
+    Fetch,
     /// Anything else.
     Other,
 }

@@ -499,7 +499,7 @@ impl LanguageServer for Server {
         let (layers, ignored) = match discovered {
             Ok(discovered) => (discovered.layers, discovered.ignored),
             Err(e) => {
-                errors.push(e);
+                errors.push(e.to_string());
                 (Vec::new(), None)
             }
         };

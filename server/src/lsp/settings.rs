@@ -89,7 +89,7 @@ pub(crate) fn section(settings: &Value) -> Option<&Value> {
 /// The configuration of `layers`, or what is wrong with it, blamed on the first layer
 /// that cannot be put in force on top of the ones below it.
 pub(crate) fn build(layers: &[Layer]) -> Result<Config, String> {
-    Config::from_layers(layers).map_err(|error| blame(layers).unwrap_or(error))
+    Config::from_layers(layers).map_err(|error| blame(layers).unwrap_or_else(|| error.to_string()))
 }
 
 /// The configuration of `layers` less those that cannot be put in force, each reported.
@@ -105,7 +105,7 @@ pub(crate) fn resolve(mut layers: Vec<Layer>) -> (Config, Vec<String>) {
                     errors.push(blamed);
                 }
                 None => {
-                    errors.push(error);
+                    errors.push(error.to_string());
                     return (Config::default(), errors);
                 }
             },
@@ -122,8 +122,8 @@ fn culprit(layers: &[Layer]) -> Option<(usize, String)> {
     (0..layers.len()).find_map(|at| {
         let error = Config::from_layers(&layers[..=at]).err()?;
         let source = &layers[at].source;
-        let error = if error.starts_with(source.as_str()) {
-            error
+        let error = if error.names_its_layer() {
+            error.to_string()
         } else {
             format!("{source}: {error}")
         };

@@ -16,6 +16,7 @@ use crate::documents::{LineIndex, PositionEncoding};
 use crate::edits::{Change, ChangeSet, TextEdit};
 use crate::lanes::MetricsSnapshot;
 use crate::llm::Usage;
+use crate::tools;
 
 /// The encoding's name in `initialize`'s result.
 pub(crate) fn position_encoding(encoding: PositionEncoding) -> PositionEncodingKind {
@@ -236,6 +237,7 @@ pub(crate) fn session_update(event: &AgentEvent) -> Option<Update> {
             call_id,
             name,
             lane,
+            kind,
             summary,
             arguments,
         } => Update::ToolCall {
@@ -245,7 +247,7 @@ pub(crate) fn session_update(event: &AgentEvent) -> Option<Update> {
             } else {
                 format!("{name} {summary}")
             },
-            kind: tool_kind(name),
+            kind: tool_kind(*kind),
             status: ToolCallStatus::InProgress,
             raw_input: arguments.clone(),
             lane: *lane,
@@ -297,16 +299,17 @@ pub(crate) fn session_update(event: &AgentEvent) -> Option<Update> {
     })
 }
 
-/// ACP's kind of a tool, by name.
-pub(crate) fn tool_kind(name: &str) -> ToolKind {
-    match name {
-        "read" | "ls" => ToolKind::Read,
-        "grep" | "glob" => ToolKind::Search,
-        "write" | "edit" | "multi_edit" | "copy" => ToolKind::Edit,
-        "delete" => ToolKind::Delete,
-        "move" => ToolKind::Move,
-        "bash" => ToolKind::Execute,
-        _ => ToolKind::Other,
+/// ACP's kind of a tool.
+fn tool_kind(kind: tools::ToolKind) -> ToolKind {
+    match kind {
+        tools::ToolKind::Read => ToolKind::Read,
+        tools::ToolKind::Edit => ToolKind::Edit,
+        tools::ToolKind::Delete => ToolKind::Delete,
+        tools::ToolKind::Move => ToolKind::Move,
+        tools::ToolKind::Search => ToolKind::Search,
+        tools::ToolKind::Execute => ToolKind::Execute,
+        tools::ToolKind::Fetch => ToolKind::Fetch,
+        tools::ToolKind::Other => ToolKind::Other,
     }
 }
 
@@ -347,6 +350,7 @@ mod tests {
                 call_id: "c1".into(),
                 name: "grep".into(),
                 lane: Some(Lane::Query),
+                kind: crate::tools::ToolKind::Search,
                 summary: "pattern=TODO".into(),
                 arguments: json!({"pattern": "TODO"}),
             },

@@ -27,32 +27,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{Args, ToolError, ToolSpec, thousands};
-use crate::lanes::Lane;
-
-pub(super) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "bash",
-        description: "Run a shell command (bash -c) in the workspace root and return its exit code and output. \
-                      It times out after `timeout_ms` (default 2 minutes). Processes it leaves running \
-                      are ended with it. Prefer the read-only tools for reading and searching files.",
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "command": {"type": "string"},
-                "timeout_ms": {"type": "integer", "minimum": 1, "description": "Kill the command after this long"}
-            },
-            "required": ["command"],
-            "additionalProperties": false
-        }),
-        lane: Lane::Execute,
-        parallel_safe: false,
-    }
-}
+use super::{Args, ToolError, thousands};
 
 /// `bash`'s arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,34 +11,8 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::{Args, Env, ToolError, ToolSpec, WalkOptions, push_capped, thousands};
-use crate::lanes::Lane;
-
-pub(super) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "glob",
-        description: "List files whose path matches a glob, sorted by path. A pattern without `/` matches file \
-                      names at any depth (`*.rs`); with `/` it matches the path below `path` (`src/**/*.rs`, \
-                      where `**` crosses directories). Files ignored by .gitignore/.ignore and hidden files are \
-                      left out unless asked for.",
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "Glob, e.g. `*.toml` or `src/**/*.rs`"},
-                "path": {"type": "string", "description": "Directory to search, relative to the workspace root (default: the root)"},
-                "include_ignored": {"type": "boolean", "description": "Also list files that ignore files exclude"},
-                "include_hidden": {"type": "boolean", "description": "Also list hidden files and directories"},
-                "limit": {"type": "integer", "minimum": 1, "description": "Most paths to return"}
-            },
-            "required": ["pattern"],
-            "additionalProperties": false
-        }),
-        lane: Lane::Query,
-        parallel_safe: true,
-    }
-}
+use super::{Args, Env, ToolError, WalkOptions, push_capped, thousands};
 
 /// `glob`'s arguments.
 #[derive(Debug, Clone)]

@@ -19,41 +19,9 @@ use ignore::overrides::OverrideBuilder;
 use ignore::types::TypesBuilder;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{Args, Env, ToolError, ToolSpec, WalkOptions, push_capped, thousands};
-use crate::lanes::Lane;
-
-pub(super) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "grep",
-        description: "Search file contents with a regular expression (ripgrep syntax and behaviour: .gitignore \
-                      respected, hidden and binary files skipped). `output`: `content` (path:line:text, the \
-                      default), `files` (paths with a match) or `count` (matching lines per file). Narrow with \
-                      `path`, `glob` (e.g. `*.rs`) or `type` (e.g. `rust`, `py`).",
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "Regular expression (or text, with fixed_string)"},
-                "path": {"type": "string", "description": "File or directory to search (default: the workspace root)"},
-                "glob": {"type": "string", "description": "Only files matching this glob, e.g. `*.rs` or `src/**/*.ts`"},
-                "type": {"type": "string", "description": "Only files of this type, e.g. rust, py, js, ts, go, c, cpp, java"},
-                "case_insensitive": {"type": "boolean"},
-                "smart_case": {"type": "boolean", "description": "Case-insensitive unless the pattern has an uppercase letter"},
-                "fixed_string": {"type": "boolean", "description": "Treat the pattern as literal text"},
-                "multiline": {"type": "boolean", "description": "Let a match span lines"},
-                "context": {"type": "integer", "minimum": 0, "description": "Lines of context around each match"},
-                "output": {"type": "string", "enum": ["content", "files", "count"]},
-                "max_results": {"type": "integer", "minimum": 1, "description": "Stop after this many matching lines (files, in files/count output)"}
-            },
-            "required": ["pattern"],
-            "additionalProperties": false
-        }),
-        lane: Lane::Query,
-        parallel_safe: true,
-    }
-}
+use super::{Args, Env, ToolError, WalkOptions, push_capped, thousands};
 
 /// What grep returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

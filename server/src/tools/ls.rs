@@ -7,32 +7,8 @@ use std::path::{Component, PathBuf};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::{Args, Env, ToolError, ToolSpec, WalkOptions, push_capped, thousands};
-use crate::lanes::Lane;
-
-pub(super) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "ls",
-        description: "List a directory: entries with kind and size, directories first. `depth` 1 (the default) \
-                      lists the directory's own entries; more descends. Ignored and hidden entries are left out \
-                      unless asked for.",
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "Directory, relative to the workspace root (default: the root)"},
-                "depth": {"type": "integer", "minimum": 1, "description": "How many levels to list (default 1)"},
-                "include_ignored": {"type": "boolean", "description": "Also list entries that ignore files exclude"},
-                "include_hidden": {"type": "boolean", "description": "Also list hidden entries"},
-                "limit": {"type": "integer", "minimum": 1, "description": "Most entries to return"}
-            },
-            "additionalProperties": false
-        }),
-        lane: Lane::Query,
-        parallel_safe: true,
-    }
-}
+use super::{Args, Env, ToolError, WalkOptions, push_capped, thousands};
 
 /// `ls`'s arguments.
 #[derive(Debug, Clone)]

@@ -12,109 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::sandbox::{require_regular, special_kind};
-use super::{Args, ToolError, ToolSpec, thousands};
+use super::{Args, Tool, ToolError, thousands};
 use crate::edits::{ApplyOutcome, Change, ChangeSet, TextEdit, unified_diff};
-use crate::lanes::Lane;
-
-/// The names of the mutating tools.
-pub const MUTATING_TOOLS: [&str; 6] = ["write", "edit", "multi_edit", "delete", "move", "copy"];
-
-pub(super) fn spec(name: &str) -> Option<ToolSpec> {
-    let (description, parameters) = match name {
-        "write" => (
-            "Create a file, or replace a file's whole content. Prefer `edit` for changing part of an existing file.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string", "description": "File path, relative to the workspace root"},
-                    "content": {"type": "string", "description": "The complete new content"}
-                },
-                "required": ["path", "content"],
-                "additionalProperties": false
-            }),
-        ),
-        "edit" => (
-            "Replace exact text in a file. `old_string` must match the file (as the user sees it, unsaved changes \
-             included) exactly, whitespace and all, and occur once — or pass `replace_all`. Read the file first.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string"},
-                    "old_string": {"type": "string", "description": "The exact text to replace"},
-                    "new_string": {"type": "string", "description": "What replaces it"},
-                    "replace_all": {"type": "boolean", "description": "Replace every occurrence"}
-                },
-                "required": ["path", "old_string", "new_string"],
-                "additionalProperties": false
-            }),
-        ),
-        "multi_edit" => (
-            "Several exact-text replacements in one file, applied in order (each to the result of the one before), \
-             all or none.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string"},
-                    "edits": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "old_string": {"type": "string"},
-                                "new_string": {"type": "string"},
-                                "replace_all": {"type": "boolean"}
-                            },
-                            "required": ["old_string", "new_string"],
-                            "additionalProperties": false
-                        }
-                    }
-                },
-                "required": ["path", "edits"],
-                "additionalProperties": false
-            }),
-        ),
-        "delete" => (
-            "Delete a file.",
-            json!({
-                "type": "object",
-                "properties": {"path": {"type": "string"}},
-                "required": ["path"],
-                "additionalProperties": false
-            }),
-        ),
-        "move" => (
-            "Move or rename a file. `to` must not exist yet.",
-            json!({
-                "type": "object",
-                "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
-                "required": ["from", "to"],
-                "additionalProperties": false
-            }),
-        ),
-        "copy" => (
-            "Copy a text file to a new path. `to` must not exist yet.",
-            json!({
-                "type": "object",
-                "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
-                "required": ["from", "to"],
-                "additionalProperties": false
-            }),
-        ),
-        _ => return None,
-    };
-    let name = MUTATING_TOOLS.iter().find(|n| **n == name)?;
-    Some(ToolSpec {
-        name,
-        description,
-        parameters,
-        lane: Lane::Execute,
-        parallel_safe: false,
-    })
-}
 
 /// One replacement of `edit`/`multi_edit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,8 +41,8 @@ pub enum Mutation {
     },
     /// `edit` (one replacement) and `multi_edit` (several).
     Edit {
-        /// Which tool was called.
-        tool: &'static str,
+        /// Which tool was called: `edit` or `multi_edit`.
+        tool: Tool,
         /// The file.
         path: String,
         /// In order.
@@ -168,87 +70,91 @@ pub enum Mutation {
 }
 
 impl Mutation {
-    pub(super) fn parse(name: &str, args: &Args<'_>) -> Result<Mutation, ToolError> {
-        Ok(match name {
-            "write" => {
-                args.only(&["path", "content"])?;
-                Mutation::Write {
-                    path: args.string("path")?.into(),
-                    content: args.string("content")?.into(),
-                }
-            }
-            "edit" => {
-                args.only(&["path", "old_string", "new_string", "replace_all"])?;
-                let replacement = Replacement {
-                    old_string: args.string("old_string")?.into(),
-                    new_string: args.string("new_string")?.into(),
-                    replace_all: args.flag("replace_all", false)?,
-                };
-                Mutation::Edit {
-                    tool: "edit",
-                    path: args.string("path")?.into(),
-                    replacements: vec![replacement],
-                }
-            }
-            "multi_edit" => {
-                args.only(&["path", "edits"])?;
-                let path = args.string("path")?.to_string();
-                let list = args.array("edits")?;
-                if list.is_empty() {
-                    return Err(ToolError::new("`edits` must hold at least one edit"));
-                }
-                let mut replacements = Vec::new();
-                for (i, item) in list.iter().enumerate() {
-                    let edit = Args::new("multi_edit", item)
-                        .map_err(|_| ToolError::new(format!("`edits[{i}]` must be an object")))?;
-                    edit.only(&["old_string", "new_string", "replace_all"])
-                        .map_err(|e| ToolError::new(format!("`edits[{i}]`: {}", e.message)))?;
-                    let field = |key| {
-                        edit.string(key)
-                            .map_err(|e| ToolError::new(format!("`edits[{i}]`: {}", e.message)))
-                    };
-                    replacements.push(Replacement {
-                        old_string: field("old_string")?.into(),
-                        new_string: field("new_string")?.into(),
-                        replace_all: edit.flag("replace_all", false)?,
-                    });
-                }
-                Mutation::Edit {
-                    tool: "multi_edit",
-                    path,
-                    replacements,
-                }
-            }
-            "delete" => {
-                args.only(&["path"])?;
-                Mutation::Delete {
-                    path: args.string("path")?.into(),
-                }
-            }
-            "move" | "copy" => {
-                args.only(&["from", "to"])?;
-                let (from, to) = (
-                    args.string("from")?.to_string(),
-                    args.string("to")?.to_string(),
-                );
-                if name == "move" {
-                    Mutation::Move { from, to }
-                } else {
-                    Mutation::Copy { from, to }
-                }
-            }
-            _ => return Err(ToolError::new(format!("unknown tool `{name}`"))),
+    /// A `write` call.
+    pub(super) fn write(args: &Args<'_>) -> Result<Mutation, ToolError> {
+        args.only(&["path", "content"])?;
+        Ok(Mutation::Write {
+            path: args.string("path")?.into(),
+            content: args.string("content")?.into(),
         })
     }
 
-    /// The tool's name.
-    pub fn tool(&self) -> &'static str {
+    /// An `edit` call.
+    pub(super) fn edit(args: &Args<'_>) -> Result<Mutation, ToolError> {
+        args.only(&["path", "old_string", "new_string", "replace_all"])?;
+        let replacement = Replacement {
+            old_string: args.string("old_string")?.into(),
+            new_string: args.string("new_string")?.into(),
+            replace_all: args.flag("replace_all", false)?,
+        };
+        Ok(Mutation::Edit {
+            tool: Tool::Edit,
+            path: args.string("path")?.into(),
+            replacements: vec![replacement],
+        })
+    }
+
+    /// A `multi_edit` call.
+    pub(super) fn multi_edit(args: &Args<'_>) -> Result<Mutation, ToolError> {
+        args.only(&["path", "edits"])?;
+        let path = args.string("path")?.to_string();
+        let list = args.array("edits")?;
+        if list.is_empty() {
+            return Err(ToolError::new("`edits` must hold at least one edit"));
+        }
+        let mut replacements = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let edit = Args::new(Tool::MultiEdit.name(), item)
+                .map_err(|_| ToolError::new(format!("`edits[{i}]` must be an object")))?;
+            edit.only(&["old_string", "new_string", "replace_all"])
+                .map_err(|e| ToolError::new(format!("`edits[{i}]`: {}", e.message)))?;
+            let field = |key| {
+                edit.string(key)
+                    .map_err(|e| ToolError::new(format!("`edits[{i}]`: {}", e.message)))
+            };
+            replacements.push(Replacement {
+                old_string: field("old_string")?.into(),
+                new_string: field("new_string")?.into(),
+                replace_all: edit.flag("replace_all", false)?,
+            });
+        }
+        Ok(Mutation::Edit {
+            tool: Tool::MultiEdit,
+            path,
+            replacements,
+        })
+    }
+
+    /// A `delete` call.
+    pub(super) fn delete(args: &Args<'_>) -> Result<Mutation, ToolError> {
+        args.only(&["path"])?;
+        Ok(Mutation::Delete {
+            path: args.string("path")?.into(),
+        })
+    }
+
+    /// A `move` call, or with `copy` a `copy` call.
+    pub(super) fn move_or_copy(args: &Args<'_>, copy: bool) -> Result<Mutation, ToolError> {
+        args.only(&["from", "to"])?;
+        let (from, to) = (
+            args.string("from")?.to_string(),
+            args.string("to")?.to_string(),
+        );
+        Ok(if copy {
+            Mutation::Copy { from, to }
+        } else {
+            Mutation::Move { from, to }
+        })
+    }
+
+    /// The tool called.
+    pub fn tool(&self) -> Tool {
         match self {
-            Mutation::Write { .. } => "write",
-            Mutation::Edit { tool, .. } => tool,
-            Mutation::Delete { .. } => "delete",
-            Mutation::Move { .. } => "move",
-            Mutation::Copy { .. } => "copy",
+            Mutation::Write { .. } => Tool::Write,
+            Mutation::Edit { tool, .. } => *tool,
+            Mutation::Delete { .. } => Tool::Delete,
+            Mutation::Move { .. } => Tool::Move,
+            Mutation::Copy { .. } => Tool::Copy,
         }
     }
 }
@@ -258,7 +164,7 @@ impl Mutation {
 #[serde(rename_all = "camelCase")]
 pub struct ChangeOutput {
     /// The tool.
-    pub tool: String,
+    pub tool: Tool,
     /// What was done, in a line.
     pub summary: String,
     /// The files touched, relative to the workspace root.
@@ -400,7 +306,7 @@ fn current_text(
     scope: &Scope<'_>,
     path: &Path,
     shown: &str,
-    tool: &str,
+    tool: Tool,
 ) -> Result<(Arc<str>, Option<i32>), ToolError> {
     if let Some(doc) = scope.documents.get(path) {
         return Ok((doc.text(), Some(doc.version)));
@@ -492,7 +398,7 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
             let shown = ws.display(&target);
             let exists = ws.exists(&target) || scope.documents.get(&target).is_some();
             let change = if exists {
-                let (before, version) = current_text(scope, &target, &shown, "write")?;
+                let (before, version) = current_text(scope, &target, &shown, Tool::Write)?;
                 scope
                     .ledger
                     .check(scope.session, &target, &shown, before.as_bytes())?;
@@ -521,7 +427,7 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
             };
             Ok(Prepared {
                 set: ChangeSet {
-                    label: format!("write {shown}"),
+                    label: format!("{} {shown}", Tool::Write),
                     changes: vec![change.0],
                 },
                 summary: change.1,
@@ -536,7 +442,7 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
         } => {
             let target = ws.resolve(path)?;
             let shown = ws.display(&target);
-            let (before, version) = current_text(scope, &target, &shown, tool)?;
+            let (before, version) = current_text(scope, &target, &shown, *tool)?;
             scope
                 .ledger
                 .check(scope.session, &target, &shown, before.as_bytes())?;
@@ -627,7 +533,7 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
             }
             Ok(Prepared {
                 set: ChangeSet {
-                    label: format!("delete {shown}"),
+                    label: format!("{} {shown}", Tool::Delete),
                     changes: vec![Change::Delete {
                         path: target.clone(),
                     }],
@@ -648,10 +554,10 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
             }
             let copying = matches!(mutation, Mutation::Copy { .. });
             if copying {
-                let (content, _) = current_text(scope, &source, &src, "copy")?;
+                let (content, _) = current_text(scope, &source, &src, Tool::Copy)?;
                 return Ok(Prepared {
                     set: ChangeSet {
-                        label: format!("copy {src} to {dst}"),
+                        label: format!("{} {src} to {dst}", Tool::Copy),
                         changes: vec![Change::Create {
                             path: target.clone(),
                             content: content.to_string(),
@@ -669,7 +575,7 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
             require_regular(&src, &meta)?;
             Ok(Prepared {
                 set: ChangeSet {
-                    label: format!("move {src} to {dst}"),
+                    label: format!("{} {src} to {dst}", Tool::Move),
                     changes: vec![Change::Rename {
                         from: source.clone(),
                         to: target,
@@ -685,7 +591,7 @@ pub(super) fn prepare(mutation: &Mutation, scope: &Scope<'_>) -> Result<Prepared
 
 /// Turns the applier's answer into the call's result.
 pub(super) fn finish(
-    tool: &str,
+    tool: Tool,
     prepared: Prepared,
     outcome: ApplyOutcome,
     diff: String,
@@ -704,7 +610,7 @@ pub(super) fn finish(
                 }
             }
             Ok(ChangeOutput {
-                tool: tool.to_string(),
+                tool,
                 summary: prepared.summary,
                 paths: prepared.paths,
                 outcome,

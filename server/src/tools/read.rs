@@ -10,37 +10,14 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::{Args, Env, ToolError, ToolSpec, thousands};
-use crate::lanes::Lane;
+use super::{Args, Env, ToolError, thousands};
 use crate::read_cache::{FileKey, FileText, LineIndex};
 
 /// How many leading bytes decide whether a file is binary (a NUL among them), as git and
 /// ripgrep do.
 const BINARY_SNIFF: usize = 8 * 1024;
 const STREAM_BUFFER: usize = 256 * 1024;
-
-pub(super) fn spec() -> ToolSpec {
-    ToolSpec {
-        name: "read",
-        description: "Read a text file as numbered lines (1-based, like `cat -n`). Use `offset` (a 1-based line number; \
-                      negative counts from the end: -100 is the last 100 lines) and `limit` to read a window of a \
-                      long file. Open editor buffers are read with their unsaved changes.",
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path, relative to the workspace root or absolute inside it"},
-                "offset": {"type": "integer", "description": "First line to show (1-based); negative counts from the end"},
-                "limit": {"type": "integer", "minimum": 1, "description": "Most lines to show"}
-            },
-            "required": ["path"],
-            "additionalProperties": false
-        }),
-        lane: Lane::Query,
-        parallel_safe: true,
-    }
-}
 
 /// `read`'s arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]

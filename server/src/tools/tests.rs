@@ -1012,7 +1012,7 @@ fn approvals_ask_reject_and_deny() {
         f.toolbox
             .specs()
             .iter()
-            .map(|s| s.name)
+            .map(|s| s.name.clone())
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -1103,4 +1103,35 @@ fn bash_is_off_by_default_and_a_runaway_command_is_killed() {
         panic!()
     };
     assert_eq!(pwd.stdout.trim(), f.root().display().to_string());
+}
+
+#[test]
+fn every_tool_runs_as_the_table_says() {
+    let samples = [
+        (Tool::Read, json!({"path": "a"})),
+        (Tool::Glob, json!({"pattern": "*"})),
+        (Tool::Grep, json!({"pattern": "x"})),
+        (Tool::Ls, json!({})),
+        (Tool::Write, json!({"path": "a", "content": ""})),
+        (
+            Tool::Edit,
+            json!({"path": "a", "old_string": "x", "new_string": "y"}),
+        ),
+        (
+            Tool::MultiEdit,
+            json!({"path": "a", "edits": [{"old_string": "x", "new_string": "y"}]}),
+        ),
+        (Tool::Delete, json!({"path": "a"})),
+        (Tool::Move, json!({"from": "a", "to": "b"})),
+        (Tool::Copy, json!({"from": "a", "to": "b"})),
+        (Tool::Bash, json!({"command": "true"})),
+    ];
+    assert_eq!(samples.len(), Tool::all().len());
+    for (tool, args) in samples {
+        let call = Call::parse(tool, &args).unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert_eq!(call.effect(), tool.effect(), "{tool}");
+        if let Call::Change(mutation) = call {
+            assert_eq!(mutation.tool(), tool);
+        }
+    }
 }

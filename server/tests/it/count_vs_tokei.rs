@@ -11,7 +11,7 @@
     reason = "the helpers are test code: a failed setup step should panic with its message"
 )]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
