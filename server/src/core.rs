@@ -22,11 +22,13 @@ use crate::analyze::{self, Analysis, AnalyzeOptions};
 use crate::approvals::{Approvals, Prompter};
 use crate::config::{Config, ConfigError, Current};
 use crate::documents::Documents;
-use crate::edits::Applier;
+use crate::edits::{Applier, WriteError};
 use crate::lanes::{
     DeadLetter, DeadLetterId, EngineError, Lanes, MetricsSnapshot, SessionId, TaskHandle, TaskId,
 };
-use crate::tools::{CallContext, Mutations, ToolError, ToolOutput, Toolbox, Workspace};
+use crate::tools::{
+    CallContext, Mutations, ToolError, ToolOutput, Toolbox, Workspace, WorkspaceError,
+};
 use crate::trust::Ignored;
 
 /// What only the front end knows.
@@ -52,9 +54,15 @@ pub enum CoreError {
     /// The lanes refuse the settings; the previous ones stay.
     #[error(transparent)]
     Lanes(#[from] EngineError),
+    /// The analysis report could not be written.
+    #[error("cannot write the report: {0}")]
+    Report(WriteError),
+    /// No dead letter has this id (it was replayed or evicted).
+    #[error("no dead letter with id {0}")]
+    NoDeadLetter(DeadLetterId),
     /// A workspace root that cannot be opened.
-    #[error("{0}")]
-    Workspace(String),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
 }
 
 /// The core. Cheap to clone; clones are the same core.
@@ -136,7 +144,7 @@ impl Core {
     /// environment say (the CLI's way in), and what an untrusted workspace file set that
     /// was ignored (the front end says so).
     pub fn open(root: &Path, front: FrontEnd) -> Result<(Core, Option<Ignored>), CoreError> {
-        let workspace = Workspace::new([root.to_path_buf()]).map_err(CoreError::Workspace)?;
+        let workspace = Workspace::new([root.to_path_buf()])?;
         let (config, ignored) = Config::load(Some(workspace.primary()))?;
         let core = Core::new(config, front)?;
         core.put_workspace(Some(workspace));
@@ -312,18 +320,12 @@ impl Core {
     /// Writes the report of `root`'s analysis to `<root>/.switchyard/analysis.md`, atomically
     /// and beneath the workspace's handle: a `.switchyard` that is a link out of the
     /// workspace makes this fail, never write outside. Returns the report's path.
-    pub async fn write_report(&self, root: &Path, markdown: String) -> Result<PathBuf, String> {
-        let workspace = self
-            .toolbox()
-            .map_err(|e| e.to_string())?
-            .workspace()
-            .clone();
+    pub async fn write_report(&self, root: &Path, markdown: String) -> Result<PathBuf, CoreError> {
+        let workspace = self.toolbox()?.workspace().clone();
         let path = root.join(".switchyard").join("analysis.md");
         let written = path.clone();
         tokio::task::spawn_blocking(move || {
-            let dir = written
-                .parent()
-                .ok_or_else(|| format!("{} has no parent folder", written.display()))?;
+            let dir = written.parent().unwrap_or(&written);
             workspace.create_dir_all(dir).map_err(|e| {
                 // A link out is found by the handle refusing to follow it; say that, not
                 // "exists".
@@ -332,15 +334,13 @@ impl Core {
                     _ => e,
                 };
                 let shown = dir.display().to_string();
-                format!(
-                    "cannot write the report: {}",
-                    workspace.io_error(dir, &shown, "create", e).message
-                )
+                WriteError::Io(workspace.io_error(dir, &shown, "create", e).message)
             })?;
             crate::edits::write_atomically(&workspace, &written, markdown.as_bytes())
         })
         .await
-        .map_err(|e| format!("writing the report failed: {e}"))??;
+        .map_err(|e| CoreError::Report(WriteError::Io(e.to_string())))?
+        .map_err(CoreError::Report)?;
         Ok(path)
     }
 
@@ -355,8 +355,12 @@ impl Core {
     }
 
     /// Resubmits a dead letter; its outcome is logged. Returns the new task's id.
-    pub fn retry_dead_letter(&self, id: DeadLetterId) -> Result<TaskId, String> {
-        let handle: TaskHandle<Value> = self.inner.lanes.replay(id)?;
+    pub fn retry_dead_letter(&self, id: DeadLetterId) -> Result<TaskId, CoreError> {
+        let handle: TaskHandle<Value> = self
+            .inner
+            .lanes
+            .replay(id)
+            .ok_or(CoreError::NoDeadLetter(id))?;
         let task_id = handle.id();
         tokio::spawn(async move {
             match handle.await {

@@ -147,7 +147,9 @@ impl Applier {
                 match tokio::task::spawn_blocking(move || apply_to_disk(&changes, &workspace)).await
                 {
                     Ok(Ok(())) => ApplyOutcome::Applied,
-                    Ok(Err(reason)) => ApplyOutcome::NotApplied { reason },
+                    Ok(Err(e)) => ApplyOutcome::NotApplied {
+                        reason: e.to_string(),
+                    },
                     Err(e) => ApplyOutcome::NotApplied {
                         reason: format!("the write failed: {e}"),
                     },
@@ -171,22 +173,37 @@ pub fn apply_text_edits(before: &str, edits: &[TextEdit]) -> String {
     out
 }
 
+/// Why a change set was not written to disk. Everything but [`WriteError::Io`] is found
+/// before the first write, so nothing of the set was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The file is not what the edit was prepared against.
+    #[error("{} changed on disk while the edit was prepared; read it again", .0.display())]
+    Changed(PathBuf),
+    /// A file to create, or a move's target, is there already.
+    #[error("{} already exists", .0.display())]
+    Exists(PathBuf),
+    /// A file to delete or move is gone.
+    #[error("{} does not exist", .0.display())]
+    Missing(PathBuf),
+    /// The file system refused: a path out of the workspace, a permission, a full disk.
+    #[error("{0}")]
+    Io(String),
+}
+
 /// Writes a change set to disk, every path through a handle of its workspace root. Each
 /// file is written atomically; the set is checked in full before the first write, so a
 /// change that cannot be made stops all of them.
-pub fn apply_to_disk(set: &ChangeSet, workspace: &Workspace) -> Result<(), String> {
+pub fn apply_to_disk(set: &ChangeSet, workspace: &Workspace) -> Result<(), WriteError> {
     let shown = |path: &Path| path.display().to_string();
     for change in &set.changes {
         match change {
             Change::Edit { path, before, .. } => {
                 let now = workspace
                     .read_regular(path, &shown(path))
-                    .map_err(|e| e.message)?;
+                    .map_err(|e| WriteError::Io(e.message))?;
                 if now != before.as_bytes() {
-                    return Err(format!(
-                        "{} changed on disk while the edit was prepared; read it again",
-                        path.display()
-                    ));
+                    return Err(WriteError::Changed(path.clone()));
                 }
             }
             Change::Create {
@@ -194,24 +211,26 @@ pub fn apply_to_disk(set: &ChangeSet, workspace: &Workspace) -> Result<(), Strin
                 overwrite: false,
                 ..
             } if workspace.exists(path) => {
-                return Err(format!("{} already exists", path.display()));
+                return Err(WriteError::Exists(path.clone()));
             }
             Change::Rename { to, .. } if workspace.exists(to) => {
-                return Err(format!("{} already exists", to.display()));
+                return Err(WriteError::Exists(to.clone()));
             }
             Change::Delete { path } | Change::Rename { from: path, .. }
                 if !workspace.exists(path) =>
             {
-                return Err(format!("{} does not exist", path.display()));
+                return Err(WriteError::Missing(path.clone()));
             }
             _ => {}
         }
     }
     let parent_dirs = |path: &Path| match path.parent() {
         Some(parent) => workspace.create_dir_all(parent).map_err(|e| {
-            workspace
-                .io_error(parent, &shown(parent), "create", e)
-                .message
+            WriteError::Io(
+                workspace
+                    .io_error(parent, &shown(parent), "create", e)
+                    .message,
+            )
         }),
         None => Ok(()),
     };
@@ -226,14 +245,18 @@ pub fn apply_to_disk(set: &ChangeSet, workspace: &Workspace) -> Result<(), Strin
                 write_atomically(workspace, path, content.as_bytes())?;
             }
             Change::Delete { path } => {
-                workspace
-                    .remove_file(path)
-                    .map_err(|e| workspace.io_error(path, &shown(path), "delete", e).message)?;
+                workspace.remove_file(path).map_err(|e| {
+                    WriteError::Io(workspace.io_error(path, &shown(path), "delete", e).message)
+                })?;
             }
             Change::Rename { from, to } => {
                 parent_dirs(to)?;
                 workspace.rename(from, to).map_err(|e| {
-                    format!("cannot move {} to {}: {e}", from.display(), to.display())
+                    WriteError::Io(format!(
+                        "cannot move {} to {}: {e}",
+                        from.display(),
+                        to.display()
+                    ))
                 })?;
             }
         }
@@ -251,13 +274,20 @@ pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 /// that same handle, so a crash leaves either the old file or the new one, and a directory
 /// swapped for a link meanwhile cannot redirect the write. An existing file keeps its
 /// permissions; a new one gets the umask's default (`0666 & !umask`), as an editor's would.
-pub fn write_atomically(workspace: &Workspace, path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_atomically(
+    workspace: &Workspace,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), WriteError> {
     let (dir, name) = workspace.parent_of(path).map_err(|e| {
-        workspace
-            .io_error(path, &path.display().to_string(), "write", e)
-            .message
+        WriteError::Io(
+            workspace
+                .io_error(path, &path.display().to_string(), "write", e)
+                .message,
+        )
     })?;
-    write_in(&dir, name, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_in(&dir, name, bytes)
+        .map_err(|e| WriteError::Io(format!("cannot write {}: {e}", path.display())))
 }
 
 /// [`write_atomically`] for the file `name` in the directory `dir`.
@@ -446,7 +476,7 @@ mod tests {
         assert_eq!(names, ["run.sh"]);
         // A change prepared against stale text is refused and nothing is written.
         let err = apply_to_disk(&set, &ws).unwrap_err();
-        assert!(err.contains("changed on disk"), "{err}");
+        assert_eq!(err, WriteError::Changed(script.clone()));
         assert_eq!(std::fs::read_to_string(&script).unwrap(), "echo new\n");
     }
 
@@ -499,6 +529,7 @@ mod tests {
         assert!(
             apply_to_disk(&set, &ws)
                 .unwrap_err()
+                .to_string()
                 .ends_with("exists.txt already exists")
         );
         assert!(!dir.join("new.txt").exists());

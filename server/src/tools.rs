@@ -40,7 +40,7 @@ pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
 pub use mutate::{ChangeOutput, Ledger, Mutation, Replacement};
 pub use read::{ReadArgs, ReadOutput};
-pub use sandbox::{Workspace, is_escape};
+pub use sandbox::{Workspace, WorkspaceError, is_escape};
 pub use table::{Effect, Tool, ToolKind, ToolSpec};
 pub use walk::WalkOptions;
 

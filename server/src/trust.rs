@@ -116,32 +116,57 @@ pub fn config_dir() -> Option<PathBuf> {
     dirs::config_dir().map(|dir| dir.join("switchyard"))
 }
 
+/// Why the trust list cannot be read or changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustError {
+    /// No configuration folder to keep the list in.
+    #[error("cannot find the user's configuration folder (set XDG_CONFIG_HOME)")]
+    NoConfigDir,
+    /// The list is there but is not valid TOML.
+    #[error("the trust list {} is malformed: {message}", path.display())]
+    Malformed {
+        /// The list's file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A file or folder could not be read or written; the message names it.
+    #[error("{0}")]
+    Io(String),
+    /// The folder has no `.switchyard.toml`.
+    #[error("{} has no {WORKSPACE_FILE}: there is nothing to trust", .0.display())]
+    NothingToTrust(PathBuf),
+}
+
 impl TrustList {
     /// Reads the list at `path`; a missing file is an empty list.
-    pub fn load(path: &Path) -> Result<TrustList, String> {
+    pub fn load(path: &Path) -> Result<TrustList, TrustError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| format!("the trust list {} is malformed: {e}", path.display())),
+            Ok(text) => toml::from_str(&text).map_err(|e| TrustError::Malformed {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrustList::default()),
-            Err(e) => Err(format!(
+            Err(e) => Err(TrustError::Io(format!(
                 "cannot read the trust list {}: {e}",
                 path.display()
-            )),
+            ))),
         }
     }
 
     /// Writes the list to `path` atomically (a temporary file renamed over it), readable by
     /// the user only.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), TrustError> {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            .map_err(|e| TrustError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let mut text = String::from(
             "# Folders whose .switchyard.toml Switchyard obeys in full, each pinned to the file's\n\
              # SHA-256 when it was trusted. Managed by `switchyard trust`.\n\n",
         );
         text.push_str(
-            &toml::to_string(self).map_err(|e| format!("cannot write the trust list: {e}"))?,
+            &toml::to_string(self)
+                .map_err(|e| TrustError::Io(format!("cannot write the trust list: {e}")))?,
         );
         let tmp = dir.join(".trusted.toml.tmp");
         let write = || -> std::io::Result<()> {
@@ -152,7 +177,12 @@ impl TrustList {
             std::io::Write::write_all(&mut options.open(&tmp)?, text.as_bytes())?;
             std::fs::rename(&tmp, path)
         };
-        write().map_err(|e| format!("cannot write the trust list {}: {e}", path.display()))
+        write().map_err(|e| {
+            TrustError::Io(format!(
+                "cannot write the trust list {}: {e}",
+                path.display()
+            ))
+        })
     }
 
     /// Whether `root` is trusted with a workspace file of content `text`.
@@ -183,18 +213,14 @@ impl TrustList {
 
 /// Trusts the folder `root` as its `.switchyard.toml` reads now; returns the canonical
 /// folder. What `switchyard trust` and the editor's "Trust this folder" do.
-pub fn trust_folder(root: &Path) -> Result<PathBuf, String> {
+pub fn trust_folder(root: &Path) -> Result<PathBuf, TrustError> {
     let root = canonical(root)?;
     let file = root.join(WORKSPACE_FILE);
     let text = std::fs::read(&file).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!(
-            "{} has no {WORKSPACE_FILE}: there is nothing to trust",
-            root.display()
-        ),
-        _ => format!("cannot read {}: {e}", file.display()),
+        std::io::ErrorKind::NotFound => TrustError::NothingToTrust(root.clone()),
+        _ => TrustError::Io(format!("cannot read {}: {e}", file.display())),
     })?;
-    let path =
-        list_file().ok_or("cannot find the user's configuration folder (set XDG_CONFIG_HOME)")?;
+    let path = list_file().ok_or(TrustError::NoConfigDir)?;
     let mut list = TrustList::load(&path)?;
     list.trust(&root, &text);
     list.save(&path)?;
@@ -202,10 +228,9 @@ pub fn trust_folder(root: &Path) -> Result<PathBuf, String> {
 }
 
 /// Forgets the folder `root`; whether it was trusted.
-pub fn revoke_folder(root: &Path) -> Result<bool, String> {
+pub fn revoke_folder(root: &Path) -> Result<bool, TrustError> {
     let root = canonical(root).unwrap_or_else(|_| root.to_path_buf());
-    let path =
-        list_file().ok_or("cannot find the user's configuration folder (set XDG_CONFIG_HOME)")?;
+    let path = list_file().ok_or(TrustError::NoConfigDir)?;
     let mut list = TrustList::load(&path)?;
     let was = list.revoke(&root);
     if was {
@@ -214,9 +239,9 @@ pub fn revoke_folder(root: &Path) -> Result<bool, String> {
     Ok(was)
 }
 
-fn canonical(root: &Path) -> Result<PathBuf, String> {
+fn canonical(root: &Path) -> Result<PathBuf, TrustError> {
     std::fs::canonicalize(root)
-        .map_err(|e| format!("cannot open the folder {}: {e}", root.display()))
+        .map_err(|e| TrustError::Io(format!("cannot open the folder {}: {e}", root.display())))
 }
 
 /// The trust of the workspace `root` for a file of content `text`, from the user's list.

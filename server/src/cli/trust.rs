@@ -25,7 +25,7 @@ pub struct TrustArgs {
 pub fn run(args: TrustArgs) -> ExitCode {
     if args.list {
         let listed = trust::list_file()
-            .ok_or_else(|| "cannot find the user's configuration folder".to_string())
+            .ok_or(trust::TrustError::NoConfigDir)
             .and_then(|file| trust::TrustList::load(&file));
         return match listed {
             Ok(listed) => {
@@ -44,7 +44,7 @@ pub fn run(args: TrustArgs) -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(1, &e),
+            Err(e) => fail(1, &e.to_string()),
         };
     }
     let path = args.path.unwrap_or_else(|| PathBuf::from("."));
@@ -58,7 +58,7 @@ pub fn run(args: TrustArgs) -> ExitCode {
                 println!("was not trusted: {}", path.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(1, &e),
+            Err(e) => fail(1, &e.to_string()),
         };
     }
     match trust::trust_folder(&path) {
@@ -69,6 +69,6 @@ pub fn run(args: TrustArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => fail(1, &e),
+        Err(e) => fail(1, &e.to_string()),
     }
 }

@@ -250,14 +250,12 @@ impl Lanes {
     }
 
     /// Resubmits a dead letter to its lane as a new task (it leaves the queue; if it fails
-    /// again it comes back under a new id). The result arrives as JSON.
-    pub fn replay(&self, id: DeadLetterId) -> Result<TaskHandle<Value>, String> {
+    /// again it comes back under a new id). The result arrives as JSON; `None` when no dead
+    /// letter has this id.
+    pub fn replay(&self, id: DeadLetterId) -> Option<TaskHandle<Value>> {
         let spec = {
             let mut st = self.engine.state.lock();
-            st.dead
-                .take(id)
-                .map(|(_, spec)| spec)
-                .ok_or_else(|| format!("no dead letter with id {id}"))?
+            st.dead.take(id).map(|(_, spec)| spec)?
         };
         let (job, rx) = self.engine.new_job(spec, true);
         let task_id = job.shared.id;
@@ -268,7 +266,7 @@ impl Lanes {
             st.pump(&self.engine, &mut launches);
         }
         self.engine.launch_all(launches);
-        Ok(TaskHandle::new(task_id, rx))
+        Some(TaskHandle::new(task_id, rx))
     }
 
     /// Empties the dead-letter queue; returns how many were dropped.

@@ -132,7 +132,10 @@ async fn analyze_workspace(
                 .map(|reason| format!("no model provider, so no module agents: {reason}"));
             let analysis = serde_json::to_value(&analyzed.analysis)
                 .map_err(|e| format!("cannot represent the analysis: {e}"))?;
-            let report = core.write_report(&root, markdown.clone()).await?;
+            let report = core
+                .write_report(&root, markdown.clone())
+                .await
+                .map_err(|e| e.to_string())?;
             let report_uri = to_proto::uri(&report)?;
             let result = AnalyzeWorkspaceResult {
                 session: session.to_string(),

@@ -54,28 +54,46 @@ pub fn is_escape(e: &io::Error) -> bool {
         && e.to_string() == "a path led outside of the filesystem"
 }
 
+/// Why a workspace cannot be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkspaceError {
+    /// A root that does not exist or cannot be opened.
+    #[error("cannot open the workspace root {}: {message}", root.display())]
+    Unopenable {
+        /// The root as given.
+        root: PathBuf,
+        /// What the system said.
+        message: String,
+    },
+    /// A root that is a file, not a directory.
+    #[error("the workspace root {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// No root at all.
+    #[error("a workspace needs at least one root")]
+    NoRoot,
+}
+
 impl Workspace {
     /// A workspace of these roots (the first is where relative paths start).
-    pub fn new(roots: impl IntoIterator<Item = PathBuf>) -> Result<Workspace, String> {
+    pub fn new(roots: impl IntoIterator<Item = PathBuf>) -> Result<Workspace, WorkspaceError> {
         let mut canonical = Vec::new();
         let mut dirs = Vec::new();
         for root in roots {
-            let path = root
-                .canonicalize()
-                .map_err(|e| format!("cannot open the workspace root {}: {e}", root.display()))?;
+            let unopenable = |e: std::io::Error| WorkspaceError::Unopenable {
+                root: root.clone(),
+                message: e.to_string(),
+            };
+            let path = root.canonicalize().map_err(unopenable)?;
             if !path.is_dir() {
-                return Err(format!(
-                    "the workspace root {} is not a directory",
-                    root.display()
-                ));
+                return Err(WorkspaceError::NotADirectory(root));
             }
-            let dir = Dir::open_ambient_dir(&path, cap_std::ambient_authority())
-                .map_err(|e| format!("cannot open the workspace root {}: {e}", root.display()))?;
+            let dir =
+                Dir::open_ambient_dir(&path, cap_std::ambient_authority()).map_err(unopenable)?;
             canonical.push(path);
             dirs.push(Arc::new(dir));
         }
         if canonical.is_empty() {
-            return Err("a workspace needs at least one root".into());
+            return Err(WorkspaceError::NoRoot);
         }
         Ok(Workspace {
             roots: canonical,
