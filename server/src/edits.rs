@@ -292,13 +292,29 @@ pub fn write_atomically(
 
 /// [`write_atomically`] for the file `name` in the directory `dir`.
 pub fn write_in(dir: &Dir, name: &OsStr, bytes: &[u8]) -> io::Result<()> {
+    write_with(dir, name, bytes, None)
+}
+
+/// [`write_in`] for a file only its owner may read (mode `0600` whatever it had before):
+/// the user's own state, such as the trust list.
+pub fn write_private(dir: &Dir, name: &OsStr, bytes: &[u8]) -> io::Result<()> {
+    write_with(dir, name, bytes, Some(0o600))
+}
+
+fn write_with(dir: &Dir, name: &OsStr, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
     remove_stale_temps(dir);
     // The old file's permissions; a link is replaced by a file, never written through.
     let old = dir.symlink_metadata(name).ok().filter(|m| m.is_file());
     let (tmp, mut file) = create_temp(dir)?;
     let written = (|| {
+        // A private file is private before the first byte is in it.
+        if let Some(mode) = mode {
+            file.set_permissions(cap_std::fs::Permissions::from_std(
+                std::os::unix::fs::PermissionsExt::from_mode(mode),
+            ))?;
+        }
         file.write_all(bytes)?;
-        if let Some(old) = &old {
+        if let (None, Some(old)) = (mode, &old) {
             file.set_permissions(old.permissions())?;
         }
         file.sync_all()?;

@@ -423,7 +423,7 @@ impl Inner {
         crate::trust::refuse_config_change(&prepared.set).map_err(ToolError::new)?;
         task.checkpoint().map_err(|e| ToolError::new(e.message))?;
         m.approvals
-            .check(tool, &prepared.intent(), session.as_ref())
+            .check(tool, &prepared.intent(tool), session.as_ref())
             .await
             .map_err(ToolError::new)?;
         let outcome = m.applier.apply(prepared.set.clone(), &self.workspace).await;

@@ -168,14 +168,10 @@ impl TrustList {
             &toml::to_string(self)
                 .map_err(|e| TrustError::Io(format!("cannot write the trust list: {e}")))?,
         );
-        let tmp = dir.join(".trusted.toml.tmp");
+        let name = path.file_name().unwrap_or(path.as_os_str());
         let write = || -> std::io::Result<()> {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            std::io::Write::write_all(&mut options.open(&tmp)?, text.as_bytes())?;
-            std::fs::rename(&tmp, path)
+            let dir = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
+            crate::edits::write_private(&dir, name, text.as_bytes())
         };
         write().map_err(|e| {
             TrustError::Io(format!(

@@ -205,17 +205,15 @@ pub(super) struct Prepared {
 
 impl Prepared {
     /// What the change will do, for an approval prompt: the summary in the present tense
-    /// ("edit `src/main.rs`: 1 replacement (+1 −1 lines)").
-    pub fn intent(&self) -> String {
-        let (verb, rest) = self.summary.split_once(' ').unwrap_or((&self.summary, ""));
-        let verb = match verb {
-            "wrote" => "overwrite",
-            "created" => "create",
-            "edited" => "edit",
-            "deleted" => "delete",
-            "copied" => "copy",
-            "moved" => "move",
-            other => other,
+    /// ("edit `src/main.rs`: 1 replacement (+1 −1 lines)"). The verb is the tool's name, but
+    /// `write` creates or overwrites and `multi_edit` edits.
+    pub fn intent(&self, tool: Tool) -> String {
+        let (done, rest) = self.summary.split_once(' ').unwrap_or((&self.summary, ""));
+        let verb = match (tool, done) {
+            (Tool::Write, "created") => "create",
+            (Tool::Write, _) => "overwrite",
+            (Tool::MultiEdit, _) => Tool::Edit.name(),
+            (tool, _) => tool.name(),
         };
         format!("{verb} {rest}")
     }
