@@ -454,7 +454,10 @@ impl Inner {
             .check(tool, &prepared.intent(), session.as_ref())
             .await
             .map_err(ToolError::new)?;
-        let outcome = m.applier.apply(prepared.set.clone(), &self.workspace).await;
+        let outcome = m
+            .applier
+            .apply(prepared.set.clone(), &self.workspace, session.as_ref())
+            .await;
         mutate::finish(
             tool,
             prepared,
