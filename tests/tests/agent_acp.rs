@@ -632,3 +632,140 @@ async fn sdk_client_buffers_cancel_and_load() {
     assert_eq!(shape.last().unwrap(), "agent_message_chunk");
     assert_eq!(replayed.last().unwrap()["content"]["text"], "Done.");
 }
+
+fn acpx(env: &Env, model: &MockModel, args: &[&str]) -> cli::Output {
+    let acpx = acp_modules().join("acpx/dist/cli.js");
+    let agent = format!("{} acp", switchyard_tests::switchyard_bin().display());
+    let root = env.root();
+    let mut all = vec![
+        acpx.to_str().unwrap(),
+        "--agent",
+        &agent,
+        "--cwd",
+        root.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let mut command = env.client(model, &node(), &all);
+    // acpx keeps its own state under HOME.
+    command.env("HOME", env.home.path());
+    cli::run(command, DEADLINE)
+}
+
+#[tokio::test]
+async fn acpx_exec_reads_greps_in_parallel_and_edits() {
+    let env = Env::new();
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(
+            Response::tool_calls(vec![
+                ToolCall::new("read", json!({"path": "src/main.rs"})).with_id("call_read"),
+                ToolCall::new("grep", json!({"pattern": "hello"})).with_id("call_grep"),
+            ])
+            .with_text("Let me look."),
+        )
+        .turn(0),
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new(
+                "edit",
+                json!({"path": "src/main.rs", "old_string": "hello", "new_string": "goodbye"}),
+            )
+            .with_id("call_edit"),
+        ]))
+        .turn(1),
+        Rule::openai(Response::text("It says goodbye now.")).turn(2),
+    ]))
+    .await;
+    let out = acpx(
+        &env,
+        &model,
+        &[
+            "--approve-all",
+            "--format",
+            "json",
+            "exec",
+            "Say goodbye instead of hello",
+        ],
+    );
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout {} stderr {}",
+        out.stdout,
+        out.stderr
+    );
+    // acpx prints the whole JSON-RPC exchange, one message a line.
+    let messages: Vec<Value> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut steps = Vec::new();
+    let mut text = String::new();
+    let mut diff = None;
+    for m in &messages {
+        match (m["method"].as_str(), &m["params"]["update"]) {
+            (Some("session/update"), u) if u["sessionUpdate"] == "agent_message_chunk" => {
+                text.push_str(u["content"]["text"].as_str().unwrap());
+            }
+            (Some("session/update"), u) if u["sessionUpdate"] == "usage_update" => {}
+            (Some("session/update"), u) => {
+                if let Some(d) = u["content"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|c| c["type"] == "diff"))
+                {
+                    diff = Some(d.clone());
+                }
+                steps.extend(shapes(std::slice::from_ref(u)));
+            }
+            (Some(method @ ("session/request_permission" | "fs/write_text_file")), _) => {
+                steps.push(method.to_string());
+            }
+            (Some(_), _) => {}
+            // acpx's answers to the agent's requests.
+            (None, _) if m["result"]["outcome"].is_object() => {
+                steps.push(format!(
+                    "answered {}",
+                    m["result"]["outcome"]["optionId"].as_str().unwrap()
+                ));
+            }
+            (None, _) => {}
+        }
+    }
+    // The two parallel calls finish in either order.
+    steps[4..6].sort();
+    assert_eq!(
+        steps,
+        [
+            "tool_call call_read read pending",
+            "tool_call_update call_read in_progress",
+            "tool_call call_grep search pending",
+            "tool_call_update call_grep in_progress",
+            "tool_call_update call_grep completed",
+            "tool_call_update call_read completed",
+            "tool_call call_edit edit pending",
+            "tool_call_update call_edit in_progress",
+            "session/request_permission",
+            "answered allow-once",
+            "fs/write_text_file",
+            "tool_call_update call_edit completed",
+        ],
+        "both reads run before either finishes; the edit asks, then the client writes"
+    );
+    assert_eq!(text, "Let me look.It says goodbye now.");
+    let diff = diff.expect("the edit shows a diff");
+    assert_eq!(
+        diff["oldText"],
+        "fn main() {\n    println!(\"hello\");\n}\n"
+    );
+    assert_eq!(
+        diff["newText"],
+        "fn main() {\n    println!(\"goodbye\");\n}\n"
+    );
+    let last = messages.last().unwrap();
+    assert_eq!(last["result"]["stopReason"], "end_turn", "{last}");
+    // acpx wrote the file it was sent.
+    assert_eq!(
+        std::fs::read_to_string(env.root().join("src/main.rs")).unwrap(),
+        "fn main() {\n    println!(\"goodbye\");\n}\n"
+    );
+}
