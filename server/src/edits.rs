@@ -130,11 +130,14 @@ pub enum Applier {
     /// `fs/write_text_file`): the front end is shown every change set; it writes the edits
     /// and creations of a set that has nothing else when `writes_files`, and otherwise
     /// answers whether the core may write the set to disk (atomically, as `Disk` does).
+    /// When the client offers terminals, `bash` runs in one of them.
     Client {
         /// Where change sets go.
         requests: mpsc::Sender<EditorRequest>,
         /// Whether the client can write files.
         writes_files: bool,
+        /// Where commands go when the client runs them (ACP `terminal/*`).
+        terminal: Option<mpsc::Sender<crate::tools::TerminalRequest>>,
     },
     /// Straight to disk, atomically; or, in a dry run, nowhere.
     Disk {
@@ -178,6 +181,7 @@ impl Applier {
             Applier::Client {
                 requests,
                 writes_files,
+                ..
             } => {
                 let text_only = changes
                     .changes

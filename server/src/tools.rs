@@ -33,7 +33,7 @@ use crate::read_cache::{LineIndexCache, ReadCache};
 
 pub use args::Args;
 pub(crate) use args::kind as json_kind;
-pub use bash::{BashArgs, BashOutput, protect_process};
+pub use bash::{BashArgs, BashOutput, TerminalRequest, protect_process};
 pub use glob::{GlobArgs, GlobOutput};
 pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
@@ -423,8 +423,25 @@ impl Inner {
                         config.max_output_bytes,
                     )
                 };
-                let out =
-                    bash::run(&args, self.workspace.primary(), timeout, cap, task.token()).await?;
+                let root = self.workspace.primary();
+                let out = match &m.applier {
+                    Applier::Client {
+                        terminal: Some(terminal),
+                        ..
+                    } => {
+                        bash::in_terminal(
+                            terminal,
+                            &args,
+                            root,
+                            timeout,
+                            cap,
+                            session,
+                            task.token(),
+                        )
+                        .await?
+                    }
+                    _ => bash::run(&args, root, timeout, cap, task.token()).await?,
+                };
                 return Ok(ToolOutput::Bash(out));
             }
             Call::Mutate(mutation) => mutation,

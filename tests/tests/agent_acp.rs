@@ -769,3 +769,70 @@ async fn acpx_exec_reads_greps_in_parallel_and_edits() {
         "fn main() {\n    println!(\"goodbye\");\n}\n"
     );
 }
+
+#[tokio::test]
+async fn sdk_client_runs_bash_in_its_terminal() {
+    let env = Env::new();
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("bash", json!({"command": "echo from-the-terminal; pwd"}))
+                .with_id("call_bash"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("Ran it.")).turn(1),
+    ]))
+    .await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("acp/sdk_client.mjs");
+    let root = env.root();
+    let mut command = env.client(
+        &model,
+        &node(),
+        &[script.to_str().unwrap(), "terminal", root.to_str().unwrap()],
+    );
+    // bash is off by default; the user's environment turns it on.
+    command.env("SWITCHYARD_APPROVALS__BASH", "allow");
+    let out = cli::run(command, DEADLINE);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout {} stderr {}",
+        out.stdout,
+        out.stderr
+    );
+    let seen: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(seen["stops"], json!(["end_turn"]), "{seen}");
+    assert_eq!(
+        seen["terminals"],
+        json!([
+            {"command": "bash", "args": ["-c", "echo from-the-terminal; pwd"], "cwd": root},
+            {"released": "term-1"},
+        ])
+    );
+    let updates = seen["updates"].as_array().unwrap();
+    assert!(
+        updates.iter().any(|u| u["toolCallId"] == "call_bash"
+            && u["content"].as_array().is_some_and(|c| c
+                .iter()
+                .any(|c| c["type"] == "terminal" && c["terminalId"] == "term-1"))),
+        "the call shows the terminal: {updates:?}"
+    );
+    let kinds = shapes(updates);
+    assert!(
+        kinds.contains(&"tool_call call_bash execute pending".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"tool_call_update call_bash completed".to_string()),
+        "{kinds:?}"
+    );
+    // What the terminal printed went back to the model.
+    let second = &model.requests()[1];
+    let result = second
+        .messages()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap();
+    let content = result["content"].as_str().unwrap();
+    assert!(content.contains("from-the-terminal"), "{content}");
+    assert!(content.contains(root.to_str().unwrap()), "{content}");
+}

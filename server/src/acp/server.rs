@@ -25,6 +25,7 @@ use crate::agent::{AgentError, AgentEvent, Session};
 use crate::approvals::{ApprovalRequest, Decision, Prompter};
 use crate::core::{Core, FrontEnd};
 use crate::edits::{Applier, ApplyOutcome, Change, EditorRequest};
+use crate::tools::{BashOutput, TerminalRequest};
 
 /// The `mode` config option's values.
 const MODE_ASK: &str = "ask";
@@ -64,6 +65,7 @@ struct Live {
 enum FromCore {
     Approval(ApprovalRequest),
     Apply(EditorRequest),
+    Terminal(TerminalRequest),
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> Error {
@@ -194,13 +196,18 @@ impl Agent {
         if let Some(core) = self.state.lock().cores.get(cwd) {
             return Ok(core.clone());
         }
-        let writes_files = self.state.lock().client.fs.write_text_file;
+        let (writes_files, terminals) = {
+            let client = &self.state.lock().client;
+            (client.fs.write_text_file, client.terminal)
+        };
         let (edits_tx, edits_rx) = mpsc::channel(8);
         let (approvals_tx, approvals_rx) = mpsc::channel(8);
+        let (terminal_tx, terminal_rx) = mpsc::channel(8);
         let front = FrontEnd {
             applier: Some(Applier::Client {
                 requests: edits_tx,
                 writes_files,
+                terminal: terminals.then_some(terminal_tx),
             }),
             prompter: Prompter::Editor(approvals_tx),
         };
@@ -212,7 +219,7 @@ impl Agent {
             let mut state = self.state.lock();
             state.cores.entry(cwd.to_path_buf()).or_insert(core).clone()
         };
-        self.route(edits_rx, approvals_rx);
+        self.route(edits_rx, approvals_rx, terminal_rx);
         Ok(core)
     }
 
@@ -222,6 +229,7 @@ impl Agent {
         &self,
         mut edits: mpsc::Receiver<EditorRequest>,
         mut approvals: mpsc::Receiver<ApprovalRequest>,
+        mut terminals: mpsc::Receiver<TerminalRequest>,
     ) {
         let sessions = Arc::clone(&self.sessions);
         let route_of = move |session: Option<&crate::lanes::SessionId>| {
@@ -233,19 +241,27 @@ impl Agent {
                 let (session, question) = tokio::select! {
                     Some(request) = edits.recv() => (request.session.clone(), FromCore::Apply(request)),
                     Some(request) = approvals.recv() => (request.session.clone(), FromCore::Approval(request)),
+                    Some(request) = terminals.recv() => (request.session.clone(), FromCore::Terminal(request)),
                     else => return,
                 };
                 match route_of(session.as_ref()) {
                     Some(route) => {
                         let _ = route.send(question);
                     }
-                    None => {
-                        if let FromCore::Apply(request) = question {
+                    None => match question {
+                        FromCore::Apply(request) => {
                             let _ = request.reply.send(ApplyOutcome::NotApplied {
                                 reason: "no prompt is running in the session".into(),
                             });
                         }
-                    }
+                        FromCore::Terminal(request) => {
+                            let _ = request
+                                .reply
+                                .send(Err("no prompt is running in the session".into()));
+                        }
+                        // Dropped: a refusal.
+                        FromCore::Approval(_) => {}
+                    },
                 }
             }
         });
@@ -570,6 +586,7 @@ impl Turn {
                 Some(question) = questions.recv() => match question {
                     FromCore::Approval(request) => self.approval(request).await,
                     FromCore::Apply(request) => self.apply(request).await,
+                    FromCore::Terminal(request) => self.terminal(request).await,
                 },
             }
         }
@@ -718,6 +735,103 @@ impl Turn {
             self.live.core.documents().open(path.clone(), 0, content);
         }
         let _ = request.reply.send(ApplyOutcome::Applied);
+    }
+}
+
+impl Turn {
+    /// Runs a command in a terminal of the client: created here (the call shows it as
+    /// terminal content), then waited for on a task of its own, killed on cancellation or
+    /// at its time limit, its output read and the terminal released.
+    async fn terminal(&mut self, request: TerminalRequest) {
+        let session = self.live.id.clone();
+        let mut create = acp::CreateTerminalRequest::new(session.clone(), "bash");
+        create.args = vec!["-c".into(), request.command.clone()];
+        create.cwd = Some(request.cwd.clone());
+        create.output_byte_limit = u64::try_from(request.max_bytes).ok().filter(|n| *n > 0);
+        let created = self
+            .conn
+            .request("terminal/create", create)
+            .await
+            .and_then(|v| {
+                serde_json::from_value::<acp::CreateTerminalResponse>(v)
+                    .map_err(|e| invalid_params(e.to_string()))
+            });
+        let terminal = match created {
+            Ok(created) => created.terminal_id,
+            Err(e) => {
+                let _ = request.reply.send(Err(format!(
+                    "the editor could not start a terminal: {}",
+                    e.message
+                )));
+                return;
+            }
+        };
+        if let Some(call) = &self.changing {
+            let shown = acp::ToolCallContent::Terminal(acp::Terminal::new(terminal.clone()));
+            self.changes
+                .entry(call.clone())
+                .or_default()
+                .push(shown.clone());
+            self.notify(acp::SessionUpdate::ToolCallUpdate(
+                acp::ToolCallUpdate::new(
+                    call.clone(),
+                    acp::ToolCallUpdateFields::new().content(vec![shown]),
+                ),
+            ));
+        }
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let ids = || (session.clone(), terminal.clone());
+            let wait = conn.request(
+                "terminal/wait_for_exit",
+                acp::WaitForTerminalExitRequest::new(ids().0, ids().1),
+            );
+            let (exit, timed_out) = tokio::select! {
+                exit = wait => (exit.ok(), false),
+                () = request.token.cancelled() => (None, false),
+                () = tokio::time::sleep(request.timeout) => (None, true),
+            };
+            if exit.is_none() {
+                let _ = conn
+                    .request(
+                        "terminal/kill",
+                        acp::KillTerminalRequest::new(ids().0, ids().1),
+                    )
+                    .await;
+            }
+            let output = conn
+                .request(
+                    "terminal/output",
+                    acp::TerminalOutputRequest::new(ids().0, ids().1),
+                )
+                .await
+                .and_then(|v| {
+                    serde_json::from_value::<acp::TerminalOutputResponse>(v)
+                        .map_err(|e| invalid_params(e.to_string()))
+                });
+            let _ = conn
+                .request(
+                    "terminal/release",
+                    acp::ReleaseTerminalRequest::new(ids().0, ids().1),
+                )
+                .await;
+            let result = output
+                .map(|output| BashOutput {
+                    command: request.command.clone(),
+                    exit_code: output
+                        .exit_status
+                        .and_then(|s| s.exit_code)
+                        .and_then(|c| i32::try_from(c).ok()),
+                    timed_out,
+                    stdout: output.output,
+                    stderr: String::new(),
+                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    dry_run: false,
+                })
+                .map_err(|e| format!("the editor's terminal failed: {}", e.message));
+            let _ = request.reply.send(result);
+        });
     }
 }
 
