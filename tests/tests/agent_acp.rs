@@ -111,11 +111,24 @@ fn node() -> PathBuf {
 
 /// Runs one scenario of `tests/acp/sdk_client.mjs` and returns what the client observed.
 fn sdk(env: &Env, model: &MockModel, scenario: &str, extra: &[&str]) -> Value {
+    sdk_with(env, model, scenario, extra, &[])
+}
+
+/// [`sdk`] with more environment variables for the agent.
+fn sdk_with(
+    env: &Env,
+    model: &MockModel,
+    scenario: &str,
+    extra: &[&str],
+    vars: &[(&str, &str)],
+) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("acp/sdk_client.mjs");
     let root = env.root();
     let mut args = vec![script.to_str().unwrap(), scenario, root.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let out = cli::run(env.client(model, &node(), &args), DEADLINE);
+    let mut command = env.client(model, &node(), &args);
+    command.envs(vars.iter().copied());
+    let out = cli::run(command, DEADLINE);
     assert_eq!(
         out.code,
         Some(0),
@@ -129,6 +142,17 @@ fn sdk(env: &Env, model: &MockModel, scenario: &str, extra: &[&str]) -> Value {
             out.stdout
         )
     })
+}
+
+/// What the model was told of the first tool result in its request number `i`.
+fn tool_result(model: &MockModel, i: usize) -> String {
+    let request = &model.requests()[i];
+    let result = request
+        .messages()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap_or_else(|| panic!("no tool result in request {i}: {:?}", request.messages()));
+    result["content"].as_str().unwrap().to_string()
 }
 
 /// The kinds of a list of session updates, with the tool call and status where they have
@@ -545,24 +569,8 @@ async fn sdk_client_buffers_cancel_and_load() {
         "the linked file is read from the client"
     );
     // The read tool saw the unsaved buffer, not the disk.
-    let second_request = &model.requests()[1];
-    let tool_result = second_request
-        .messages()
-        .iter()
-        .find(|m| m["role"] == "tool")
-        .unwrap_or_else(|| {
-            panic!(
-                "the read's result goes back: {:?}",
-                second_request.messages()
-            )
-        });
-    assert!(
-        tool_result["content"]
-            .as_str()
-            .unwrap()
-            .contains("hello from the unsaved buffer"),
-        "{tool_result}"
-    );
+    let read = tool_result(&model, 1);
+    assert!(read.contains("hello from the unsaved buffer"), "{read}");
     assert_eq!(
         seen["writes"],
         json!([{"path": main_rs, "content": "fn main() {\n    println!(\"hello from the agent\");\n}\n"}]),
@@ -782,24 +790,15 @@ async fn sdk_client_runs_bash_in_its_terminal() {
         Rule::openai(Response::text("Ran it.")).turn(1),
     ]))
     .await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("acp/sdk_client.mjs");
     let root = env.root();
-    let mut command = env.client(
-        &model,
-        &node(),
-        &[script.to_str().unwrap(), "terminal", root.to_str().unwrap()],
-    );
     // bash is off by default; the user's environment turns it on.
-    command.env("SWITCHYARD_APPROVALS__BASH", "allow");
-    let out = cli::run(command, DEADLINE);
-    assert_eq!(
-        out.code,
-        Some(0),
-        "stdout {} stderr {}",
-        out.stdout,
-        out.stderr
+    let seen = sdk_with(
+        &env,
+        &model,
+        "terminal",
+        &[],
+        &[("SWITCHYARD_APPROVALS__BASH", "allow")],
     );
-    let seen: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(seen["stops"], json!(["end_turn"]), "{seen}");
     assert_eq!(
         seen["terminals"],
@@ -826,13 +825,7 @@ async fn sdk_client_runs_bash_in_its_terminal() {
         "{kinds:?}"
     );
     // What the terminal printed went back to the model.
-    let second = &model.requests()[1];
-    let result = second
-        .messages()
-        .iter()
-        .find(|m| m["role"] == "tool")
-        .unwrap();
-    let content = result["content"].as_str().unwrap();
+    let content = tool_result(&model, 1);
     assert!(content.contains("from-the-terminal"), "{content}");
     assert!(content.contains(root.to_str().unwrap()), "{content}");
 }
