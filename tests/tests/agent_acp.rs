@@ -829,3 +829,87 @@ async fn sdk_client_runs_bash_in_its_terminal() {
     assert!(content.contains("from-the-terminal"), "{content}");
     assert!(content.contains(root.to_str().unwrap()), "{content}");
 }
+
+#[tokio::test]
+async fn config_options_accept_mode_and_session_list() {
+    let env = Env::new();
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new(
+                "edit",
+                json!({"path": "src/main.rs", "old_string": "hello", "new_string": "bonjour"}),
+            )
+            .with_id("call_edit"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("Done.")).turn(1),
+    ]))
+    .await;
+    let mut agent = Agent::start(&env, &model);
+    let init = initialize(&mut agent, json!({}));
+    assert_eq!(
+        init["result"]["agentCapabilities"]["sessionCapabilities"],
+        json!({"list": {}, "resume": {}, "close": {}})
+    );
+    agent.request(
+        1,
+        "session/new",
+        json!({"cwd": env.root(), "mcpServers": []}),
+    );
+    let created = agent.answer(1);
+    let session = created["result"]["sessionId"].as_str().unwrap().to_string();
+    let options = &created["result"]["configOptions"];
+    assert_eq!(options[0]["id"], "model");
+    assert_eq!(options[0]["currentValue"], "mock-model");
+    assert_eq!(options[1]["id"], "mode");
+    assert_eq!(options[1]["currentValue"], "ask");
+
+    agent.request(
+        2,
+        "session/set_config_option",
+        json!({"sessionId": session, "configId": "mode", "value": "bogus"}),
+    );
+    let (code, message) = error_of(&agent.answer(2));
+    assert_eq!(
+        (code, message.as_str()),
+        (-32602, "mode `bogus` is not one of `ask`, `accept`")
+    );
+    agent.request(
+        3,
+        "session/set_config_option",
+        json!({"sessionId": session, "configId": "mode", "value": "accept"}),
+    );
+    let set = agent.answer(3);
+    assert_eq!(
+        set["result"]["configOptions"][1]["currentValue"], "accept",
+        "{set}"
+    );
+
+    // Accepting changes: the edit is made without a permission request.
+    agent.request(
+        4,
+        "session/prompt",
+        json!({"sessionId": session, "prompt": [{"type": "text", "text": "Say bonjour"}]}),
+    );
+    let seen = agent.until_answer(4);
+    assert!(
+        seen.iter()
+            .all(|m| m["method"] != "session/request_permission"),
+        "{seen:#?}"
+    );
+    assert_eq!(seen.last().unwrap()["result"]["stopReason"], "end_turn");
+    assert!(
+        std::fs::read_to_string(env.root().join("src/main.rs"))
+            .unwrap()
+            .contains("bonjour")
+    );
+
+    agent.request(5, "session/list", json!({"cwd": env.root()}));
+    let listed = agent.answer(5);
+    let sessions = listed["result"]["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{listed}");
+    assert_eq!(sessions[0]["sessionId"], session.as_str());
+    assert_eq!(sessions[0]["cwd"], json!(env.root()));
+    assert_eq!(sessions[0]["title"], "Say bonjour");
+    assert!(sessions[0]["updatedAt"].as_str().unwrap().ends_with('Z'));
+}

@@ -156,6 +156,8 @@ impl Agent {
         self.state.lock().client = request.client_capabilities;
         let mut sessions = acp::SessionCapabilities::default();
         sessions.list = Some(acp::SessionListCapabilities::new());
+        sessions.resume = Some(acp::SessionResumeCapabilities::new());
+        sessions.close = Some(acp::SessionCloseCapabilities::new());
         let mut prompts = acp::PromptCapabilities::default();
         prompts.embedded_context = true;
         let mut caps = acp::AgentCapabilities::default();

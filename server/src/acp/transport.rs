@@ -239,14 +239,22 @@ impl Connection {
     }
 }
 
-/// Writes each line and a newline, flushing after each, until every sender is gone.
+/// Writes each line and a newline until every sender is gone: the lines waiting at once
+/// go out in one write and one flush (tokio's stdout hands each write to a blocking thread;
+/// a burst of tool updates should not pay that per line).
 pub(crate) async fn write_loop<O: AsyncWrite + Unpin>(
     mut output: O,
     mut lines: mpsc::UnboundedReceiver<String>,
 ) {
+    let mut bytes = Vec::with_capacity(64 * 1024);
     while let Some(line) = lines.recv().await {
-        let mut bytes = line.into_bytes();
+        bytes.clear();
+        bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
+        while let Ok(line) = lines.try_recv() {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
         if let Err(e) = output.write_all(&bytes).await {
             tracing::warn!("cannot write to the client: {e}");
             return;
