@@ -630,7 +630,7 @@ fn tool_content(toolbox: &Toolbox, result: &Result<ToolResult, LaneError>) -> (S
 }
 
 /// `path=src/lib.rs offset=10`: the arguments on one short line.
-fn summarize_arguments(arguments: &Value) -> String {
+pub(crate) fn summarize_arguments(arguments: &Value) -> String {
     let Value::Object(map) = arguments else {
         return String::new();
     };

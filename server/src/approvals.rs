@@ -110,6 +110,8 @@ pub enum Decision {
 /// A question on its way to the editor, with where to send the answer.
 #[derive(Debug)]
 pub struct ApprovalRequest {
+    /// The session whose call asks, when it runs in one (ACP asks per session).
+    pub session: Option<SessionId>,
     /// The tool asking.
     pub tool: Tool,
     /// What it wants to do ("edit src/main.rs: 1 replacement, +3 −1 lines").
@@ -121,7 +123,7 @@ pub struct ApprovalRequest {
 /// Who is asked when the policy says `ask`.
 #[derive(Debug, Clone)]
 pub enum Prompter {
-    /// The editor, through the language server.
+    /// The editor, through the language server or the ACP client.
     Editor(mpsc::Sender<ApprovalRequest>),
     /// The terminal the CLI runs in.
     Terminal,
@@ -194,6 +196,7 @@ impl Approvals {
             Prompter::Editor(editor) => {
                 let (reply, answer) = oneshot::channel();
                 let request = ApprovalRequest {
+                    session: session.cloned(),
                     tool,
                     summary: summary.to_string(),
                     reply,

@@ -2,6 +2,7 @@
 //! parses into its own `#[derive(Args)]` struct, used as it is, and calls the core. The
 //! terminal printer of agent events is in `print.rs`, the progress bar in `progress.rs`.
 
+mod acp;
 mod analyze;
 mod ask;
 mod print;
@@ -29,6 +30,8 @@ pub struct Cli {
 enum Command {
     /// Serve the Language Server Protocol over stdin/stdout (what editors start).
     Lsp(LspArgs),
+    /// Serve the Agent Client Protocol on stdio (for Zed, JetBrains, agent-shell, acpx, ...)
+    Acp(acp::AcpArgs),
     /// Ask the agent about the workspace: the answer streams to stdout, tool activity and
     /// notices to stderr.
     ///
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match cli.command {
         Command::Lsp(_) => ExitCode::FAILURE, // served above
+        Command::Acp(args) => runtime.block_on(acp::run(args)),
         Command::Ask(args) => runtime.block_on(ask::run(args)),
         Command::Analyze(args) => runtime.block_on(analyze::run(args)),
         Command::Tool(args) => runtime.block_on(tool::run(args)),

@@ -20,6 +20,7 @@ use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::lanes::SessionId;
 use crate::tools::Workspace;
 
 /// A replacement of the bytes `start..end` of a file's text with `new_text`.
@@ -110,6 +111,12 @@ pub enum ApplyOutcome {
 pub struct EditorRequest {
     /// What to apply.
     pub changes: ChangeSet,
+    /// The session whose call made the changes, when it runs in one.
+    pub session: Option<SessionId>,
+    /// Whether the front end writes the changes itself ([`Applier::Editor`], and
+    /// [`Applier::Client`] for text it can write); when false it is only shown them and its
+    /// `Applied` lets the core write them to disk.
+    pub write: bool,
     /// The outcome, once the editor answered.
     pub reply: oneshot::Sender<ApplyOutcome>,
 }
@@ -119,6 +126,19 @@ pub struct EditorRequest {
 pub enum Applier {
     /// Through the editor (`workspace/applyEdit`), by way of the language server.
     Editor(mpsc::Sender<EditorRequest>),
+    /// Through a client that writes whole text files but no more (ACP's
+    /// `fs/write_text_file`): the front end is shown every change set; it writes the edits
+    /// and creations of a set that has nothing else when `writes_files`, and otherwise
+    /// answers whether the core may write the set to disk (atomically, as `Disk` does).
+    /// When the client offers terminals, `bash` runs in one of them.
+    Client {
+        /// Where change sets go.
+        requests: mpsc::Sender<EditorRequest>,
+        /// Whether the client can write files.
+        writes_files: bool,
+        /// Where commands go when the client runs them (ACP `terminal/*`).
+        terminal: Option<mpsc::Sender<crate::tools::TerminalRequest>>,
+    },
     /// Straight to disk, atomically; or, in a dry run, nowhere.
     Disk {
         /// Show the diff, write nothing.
@@ -127,12 +147,26 @@ pub enum Applier {
 }
 
 impl Applier {
-    /// Applies a change set to files of `workspace` and reports what became of it.
-    pub async fn apply(&self, changes: ChangeSet, workspace: &Workspace) -> ApplyOutcome {
-        match self {
-            Applier::Editor(editor) => {
+    /// Applies a change set, made by a call of `session`, to files of `workspace` and
+    /// reports what became of it.
+    pub async fn apply(
+        &self,
+        changes: ChangeSet,
+        workspace: &Workspace,
+        session: Option<&SessionId>,
+    ) -> ApplyOutcome {
+        let ask = |requests: &mpsc::Sender<EditorRequest>, changes: ChangeSet, write: bool| {
+            let requests = requests.clone();
+            let session = session.cloned();
+            async move {
                 let (reply, answer) = oneshot::channel();
-                if editor.send(EditorRequest { changes, reply }).await.is_err() {
+                let request = EditorRequest {
+                    changes,
+                    session,
+                    write,
+                    reply,
+                };
+                if requests.send(request).await.is_err() {
                     return ApplyOutcome::NotApplied {
                         reason: "the editor connection is closed".into(),
                     };
@@ -141,20 +175,41 @@ impl Applier {
                     reason: "the editor did not answer".into(),
                 })
             }
-            Applier::Disk { dry_run: true } => ApplyOutcome::DryRun,
-            Applier::Disk { dry_run: false } => {
-                let workspace = workspace.clone();
-                match tokio::task::spawn_blocking(move || apply_to_disk(&changes, &workspace)).await
-                {
-                    Ok(Ok(())) => ApplyOutcome::Applied,
-                    Ok(Err(e)) => ApplyOutcome::NotApplied {
-                        reason: e.to_string(),
-                    },
-                    Err(e) => ApplyOutcome::NotApplied {
-                        reason: format!("the write failed: {e}"),
-                    },
+        };
+        match self {
+            Applier::Editor(editor) => ask(editor, changes, true).await,
+            Applier::Client {
+                requests,
+                writes_files,
+                ..
+            } => {
+                let text_only = changes
+                    .changes
+                    .iter()
+                    .all(|c| matches!(c, Change::Edit { .. } | Change::Create { .. }));
+                let write = *writes_files && text_only;
+                let outcome = ask(requests, changes.clone(), write).await;
+                if write || outcome != ApplyOutcome::Applied {
+                    return outcome;
                 }
+                Applier::disk(changes, workspace).await
             }
+            Applier::Disk { dry_run: true } => ApplyOutcome::DryRun,
+            Applier::Disk { dry_run: false } => Applier::disk(changes, workspace).await,
+        }
+    }
+
+    /// Writes `changes` to disk atomically, off the runtime.
+    async fn disk(changes: ChangeSet, workspace: &Workspace) -> ApplyOutcome {
+        let workspace = workspace.clone();
+        match tokio::task::spawn_blocking(move || apply_to_disk(&changes, &workspace)).await {
+            Ok(Ok(())) => ApplyOutcome::Applied,
+            Ok(Err(e)) => ApplyOutcome::NotApplied {
+                reason: e.to_string(),
+            },
+            Err(e) => ApplyOutcome::NotApplied {
+                reason: format!("the write failed: {e}"),
+            },
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `main.rs` and `cli/`, the language server in `lsp`) translate between their protocol and
 //! the core's methods. `docs/architecture.md` has the map.
 
+pub mod acp;
 pub mod agent;
 pub mod analyze;
 pub mod approvals;

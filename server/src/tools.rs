@@ -34,7 +34,7 @@ use crate::read_cache::{LineIndexCache, ReadCache};
 
 pub use args::Args;
 pub(crate) use args::kind as json_kind;
-pub use bash::{BashArgs, BashOutput, protect_process};
+pub use bash::{BashArgs, BashOutput, TerminalRequest, protect_process};
 pub use glob::{GlobArgs, GlobOutput};
 pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
@@ -390,7 +390,26 @@ impl Inner {
                 config.max_output_bytes,
             )
         };
-        let out = bash::run(&args, self.workspace.primary(), timeout, cap, task.token()).await?;
+        let root = self.workspace.primary();
+        let out = match &m.applier {
+            // An ACP client that offers terminals runs the command in one the user sees.
+            Applier::Client {
+                terminal: Some(terminal),
+                ..
+            } => {
+                bash::in_terminal(
+                    terminal,
+                    &args,
+                    root,
+                    timeout,
+                    cap,
+                    task.session().cloned(),
+                    task.token(),
+                )
+                .await?
+            }
+            _ => bash::run(&args, root, timeout, cap, task.token()).await?,
+        };
         Ok(ToolOutput::Bash(out))
     }
 
@@ -426,7 +445,10 @@ impl Inner {
             .check(tool, &prepared.intent(tool), session.as_ref())
             .await
             .map_err(ToolError::new)?;
-        let outcome = m.applier.apply(prepared.set.clone(), &self.workspace).await;
+        let outcome = m
+            .applier
+            .apply(prepared.set.clone(), &self.workspace, session.as_ref())
+            .await;
         mutate::finish(
             tool,
             prepared,

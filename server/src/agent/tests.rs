@@ -38,8 +38,10 @@ fn arguments_must_be_one_json_object() {
 #[test]
 fn summaries_fit_on_one_line() {
     assert_eq!(
+        // In the order the model sent them (serde_json keeps object order: the ACP schema
+        // crate turns on its `preserve_order`).
         summarize_arguments(&json!({"path": "src/lib.rs", "offset": 10, "pattern": "fn main"})),
-        r#"offset=10 path=src/lib.rs pattern="fn main""#
+        r#"path=src/lib.rs offset=10 pattern="fn main""#
     );
     assert_eq!(summarize_arguments(&json!(null)), "");
     assert_eq!(

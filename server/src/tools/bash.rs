@@ -72,6 +72,61 @@ pub struct BashOutput {
     pub dry_run: bool,
 }
 
+/// A command for a client's terminal (ACP `terminal/*`): the front end runs it there and
+/// answers with its outcome, killing it when `token` is cancelled or `timeout` passes.
+#[derive(Debug)]
+pub struct TerminalRequest {
+    /// The session whose call runs it, when it runs in one.
+    pub session: Option<crate::lanes::SessionId>,
+    /// The command line, run by `bash -c`.
+    pub command: String,
+    /// Where it runs: the workspace root.
+    pub cwd: PathBuf,
+    /// Its time limit.
+    pub timeout: Duration,
+    /// The most output kept.
+    pub max_bytes: usize,
+    /// Cancels it (the user cancelled the request).
+    pub token: CancellationToken,
+    /// How it went, or why it could not run.
+    pub reply: tokio::sync::oneshot::Sender<Result<BashOutput, String>>,
+}
+
+/// Runs `args` in a client's terminal through `terminal` and waits for its outcome.
+pub(super) async fn in_terminal(
+    terminal: &tokio::sync::mpsc::Sender<TerminalRequest>,
+    args: &BashArgs,
+    root: &Path,
+    default_timeout: Duration,
+    max_bytes: usize,
+    session: Option<crate::lanes::SessionId>,
+    token: &CancellationToken,
+) -> Result<BashOutput, ToolError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = TerminalRequest {
+        session,
+        command: args.command.clone(),
+        cwd: root.to_path_buf(),
+        timeout: args
+            .timeout_ms
+            .map_or(default_timeout, Duration::from_millis),
+        max_bytes,
+        token: token.clone(),
+        reply,
+    };
+    if terminal.send(request).await.is_err() {
+        return Err(ToolError::new(
+            "the editor connection is closed; nothing was run",
+        ));
+    }
+    match answer.await {
+        Ok(result) => result.map_err(ToolError::new),
+        Err(_) => Err(ToolError::new(
+            "the editor did not answer; the command may not have run",
+        )),
+    }
+}
+
 impl BashOutput {
     /// The result of a dry run: what would have run, and that nothing did.
     pub(super) fn not_run(args: &BashArgs) -> BashOutput {

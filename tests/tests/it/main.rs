@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent_acp;
 mod agent_cli;
 mod agent_loop;
 mod agent_lsp;

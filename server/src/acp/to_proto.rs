@@ -1,0 +1,375 @@
+//! The core's plain types to ACP types: agent events as `session/update`s, change sets as
+//! `diff` content, stored conversations replayed, stop reasons. Mirrors `lsp/to_proto.rs`
+//! without sharing its LSP types.
+
+use std::path::Path;
+
+use agent_client_protocol_schema::v1 as acp;
+use serde_json::Value;
+
+use crate::agent::{AgentEvent, StopReason, ToolStatus};
+use crate::edits::{Change, ChangeSet};
+use crate::llm::Message;
+use crate::tools::{Tool, ToolKind};
+
+/// ACP's kind of a tool, from the tool table.
+pub(crate) fn tool_kind(kind: ToolKind) -> acp::ToolKind {
+    match kind {
+        ToolKind::Read => acp::ToolKind::Read,
+        ToolKind::Edit => acp::ToolKind::Edit,
+        ToolKind::Delete => acp::ToolKind::Delete,
+        ToolKind::Move => acp::ToolKind::Move,
+        ToolKind::Search => acp::ToolKind::Search,
+        ToolKind::Execute => acp::ToolKind::Execute,
+        ToolKind::Fetch => acp::ToolKind::Fetch,
+        ToolKind::Other => acp::ToolKind::Other,
+    }
+}
+
+/// The kind of the tool a model calls `name` (a stored call being replayed).
+pub(crate) fn kind_of(name: &str) -> acp::ToolKind {
+    tool_kind(Tool::from_name(name).map_or(ToolKind::Other, Tool::kind))
+}
+
+/// Whether a tool of this kind changes the workspace (runs alone, may ask, makes changes).
+pub(crate) fn changes_files(kind: acp::ToolKind) -> bool {
+    matches!(
+        kind,
+        acp::ToolKind::Edit | acp::ToolKind::Delete | acp::ToolKind::Move | acp::ToolKind::Execute
+    )
+}
+
+/// `read path=src/lib.rs`: the tool and its arguments on one line, as the LSP front end
+/// titles them.
+pub(crate) fn title(name: &str, summary: &str) -> String {
+    if summary.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name} {summary}")
+    }
+}
+
+/// The files a call's arguments name, absolute under `root`, with the line it starts at.
+pub(crate) fn locations(arguments: &Value, root: &Path) -> Vec<acp::ToolCallLocation> {
+    let Value::Object(map) = arguments else {
+        return Vec::new();
+    };
+    let line = map
+        .get("offset")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok());
+    ["path", "from", "source", "to", "destination"]
+        .iter()
+        .filter_map(|key| map.get(*key).and_then(Value::as_str))
+        .map(|path| {
+            let path = root.join(path);
+            let location = acp::ToolCallLocation::new(path);
+            match line {
+                Some(line) => location.line(line),
+                None => location,
+            }
+        })
+        .collect()
+}
+
+/// What a change set is shown as: a `diff` (old and new text) for every text change, a
+/// line of text for a deletion or a move.
+pub(crate) fn change_content(set: &ChangeSet) -> Vec<acp::ToolCallContent> {
+    set.changes
+        .iter()
+        .map(|change| match change {
+            Change::Edit { path, before, .. } => acp::ToolCallContent::Diff(
+                acp::Diff::new(path.clone(), change.after().unwrap_or_default())
+                    .old_text(before.to_string()),
+            ),
+            Change::Create { path, content, .. } => {
+                acp::ToolCallContent::Diff(acp::Diff::new(path.clone(), content.clone()))
+            }
+            Change::Delete { path } => text(format!("deleted {}", path.display())),
+            Change::Rename { from, to } => {
+                text(format!("moved {} to {}", from.display(), to.display()))
+            }
+        })
+        .collect()
+}
+
+/// A text block as tool call content.
+pub(crate) fn text(text: impl Into<String>) -> acp::ToolCallContent {
+    acp::ToolCallContent::from(acp::ContentBlock::Text(acp::TextContent::new(text)))
+}
+
+fn chunk(text: impl Into<String>) -> acp::ContentChunk {
+    acp::ContentChunk::new(acp::ContentBlock::Text(acp::TextContent::new(text)))
+}
+
+/// A tool call as it is first shown.
+pub(crate) fn tool_call(
+    call_id: &str,
+    name: &str,
+    kind: acp::ToolKind,
+    summary: &str,
+    arguments: &Value,
+    root: &Path,
+) -> acp::ToolCall {
+    acp::ToolCall::new(call_id.to_string(), title(name, summary))
+        .kind(kind)
+        .status(acp::ToolCallStatus::Pending)
+        .locations(locations(arguments, root))
+        .raw_input(arguments.clone())
+}
+
+/// The `session/update`s of an agent event, in order; `changes` is the diff content of the
+/// change the call made, when it made one. The end of the run is the prompt's answer, not
+/// an update.
+pub(crate) fn session_updates(
+    event: &AgentEvent,
+    root: &Path,
+    changes: Vec<acp::ToolCallContent>,
+) -> Vec<acp::SessionUpdate> {
+    match event {
+        AgentEvent::MessageChunk { text } => {
+            vec![acp::SessionUpdate::AgentMessageChunk(chunk(text.clone()))]
+        }
+        AgentEvent::ToolCallStarted {
+            call_id,
+            name,
+            kind,
+            summary,
+            arguments,
+            ..
+        } => vec![
+            acp::SessionUpdate::ToolCall(tool_call(
+                call_id,
+                name,
+                tool_kind(*kind),
+                summary,
+                arguments,
+                root,
+            )),
+            acp::SessionUpdate::ToolCallUpdate(acp::ToolCallUpdate::new(
+                call_id.clone(),
+                acp::ToolCallUpdateFields::new().status(acp::ToolCallStatus::InProgress),
+            )),
+        ],
+        AgentEvent::ToolCallFinished {
+            call_id,
+            status,
+            summary,
+            ..
+        } => {
+            let mut content = vec![text(summary.clone())];
+            content.extend(changes);
+            vec![acp::SessionUpdate::ToolCallUpdate(
+                acp::ToolCallUpdate::new(
+                    call_id.clone(),
+                    acp::ToolCallUpdateFields::new()
+                        .status(match status {
+                            ToolStatus::Completed => acp::ToolCallStatus::Completed,
+                            ToolStatus::Failed | ToolStatus::Cancelled => {
+                                acp::ToolCallStatus::Failed
+                            }
+                        })
+                        .content(content),
+                ),
+            )]
+        }
+        AgentEvent::Usage { call, total } => {
+            // ACP's usage is the context window: the last call's prompt and answer are
+            // what the next call starts from. Its size is the provider's, not known here:
+            // 0 says so.
+            let mut usage = acp::UsageUpdate::new(call.input_tokens + call.output_tokens, 0);
+            let mut meta = acp::Meta::new();
+            meta.insert(
+                "switchyard".into(),
+                serde_json::json!({
+                    "inputTokens": total.input_tokens,
+                    "outputTokens": total.output_tokens,
+                }),
+            );
+            usage.meta = Some(meta);
+            vec![acp::SessionUpdate::UsageUpdate(usage)]
+        }
+        AgentEvent::ModelRetry { .. }
+        | AgentEvent::ModelWaiting { .. }
+        | AgentEvent::Done { .. } => Vec::new(),
+    }
+}
+
+/// A stored conversation as the `session/update`s that show it again: the user's prompts,
+/// the agent's answers, its tool calls and their results.
+pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate> {
+    let mut updates = Vec::new();
+    for message in history {
+        match message {
+            Message::User { content } => {
+                updates.push(acp::SessionUpdate::UserMessageChunk(chunk(content.clone())));
+            }
+            Message::Assistant { text, tool_calls } => {
+                if !text.is_empty() {
+                    updates.push(acp::SessionUpdate::AgentMessageChunk(chunk(text.clone())));
+                }
+                for call in tool_calls {
+                    let arguments: Value =
+                        serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+                    let summary = crate::agent::summarize_arguments(&arguments);
+                    updates.push(acp::SessionUpdate::ToolCall(
+                        tool_call(
+                            &call.id,
+                            &call.name,
+                            kind_of(&call.name),
+                            &summary,
+                            &arguments,
+                            root,
+                        )
+                        .status(acp::ToolCallStatus::InProgress),
+                    ));
+                }
+            }
+            Message::ToolResult {
+                call_id,
+                content,
+                is_error,
+            } => {
+                updates.push(acp::SessionUpdate::ToolCallUpdate(
+                    acp::ToolCallUpdate::new(
+                        call_id.clone(),
+                        acp::ToolCallUpdateFields::new()
+                            .status(if *is_error {
+                                acp::ToolCallStatus::Failed
+                            } else {
+                                acp::ToolCallStatus::Completed
+                            })
+                            .content(vec![text(content.clone())]),
+                    ),
+                ));
+            }
+        }
+    }
+    updates
+}
+
+/// ACP's stop reason of a run's; the limits ACP has no name for are `max_turn_requests`.
+pub(crate) fn stop_reason(stop: StopReason) -> acp::StopReason {
+    match stop {
+        StopReason::EndTurn => acp::StopReason::EndTurn,
+        StopReason::MaxTurns | StopReason::TokenBudget => acp::StopReason::MaxTurnRequests,
+        StopReason::MaxTokens => acp::StopReason::MaxTokens,
+        StopReason::Refusal => acp::StopReason::Refusal,
+        StopReason::Cancelled => acp::StopReason::Cancelled,
+    }
+}
+
+/// `2026-12-03T07:01:53Z` of Unix milliseconds (ACP's `updatedAt` is ISO 8601).
+pub(crate) fn iso8601(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::edits::TextEdit;
+    use crate::lanes::Lane;
+
+    #[test]
+    fn agent_events_become_session_updates() {
+        let root = Path::new("/w");
+        let shapes = |event: AgentEvent, changes| {
+            session_updates(&event, root, changes)
+                .into_iter()
+                .map(|u| serde_json::to_value(u).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shapes(AgentEvent::MessageChunk { text: "Hi".into() }, vec![]),
+            [
+                json!({"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "Hi"}})
+            ]
+        );
+        // `pending` is the default status, left out on the wire.
+        assert_eq!(
+            shapes(
+                AgentEvent::ToolCallStarted {
+                    call_id: "c1".into(),
+                    name: "read".into(),
+                    lane: Some(Lane::Query),
+                    kind: ToolKind::Read,
+                    summary: "path=src/a.rs offset=3".into(),
+                    arguments: json!({"path": "src/a.rs", "offset": 3}),
+                },
+                vec![]
+            ),
+            [
+                json!({"sessionUpdate": "tool_call", "toolCallId": "c1", "title": "read path=src/a.rs offset=3",
+                       "kind": "read",
+                       "locations": [{"path": "/w/src/a.rs", "line": 3}],
+                       "rawInput": {"path": "src/a.rs", "offset": 3}}),
+                json!({"sessionUpdate": "tool_call_update", "toolCallId": "c1", "status": "in_progress"}),
+            ]
+        );
+        let set = ChangeSet {
+            label: "edit a.rs".into(),
+            changes: vec![Change::Edit {
+                path: "/w/a.rs".into(),
+                before: Arc::from("let a = 1;\n"),
+                version: None,
+                edits: vec![TextEdit {
+                    start: 8,
+                    end: 9,
+                    new_text: "2".into(),
+                }],
+            }],
+        };
+        assert_eq!(
+            shapes(
+                AgentEvent::ToolCallFinished {
+                    call_id: "c2".into(),
+                    name: "edit".into(),
+                    lane: Some(Lane::Execute),
+                    status: ToolStatus::Completed,
+                    duration: Duration::from_millis(3),
+                    summary: "edited a.rs".into(),
+                },
+                change_content(&set)
+            ),
+            [
+                json!({"sessionUpdate": "tool_call_update", "toolCallId": "c2", "status": "completed",
+                "content": [
+                    {"type": "content", "content": {"type": "text", "text": "edited a.rs"}},
+                    {"type": "diff", "path": "/w/a.rs", "oldText": "let a = 1;\n", "newText": "let a = 2;\n"}
+                ]})
+            ]
+        );
+    }
+
+    #[test]
+    fn stop_reasons_and_dates() {
+        assert_eq!(
+            serde_json::to_value(stop_reason(StopReason::TokenBudget)).unwrap(),
+            json!("max_turn_requests")
+        );
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_796_281_313_000), "2026-12-03T07:01:53Z");
+    }
+}
