@@ -36,9 +36,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{AgentConfig, EnsembleConfig};
-pub use event::{AgentEvent, EventSender, RunOutcome, StopReason, Timings, ToolStatus};
+pub use event::{AgentEvent, Cost, EventSender, RunOutcome, StopReason, Timings, ToolStatus};
 pub use prompt::{AskContext, Selection};
-pub use store::{SessionInfo, SessionStore};
+pub use store::{Loaded, SessionInfo, SessionStore, TurnUsage};
 
 use crate::config::Config;
 use crate::lanes::{Lane, LaneError, SessionId};
@@ -102,6 +102,16 @@ struct SessionState {
     /// Cancels the request running now.
     run: Mutex<CancellationToken>,
     persist: bool,
+    /// Turns and usage over the session's life (earlier processes included).
+    totals: Mutex<Totals>,
+}
+
+/// A session's turns and usage so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Totals {
+    turns: u32,
+    usage: Usage,
+    cost_usd: Option<f64>,
 }
 
 impl Agent {
@@ -181,12 +191,12 @@ impl Agent {
                 persist = false;
             }
         }
-        Ok(self.register(id, Vec::new(), persist))
+        Ok(self.register(id, Loaded::default(), persist))
     }
 
     /// A session that is never written to disk (an ensemble's module agents).
     pub fn ephemeral_session(&self) -> Session {
-        self.register(store::new_id().into(), Vec::new(), false)
+        self.register(store::new_id().into(), Loaded::default(), false)
     }
 
     /// The session `id`: the live one, else the one stored for this workspace, resumed.
@@ -207,9 +217,9 @@ impl Agent {
                 "no session `{id}`: sessions are not kept on disk (agent.persist_sessions is off)"
             )));
         };
-        let mut history = store.load(id).await.map_err(AgentError::Session)?;
-        store::repair(&mut history);
-        Ok(self.register(id.into(), history, true))
+        let mut loaded = store.replay(id).await.map_err(AgentError::Session)?;
+        store::repair(&mut loaded.messages);
+        Ok(self.register(id.into(), loaded, true))
     }
 
     /// The sessions stored for this workspace, most recent first (none when sessions are
@@ -219,6 +229,46 @@ impl Agent {
             Some(store) => store.list().await.map_err(AgentError::Session),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// Deletes session `id`: a request running in it is cancelled, the agent forgets it and
+    /// its file is removed. An id with no session is an error that says so.
+    pub async fn delete_session(&self, id: &str) -> Result<(), AgentError> {
+        if !store::valid_id(id) {
+            return Err(AgentError::Session(format!(
+                "`{id}` is not a session id: ids are letters, digits, `-` and `_`"
+            )));
+        }
+        let live = self.inner.sessions.lock().remove(id);
+        if let Some(state) = &live {
+            state.run.lock().cancel();
+            self.inner.toolbox.lanes().cancel_session(&state.id);
+        }
+        let stored = match self.inner.store.as_ref() {
+            Some(store) => store.delete(id).await.map_err(AgentError::Session)?,
+            None => false,
+        };
+        if live.is_none() && !stored {
+            return Err(AgentError::Session(format!(
+                "no session `{id}` in this workspace"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Session `id`'s whole record as kept on disk: its history, turns and usage.
+    pub async fn transcript(&self, id: &str) -> Result<Loaded, AgentError> {
+        if !store::valid_id(id) {
+            return Err(AgentError::Session(format!(
+                "`{id}` is not a session id: ids are letters, digits, `-` and `_`"
+            )));
+        }
+        let Some(store) = self.inner.store.as_ref() else {
+            return Err(AgentError::Session(format!(
+                "no session `{id}`: sessions are not kept on disk"
+            )));
+        };
+        store.replay(id).await.map_err(AgentError::Session)
     }
 
     /// Cancels the request running in session `id`; returns whether one was running.
@@ -237,14 +287,20 @@ impl Agent {
         self.inner.store.is_some() && self.config().persist_sessions
     }
 
-    fn register(&self, id: SessionId, history: Vec<Message>, persist: bool) -> Session {
+    fn register(&self, id: SessionId, loaded: Loaded, persist: bool) -> Session {
         let cancelled = CancellationToken::new();
         cancelled.cancel();
+        let totals = Totals {
+            turns: loaded.turns,
+            usage: loaded.usage,
+            cost_usd: loaded.cost_usd,
+        };
         let state = Arc::new(SessionState {
             id: Arc::clone(&id),
-            history: tokio::sync::Mutex::new(history),
+            history: tokio::sync::Mutex::new(loaded.messages),
             run: Mutex::new(cancelled),
             persist,
+            totals: Mutex::new(totals),
         });
         self.inner.sessions.lock().insert(id, Arc::clone(&state));
         Session {
@@ -312,10 +368,14 @@ impl Session {
         store::repair(&mut history);
         let token = CancellationToken::new();
         *self.state.run.lock() = token.clone();
-        let mut config = agent.config();
+        let snapshot = agent.inner.toolbox.config().get();
+        let mut config = snapshot.agent.clone();
         if let Some(max_turns) = max_turns {
             config.max_turns = max_turns;
         }
+        let model = client.config().model.clone();
+        let price = snapshot.llm.pricing.get(&model).copied();
+        let before = *self.state.totals.lock();
         let mut run = Run {
             session: self,
             client: &client,
@@ -324,11 +384,17 @@ impl Session {
             events,
             token: &token,
             offered: Vec::new(),
+            price,
+            before,
             outcome: RunOutcome {
                 session: self.state.id.to_string(),
                 text: String::new(),
                 stop: StopReason::EndTurn,
+                turn: before.turns + 1,
                 usage: Usage::default(),
+                cost_usd: None,
+                session_usage: before.usage,
+                session_cost_usd: before.cost_usd,
                 turns: 0,
                 tool_calls: 0,
                 timings: Timings::default(),
@@ -339,6 +405,25 @@ impl Session {
         let mut outcome = run.outcome;
         outcome.timings.total = started.elapsed();
         token.cancel();
+        // The prompt is in the history from the start: the turn counts whatever ended it.
+        {
+            let turn = TurnUsage {
+                turn: outcome.turn,
+                model,
+                usage: outcome.usage,
+                cost_usd: outcome.cost_usd,
+            };
+            *self.state.totals.lock() = Totals {
+                turns: turn.turn,
+                usage: outcome.session_usage,
+                cost_usd: outcome.session_cost_usd,
+            };
+            if let (true, Some(store)) = (self.state.persist, &self.agent.store) {
+                if let Err(e) = store.append_usage(&self.state.id, &turn).await {
+                    tracing::warn!(session = %self.state.id, error = %e, "cannot save the session");
+                }
+            }
+        }
         let stop = result?;
         outcome.stop = stop;
         let _ = events.send(AgentEvent::Done { stop });
@@ -357,6 +442,10 @@ struct Run<'a> {
     outcome: RunOutcome,
     /// The tools offered to the model in this request.
     offered: Vec<&'static str>,
+    /// The price of the model answering, when `[llm.pricing]` has one.
+    price: Option<llm::Price>,
+    /// The session's totals before this turn.
+    before: Totals,
 }
 
 impl Run<'_> {
@@ -422,13 +511,7 @@ impl Run<'_> {
                 Err(_) if self.token.is_cancelled() => return Ok(StopReason::Cancelled),
                 Err(e) => return Err(AgentError::Model(model::describe(&e))),
             };
-            let usage = &mut self.outcome.usage;
-            usage.input_tokens += answer.usage.input_tokens;
-            usage.output_tokens += answer.usage.output_tokens;
-            let _ = self.events.send(AgentEvent::Usage {
-                call: answer.usage,
-                total: *usage,
-            });
+            self.count(answer.usage);
             for (i, call) in answer.tool_calls.iter_mut().enumerate() {
                 if call.id.is_empty() {
                     call.id = format!("call_{}_{i}", self.outcome.turns);
@@ -454,6 +537,26 @@ impl Run<'_> {
             self.outcome.tool_calls += calls.len();
             self.record(results).await;
         }
+    }
+
+    /// Adds one model call's tokens (and cost) to the turn's and the session's, and says so.
+    fn count(&mut self, call: Usage) {
+        let outcome = &mut self.outcome;
+        outcome.usage.add(call);
+        outcome.cost_usd = self.price.map(|p| p.cost(outcome.usage));
+        outcome.session_usage = self.before.usage;
+        outcome.session_usage.add(outcome.usage);
+        outcome.session_cost_usd = store::add_cost(self.before.cost_usd, outcome.cost_usd);
+        let _ = self.events.send(AgentEvent::Usage {
+            call,
+            turn: outcome.usage,
+            session: outcome.session_usage,
+            cost: Cost {
+                call_usd: self.price.map(|p| p.cost(call)),
+                turn_usd: outcome.cost_usd,
+                session_usd: outcome.session_cost_usd,
+            },
+        });
     }
 
     /// Runs one turn's tool calls and returns their results in call order.

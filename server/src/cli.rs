@@ -6,6 +6,7 @@ mod analyze;
 mod ask;
 mod print;
 mod progress;
+mod sessions;
 mod tool;
 mod trust;
 
@@ -33,12 +34,17 @@ enum Command {
     /// notices to stderr.
     ///
     /// Every ask runs in a session kept under the user's state directory; continue one with
-    /// --session, list them with --list. Ctrl-C cancels the request.
+    /// --session, list them with `switchyard sessions`. Ctrl-C cancels the request.
     ///
     /// Exits 0 when the model finished its answer, 1 on an error (the message goes to
     /// stderr), 2 on bad usage, 3 when a limit stopped the run early (agent.max_turns,
     /// agent.token_budget, the model's token limit), 130 when interrupted.
     Ask(ask::AskArgs),
+    /// The workspace's sessions: list them with their turns and usage (the default), show
+    /// one's whole conversation, or delete one.
+    ///
+    /// Exits 0 on success, 1 on an error (an unknown session), 2 on bad usage.
+    Sessions(sessions::SessionsArgs),
     /// Analyze a workspace: files, code, comment and blank lines per language (as tokei
     /// counts them), TODO/FIXME/HACK/XXX markers, the largest files, binary and ignored
     /// files, and the project manifests found.
@@ -91,6 +97,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Lsp(_) => ExitCode::FAILURE, // served above
         Command::Ask(args) => runtime.block_on(ask::run(args)),
+        Command::Sessions(args) => runtime.block_on(sessions::run(args)),
         Command::Analyze(args) => runtime.block_on(analyze::run(args)),
         Command::Tool(args) => runtime.block_on(tool::run(args)),
         Command::Trust(args) => trust::run(args),

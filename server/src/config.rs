@@ -99,6 +99,7 @@ impl Config {
         let config: Config = serde_json::from_value(merged).map_err(|e| e.to_string())?;
         config.lanes.validate()?;
         config.agent.validate()?;
+        config.llm.validate()?;
         Ok(config)
     }
 

@@ -505,7 +505,7 @@ impl Call {
 }
 
 /// `1234567` → `1,234,567`, for counts a person or a model reads.
-pub(crate) fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -12,7 +12,9 @@ use switchyard_tests::cli::{self, Output};
 use switchyard_tests::switchyard_bin;
 
 use serde_json::{Value, json};
-use switchyard_tests::mock_model::{ErrorReply, MockModel, Response, Rule, Script, ToolCall};
+use switchyard_tests::mock_model::{
+    ErrorReply, MockModel, Response, Rule, Script, ToolCall, Usage,
+};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -315,12 +317,27 @@ fn without_a_model_ask_says_how_to_configure_one() {
 }
 
 #[test]
-fn a_session_is_resumed_by_a_second_process_and_listed() {
+fn a_session_is_resumed_by_a_second_process_listed_with_its_usage_shown_and_deleted() {
     let env = Env::new();
+    let config = env.home.path().join("config/switchyard");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "[llm.pricing.\"mock-model\"]\ninput = 2.0\noutput = 8.0\ncached_input = 0.5\n",
+    )
+    .unwrap();
+    let mut first_answer = Response::text("Forty-two.");
+    // Anthropic's shape: 200 fresh and 800 cached prompt tokens.
+    first_answer.usage = Some(Usage {
+        input_tokens: 200,
+        output_tokens: 100,
+        cache_read_input_tokens: 800,
+        cache_creation_input_tokens: 0,
+    });
     let model = MockModel::start_with(
         Script::new(vec![
-            Rule::anthropic(Response::text("Forty-two.")).turn(0),
-            Rule::anthropic(Response::text("Six times seven.")).turn(1),
+            Rule::anthropic(first_answer).turn(0),
+            Rule::anthropic(Response::text("Six times seven.").usage(500, 50)).turn(1),
         ]),
         Default::default(),
     )
@@ -334,10 +351,25 @@ fn a_session_is_resumed_by_a_second_process_and_listed() {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no session id in: {}", first.stderr))
         .to_string();
+    // 200 × $2 + 800 × $0.5 + 100 × $8 per million.
+    assert!(
+        first.stderr.contains(&format!(
+            "switchyard: session {id} turn 1 (1 model call, 1,000 in (800 cached) · 100 out · $0.0016); session so far: 1,000 in (800 cached) · 100 out · $0.0016"
+        )),
+        "{}",
+        first.stderr
+    );
 
     let second = env.ask(&model, "anthropic", &["--session", &id, "Why?"]);
     assert_eq!(second.code, Some(0), "stderr: {}", second.stderr);
     assert_eq!(second.stdout, "Six times seven.\n");
+    assert!(
+        second.stderr.contains(&format!(
+            "session {id} turn 2 (1 model call, 500 in · 50 out · $0.0014); session so far: 1,500 in (800 cached) · 150 out · $0.0030"
+        )),
+        "the second process counts on from the first: {}",
+        second.stderr
+    );
     let requests = model.requests();
     let messages = requests[1].messages();
     let texts: Vec<&str> = messages
@@ -346,15 +378,47 @@ fn a_session_is_resumed_by_a_second_process_and_listed() {
         .collect();
     assert_eq!(texts, ["What is the answer?", "Forty-two.", "Why?"]);
 
-    let listed = env.ask(&model, "anthropic", &["--list"]);
+    let sessions = |args: &[&str]| {
+        let mut command = env.switchyard(&model, "anthropic", &["sessions"]);
+        command.args(args).arg("--cwd").arg(env.root.path());
+        run(command)
+    };
+    let listed = sessions(&[]);
     assert_eq!(listed.code, Some(0), "stderr: {}", listed.stderr);
-    assert!(
-        listed
-            .stdout
-            .starts_with(&format!("{id}  4 messages  What is the answer?")),
-        "{}",
-        listed.stdout
+    assert_eq!(
+        listed.stdout,
+        format!("{id}  2 turns  1,500 in (800 cached) · 150 out · $0.0030  What is the answer?\n")
     );
+    let shown = sessions(&["show", &id]);
+    assert_eq!(shown.code, Some(0), "stderr: {}", shown.stderr);
+    assert!(
+        shown.stdout.starts_with(
+            "## turn 1 (mock-model: 1,000 in (800 cached) · 100 out · $0.0016)\n\n> What is the answer?\n\nForty-two.\n\n## turn 2 (mock-model: 500 in · 50 out · $0.0014)\n\n> Why?\n\nSix times seven.\n\n"
+        ),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown
+            .stdout
+            .ends_with("2 turns · 1,500 in (800 cached) · 150 out · $0.0030\n")
+    );
+
+    let removed = sessions(&["rm", &id]);
+    assert_eq!(removed.code, Some(0), "stderr: {}", removed.stderr);
+    assert_eq!(sessions(&["list"]).stdout, "");
+    let again = sessions(&["rm", &id]);
+    assert_eq!(again.code, Some(1));
+    assert!(
+        again
+            .stderr
+            .contains(&format!("no session `{id}` in this workspace")),
+        "{}",
+        again.stderr
+    );
+    let bad = sessions(&["show", "../x"]);
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("is not a session id"), "{}", bad.stderr);
 
     let unknown = env.ask(&model, "anthropic", &["--session", "nope", "Hm?"]);
     assert_eq!(unknown.code, Some(1));

@@ -18,6 +18,8 @@ M.methods = {
   lane_status = 'switchyard/laneStatus',
   pending_tasks = 'switchyard/pendingTasks',
   complete_task = 'switchyard/completeTask',
+  list_sessions = 'switchyard/listSessions',
+  delete_session = 'switchyard/deleteSession',
 }
 
 --- `workspace/executeCommand` commands (`switchyard.*`), as in `ext.rs`.
