@@ -22,6 +22,7 @@
 mod config;
 pub mod ensemble;
 mod event;
+pub mod instructions;
 mod model;
 mod prompt;
 mod schedule;
@@ -457,10 +458,25 @@ impl Run<'_> {
         let agent = &self.session.agent;
         let specs = agent.toolbox.specs();
         self.offered = specs.iter().map(|s| s.name).collect();
+        // Read for every request: an edited AGENTS.md applies from the next prompt.
+        let project = {
+            let workspace = agent.toolbox.workspace().clone();
+            let open_file = context.open_file.clone();
+            tokio::task::spawn_blocking(move || {
+                instructions::load(
+                    &workspace,
+                    open_file.as_deref(),
+                    instructions::user_file().as_deref(),
+                )
+            })
+            .await
+            .unwrap_or_default()
+        };
         let system = prompt::system_prompt(
             agent.toolbox.workspace().roots(),
             context,
             &specs,
+            &project,
             self.config.instructions.as_deref(),
         );
         let tools: Vec<llm::ToolSpec> = specs

@@ -754,3 +754,60 @@ fn assert_usage(got: TokenUsage, want: TokenUsage) {
     };
     assert!(a == b && close, "got {got:?}, want {want:?}");
 }
+
+#[tokio::test]
+async fn the_nearest_agents_md_to_the_open_file_applies_on_top_of_the_roots() {
+    within(LIMIT, async {
+        let setup = setup();
+        std::fs::write(setup.root.path().join("AGENTS.md"), "Root rule.\n").unwrap();
+        std::fs::write(setup.root.path().join("src/AGENTS.md"), "Source rule.\n").unwrap();
+        std::fs::create_dir(setup.root.path().join("docs")).unwrap();
+        std::fs::write(setup.root.path().join("docs/AGENTS.md"), "Docs rule.\n").unwrap();
+        let model = MockModel::start(Script::new(vec![
+            Rule::anthropic(Response::text("Noted.")).repeat(),
+        ]))
+        .await;
+        let (client, _) = LspClient::initialized(options(&setup, &model, "anthropic")).await;
+        let uri = file_url(&setup.root.path().join("src/main.rs"))
+            .as_str()
+            .parse()
+            .unwrap();
+        client
+            .ext_request::<Ask>(AskParams {
+                context: Some(AskContext {
+                    file: Some(uri),
+                    selection: None,
+                    selected_text: None,
+                }),
+                ..ask_params("What applies here?")
+            })
+            .await
+            .unwrap();
+        client
+            .ext_request::<Ask>(ask_params("And with no file open?"))
+            .await
+            .unwrap();
+        let system = |at: usize| {
+            model.requests()[at].body["system"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let with_file = system(0);
+        let root = with_file
+            .find("--- AGENTS.md ---\nRoot rule.")
+            .expect(&with_file);
+        let nearest = with_file
+            .find("--- src/AGENTS.md ---\nSource rule.")
+            .expect(&with_file);
+        assert!(root < nearest, "{with_file}");
+        assert!(!with_file.contains("Docs rule."), "{with_file}");
+        let without = system(1);
+        assert!(
+            without.contains("Root rule.") && !without.contains("Source rule."),
+            "{without}"
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
