@@ -19,6 +19,7 @@
 //! whether it is parallel-safe, and [`Toolbox::task`] gives the lane task that runs it. The
 //! mutating tools join the toolbox and the loop does not change.
 
+mod checkpoint;
 mod config;
 pub mod ensemble;
 mod event;
@@ -36,6 +37,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub use checkpoint::{Only, RewindReport, RewindRequest};
 pub use config::{AgentConfig, EnsembleConfig};
 pub use event::{AgentEvent, Cost, EventSender, RunOutcome, StopReason, Timings, ToolStatus};
 pub use prompt::{AskContext, Selection};
@@ -58,9 +60,23 @@ pub enum AgentError {
     /// or retries exhausted); the message says what is wrong.
     #[error("{0}")]
     Model(String),
-    /// A session cannot be found, read or named so.
+    /// A session cannot be found, read or named so, or has no such turn.
     #[error("{0}")]
     Session(String),
+    /// A rewind cannot be done as asked: files changed since the agent left them, a request
+    /// is running, or the changes could not be applied.
+    #[error("{0}")]
+    Rewind(String),
+}
+
+/// The changes that take a session's files back to the start of a turn, and what the
+/// rewind will report once they are applied.
+#[derive(Debug, Clone)]
+pub struct RewindPlan {
+    /// The files' changes, applied together (one `workspace/applyEdit` in the editor).
+    pub changes: crate::edits::ChangeSet,
+    /// What the rewind does.
+    pub report: RewindReport,
 }
 
 /// The agent of one workspace: its tools, its model client and its sessions. Cheap to
@@ -208,11 +224,7 @@ impl Agent {
                 state: Arc::clone(state),
             });
         }
-        if !store::valid_id(id) {
-            return Err(AgentError::Session(format!(
-                "`{id}` is not a session id: ids are letters, digits, `-` and `_`"
-            )));
-        }
+        check_id(id)?;
         let Some(store) = self.inner.store.as_ref().filter(|_| self.persists()) else {
             return Err(AgentError::Session(format!(
                 "no session `{id}`: sessions are not kept on disk (agent.persist_sessions is off)"
@@ -235,11 +247,7 @@ impl Agent {
     /// Deletes session `id`: a request running in it is cancelled, the agent forgets it and
     /// its file is removed. An id with no session is an error that says so.
     pub async fn delete_session(&self, id: &str) -> Result<(), AgentError> {
-        if !store::valid_id(id) {
-            return Err(AgentError::Session(format!(
-                "`{id}` is not a session id: ids are letters, digits, `-` and `_`"
-            )));
-        }
+        check_id(id)?;
         let live = self.inner.sessions.lock().remove(id);
         if let Some(state) = &live {
             state.run.lock().cancel();
@@ -257,13 +265,101 @@ impl Agent {
         Ok(())
     }
 
-    /// Session `id`'s whole record as kept on disk: its history, turns and usage.
-    pub async fn transcript(&self, id: &str) -> Result<Loaded, AgentError> {
-        if !store::valid_id(id) {
+    /// What rewinding session `id` as `request` says takes: the files' changes (none for a
+    /// conversation-only rewind) and the report. Refuses, naming them, files changed since
+    /// the agent left them unless `request.force`; changes nothing itself.
+    pub async fn plan_rewind(
+        &self,
+        id: &str,
+        request: RewindRequest,
+    ) -> Result<RewindPlan, AgentError> {
+        let store = self.rewind_store(id)?;
+        let loaded = store.replay(id).await.map_err(AgentError::Session)?;
+        if request.turn == 0 || request.turn > loaded.turns {
+            return Err(AgentError::Session(match loaded.turns {
+                0 => format!("session `{id}` has no turns to rewind"),
+                n => format!(
+                    "session `{id}` has turns 1 to {n}; there is no turn {}",
+                    request.turn
+                ),
+            }));
+        }
+        let mut report = RewindReport {
+            turn: request.turn,
+            conversation: request.conversation(),
+            ..RewindReport::default()
+        };
+        let mut changes = Vec::new();
+        if request.code() {
+            let toolbox = self.inner.toolbox.clone();
+            let id = id.to_string();
+            let planned = tokio::task::spawn_blocking(move || {
+                checkpoint::plan(&toolbox, &store, &id, &loaded, request)
+            })
+            .await
+            .map_err(|e| AgentError::Rewind(format!("the rewind failed: {e}")))??;
+            changes = planned.changes;
+            report.restored = planned.restored;
+            report.not_restorable = planned.notes;
+        }
+        Ok(RewindPlan {
+            changes: crate::edits::ChangeSet {
+                label: format!("rewind to turn {}", request.turn),
+                changes,
+            },
+            report,
+        })
+    }
+
+    /// Records a rewind whose changes were applied, and takes the live session (if any)
+    /// back to it.
+    pub async fn finish_rewind(&self, id: &str, request: RewindRequest) -> Result<(), AgentError> {
+        let store = self.rewind_store(id)?;
+        let line = store::Line::Rewind {
+            turn: request.turn,
+            code: request.code(),
+            conversation: request.conversation(),
+        };
+        store
+            .append_lines(id, &[line])
+            .await
+            .map_err(AgentError::Rewind)?;
+        let live = self.inner.sessions.lock().get(id).cloned();
+        if let Some(state) = live {
+            let mut loaded = store.replay(id).await.map_err(AgentError::Session)?;
+            store::repair(&mut loaded.messages);
+            let mut history = state.history.lock().await;
+            *history = loaded.messages;
+            state.totals.lock().turns = loaded.turns;
+        }
+        Ok(())
+    }
+
+    /// The store of a session that can be rewound now: kept on disk, and not running.
+    fn rewind_store(&self, id: &str) -> Result<SessionStore, AgentError> {
+        check_id(id)?;
+        let Some(store) = self.inner.store.clone().filter(|_| self.persists()) else {
             return Err(AgentError::Session(format!(
-                "`{id}` is not a session id: ids are letters, digits, `-` and `_`"
+                "no session `{id}`: sessions are not kept on disk (agent.persist_sessions is off)"
+            )));
+        };
+        let running = self
+            .inner
+            .sessions
+            .lock()
+            .get(id)
+            .is_some_and(|state| !state.run.lock().is_cancelled());
+        if running {
+            return Err(AgentError::Rewind(format!(
+                "a request is running in session `{id}`; cancel it first"
             )));
         }
+        Ok(store)
+    }
+
+    /// Session `id`'s whole record as kept on disk: its history, turns and usage.
+    pub async fn transcript(&self, id: &str) -> Result<Loaded, AgentError> {
+        check_id(id)?;
         let Some(store) = self.inner.store.as_ref() else {
             return Err(AgentError::Session(format!(
                 "no session `{id}`: sessions are not kept on disk"
@@ -387,6 +483,7 @@ impl Session {
             offered: Vec::new(),
             price,
             before,
+            captured: std::collections::HashSet::new(),
             outcome: RunOutcome {
                 session: self.state.id.to_string(),
                 text: String::new(),
@@ -447,6 +544,8 @@ struct Run<'a> {
     price: Option<llm::Price>,
     /// The session's totals before this turn.
     before: Totals,
+    /// The files this turn has kept a checkpoint of.
+    captured: std::collections::HashSet<std::path::PathBuf>,
 }
 
 impl Run<'_> {
@@ -577,6 +676,7 @@ impl Run<'_> {
 
     /// Runs one turn's tool calls and returns their results in call order.
     async fn run_tools(&mut self, calls: &[ToolCall]) -> Vec<Message> {
+        let touched = self.checkpoint(calls).await;
         let toolbox = &self.session.agent.toolbox;
         let ctx = CallContext {
             session: Some(Arc::clone(&self.session.state.id)),
@@ -664,6 +764,7 @@ impl Run<'_> {
             },
         )
         .await;
+        self.settle(touched).await;
         calls
             .iter()
             .zip(answers)
@@ -692,6 +793,75 @@ impl Run<'_> {
             .collect()
     }
 
+    /// Keeps, before a batch of calls runs, what the files they change are now (once per
+    /// file per turn), and marks the turn when a call's changes cannot be known. Returns
+    /// the files the batch may change. Nothing for a session not kept on disk.
+    async fn checkpoint(&mut self, calls: &[ToolCall]) -> Vec<std::path::PathBuf> {
+        let state = &self.session.state;
+        let Some(store) = self.session.agent.store.clone().filter(|_| state.persist) else {
+            return Vec::new();
+        };
+        let turn = self.outcome.turn;
+        let mut lines: Vec<store::Line> = calls
+            .iter()
+            .filter(|c| checkpoint::UNRESTORABLE.contains(&c.name.as_str()))
+            .map(|c| store::Line::Unrestorable {
+                turn,
+                tool: c.name.clone(),
+            })
+            .collect();
+        let changing: Vec<(String, Value)> = calls
+            .iter()
+            .filter(|c| Toolbox::spec(&c.name).is_some_and(|s| !s.parallel_safe))
+            .filter_map(|c| Some((c.name.clone(), serde_json::from_str(&c.arguments).ok()?)))
+            .collect();
+        if changing.is_empty() && lines.is_empty() {
+            return Vec::new();
+        }
+        let toolbox = self.session.agent.toolbox.clone();
+        let id = Arc::clone(&state.id);
+        let seen = self.captured.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            checkpoint::capture(&toolbox, &store, &id, turn, &changing, &seen)
+        })
+        .await
+        .unwrap_or_default();
+        let (paths, records) = kept;
+        for line in &records {
+            if let store::Line::Checkpoint { path, .. } = line {
+                self.captured.insert(path.clone());
+            }
+        }
+        lines.extend(records);
+        self.append(&lines).await;
+        paths
+    }
+
+    /// Records what the agent left `paths` as, after a batch of calls.
+    async fn settle(&mut self, paths: Vec<std::path::PathBuf>) {
+        if paths.is_empty() {
+            return;
+        }
+        let toolbox = self.session.agent.toolbox.clone();
+        let turn = self.outcome.turn;
+        let lines = tokio::task::spawn_blocking(move || checkpoint::settle(&toolbox, turn, paths))
+            .await
+            .unwrap_or_default();
+        self.append(&lines).await;
+    }
+
+    /// Appends records to the session file; a failed write is logged, not fatal.
+    async fn append(&self, lines: &[store::Line]) {
+        let state = &self.session.state;
+        if let (true, Some(store), false) =
+            (state.persist, &self.session.agent.store, lines.is_empty())
+        {
+            if let Err(e) = store.append_lines(&state.id, lines).await {
+                tracing::warn!(session = %state.id, error = %e, "cannot save the session");
+            }
+        }
+    }
+
     /// Whether the model may call `name` in this request, or why not.
     fn offer(&self, name: &str) -> Result<(), String> {
         if self.offered.contains(&name) {
@@ -715,6 +885,16 @@ impl Run<'_> {
         }
         self.history.extend(messages);
     }
+}
+
+/// An error unless `id` can name a session.
+fn check_id(id: &str) -> Result<(), AgentError> {
+    if store::valid_id(id) {
+        return Ok(());
+    }
+    Err(AgentError::Session(format!(
+        "`{id}` is not a session id: ids are letters, digits, `-` and `_`"
+    )))
 }
 
 /// The model's raw arguments as a JSON object, or an error the model can act on.

@@ -80,6 +80,16 @@ impl Env {
     }
 }
 
+/// The session id `switchyard ask` printed on stderr.
+fn session_id(out: &Output) -> String {
+    out.stderr
+        .split("switchyard: session ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no session id in: {}", out.stderr))
+        .to_string()
+}
+
 /// Runs `command` to its end; kills it by its PID and fails past [`DEADLINE`].
 fn run(command: Command) -> Output {
     cli::run(command, DEADLINE)
@@ -344,13 +354,7 @@ fn a_session_is_resumed_by_a_second_process_listed_with_its_usage_shown_and_dele
     .unwrap();
     let first = env.ask(&model, "anthropic", &["What is the answer?"]);
     assert_eq!(first.code, Some(0), "stderr: {}", first.stderr);
-    let id = first
-        .stderr
-        .split("switchyard: session ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no session id in: {}", first.stderr))
-        .to_string();
+    let id = session_id(&first);
     // 200 × $2 + 800 × $0.5 + 100 × $8 per million.
     assert!(
         first.stderr.contains(&format!(
@@ -723,4 +727,118 @@ fn agents_md_files_are_in_the_prompt_reloaded_when_changed_and_grant_nothing() {
         !prompt.contains("make check"),
         "the old text is gone: {prompt}"
     );
+}
+
+#[test]
+fn rewind_restores_files_and_conversation_refuses_files_changed_since_and_says_what_bash_did() {
+    let env = Env::new();
+    let main_rs = env.root.path().join("src/main.rs");
+    let notes = env.root.path().join("notes.txt");
+    let original = std::fs::read_to_string(&main_rs).unwrap();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::tool_calls(vec![
+                ToolCall::new("write", json!({"path": "notes.txt", "content": "v1\n"})),
+                ToolCall::new(
+                    "edit",
+                    json!({"path": "src/main.rs", "old_string": "hello", "new_string": "bye"}),
+                ),
+            ]))
+            .turn(0),
+            Rule::openai(Response::text("Turn one done.")).turn(1),
+            Rule::openai(Response::tool_calls(vec![
+                ToolCall::new("write", json!({"path": "notes.txt", "content": "v2\n"})),
+                ToolCall::new("bash", json!({"command": "true"})),
+            ]))
+            .turn(2),
+            Rule::openai(Response::text("Turn two done.")).turn(3),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let first = env.ask(&model, "openai", &["--yes", "Start notes; say bye."]);
+    assert_eq!(first.code, Some(0), "stderr: {}", first.stderr);
+    let id = session_id(&first);
+    let second = env.ask(
+        &model,
+        "openai",
+        &["--yes", "--session", &id, "Next notes."],
+    );
+    assert_eq!(second.code, Some(0), "stderr: {}", second.stderr);
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "v2\n");
+
+    let rewind = |args: &[&str]| {
+        let mut command = env.switchyard(&model, "openai", &["rewind", &id]);
+        command.args(args).arg("--cwd").arg(env.root.path());
+        run(command)
+    };
+    let back = rewind(&["2"]);
+    assert_eq!(back.code, Some(0), "stderr: {}", back.stderr);
+    assert_eq!(
+        back.stdout,
+        "restored notes.txt\nthe conversation is back at the start of turn 2\n"
+    );
+    assert!(
+        back.stderr
+            .contains("turn 2 ran `bash`: what it changed is not known, so it is not restored"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "v1\n");
+    assert_eq!(
+        std::fs::read_to_string(&main_rs).unwrap(),
+        original.replace("hello", "bye")
+    );
+
+    // Someone edits a file the agent changed in turn 1: rewinding over it is refused.
+    std::fs::write(&main_rs, "fn main() {}\n").unwrap();
+    let refused = rewind(&["1"]);
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains(
+            "not rewound: src/main.rs has changed since the agent left it; look at it, then rewind with --force"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&notes).unwrap(),
+        "v1\n",
+        "nothing was restored"
+    );
+
+    let code_only = rewind(&["1", "--only", "code", "--force"]);
+    assert_eq!(code_only.code, Some(0), "stderr: {}", code_only.stderr);
+    assert!(!notes.exists(), "a file the turn created is removed");
+    assert_eq!(std::fs::read_to_string(&main_rs).unwrap(), original);
+    let mut show = env.switchyard(&model, "openai", &["sessions", "show", &id]);
+    show.arg("--cwd").arg(env.root.path());
+    let shown = run(show);
+    assert!(
+        shown.stdout.contains("## turn 1") && !shown.stdout.contains("## turn 2"),
+        "the conversation is at turn 2's start, the code at turn 1's: {}",
+        shown.stdout
+    );
+
+    let conversation = rewind(&["1", "--only", "conversation"]);
+    assert_eq!(
+        conversation.code,
+        Some(0),
+        "stderr: {}",
+        conversation.stderr
+    );
+    assert_eq!(
+        conversation.stdout,
+        "the conversation is back at the start of turn 1\n"
+    );
+    let none = rewind(&["1"]);
+    assert_eq!(none.code, Some(1));
+    assert!(
+        none.stderr
+            .contains(&format!("session `{id}` has no turns to rewind")),
+        "{}",
+        none.stderr
+    );
+    let bad = rewind(&["1", "--only", "everything"]);
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
 }

@@ -811,3 +811,110 @@ async fn the_nearest_agents_md_to_the_open_file_applies_on_top_of_the_roots() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn rewind_restores_the_buffer_in_one_apply_edit_and_refuses_text_typed_since_unless_forced() {
+    use switchyard::lsp::ext::{Rewind, RewindParams};
+    use switchyard_tests::lsp_client::lsp_types::{
+        ClientCapabilities, ResourceOperationKind, WorkspaceEditClientCapabilities,
+    };
+    within(LIMIT, async {
+        let setup = setup();
+        let main = setup.root.path().join("src/main.rs");
+        let original = std::fs::read_to_string(&main).unwrap();
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(Response::tool_calls(vec![ToolCall::new(
+                "edit",
+                json!({"path": "src/main.rs", "old_string": "hello", "new_string": "bye"}),
+            )]))
+            .turn(0),
+            Rule::openai(Response::text("Said bye.")).turn(1),
+        ]))
+        .await;
+        let mut options = options(&setup, &model, "openai");
+        options.capabilities = ClientCapabilities {
+            workspace: Some(WorkspaceClientCapabilities {
+                apply_edit: Some(true),
+                workspace_edit: Some(WorkspaceEditClientCapabilities {
+                    document_changes: Some(true),
+                    resource_operations: Some(vec![
+                        ResourceOperationKind::Create,
+                        ResourceOperationKind::Rename,
+                        ResourceOperationKind::Delete,
+                    ]),
+                    ..WorkspaceEditClientCapabilities::default()
+                }),
+                ..WorkspaceClientCapabilities::default()
+            }),
+            ..ClientCapabilities::default()
+        };
+        let (mut client, _) = LspClient::initialized(options).await;
+        let asked = client
+            .ext_request::<Ask>(ask_params("Say bye."))
+            .await
+            .unwrap();
+        let buffer = |client: &LspClient| client.editor.lock().text(&main).map(str::to_string);
+        assert_eq!(buffer(&client).unwrap(), original.replace("hello", "bye"));
+        let edits = |client: &mut LspClient| {
+            client.drain_events();
+            client
+                .history
+                .iter()
+                .filter(|e| matches!(e, ServerEvent::ApplyEdit(_)))
+                .count()
+        };
+        assert_eq!(edits(&mut client), 1);
+
+        // The user types in the buffer the agent changed: the rewind will not clobber it.
+        client.editor.lock().type_text(&main, "// mine\n");
+        let params = |force: bool| RewindParams {
+            session_id: asked.session_id.clone(),
+            turn: 1,
+            only: None,
+            force,
+        };
+        let refused = client
+            .ext_request::<Rewind>(params(false))
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .message
+                .contains("not rewound: src/main.rs has changed since the agent left it"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(edits(&mut client), 1, "nothing was sent");
+
+        let done = client.ext_request::<Rewind>(params(true)).await.unwrap();
+        assert_eq!(done.restored, ["src/main.rs"]);
+        assert!(done.conversation && done.not_restorable.is_empty());
+        assert_eq!(edits(&mut client), 2, "one workspace/applyEdit");
+        assert_eq!(buffer(&client).unwrap(), original);
+        assert_eq!(
+            std::fs::read_to_string(&main).unwrap(),
+            original,
+            "the server never writes"
+        );
+        let listed = client
+            .ext_request::<ListSessions>(ListSessionsParams {})
+            .await
+            .unwrap();
+        assert_eq!(
+            listed.sessions[0].turns, 0,
+            "the conversation is back at turn 1"
+        );
+        let again = client
+            .ext_request::<Rewind>(params(false))
+            .await
+            .unwrap_err();
+        assert_eq!(again.code.0, -32602);
+        assert!(
+            again.message.contains("has no turns to rewind"),
+            "{}",
+            again.message
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}

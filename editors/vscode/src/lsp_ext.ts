@@ -380,3 +380,25 @@ export interface DeleteSessionParams {
 export const deleteSession = new lc.RequestType<DeleteSessionParams, null, void>(
     "switchyard/deleteSession",
 );
+
+/** `switchyard/rewind` parameters. */
+export interface RewindParams {
+    sessionId: string;
+    /** Back to the start of this turn, from 1. */
+    turn: number;
+    /** Only the files or only the conversation; both when absent. */
+    only?: "code" | "conversation";
+    /** Overwrite files changed since the agent left them. */
+    force?: boolean;
+}
+
+/** `switchyard/rewind` result. */
+export interface RewindResult {
+    turn: number;
+    restored: string[];
+    conversation: boolean;
+    notRestorable: string[];
+}
+
+/** Client → server: takes a session back to the start of a turn. */
+export const rewind = new lc.RequestType<RewindParams, RewindResult, void>("switchyard/rewind");

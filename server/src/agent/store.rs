@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use super::checkpoint::Prior;
 use crate::llm::{Message, Usage};
 
 /// Session files: read and written by their owner only.
@@ -60,7 +61,7 @@ const TITLE_CHARS: usize = 80;
 /// One line of a session file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum Line {
+pub(crate) enum Line {
     /// The first line.
     Session {
         version: u32,
@@ -79,6 +80,37 @@ enum Line {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
     },
+    /// What a file was before turn `turn` first changed it.
+    Checkpoint {
+        turn: u32,
+        path: PathBuf,
+        before: Prior,
+    },
+    /// What the agent left a file as after a batch of turn `turn`'s calls (`None`: absent).
+    After {
+        turn: u32,
+        path: PathBuf,
+        fingerprint: Option<String>,
+    },
+    /// Turn `turn` ran a tool whose changes are not known.
+    Unrestorable { turn: u32, tool: String },
+    /// The session went back to the start of `turn`: its files, its conversation or both.
+    Rewind {
+        turn: u32,
+        code: bool,
+        conversation: bool,
+    },
+}
+
+/// A file's state before a turn changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The turn.
+    pub turn: u32,
+    /// The file (canonical).
+    pub path: PathBuf,
+    /// What it was.
+    pub before: Prior,
 }
 
 /// What a session file holds, replayed.
@@ -94,6 +126,12 @@ pub struct Loaded {
     pub cost_usd: Option<f64>,
     /// Each turn's usage, in order: the turn, the model, its tokens and cost.
     pub turn_usage: Vec<TurnUsage>,
+    /// The checkpoints still in force, oldest first.
+    pub checkpoints: Vec<Checkpoint>,
+    /// What the agent left each file as, oldest first: the turn, the file, its fingerprint.
+    pub afters: Vec<(u32, PathBuf, Option<String>)>,
+    /// Turns that ran a tool whose changes are not known, with the tool.
+    pub unrestorable: Vec<(u32, String)>,
 }
 
 /// What one turn used.
@@ -133,6 +171,39 @@ impl Loaded {
                     usage,
                     cost_usd,
                 });
+            }
+            Line::Checkpoint { turn, path, before } => {
+                self.checkpoints.push(Checkpoint { turn, path, before });
+            }
+            Line::After {
+                turn,
+                path,
+                fingerprint,
+            } => self.afters.push((turn, path, fingerprint)),
+            Line::Unrestorable { turn, tool } => self.unrestorable.push((turn, tool)),
+            Line::Rewind {
+                turn,
+                code,
+                conversation,
+            } => {
+                if conversation {
+                    let mut prompts = 0;
+                    let start = self.messages.iter().position(|m| {
+                        prompts += u32::from(matches!(m, Message::User { .. }));
+                        prompts == turn
+                    });
+                    if let Some(start) = start {
+                        self.messages.truncate(start);
+                        self.turns = turn - 1;
+                    }
+                }
+                if code {
+                    self.afters.retain(|(t, ..)| *t < turn);
+                }
+                // Spent either way: restored, or no longer reachable once the turns are
+                // numbered anew.
+                self.checkpoints.retain(|c| c.turn < turn);
+                self.unrestorable.retain(|(t, _)| *t < turn);
             }
         }
     }
@@ -252,9 +323,73 @@ impl SessionStore {
         self.write(id, &[line], false).await
     }
 
-    /// Deletes session `id`'s file; `Ok(false)` when there is none.
+    /// Appends records to session `id`'s file.
+    pub(crate) async fn append_lines(&self, id: &str, lines: &[Line]) -> Result<(), String> {
+        self.write(id, lines, false).await
+    }
+
+    /// The folder of session `id`'s checkpoint contents.
+    fn blob_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.blobs"))
+    }
+
+    /// Keeps `bytes` for session `id` under their SHA-256 (once: the same content is stored
+    /// once), privately; returns the hash. Blocking: call it off the runtime's workers.
+    pub(crate) fn put_blob(&self, id: &str, bytes: &[u8]) -> Result<String, String> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let sha = super::checkpoint::sha256(bytes);
+        let dir = self.blob_dir(id);
+        let path = dir.join(&sha);
+        if path.exists() {
+            return Ok(sha);
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let temp = dir.join(format!(".{sha}.{:08x}", fastrand::u32(..)));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&temp)
+            .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_data()))
+            .and_then(|()| std::fs::rename(&temp, &path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(format!(
+                "cannot keep a checkpoint in {}: {e}",
+                dir.display()
+            ));
+        }
+        Ok(sha)
+    }
+
+    /// The content kept under `sha` for session `id`. Blocking.
+    pub(crate) fn blob(&self, id: &str, sha: &str) -> Result<Vec<u8>, String> {
+        let path = self.blob_dir(id).join(sha);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("cannot read the checkpoint {}: {e}", path.display()))?;
+        if super::checkpoint::sha256(&bytes) != sha {
+            return Err(format!(
+                "the checkpoint {} does not hold what was kept",
+                path.display()
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Deletes session `id`'s file and checkpoints; `Ok(false)` when there is no file.
     pub async fn delete(&self, id: &str) -> Result<bool, String> {
         let path = self.path(id);
+        let blobs = self.blob_dir(id);
+        if let Err(e) = tokio::fs::remove_dir_all(&blobs).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(format!("cannot delete {}: {e}", blobs.display()));
+            }
+        }
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

@@ -511,6 +511,46 @@ pub struct DeleteSessionParams {
     pub session_id: String,
 }
 
+/// `switchyard/rewind` (client → server request): takes a session back to the start of a
+/// turn — its files, restored as one `workspace/applyEdit`, its conversation, or both.
+pub enum Rewind {}
+
+impl Request for Rewind {
+    const METHOD: &'static str = "switchyard/rewind";
+    type Params = RewindParams;
+    type Result = RewindResult;
+}
+
+/// The parameters of [`Rewind`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RewindParams {
+    /// The session.
+    pub session_id: String,
+    /// The turn to go back to the start of, from 1.
+    pub turn: u32,
+    /// `code` or `conversation` to restore only that; both when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<crate::agent::Only>,
+    /// Restore files even when they changed since the agent left them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+}
+
+/// What [`Rewind`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RewindResult {
+    /// The turn the session is back at the start of.
+    pub turn: u32,
+    /// The files restored, relative to the workspace root.
+    pub restored: Vec<String>,
+    /// Whether the conversation was rewound.
+    pub conversation: bool,
+    /// What could not be restored, in sentences (turns that ran `bash`, files too large).
+    pub not_restorable: Vec<String>,
+}
+
 /// `switchyard/laneStatus` (server → client notification): a compact per-lane snapshot,
 /// sent when it changes, at most about ten times a second — what a status bar shows.
 pub enum LaneStatus {}
@@ -701,6 +741,7 @@ pub fn catalog() -> Vec<Entry> {
         request::<Ask>(),
         request::<ListSessions>(),
         request::<DeleteSession>(),
+        request::<Rewind>(),
         notification::<LaneStatus>(),
         notification::<SessionUpdate>(),
     ]

@@ -211,6 +211,11 @@ impl Server {
         .custom_method(ext::Ask::METHOD, Server::ask)
         .custom_method(ext::ListSessions::METHOD, Server::list_sessions)
         .custom_method(ext::DeleteSession::METHOD, Server::delete_session)
+        .custom_method(ext::Rewind::METHOD, Server::rewind)
+    }
+
+    async fn rewind(&self, params: ext::RewindParams) -> Result<ext::RewindResult> {
+        sessions::rewind(&self.inner.core, params).await
     }
 
     async fn list_sessions(&self, _: ext::ListSessionsParams) -> Result<ext::ListSessionsResult> {

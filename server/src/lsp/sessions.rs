@@ -1,12 +1,15 @@
-//! `switchyard/listSessions` and `switchyard/deleteSession`: the workspace's stored
-//! sessions, converted to and from the agent's.
+//! `switchyard/listSessions`, `switchyard/deleteSession` and `switchyard/rewind`: the
+//! workspace's stored sessions, converted to and from the core's.
 
 use tower_lsp_server::jsonrpc::{Error, Result};
 
-use super::ext::{DeleteSessionParams, ListSessionsResult, SessionSummary};
+use super::ext::{
+    DeleteSessionParams, ListSessionsResult, RewindParams, RewindResult, SessionSummary,
+};
 use super::progress::request_failed;
 use super::to_proto::token_usage;
-use crate::agent::{Agent, AgentError};
+use crate::agent::{Agent, AgentError, RewindRequest};
+use crate::core::Core;
 
 /// The stored sessions, most recently changed first.
 pub(crate) async fn list(agent: &Agent) -> Result<ListSessionsResult> {
@@ -35,6 +38,25 @@ pub(crate) async fn delete(agent: &Agent, params: DeleteSessionParams) -> Result
         .delete_session(&params.session_id)
         .await
         .map_err(|e| session_error("switchyard/deleteSession", e))
+}
+
+/// Takes a session back to the start of a turn.
+pub(crate) async fn rewind(core: &Core, params: RewindParams) -> Result<RewindResult> {
+    let request = RewindRequest {
+        turn: params.turn,
+        only: params.only,
+        force: params.force,
+    };
+    let report = core
+        .rewind(&params.session_id, request)
+        .await
+        .map_err(|e| session_error("switchyard/rewind", e))?;
+    Ok(RewindResult {
+        turn: report.turn,
+        restored: report.restored,
+        conversation: report.conversation,
+        not_restorable: report.not_restorable,
+    })
 }
 
 /// A session error as the method's error: a bad or unknown id is the caller's.

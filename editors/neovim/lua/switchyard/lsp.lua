@@ -20,6 +20,7 @@ M.methods = {
   complete_task = 'switchyard/completeTask',
   list_sessions = 'switchyard/listSessions',
   delete_session = 'switchyard/deleteSession',
+  rewind = 'switchyard/rewind',
 }
 
 --- `workspace/executeCommand` commands (`switchyard.*`), as in `ext.rs`.
