@@ -20,9 +20,11 @@
 //! [`Toolbox::task`] gives the lane task that runs it. A new tool joins the table and the
 //! loop does not change.
 
+mod checkpoint;
 mod config;
 pub mod ensemble;
 mod event;
+pub mod instructions;
 mod model;
 mod prompt;
 mod schedule;
@@ -36,15 +38,16 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub use checkpoint::{Only, RewindReport, RewindRequest};
 pub use config::{AgentConfig, EnsembleConfig};
-pub use event::{AgentEvent, EventSender, RunOutcome, StopReason, Timings, ToolStatus};
+pub use event::{AgentEvent, Cost, EventSender, RunOutcome, StopReason, Timings, ToolStatus};
 pub use prompt::{AskContext, Selection};
-pub use store::{SessionInfo, SessionStore};
+pub use store::{Loaded, SessionInfo, SessionStore, TurnUsage};
 
 use crate::config::Config;
 use crate::lanes::{Lane, LaneError, SessionId};
 use crate::llm::{self, Client, Message, ModelRequest, ToolCall, Usage};
-use crate::tools::{CallContext, ToolKind, ToolResult, ToolSpec, Toolbox};
+use crate::tools::{CallContext, Effect, ToolKind, ToolResult, ToolSpec, Toolbox};
 use schedule::{Progress, Step};
 
 /// Why a request could not run or was cut short by a failure (not by a limit: those are a
@@ -58,9 +61,23 @@ pub enum AgentError {
     /// or retries exhausted); the message says what is wrong.
     #[error("{0}")]
     Model(String),
-    /// A session cannot be found, read or named so.
+    /// A session cannot be found, read or named so, or has no such turn.
     #[error("{0}")]
     Session(String),
+    /// A rewind cannot be done as asked: files changed since the agent left them, a request
+    /// is running, or the changes could not be applied.
+    #[error("{0}")]
+    Rewind(String),
+}
+
+/// The changes that take a session's files back to the start of a turn, and what the
+/// rewind will report once they are applied.
+#[derive(Debug, Clone)]
+pub struct RewindPlan {
+    /// The files' changes, applied together (one `workspace/applyEdit` in the editor).
+    pub changes: crate::edits::ChangeSet,
+    /// What the rewind does.
+    pub report: RewindReport,
 }
 
 /// The agent of one workspace: its tools, its model client and its sessions. Cheap to
@@ -103,6 +120,16 @@ struct SessionState {
     /// Cancels the request running now.
     run: Mutex<CancellationToken>,
     persist: bool,
+    /// Turns and usage over the session's life (earlier processes included).
+    totals: Mutex<Totals>,
+}
+
+/// A session's turns and usage so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Totals {
+    turns: u32,
+    usage: Usage,
+    cost_usd: Option<f64>,
 }
 
 impl Agent {
@@ -182,12 +209,12 @@ impl Agent {
                 persist = false;
             }
         }
-        Ok(self.register(id, Vec::new(), persist))
+        Ok(self.register(id, Loaded::default(), persist))
     }
 
     /// A session that is never written to disk (an ensemble's module agents).
     pub fn ephemeral_session(&self) -> Session {
-        self.register(store::new_id().into(), Vec::new(), false)
+        self.register(store::new_id().into(), Loaded::default(), false)
     }
 
     /// The session `id`: the live one, else the one stored for this workspace, resumed.
@@ -198,19 +225,15 @@ impl Agent {
                 state: Arc::clone(state),
             });
         }
-        if !store::valid_id(id) {
-            return Err(AgentError::Session(format!(
-                "`{id}` is not a session id: ids are letters, digits, `-` and `_`"
-            )));
-        }
+        check_id(id)?;
         let Some(store) = self.inner.store.as_ref().filter(|_| self.persists()) else {
             return Err(AgentError::Session(format!(
                 "no session `{id}`: sessions are not kept on disk (agent.persist_sessions is off)"
             )));
         };
-        let mut history = store.load(id).await.map_err(AgentError::Session)?;
-        store::repair(&mut history);
-        Ok(self.register(id.into(), history, true))
+        let mut loaded = store.replay(id).await.map_err(AgentError::Session)?;
+        store::repair(&mut loaded.messages);
+        Ok(self.register(id.into(), loaded, true))
     }
 
     /// The sessions stored for this workspace, most recent first (none when sessions are
@@ -220,6 +243,130 @@ impl Agent {
             Some(store) => store.list().await.map_err(AgentError::Session),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// Deletes session `id`: a request running in it is cancelled, the agent forgets it and
+    /// its file is removed. An id with no session is an error that says so.
+    pub async fn delete_session(&self, id: &str) -> Result<(), AgentError> {
+        check_id(id)?;
+        let live = self.inner.sessions.lock().remove(id);
+        if let Some(state) = &live {
+            state.run.lock().cancel();
+            self.inner.toolbox.lanes().cancel_session(&state.id);
+        }
+        let stored = match self.inner.store.as_ref() {
+            Some(store) => store.delete(id).await.map_err(AgentError::Session)?,
+            None => false,
+        };
+        if live.is_none() && !stored {
+            return Err(AgentError::Session(format!(
+                "no session `{id}` in this workspace"
+            )));
+        }
+        Ok(())
+    }
+
+    /// What rewinding session `id` as `request` says takes: the files' changes (none for a
+    /// conversation-only rewind) and the report. Refuses, naming them, files changed since
+    /// the agent left them unless `request.force`; changes nothing itself.
+    pub async fn plan_rewind(
+        &self,
+        id: &str,
+        request: RewindRequest,
+    ) -> Result<RewindPlan, AgentError> {
+        let store = self.rewind_store(id)?;
+        let loaded = store.replay(id).await.map_err(AgentError::Session)?;
+        if request.turn == 0 || request.turn > loaded.turns {
+            return Err(AgentError::Session(match loaded.turns {
+                0 => format!("session `{id}` has no turns to rewind"),
+                n => format!(
+                    "session `{id}` has turns 1 to {n}; there is no turn {}",
+                    request.turn
+                ),
+            }));
+        }
+        let mut report = RewindReport {
+            turn: request.turn,
+            conversation: request.conversation(),
+            ..RewindReport::default()
+        };
+        let mut changes = Vec::new();
+        if request.code() {
+            let toolbox = self.inner.toolbox.clone();
+            let id = id.to_string();
+            let planned = tokio::task::spawn_blocking(move || {
+                checkpoint::plan(&toolbox, &store, &id, &loaded, request)
+            })
+            .await
+            .map_err(|e| AgentError::Rewind(format!("the rewind failed: {e}")))??;
+            changes = planned.changes;
+            report.restored = planned.restored;
+            report.not_restorable = planned.notes;
+        }
+        Ok(RewindPlan {
+            changes: crate::edits::ChangeSet {
+                label: format!("rewind to turn {}", request.turn),
+                changes,
+            },
+            report,
+        })
+    }
+
+    /// Records a rewind whose changes were applied, and takes the live session (if any)
+    /// back to it.
+    pub async fn finish_rewind(&self, id: &str, request: RewindRequest) -> Result<(), AgentError> {
+        let store = self.rewind_store(id)?;
+        let line = store::Line::Rewind {
+            turn: request.turn,
+            code: request.code(),
+            conversation: request.conversation(),
+        };
+        store
+            .append_lines(id, &[line])
+            .await
+            .map_err(AgentError::Rewind)?;
+        let live = self.inner.sessions.lock().get(id).cloned();
+        if let Some(state) = live {
+            let mut loaded = store.replay(id).await.map_err(AgentError::Session)?;
+            store::repair(&mut loaded.messages);
+            let mut history = state.history.lock().await;
+            *history = loaded.messages;
+            state.totals.lock().turns = loaded.turns;
+        }
+        Ok(())
+    }
+
+    /// The store of a session that can be rewound now: kept on disk, and not running.
+    fn rewind_store(&self, id: &str) -> Result<SessionStore, AgentError> {
+        check_id(id)?;
+        let Some(store) = self.inner.store.clone().filter(|_| self.persists()) else {
+            return Err(AgentError::Session(format!(
+                "no session `{id}`: sessions are not kept on disk (agent.persist_sessions is off)"
+            )));
+        };
+        let running = self
+            .inner
+            .sessions
+            .lock()
+            .get(id)
+            .is_some_and(|state| !state.run.lock().is_cancelled());
+        if running {
+            return Err(AgentError::Rewind(format!(
+                "a request is running in session `{id}`; cancel it first"
+            )));
+        }
+        Ok(store)
+    }
+
+    /// Session `id`'s whole record as kept on disk: its history, turns and usage.
+    pub async fn transcript(&self, id: &str) -> Result<Loaded, AgentError> {
+        check_id(id)?;
+        let Some(store) = self.inner.store.as_ref() else {
+            return Err(AgentError::Session(format!(
+                "no session `{id}`: sessions are not kept on disk"
+            )));
+        };
+        store.replay(id).await.map_err(AgentError::Session)
     }
 
     /// Cancels the request running in session `id`; returns whether one was running.
@@ -238,14 +385,20 @@ impl Agent {
         self.inner.store.is_some() && self.config().persist_sessions
     }
 
-    fn register(&self, id: SessionId, history: Vec<Message>, persist: bool) -> Session {
+    fn register(&self, id: SessionId, loaded: Loaded, persist: bool) -> Session {
         let cancelled = CancellationToken::new();
         cancelled.cancel();
+        let totals = Totals {
+            turns: loaded.turns,
+            usage: loaded.usage,
+            cost_usd: loaded.cost_usd,
+        };
         let state = Arc::new(SessionState {
             id: Arc::clone(&id),
-            history: tokio::sync::Mutex::new(history),
+            history: tokio::sync::Mutex::new(loaded.messages),
             run: Mutex::new(cancelled),
             persist,
+            totals: Mutex::new(totals),
         });
         self.inner.sessions.lock().insert(id, Arc::clone(&state));
         Session {
@@ -313,10 +466,14 @@ impl Session {
         store::repair(&mut history);
         let token = CancellationToken::new();
         *self.state.run.lock() = token.clone();
-        let mut config = agent.config();
+        let snapshot = agent.inner.toolbox.config().get();
+        let mut config = snapshot.agent.clone();
         if let Some(max_turns) = max_turns {
             config.max_turns = max_turns;
         }
+        let model = client.config().model.clone();
+        let price = snapshot.llm.pricing.get(&model).copied();
+        let before = *self.state.totals.lock();
         let mut run = Run {
             session: self,
             client: &client,
@@ -325,11 +482,18 @@ impl Session {
             events,
             token: &token,
             offered: Vec::new(),
+            price,
+            before,
+            captured: std::collections::HashSet::new(),
             outcome: RunOutcome {
                 session: self.state.id.to_string(),
                 text: String::new(),
                 stop: StopReason::EndTurn,
+                turn: before.turns + 1,
                 usage: Usage::default(),
+                cost_usd: None,
+                session_usage: before.usage,
+                session_cost_usd: before.cost_usd,
                 turns: 0,
                 tool_calls: 0,
                 timings: Timings::default(),
@@ -340,6 +504,25 @@ impl Session {
         let mut outcome = run.outcome;
         outcome.timings.total = started.elapsed();
         token.cancel();
+        // The prompt is in the history from the start: the turn counts whatever ended it.
+        {
+            let turn = TurnUsage {
+                turn: outcome.turn,
+                model,
+                usage: outcome.usage,
+                cost_usd: outcome.cost_usd,
+            };
+            *self.state.totals.lock() = Totals {
+                turns: turn.turn,
+                usage: outcome.session_usage,
+                cost_usd: outcome.session_cost_usd,
+            };
+            if let (true, Some(store)) = (self.state.persist, &self.agent.store) {
+                if let Err(e) = store.append_usage(&self.state.id, &turn).await {
+                    tracing::warn!(session = %self.state.id, error = %e, "cannot save the session");
+                }
+            }
+        }
         let stop = result?;
         outcome.stop = stop;
         let _ = events.send(AgentEvent::Done { stop });
@@ -358,6 +541,12 @@ struct Run<'a> {
     outcome: RunOutcome,
     /// The tools offered to the model in this request.
     offered: Vec<std::borrow::Cow<'static, str>>,
+    /// The price of the model answering, when `[llm.pricing]` has one.
+    price: Option<llm::Price>,
+    /// The session's totals before this turn.
+    before: Totals,
+    /// The files this turn has kept a checkpoint of.
+    captured: std::collections::HashSet<std::path::PathBuf>,
 }
 
 impl Run<'_> {
@@ -369,10 +558,25 @@ impl Run<'_> {
         let agent = &self.session.agent;
         let specs = agent.toolbox.specs();
         self.offered = specs.iter().map(|s| s.name.clone()).collect();
+        // Read for every request: an edited AGENTS.md applies from the next prompt.
+        let project = {
+            let workspace = agent.toolbox.workspace().clone();
+            let open_file = context.open_file.clone();
+            tokio::task::spawn_blocking(move || {
+                instructions::load(
+                    &workspace,
+                    open_file.as_deref(),
+                    instructions::user_file().as_deref(),
+                )
+            })
+            .await
+            .unwrap_or_default()
+        };
         let system = prompt::system_prompt(
             agent.toolbox.workspace().roots(),
             context,
             &specs,
+            &project,
             self.config.instructions.as_deref(),
         );
         let tools: Vec<llm::ToolSpec> = specs
@@ -423,13 +627,7 @@ impl Run<'_> {
                 Err(_) if self.token.is_cancelled() => return Ok(StopReason::Cancelled),
                 Err(e) => return Err(AgentError::Model(model::describe(&e))),
             };
-            let usage = &mut self.outcome.usage;
-            usage.input_tokens += answer.usage.input_tokens;
-            usage.output_tokens += answer.usage.output_tokens;
-            let _ = self.events.send(AgentEvent::Usage {
-                call: answer.usage,
-                total: *usage,
-            });
+            self.count(answer.usage);
             for (i, call) in answer.tool_calls.iter_mut().enumerate() {
                 if call.id.is_empty() {
                     call.id = format!("call_{}_{i}", self.outcome.turns);
@@ -457,8 +655,29 @@ impl Run<'_> {
         }
     }
 
+    /// Adds one model call's tokens (and cost) to the turn's and the session's, and says so.
+    fn count(&mut self, call: Usage) {
+        let outcome = &mut self.outcome;
+        outcome.usage.add(call);
+        outcome.cost_usd = self.price.map(|p| p.cost(outcome.usage));
+        outcome.session_usage = self.before.usage;
+        outcome.session_usage.add(outcome.usage);
+        outcome.session_cost_usd = store::add_cost(self.before.cost_usd, outcome.cost_usd);
+        let _ = self.events.send(AgentEvent::Usage {
+            call,
+            turn: outcome.usage,
+            session: outcome.session_usage,
+            cost: Cost {
+                call_usd: self.price.map(|p| p.cost(call)),
+                turn_usd: outcome.cost_usd,
+                session_usd: outcome.session_cost_usd,
+            },
+        });
+    }
+
     /// Runs one turn's tool calls and returns their results in call order.
     async fn run_tools(&mut self, calls: &[ToolCall]) -> Vec<Message> {
+        let touched = self.checkpoint(calls).await;
         let toolbox = &self.session.agent.toolbox;
         let ctx = CallContext {
             session: Some(Arc::clone(&self.session.state.id)),
@@ -548,6 +767,7 @@ impl Run<'_> {
             },
         )
         .await;
+        self.settle(touched).await;
         calls
             .iter()
             .zip(answers)
@@ -576,6 +796,81 @@ impl Run<'_> {
             .collect()
     }
 
+    /// Keeps, before a batch of calls runs, what the files they change are now (once per
+    /// file per turn), and marks the turn when a call's changes cannot be known. Returns
+    /// the files the batch may change. Nothing for a session not kept on disk.
+    async fn checkpoint(&mut self, calls: &[ToolCall]) -> Vec<std::path::PathBuf> {
+        let state = &self.session.state;
+        let Some(store) = self.session.agent.store.clone().filter(|_| state.persist) else {
+            return Vec::new();
+        };
+        let turn = self.outcome.turn;
+        let toolbox = &self.session.agent.toolbox;
+        // A call that runs something (bash, an outside tool) changes what cannot be known.
+        let mut lines: Vec<store::Line> = calls
+            .iter()
+            .filter(|c| {
+                toolbox
+                    .spec(&c.name)
+                    .is_some_and(|s| s.effect == Effect::Runs)
+            })
+            .map(|c| store::Line::Unrestorable {
+                turn,
+                tool: c.name.clone(),
+            })
+            .collect();
+        let changing: Vec<(String, Value)> = calls
+            .iter()
+            .filter(|c| toolbox.spec(&c.name).is_some_and(|s| !s.parallel_safe()))
+            .filter_map(|c| Some((c.name.clone(), serde_json::from_str(&c.arguments).ok()?)))
+            .collect();
+        if changing.is_empty() && lines.is_empty() {
+            return Vec::new();
+        }
+        let toolbox = self.session.agent.toolbox.clone();
+        let id = Arc::clone(&state.id);
+        let seen = self.captured.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            checkpoint::capture(&toolbox, &store, &id, turn, &changing, &seen)
+        })
+        .await
+        .unwrap_or_default();
+        let (paths, records) = kept;
+        for line in &records {
+            if let store::Line::Checkpoint { path, .. } = line {
+                self.captured.insert(path.clone());
+            }
+        }
+        lines.extend(records);
+        self.append(&lines).await;
+        paths
+    }
+
+    /// Records what the agent left `paths` as, after a batch of calls.
+    async fn settle(&mut self, paths: Vec<std::path::PathBuf>) {
+        if paths.is_empty() {
+            return;
+        }
+        let toolbox = self.session.agent.toolbox.clone();
+        let turn = self.outcome.turn;
+        let lines = tokio::task::spawn_blocking(move || checkpoint::settle(&toolbox, turn, paths))
+            .await
+            .unwrap_or_default();
+        self.append(&lines).await;
+    }
+
+    /// Appends records to the session file; a failed write is logged, not fatal.
+    async fn append(&self, lines: &[store::Line]) {
+        let state = &self.session.state;
+        if let (true, Some(store), false) =
+            (state.persist, &self.session.agent.store, lines.is_empty())
+        {
+            if let Err(e) = store.append_lines(&state.id, lines).await {
+                tracing::warn!(session = %state.id, error = %e, "cannot save the session");
+            }
+        }
+    }
+
     /// Whether the model may call `name` in this request, or why not.
     fn offer(&self, name: &str) -> Result<(), String> {
         if self.offered.iter().any(|offered| offered == name) {
@@ -599,6 +894,16 @@ impl Run<'_> {
         }
         self.history.extend(messages);
     }
+}
+
+/// An error unless `id` can name a session.
+fn check_id(id: &str) -> Result<(), AgentError> {
+    if store::valid_id(id) {
+        return Ok(());
+    }
+    Err(AgentError::Session(format!(
+        "`{id}` is not a session id: ids are letters, digits, `-` and `_`"
+    )))
 }
 
 /// The model's raw arguments as a JSON object, or an error the model can act on.

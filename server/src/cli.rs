@@ -7,6 +7,8 @@ mod analyze;
 mod ask;
 mod print;
 mod progress;
+mod rewind;
+mod sessions;
 mod tool;
 mod trust;
 
@@ -36,12 +38,24 @@ enum Command {
     /// notices to stderr.
     ///
     /// Every ask runs in a session kept under the user's state directory; continue one with
-    /// --session, list them with --list. Ctrl-C cancels the request.
+    /// --session, list them with `switchyard sessions`. Ctrl-C cancels the request.
     ///
     /// Exits 0 when the model finished its answer, 1 on an error (the message goes to
     /// stderr), 2 on bad usage, 3 when a limit stopped the run early (agent.max_turns,
     /// agent.token_budget, the model's token limit), 130 when interrupted.
     Ask(ask::AskArgs),
+    /// The workspace's sessions: list them with their turns and usage (the default), show
+    /// one's whole conversation, or delete one.
+    ///
+    /// Exits 0 on success, 1 on an error (an unknown session), 2 on bad usage.
+    Sessions(sessions::SessionsArgs),
+    /// Take a session back to the start of a turn: the files the agent changed since (as
+    /// they were before), the conversation, or both. A file someone else changed since the
+    /// agent left it is not overwritten unless --force; a turn that ran bash is said to be
+    /// not fully restorable.
+    ///
+    /// Exits 0 on success, 1 when the rewind is refused or fails, 2 on bad usage.
+    Rewind(rewind::RewindArgs),
     /// Analyze a workspace: files, code, comment and blank lines per language (as tokei
     /// counts them), TODO/FIXME/HACK/XXX markers, the largest files, binary and ignored
     /// files, and the project manifests found.
@@ -95,6 +109,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lsp(_) => ExitCode::FAILURE, // served above
         Command::Acp(args) => runtime.block_on(acp::run(args)),
         Command::Ask(args) => runtime.block_on(ask::run(args)),
+        Command::Sessions(args) => runtime.block_on(sessions::run(args)),
+        Command::Rewind(args) => runtime.block_on(rewind::run(args)),
         Command::Analyze(args) => runtime.block_on(analyze::run(args)),
         Command::Tool(args) => runtime.block_on(tool::run(args)),
         Command::Trust(args) => trust::run(args),

@@ -150,6 +150,7 @@ impl Config {
             serde_json::from_value(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.lanes.validate()?;
         config.agent.validate().map_err(ConfigError::Invalid)?;
+        config.llm.validate().map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 

@@ -17,12 +17,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::ensemble::{self, EnsembleEvent, EnsembleInput, EnsembleReport};
-use crate::agent::{Agent, SessionStore};
+use crate::agent::{Agent, AgentError, RewindReport, RewindRequest, SessionStore};
 use crate::analyze::{self, Analysis, AnalyzeOptions};
 use crate::approvals::{Approvals, Prompter};
 use crate::config::{Config, ConfigError, Current};
 use crate::documents::Documents;
-use crate::edits::{Applier, WriteError};
+use crate::edits::{Applier, ApplyOutcome, WriteError};
 use crate::lanes::{
     DeadLetter, DeadLetterId, EngineError, Lanes, MetricsSnapshot, SessionId, TaskHandle, TaskId,
 };
@@ -237,6 +237,43 @@ impl Core {
             .read()
             .clone()
             .ok_or(CoreError::NoWorkspace)
+    }
+
+    /// Takes session `id` back to the start of a turn: its files (restored through this
+    /// front end's applier, so in the editor as one `workspace/applyEdit` the user can
+    /// undo), its conversation, or both. Refuses, naming them, files someone changed since
+    /// the agent left them, unless forced.
+    pub async fn rewind(
+        &self,
+        id: &str,
+        request: RewindRequest,
+    ) -> Result<RewindReport, AgentError> {
+        let parts = self
+            .parts()
+            .map_err(|e| AgentError::Rewind(e.to_string()))?;
+        let plan = parts.agent.plan_rewind(id, request).await?;
+        if !plan.changes.changes.is_empty() {
+            let Some(applier) = &self.inner.front.applier else {
+                return Err(AgentError::Rewind(
+                    "this front end cannot change files; rewind with --only conversation".into(),
+                ));
+            };
+            let session: crate::lanes::SessionId = id.into();
+            match applier
+                .apply(plan.changes, parts.toolbox.workspace(), Some(&session))
+                .await
+            {
+                ApplyOutcome::Applied => {}
+                ApplyOutcome::DryRun => return Ok(plan.report),
+                ApplyOutcome::NotApplied { reason } => {
+                    return Err(AgentError::Rewind(format!(
+                        "not rewound: the files could not be restored: {reason}"
+                    )));
+                }
+            }
+        }
+        parts.agent.finish_rewind(id, request).await?;
+        Ok(plan.report)
     }
 
     /// Runs one tool call through its lane and waits for it.

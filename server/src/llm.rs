@@ -48,7 +48,7 @@ mod stream;
 use serde::{Deserialize, Serialize};
 
 pub use client::Client;
-pub use config::{LlmConfig, ProviderKind, ResolvedLlmConfig, Secret};
+pub use config::{LlmConfig, Price, ProviderKind, ResolvedLlmConfig, Secret};
 pub use error::{LlmError, LlmErrorKind};
 
 /// One entry of the conversation sent to the model.
@@ -140,6 +140,19 @@ pub struct Usage {
     pub input_tokens: u64,
     /// Generated tokens.
     pub output_tokens: u64,
+    /// Of the prompt tokens, those read from the provider's prompt cache (OpenAI
+    /// `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`).
+    #[serde(default)]
+    pub cached_tokens: u64,
+}
+
+impl Usage {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_tokens += other.cached_tokens;
+    }
 }
 
 /// Why the model stopped generating.

@@ -20,6 +20,7 @@ mod from_proto;
 mod log;
 mod progress;
 mod server;
+mod sessions;
 mod settings;
 mod to_proto;
 mod transport;

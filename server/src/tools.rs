@@ -17,6 +17,7 @@ mod sandbox;
 mod table;
 mod walk;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -237,6 +238,24 @@ impl Toolbox {
     /// The spec of the tool a model calls `name`, offered here or not.
     pub fn spec(&self, name: &str) -> Option<ToolSpec> {
         Tool::from_name(name).map(Tool::spec)
+    }
+
+    /// The files a call of `name` with `args` would change, resolved in the workspace
+    /// (before it runs: what a checkpoint keeps). Nothing for a call that changes no file
+    /// it can name, or whose arguments are wrong (it will fail), or for a path outside the
+    /// workspace (refused).
+    pub fn changed_paths(&self, name: &str, args: &Value) -> Vec<PathBuf> {
+        let Some(tool) = Tool::from_name(name) else {
+            return Vec::new();
+        };
+        match Call::parse(tool, args) {
+            Ok(Call::Change(mutation)) => mutation
+                .targets()
+                .into_iter()
+                .filter_map(|path| self.inner.workspace.resolve_new(path).ok())
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The configuration the tools read (and the agent and approvals over them).
@@ -522,7 +541,7 @@ impl Query {
 }
 
 /// `1234567` → `1,234,567`, for counts a person or a model reads.
-pub(crate) fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

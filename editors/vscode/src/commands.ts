@@ -183,7 +183,7 @@ export class Transcript implements vscode.Disposable {
                 this.tools.delete(u.toolCallId);
                 return;
             }
-            case "usage_update":
+            case "usage":
                 return; // The totals are in the answer's last line.
             case "model_retry": {
                 const over = u.discardedText ? "; the answer starts over" : "";

@@ -259,10 +259,13 @@ export interface AskParams {
     workDoneToken?: lc.ProgressToken;
 }
 
-/** Token counts. */
+/** Token counts, and their cost when `[llm.pricing]` prices the model. */
 export interface TokenUsage {
     inputTokens: number;
     outputTokens: number;
+    /** Prompt tokens read from the provider's cache. */
+    cachedTokens: number;
+    costUsd?: number;
 }
 
 /** `switchyard/ask` result, once the run is over. */
@@ -278,6 +281,9 @@ export interface AskResult {
     usage: TokenUsage;
     turns: number;
     toolCalls: number;
+    /** The run's place in the session, from 1. */
+    turn: number;
+    sessionUsage: TokenUsage;
 }
 
 /** Client → server: runs one prompt through the agent; it streams `switchyard/sessionUpdate`. */
@@ -324,7 +330,7 @@ export type SessionUpdate =
           durationMs: number;
           lane?: Lane;
       }
-    | { sessionUpdate: "usage_update"; call: TokenUsage; total: TokenUsage }
+    | { sessionUpdate: "usage"; call: TokenUsage; turn: TokenUsage; session: TokenUsage }
     | {
           sessionUpdate: "model_retry";
           attempt: number;
@@ -344,3 +350,55 @@ export interface SessionUpdateParams {
 export const sessionUpdate = new lc.NotificationType<SessionUpdateParams>(
     "switchyard/sessionUpdate",
 );
+
+/** One stored session. */
+export interface SessionSummary {
+    sessionId: string;
+    title: string;
+    createdMs: number;
+    updatedMs: number;
+    turns: number;
+    usage: TokenUsage;
+}
+
+/** `switchyard/listSessions` result. */
+export interface ListSessionsResult {
+    sessions: SessionSummary[];
+}
+
+/** Client → server: the workspace's stored sessions, most recently changed first. */
+export const listSessions = new lc.RequestType<Record<string, never>, ListSessionsResult, void>(
+    "switchyard/listSessions",
+);
+
+/** `switchyard/deleteSession` parameters. */
+export interface DeleteSessionParams {
+    sessionId: string;
+}
+
+/** Client → server: deletes a stored session. */
+export const deleteSession = new lc.RequestType<DeleteSessionParams, null, void>(
+    "switchyard/deleteSession",
+);
+
+/** `switchyard/rewind` parameters. */
+export interface RewindParams {
+    sessionId: string;
+    /** Back to the start of this turn, from 1. */
+    turn: number;
+    /** Only the files or only the conversation; both when absent. */
+    only?: "code" | "conversation";
+    /** Overwrite files changed since the agent left them. */
+    force?: boolean;
+}
+
+/** `switchyard/rewind` result. */
+export interface RewindResult {
+    turn: number;
+    restored: string[];
+    conversation: boolean;
+    notRestorable: string[];
+}
+
+/** Client → server: takes a session back to the start of a turn. */
+export const rewind = new lc.RequestType<RewindParams, RewindResult, void>("switchyard/rewind");

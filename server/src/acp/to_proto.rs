@@ -173,7 +173,7 @@ pub(crate) fn session_updates(
                 ),
             )]
         }
-        AgentEvent::Usage { call, total } => {
+        AgentEvent::Usage { call, session, .. } => {
             // ACP's usage is the context window: the last call's prompt and answer are
             // what the next call starts from. Its size is the provider's, not known here:
             // 0 says so.
@@ -182,8 +182,8 @@ pub(crate) fn session_updates(
             meta.insert(
                 "switchyard".into(),
                 serde_json::json!({
-                    "inputTokens": total.input_tokens,
-                    "outputTokens": total.output_tokens,
+                    "inputTokens": session.input_tokens,
+                    "outputTokens": session.output_tokens,
                 }),
             );
             usage.meta = Some(meta);

@@ -74,18 +74,34 @@ pub enum AgentEvent {
         /// A short summary of the result (`120 lines`) or the error's message.
         summary: String,
     },
-    /// Tokens after a model call: that call's, and the request's so far.
+    /// Tokens after a model call: that call's, the turn's (this request's) so far and the
+    /// session's so far, and what they cost when the model has a price.
     Usage {
         /// The call that just finished.
         call: Usage,
-        /// Every call of this request so far.
-        total: Usage,
+        /// Every call of this turn so far.
+        turn: Usage,
+        /// Every turn of the session so far, this one included.
+        session: Usage,
+        /// What those cost.
+        cost: Cost,
     },
     /// The run is over; the same stop reason is in its [`RunOutcome`].
     Done {
         /// Why it stopped.
         stop: StopReason,
     },
+}
+
+/// What tokens cost in US dollars, when `[llm.pricing]` prices the model; `None` otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cost {
+    /// The call that just finished.
+    pub call_usd: Option<f64>,
+    /// The turn so far.
+    pub turn_usd: Option<f64>,
+    /// The session so far.
+    pub session_usd: Option<f64>,
 }
 
 /// How a tool call ended.
@@ -163,8 +179,16 @@ pub struct RunOutcome {
     pub text: String,
     /// Why the run stopped.
     pub stop: StopReason,
-    /// Tokens over every model call of the run.
+    /// The turn it was in the session, from 1.
+    pub turn: u32,
+    /// Tokens over every model call of the run (the turn).
     pub usage: Usage,
+    /// What they cost in US dollars, when the model has a price.
+    pub cost_usd: Option<f64>,
+    /// Tokens over every turn of the session, this one included.
+    pub session_usage: Usage,
+    /// What those cost, when a model used had a price.
+    pub session_cost_usd: Option<f64>,
     /// Model calls made.
     pub turns: u32,
     /// Tool calls answered (run, or refused for bad arguments).

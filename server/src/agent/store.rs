@@ -17,7 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use crate::llm::Message;
+use super::checkpoint::Prior;
+use crate::llm::{Message, Usage};
 
 /// Session files: read and written by their owner only.
 const FILE_MODE: u32 = 0o600;
@@ -60,7 +61,7 @@ const TITLE_CHARS: usize = 80;
 /// One line of a session file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum Line {
+pub(crate) enum Line {
     /// The first line.
     Session {
         version: u32,
@@ -70,10 +71,154 @@ enum Line {
     },
     /// One message of the history.
     Message { message: Message },
+    /// What one turn (one prompt and the model calls and tools it led to) used, written
+    /// when it ends.
+    Usage {
+        turn: u32,
+        model: String,
+        usage: Usage,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+    },
+    /// What a file was before turn `turn` first changed it.
+    Checkpoint {
+        turn: u32,
+        path: PathBuf,
+        before: Prior,
+    },
+    /// What the agent left a file as after a batch of turn `turn`'s calls (`None`: absent).
+    After {
+        turn: u32,
+        path: PathBuf,
+        fingerprint: Option<String>,
+    },
+    /// Turn `turn` ran a tool whose changes are not known.
+    Unrestorable { turn: u32, tool: String },
+    /// The session went back to the start of `turn`: its files, its conversation or both.
+    Rewind {
+        turn: u32,
+        code: bool,
+        conversation: bool,
+    },
+}
+
+/// A file's state before a turn changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The turn.
+    pub turn: u32,
+    /// The file (canonical).
+    pub path: PathBuf,
+    /// What it was.
+    pub before: Prior,
+}
+
+/// What a session file holds, replayed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    /// The conversation, as the model is sent it.
+    pub messages: Vec<Message>,
+    /// Turns so far: prompts the user sent.
+    pub turns: u32,
+    /// Tokens over every turn.
+    pub usage: Usage,
+    /// What they cost, when a price was configured for a model used.
+    pub cost_usd: Option<f64>,
+    /// Each turn's usage, in order: the turn, the model, its tokens and cost.
+    pub turn_usage: Vec<TurnUsage>,
+    /// The checkpoints still in force, oldest first.
+    pub checkpoints: Vec<Checkpoint>,
+    /// What the agent left each file as, oldest first: the turn, the file, its fingerprint.
+    pub afters: Vec<(u32, PathBuf, Option<String>)>,
+    /// Turns that ran a tool whose changes are not known, with the tool.
+    pub unrestorable: Vec<(u32, String)>,
+}
+
+/// What one turn used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnUsage {
+    /// The turn, from 1.
+    pub turn: u32,
+    /// The model that answered it.
+    pub model: String,
+    /// Its tokens.
+    pub usage: Usage,
+    /// Its cost in US dollars, when the model has a price.
+    pub cost_usd: Option<f64>,
+}
+
+impl Loaded {
+    fn apply(&mut self, line: Line) {
+        match line {
+            Line::Session { .. } => {}
+            Line::Message { message } => {
+                if matches!(message, Message::User { .. }) {
+                    self.turns += 1;
+                }
+                self.messages.push(message);
+            }
+            Line::Usage {
+                turn,
+                model,
+                usage,
+                cost_usd,
+            } => {
+                self.usage.add(usage);
+                self.cost_usd = add_cost(self.cost_usd, cost_usd);
+                self.turn_usage.push(TurnUsage {
+                    turn,
+                    model,
+                    usage,
+                    cost_usd,
+                });
+            }
+            Line::Checkpoint { turn, path, before } => {
+                self.checkpoints.push(Checkpoint { turn, path, before });
+            }
+            Line::After {
+                turn,
+                path,
+                fingerprint,
+            } => self.afters.push((turn, path, fingerprint)),
+            Line::Unrestorable { turn, tool } => self.unrestorable.push((turn, tool)),
+            Line::Rewind {
+                turn,
+                code,
+                conversation,
+            } => {
+                if conversation {
+                    let mut prompts = 0;
+                    let start = self.messages.iter().position(|m| {
+                        prompts += u32::from(matches!(m, Message::User { .. }));
+                        prompts == turn
+                    });
+                    if let Some(start) = start {
+                        self.messages.truncate(start);
+                        self.turns = turn - 1;
+                    }
+                }
+                if code {
+                    self.afters.retain(|(t, ..)| *t < turn);
+                }
+                // Spent either way: restored, or no longer reachable once the turns are
+                // numbered anew.
+                self.checkpoints.retain(|c| c.turn < turn);
+                self.unrestorable.retain(|(t, _)| *t < turn);
+            }
+        }
+    }
+}
+
+/// `a + b` where either may be unknown: known when either is.
+pub fn add_cost(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+    }
 }
 
 /// A stored session as [`SessionStore::list`] shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     /// The session's id.
@@ -86,6 +231,12 @@ pub struct SessionInfo {
     pub messages: usize,
     /// The start of its first prompt.
     pub title: String,
+    /// Prompts sent in it.
+    pub turns: u32,
+    /// Tokens over every turn.
+    pub usage: Usage,
+    /// What they cost, when a price was configured for a model used.
+    pub cost_usd: Option<f64>,
 }
 
 /// The sessions of one workspace on disk.
@@ -161,6 +312,94 @@ impl SessionStore {
         self.write(id, &lines, false).await
     }
 
+    /// Appends what turn `turn` used to session `id`'s file.
+    pub(crate) async fn append_usage(&self, id: &str, turn: &TurnUsage) -> Result<(), String> {
+        let line = Line::Usage {
+            turn: turn.turn,
+            model: turn.model.clone(),
+            usage: turn.usage,
+            cost_usd: turn.cost_usd,
+        };
+        self.write(id, &[line], false).await
+    }
+
+    /// Appends records to session `id`'s file.
+    pub(crate) async fn append_lines(&self, id: &str, lines: &[Line]) -> Result<(), String> {
+        self.write(id, lines, false).await
+    }
+
+    /// The folder of session `id`'s checkpoint contents.
+    fn blob_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.blobs"))
+    }
+
+    /// Keeps `bytes` for session `id` under their SHA-256 (once: the same content is stored
+    /// once), privately; returns the hash. Blocking: call it off the runtime's workers.
+    pub(crate) fn put_blob(&self, id: &str, bytes: &[u8]) -> Result<String, String> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let sha = super::checkpoint::sha256(bytes);
+        let dir = self.blob_dir(id);
+        let path = dir.join(&sha);
+        if path.exists() {
+            return Ok(sha);
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let temp = dir.join(format!(".{sha}.{:08x}", fastrand::u32(..)));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&temp)
+            .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_data()))
+            .and_then(|()| std::fs::rename(&temp, &path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(format!(
+                "cannot keep a checkpoint in {}: {e}",
+                dir.display()
+            ));
+        }
+        Ok(sha)
+    }
+
+    /// The content kept under `sha` for session `id`. Blocking.
+    pub(crate) fn blob(&self, id: &str, sha: &str) -> Result<Vec<u8>, String> {
+        let path = self.blob_dir(id).join(sha);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("cannot read the checkpoint {}: {e}", path.display()))?;
+        if super::checkpoint::sha256(&bytes) != sha {
+            return Err(format!(
+                "the checkpoint {} does not hold what was kept",
+                path.display()
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Deletes session `id`'s file and checkpoints; `Ok(false)` when there is no file.
+    pub async fn delete(&self, id: &str) -> Result<bool, String> {
+        let path = self.path(id);
+        let blobs = self.blob_dir(id);
+        if let Err(e) = tokio::fs::remove_dir_all(&blobs).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(format!("cannot delete {}: {e}", blobs.display()));
+            }
+        }
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(format!(
+                "cannot delete session file {}: {e}",
+                path.display()
+            )),
+        }
+    }
+
     async fn write(&self, id: &str, lines: &[Line], create_new: bool) -> Result<(), String> {
         let mut text = String::new();
         for line in lines {
@@ -202,6 +441,11 @@ impl SessionStore {
 
     /// Reads session `id`'s history back.
     pub async fn load(&self, id: &str) -> Result<Vec<Message>, String> {
+        self.replay(id).await.map(|loaded| loaded.messages)
+    }
+
+    /// Reads session `id`'s file back: its history, turns and usage.
+    pub async fn replay(&self, id: &str) -> Result<Loaded, String> {
         let path = self.path(id);
         let text = match tokio::fs::read_to_string(&path).await {
             Ok(text) => text,
@@ -213,23 +457,22 @@ impl SessionStore {
             }
             Err(e) => return Err(format!("cannot read session file {}: {e}", path.display())),
         };
-        let mut messages = Vec::new();
+        let mut loaded = Loaded::default();
         for (number, raw) in text.lines().enumerate() {
             match serde_json::from_str::<Line>(raw) {
-                Ok(Line::Message { message }) => messages.push(message),
                 Ok(Line::Session { version, .. }) if version > VERSION => {
                     return Err(format!(
                         "session file {} is of format version {version}; this switchyard reads up to {VERSION}",
                         path.display()
                     ));
                 }
-                Ok(Line::Session { .. }) => {}
+                Ok(line) => loaded.apply(line),
                 Err(e) => {
                     tracing::warn!(file = %path.display(), line = number + 1, error = %e, "skipping an unreadable session line")
                 }
             }
         }
-        Ok(messages)
+        Ok(loaded)
     }
 
     /// This workspace's sessions, most recently changed first.
@@ -264,27 +507,35 @@ impl SessionStore {
                 .ok()
                 .and_then(|m| m.modified().ok())
                 .map_or(0, epoch_ms);
-            let mut info = SessionInfo {
-                id: id.to_string(),
-                created_ms: 0,
-                updated_ms,
-                messages: 0,
-                title: String::new(),
-            };
-            for raw in text.lines() {
-                match serde_json::from_str::<Line>(raw) {
-                    Ok(Line::Session { created_ms, .. }) => info.created_ms = created_ms,
-                    Ok(Line::Message { message }) => {
-                        info.messages += 1;
-                        if let (Message::User { content }, true) = (&message, info.title.is_empty())
-                        {
-                            info.title = title(content);
-                        }
-                    }
-                    Err(_) => {}
+            let mut created_ms = 0;
+            let mut loaded = Loaded::default();
+            for line in text
+                .lines()
+                .filter_map(|raw| serde_json::from_str::<Line>(raw).ok())
+            {
+                if let Line::Session { created_ms: at, .. } = line {
+                    created_ms = at;
                 }
+                loaded.apply(line);
             }
-            sessions.push(info);
+            let title = loaded
+                .messages
+                .iter()
+                .find_map(|m| match m {
+                    Message::User { content } => Some(title(content)),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            sessions.push(SessionInfo {
+                id: id.to_string(),
+                created_ms,
+                updated_ms,
+                messages: loaded.messages.len(),
+                title,
+                turns: loaded.turns,
+                usage: loaded.usage,
+                cost_usd: loaded.cost_usd,
+            });
         }
         sessions.sort_by(|a, b| {
             b.updated_ms

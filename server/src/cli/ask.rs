@@ -1,4 +1,4 @@
-//! `switchyard ask PROMPT`: the agent, headless; `--list` lists the workspace's sessions.
+//! `switchyard ask PROMPT`: the agent, headless.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,23 +6,19 @@ use std::process::ExitCode;
 use switchyard::agent::{AskContext, StopReason};
 use tokio::sync::mpsc;
 
-use super::{fail, on_disk, open_core, print};
+use super::{fail, on_disk, open_core, print, sessions};
 
 /// `switchyard ask`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct AskArgs {
     /// What to ask; `-` reads it from stdin.
-    #[arg(required_unless_present = "list")]
-    prompt: Option<String>,
+    prompt: String,
     /// The workspace root (default: the current directory).
     #[arg(long)]
     cwd: Option<PathBuf>,
     /// Continue this session instead of starting a new one.
     #[arg(long, value_name = "ID")]
     session: Option<String>,
-    /// List this workspace's sessions, most recent first, instead of asking.
-    #[arg(long, conflicts_with_all = ["prompt", "session"])]
-    list: bool,
     /// Allow every change the approval policy does not deny, without asking.
     #[arg(long)]
     yes: bool,
@@ -40,28 +36,15 @@ pub async fn run(args: AskArgs) -> ExitCode {
         Ok(agent) => agent,
         Err(e) => return fail(2, &e.to_string()),
     };
-    if args.list {
-        return match agent.list_sessions().await {
-            Ok(sessions) => {
-                for s in sessions {
-                    let line = format!("{}  {} messages  {}", s.id, s.messages, s.title);
-                    println!("{}", print::for_stdout(&line));
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(1, &e.to_string()),
-        };
-    }
-    let prompt = match args.prompt.as_deref() {
-        Some("-") => {
+    let prompt = match args.prompt.as_str() {
+        "-" => {
             let mut text = String::new();
             if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
                 return fail(2, &format!("cannot read the prompt from stdin: {e}"));
             }
             text
         }
-        Some(prompt) => prompt.to_string(),
-        None => String::new(),
+        prompt => prompt.to_string(),
     };
     if prompt.trim().is_empty() {
         return fail(2, "the prompt is empty");
@@ -106,14 +89,13 @@ pub async fn run(args: AskArgs) -> ExitCode {
         Ok(outcome) => outcome,
         Err(e) => return fail(1, &e.to_string()),
     };
-    let usage = outcome.usage;
     eprintln!(
-        "switchyard: session {} ({} model call{}, {} tokens in, {} out); continue it with --session {}",
+        "switchyard: session {} turn {} ({}, {}); session so far: {}; continue it with --session {}",
         outcome.session,
-        outcome.turns,
-        if outcome.turns == 1 { "" } else { "s" },
-        usage.input_tokens,
-        usage.output_tokens,
+        outcome.turn,
+        sessions::plural(u64::from(outcome.turns), "model call"),
+        sessions::usage(outcome.usage, outcome.cost_usd),
+        sessions::usage(outcome.session_usage, outcome.session_cost_usd),
         outcome.session,
     );
     match outcome.stop {

@@ -112,6 +112,7 @@ pub(crate) struct Decoder {
     initial_inputs: HashMap<usize, String>,
     input_tokens: u64,
     output_tokens: u64,
+    cached_tokens: u64,
 }
 
 #[derive(Deserialize)]
@@ -278,6 +279,7 @@ impl Decoder {
             self.input_tokens = usage.input_tokens.unwrap_or(0)
                 + usage.cache_creation_input_tokens.unwrap_or(0)
                 + usage.cache_read_input_tokens.unwrap_or(0);
+            self.cached_tokens = usage.cache_read_input_tokens.unwrap_or(0);
         }
         if let Some(output) = usage.output_tokens {
             self.output_tokens = output;
@@ -285,6 +287,7 @@ impl Decoder {
         let usage = Usage {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
+            cached_tokens: self.cached_tokens,
         };
         self.draft.usage(usage, emit);
     }
@@ -510,7 +513,8 @@ mod tests {
                 ],
                 usage: Usage {
                     input_tokens: 572,
-                    output_tokens: 89
+                    output_tokens: 89,
+                    cached_tokens: 100
                 },
                 stop: StopReason::ToolUse,
             }
@@ -520,7 +524,8 @@ mod tests {
             vec![
                 StreamEvent::Usage(Usage {
                     input_tokens: 572,
-                    output_tokens: 2
+                    output_tokens: 2,
+                    cached_tokens: 100
                 }),
                 StreamEvent::TextDelta("Okay, let\u{2019}s check \u{1F440}".into()),
                 StreamEvent::ToolCallStarted {
@@ -543,7 +548,8 @@ mod tests {
                 },
                 StreamEvent::Usage(Usage {
                     input_tokens: 572,
-                    output_tokens: 89
+                    output_tokens: 89,
+                    cached_tokens: 100
                 }),
             ]
         );
@@ -579,7 +585,8 @@ mod tests {
             response.usage,
             Usage {
                 input_tokens: 10,
-                output_tokens: 5
+                output_tokens: 5,
+                ..Usage::default()
             }
         );
     }

@@ -1,12 +1,14 @@
 //! Model provider settings (`[llm]` in TOML): which wire format, where, which model, which
 //! key, how long to wait; and their resolution against the conventional environment.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use reqwest::Url;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::Usage;
 use super::error::{LlmError, LlmErrorKind};
 
 /// `max_tokens` sent to Anthropic, which requires one, when neither the request nor the
@@ -178,6 +180,36 @@ pub struct LlmConfig {
         deserialize_with = "deserialize_duration"
     )]
     pub connect_timeout: Duration,
+    /// Prices per model name (`[llm.pricing."gpt-4o"]`), in US dollars per million tokens;
+    /// none are built in. A model without a price has no cost, only token counts.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pricing: BTreeMap<String, Price>,
+}
+
+/// What one model's tokens cost, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Prompt tokens not read from the cache.
+    pub input: f64,
+    /// Generated tokens.
+    pub output: f64,
+    /// Prompt tokens read from the provider's cache; `input` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<f64>,
+}
+
+impl Price {
+    /// What `usage` costs at this price, in US dollars.
+    pub fn cost(&self, usage: Usage) -> f64 {
+        let cached = usage.cached_tokens.min(usage.input_tokens);
+        let fresh = usage.input_tokens - cached;
+        #[allow(clippy::cast_precision_loss)] // token counts are far below 2^52
+        let dollars = fresh as f64 * self.input
+            + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + usage.output_tokens as f64 * self.output;
+        dollars / 1_000_000.0
+    }
 }
 
 impl Default for LlmConfig {
@@ -201,6 +233,7 @@ impl Default for LlmConfig {
             // A longer wait is a quota or an outage, better told than waited out silently.
             max_retry_after: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            pricing: BTreeMap::new(),
         }
     }
 }
@@ -233,6 +266,28 @@ pub struct ResolvedLlmConfig {
 }
 
 impl LlmConfig {
+    /// Checks what cannot be checked by type: prices are finite and not negative.
+    pub fn validate(&self) -> Result<(), String> {
+        for (model, price) in &self.pricing {
+            let prices = [Some(price.input), Some(price.output), price.cached_input];
+            if prices
+                .into_iter()
+                .flatten()
+                .any(|p| !p.is_finite() || p < 0.0)
+            {
+                return Err(format!(
+                    "llm.pricing.\"{model}\": prices are US dollars per million tokens, 0 or more"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What `usage` of `model` costs in US dollars, when `[llm.pricing]` prices it.
+    pub fn cost(&self, model: &str, usage: Usage) -> Option<f64> {
+        self.pricing.get(model).map(|price| price.cost(usage))
+    }
+
     /// Fills what the configuration leaves unset from the environment (`env` looks a
     /// variable up; empty values count as unset) and checks the result.
     ///

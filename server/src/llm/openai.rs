@@ -161,6 +161,14 @@ struct ChunkUsage {
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 impl Decoder {
@@ -202,6 +210,10 @@ impl Decoder {
             let usage = Usage {
                 input_tokens: usage.prompt_tokens.unwrap_or(0),
                 output_tokens: usage.completion_tokens.unwrap_or(0),
+                cached_tokens: usage
+                    .prompt_tokens_details
+                    .and_then(|d| d.cached_tokens)
+                    .unwrap_or(0),
             };
             self.draft.usage(usage, emit);
         }
@@ -447,6 +459,7 @@ mod tests {
                 usage: Usage {
                     input_tokens: 82,
                     output_tokens: 41,
+                    ..Usage::default()
                 },
                 stop: StopReason::ToolUse,
             }
@@ -475,7 +488,8 @@ mod tests {
                 delta(1, "main\"}"),
                 StreamEvent::Usage(Usage {
                     input_tokens: 82,
-                    output_tokens: 41
+                    output_tokens: 41,
+                    ..Usage::default()
                 }),
             ]
         );

@@ -259,7 +259,7 @@ pub struct AskContext {
 }
 
 /// What [`Ask`] returns, like ACP's prompt response with the answer added.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AskResult {
     /// The session the run was in: send it again to continue the conversation.
@@ -272,22 +272,32 @@ pub struct AskResult {
     /// A sentence for the user when the run did not simply finish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_message: Option<String>,
-    /// Tokens over every model call of the run.
+    /// Tokens over every model call of the run, and their cost when priced.
     pub usage: TokenUsage,
     /// Model calls made.
     pub turns: u32,
     /// Tool calls answered.
     pub tool_calls: usize,
+    /// The turn this run was in the session, from 1 (what `switchyard/rewind` takes).
+    pub turn: u32,
+    /// Tokens over every turn of the session, this one included.
+    pub session_usage: TokenUsage,
 }
 
-/// Token counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Token counts, and their cost when `[llm.pricing]` prices the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenUsage {
-    /// Prompt tokens.
+    /// Prompt tokens, cached or not.
     pub input_tokens: u64,
     /// Generated tokens.
     pub output_tokens: u64,
+    /// Of the prompt tokens, those read from the provider's cache.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// What they cost in US dollars; absent when the model has no price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// `switchyard/sessionUpdate` (server → client notification): what a running [`Ask`] does,
@@ -354,12 +364,15 @@ pub enum Update {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lane: Option<Lane>,
     },
-    /// Tokens after a model call: that call's and the request's so far.
-    UsageUpdate {
+    /// Tokens after a model call (not in ACP): that call's, the turn's so far and the
+    /// session's so far, each with its cost when the model has a price.
+    Usage {
         /// The call that just finished.
         call: TokenUsage,
-        /// Every call of this request so far.
-        total: TokenUsage,
+        /// Every call of this turn (this request) so far.
+        turn: TokenUsage,
+        /// Every turn of the session so far.
+        session: TokenUsage,
     },
     /// A model call failed and the Generate lane retries it; text already streamed by the
     /// failed attempt is void when `discardedText` is true (not in ACP).
@@ -439,6 +452,105 @@ pub enum ToolCallStatus {
     Completed,
     /// Failed, was refused, or was cancelled.
     Failed,
+}
+
+/// `switchyard/listSessions` (client → server request): the workspace's stored sessions,
+/// most recently changed first.
+pub enum ListSessions {}
+
+impl Request for ListSessions {
+    const METHOD: &'static str = "switchyard/listSessions";
+    type Params = ListSessionsParams;
+    type Result = ListSessionsResult;
+}
+
+/// The parameters of [`ListSessions`]: none yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListSessionsParams {}
+
+/// What [`ListSessions`] returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListSessionsResult {
+    /// Most recently changed first.
+    pub sessions: Vec<SessionSummary>,
+}
+
+/// One stored session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionSummary {
+    /// Its id: `sessionId` of `switchyard/ask` resumes it.
+    pub session_id: String,
+    /// The start of its first prompt.
+    pub title: String,
+    /// When it was created, Unix milliseconds.
+    pub created_ms: u64,
+    /// When it last changed, Unix milliseconds.
+    pub updated_ms: u64,
+    /// Prompts sent in it.
+    pub turns: u32,
+    /// Tokens over every turn, and their cost when priced.
+    pub usage: TokenUsage,
+}
+
+/// `switchyard/deleteSession` (client → server request): cancels what runs in a session,
+/// forgets it and deletes its file.
+pub enum DeleteSession {}
+
+impl Request for DeleteSession {
+    const METHOD: &'static str = "switchyard/deleteSession";
+    type Params = DeleteSessionParams;
+    type Result = ();
+}
+
+/// The parameters of [`DeleteSession`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteSessionParams {
+    /// The session.
+    pub session_id: String,
+}
+
+/// `switchyard/rewind` (client → server request): takes a session back to the start of a
+/// turn — its files, restored as one `workspace/applyEdit`, its conversation, or both.
+pub enum Rewind {}
+
+impl Request for Rewind {
+    const METHOD: &'static str = "switchyard/rewind";
+    type Params = RewindParams;
+    type Result = RewindResult;
+}
+
+/// The parameters of [`Rewind`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RewindParams {
+    /// The session.
+    pub session_id: String,
+    /// The turn to go back to the start of, from 1.
+    pub turn: u32,
+    /// `code` or `conversation` to restore only that; both when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<crate::agent::Only>,
+    /// Restore files even when they changed since the agent left them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+}
+
+/// What [`Rewind`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RewindResult {
+    /// The turn the session is back at the start of.
+    pub turn: u32,
+    /// The files restored, relative to the workspace root.
+    pub restored: Vec<String>,
+    /// Whether the conversation was rewound.
+    pub conversation: bool,
+    /// What could not be restored, in sentences (turns that ran `bash`, files too large).
+    pub not_restorable: Vec<String>,
 }
 
 /// `switchyard/laneStatus` (server → client notification): a compact per-lane snapshot,
@@ -629,6 +741,9 @@ pub fn catalog() -> Vec<Entry> {
         request::<PendingTasks>(),
         request::<CompleteTask>(),
         request::<Ask>(),
+        request::<ListSessions>(),
+        request::<DeleteSession>(),
+        request::<Rewind>(),
         notification::<LaneStatus>(),
         notification::<SessionUpdate>(),
     ]

@@ -30,7 +30,7 @@ use super::ext::{
 };
 use super::log::{LogForwarder, LogLine};
 use super::progress::{self, Jobs};
-use super::{ask, commands, edits, from_proto, settings, to_proto};
+use super::{ask, commands, edits, from_proto, sessions, settings, to_proto};
 use crate::agent::Agent;
 use crate::approvals::{ApprovalRequest, Prompter};
 use crate::config::{Config, Layer};
@@ -209,6 +209,21 @@ impl Server {
         .custom_method(ext::PendingTasks::METHOD, Server::pending_tasks)
         .custom_method(ext::CompleteTask::METHOD, Server::complete_task)
         .custom_method(ext::Ask::METHOD, Server::ask)
+        .custom_method(ext::ListSessions::METHOD, Server::list_sessions)
+        .custom_method(ext::DeleteSession::METHOD, Server::delete_session)
+        .custom_method(ext::Rewind::METHOD, Server::rewind)
+    }
+
+    async fn rewind(&self, params: ext::RewindParams) -> Result<ext::RewindResult> {
+        sessions::rewind(&self.inner.core, params).await
+    }
+
+    async fn list_sessions(&self, _: ext::ListSessionsParams) -> Result<ext::ListSessionsResult> {
+        sessions::list(&self.inner.agent()?).await
+    }
+
+    async fn delete_session(&self, params: ext::DeleteSessionParams) -> Result<()> {
+        sessions::delete(&self.inner.agent()?, params).await
     }
 
     async fn ask(&self, params: AskParams) -> Result<AskResult> {

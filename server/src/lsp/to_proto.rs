@@ -273,9 +273,15 @@ pub(crate) fn session_update(event: &AgentEvent) -> Option<Update> {
             duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
             lane: *lane,
         },
-        AgentEvent::Usage { call, total } => Update::UsageUpdate {
-            call: token_usage(*call),
-            total: token_usage(*total),
+        AgentEvent::Usage {
+            call,
+            turn,
+            session,
+            cost,
+        } => Update::Usage {
+            call: token_usage(*call, cost.call_usd),
+            turn: token_usage(*turn, cost.turn_usd),
+            session: token_usage(*session, cost.session_usd),
         },
         AgentEvent::ModelRetry {
             attempt,
@@ -313,10 +319,13 @@ fn tool_kind(kind: tools::ToolKind) -> ToolKind {
     }
 }
 
-fn token_usage(usage: Usage) -> TokenUsage {
+/// Token counts and their cost on the wire.
+pub(crate) fn token_usage(usage: Usage, cost_usd: Option<f64>) -> TokenUsage {
     TokenUsage {
         input_tokens: usage.input_tokens,
         output_tokens: usage.output_tokens,
+        cached_tokens: usage.cached_tokens,
+        cost_usd,
     }
 }
 
@@ -327,9 +336,11 @@ pub(crate) fn ask_result(outcome: &RunOutcome, config: &AgentConfig) -> AskResul
         text: outcome.text.clone(),
         stop_reason: outcome.stop.as_str().to_string(),
         stop_message: outcome.stop.explain(config),
-        usage: token_usage(outcome.usage),
+        usage: token_usage(outcome.usage, outcome.cost_usd),
         turns: outcome.turns,
         tool_calls: outcome.tool_calls,
+        turn: outcome.turn,
+        session_usage: token_usage(outcome.session_usage, outcome.session_cost_usd),
     }
 }
 
@@ -366,10 +377,22 @@ mod tests {
                 call: Usage {
                     input_tokens: 10,
                     output_tokens: 2,
+                    ..Usage::default()
                 },
-                total: Usage {
+                turn: Usage {
                     input_tokens: 30,
                     output_tokens: 5,
+                    cached_tokens: 20,
+                },
+                session: Usage {
+                    input_tokens: 90,
+                    output_tokens: 9,
+                    cached_tokens: 20,
+                },
+                cost: crate::agent::Cost {
+                    call_usd: None,
+                    turn_usd: Some(0.25),
+                    session_usd: Some(0.5),
                 },
             },
             AgentEvent::ModelRetry {
@@ -392,8 +415,9 @@ mod tests {
                 json!({"sessionUpdate": "tool_call_update", "toolCallId": "c1", "status": "failed",
                        "content": [{"type": "content", "content": {"type": "text", "text": "cancelled"}}],
                        "durationMs": 12, "lane": "query"}),
-                json!({"sessionUpdate": "usage_update", "call": {"inputTokens": 10, "outputTokens": 2},
-                       "total": {"inputTokens": 30, "outputTokens": 5}}),
+                json!({"sessionUpdate": "usage", "call": {"inputTokens": 10, "outputTokens": 2, "cachedTokens": 0},
+                       "turn": {"inputTokens": 30, "outputTokens": 5, "cachedTokens": 20, "costUsd": 0.25},
+                       "session": {"inputTokens": 90, "outputTokens": 9, "cachedTokens": 20, "costUsd": 0.5}}),
                 json!({"sessionUpdate": "model_retry", "attempt": 1, "maxAttempts": 5,
                        "error": "rate limited (429)", "discardedText": false}),
             ]

@@ -147,6 +147,17 @@ impl Mutation {
         })
     }
 
+    /// The workspace paths it changes, as the model gave them (a copy's source is only read).
+    pub fn targets(&self) -> Vec<&str> {
+        match self {
+            Mutation::Write { path, .. }
+            | Mutation::Edit { path, .. }
+            | Mutation::Delete { path } => vec![path],
+            Mutation::Move { from, to } => vec![from, to],
+            Mutation::Copy { to, .. } => vec![to],
+        }
+    }
+
     /// The tool called.
     pub fn tool(&self) -> Tool {
         match self {

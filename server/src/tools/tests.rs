@@ -1135,3 +1135,25 @@ fn every_tool_runs_as_the_table_says() {
         }
     }
 }
+
+#[test]
+fn the_paths_a_call_changes() {
+    let f = fixture(&[("a.rs", b"a")]);
+    let root = f.root();
+    let args = json!({"from": "a.rs", "to": "b/c.rs"});
+    assert_eq!(
+        f.toolbox.changed_paths("move", &args),
+        [root.join("a.rs"), root.join("b/c.rs")]
+    );
+    assert_eq!(
+        f.toolbox.changed_paths("copy", &args),
+        [root.join("b/c.rs")]
+    );
+    assert!(
+        f.toolbox
+            .changed_paths("read", &json!({"path": "a.rs"}))
+            .is_empty()
+    );
+    let outside = json!({"path": "../x", "content": ""});
+    assert!(f.toolbox.changed_paths("write", &outside).is_empty());
+}

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use switchyard::lanes::Lane;
 use switchyard::lsp::ext::{
     AnalyzeWorkspace, AnalyzeWorkspaceParams, Ask, AskCommand, AskContext, AskParams, AskResult,
-    ContentBlock, SessionUpdateParams, ToolCallContent, ToolCallStatus, ToolKind, Update,
+    ContentBlock, DeleteSession, DeleteSessionParams, ListSessions, ListSessionsParams,
+    SessionUpdateParams, TokenUsage, ToolCallContent, ToolCallStatus, ToolKind, Update,
 };
 use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
 use switchyard_tests::lsp_client::lsp_types::{
@@ -21,7 +22,9 @@ use switchyard_tests::lsp_client::lsp_types::{
 use switchyard_tests::lsp_client::{
     ClientOptions, Ext, LspClient, PATIENCE, ServerEvent, file_url, within,
 };
-use switchyard_tests::mock_model::{ErrorReply, MockModel, Response, Rule, Script, ToolCall};
+use switchyard_tests::mock_model::{
+    ErrorReply, MockModel, Response, Rule, Script, ToolCall, Usage,
+};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -205,7 +208,7 @@ async fn ask_streams_updates_then_answers_over_the_openai_format() {
         assert!(
             updates
                 .iter()
-                .any(|u| matches!(&u.update, Update::UsageUpdate { total, .. } if total.input_tokens == result.usage.input_tokens))
+                .any(|u| matches!(&u.update, Update::Usage { turn, .. } if turn.input_tokens == result.usage.input_tokens))
         );
 
         // Work-done progress under the client's token: begin ... end with the outcome.
@@ -615,4 +618,303 @@ fn options_without_model(setup: &Setup, model: &MockModel) -> ClientOptions {
     options.env.retain(|(key, _)| key != "SWITCHYARD_MODEL");
     options.env.push(("SWITCHYARD_MODEL".into(), String::new()));
     options
+}
+
+#[tokio::test]
+async fn usage_is_streamed_and_answered_per_turn_and_session_and_sessions_are_listed_and_deleted() {
+    within(LIMIT, async {
+        let setup = setup();
+        let config = setup.state.path().join("config/switchyard");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(
+            config.join("config.toml"),
+            "[llm.pricing.\"mock-model\"]\ninput = 2.0\noutput = 8.0\ncached_input = 0.5\n",
+        )
+        .unwrap();
+        let mut cached = Response::text("First answer.");
+        cached.usage = Some(Usage {
+            input_tokens: 200,
+            output_tokens: 100,
+            cache_read_input_tokens: 800,
+            cache_creation_input_tokens: 0,
+        });
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(cached).turn(0),
+            Rule::openai(Response::text("Second answer.").usage(500, 50)).turn(1),
+        ]))
+        .await;
+        let mut options = options(&setup, &model, "openai");
+        options.env.push((
+            "XDG_CONFIG_HOME".into(),
+            setup.state.path().join("config").display().to_string(),
+        ));
+        let (mut client, _) = LspClient::initialized(options).await;
+        let first = client
+            .ext_request::<Ask>(ask_params("First question."))
+            .await
+            .unwrap();
+        assert_eq!(first.turn, 1);
+        let expected_first = TokenUsage {
+            input_tokens: 1000,
+            output_tokens: 100,
+            cached_tokens: 800,
+            cost_usd: Some(0.0016),
+        };
+        assert_usage(first.usage, expected_first);
+        assert_usage(first.session_usage, expected_first);
+        let second = client
+            .ext_request::<Ask>(AskParams {
+                session_id: Some(first.session_id.clone()),
+                ..ask_params("Second question.")
+            })
+            .await
+            .unwrap();
+        assert_eq!(second.turn, 2);
+        assert_usage(
+            second.usage,
+            TokenUsage {
+                input_tokens: 500,
+                output_tokens: 50,
+                cached_tokens: 0,
+                cost_usd: Some(0.0014),
+            },
+        );
+        let session_total = TokenUsage {
+            input_tokens: 1500,
+            output_tokens: 150,
+            cached_tokens: 800,
+            cost_usd: Some(0.003),
+        };
+        assert_usage(second.session_usage, session_total);
+        let streamed: Vec<TokenUsage> = updates(&mut client)
+            .into_iter()
+            .filter_map(|u| match u.update {
+                Update::Usage { session, .. } => Some(session),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(streamed.len(), 2, "one `usage` update per model call");
+        assert_usage(streamed[1], session_total);
+
+        let listed = client
+            .ext_request::<ListSessions>(ListSessionsParams {})
+            .await
+            .unwrap();
+        let [summary] = &listed.sessions[..] else {
+            panic!("{listed:?}")
+        };
+        assert_eq!(summary.session_id, first.session_id);
+        assert_eq!(
+            (summary.title.as_str(), summary.turns),
+            ("First question.", 2)
+        );
+        assert_usage(summary.usage, session_total);
+
+        client
+            .ext_request::<DeleteSession>(DeleteSessionParams {
+                session_id: first.session_id.clone(),
+            })
+            .await
+            .unwrap();
+        let listed = client
+            .ext_request::<ListSessions>(ListSessionsParams {})
+            .await
+            .unwrap();
+        assert!(listed.sessions.is_empty(), "{listed:?}");
+        let again = client
+            .ext_request::<DeleteSession>(DeleteSessionParams {
+                session_id: first.session_id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(again.code.0, -32602);
+        assert!(again.message.contains("no session"), "{}", again.message);
+        let resumed = client
+            .ext_request::<Ask>(AskParams {
+                session_id: Some(first.session_id.clone()),
+                ..ask_params("Third?")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            resumed.code.0, -32602,
+            "a deleted session cannot be resumed"
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+/// Token counts equal, and costs equal to the cent's hundredth.
+fn assert_usage(got: TokenUsage, want: TokenUsage) {
+    let (mut a, mut b) = (got, want);
+    let close = match (a.cost_usd.take(), b.cost_usd.take()) {
+        (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+        (x, y) => x == y,
+    };
+    assert!(a == b && close, "got {got:?}, want {want:?}");
+}
+
+#[tokio::test]
+async fn the_nearest_agents_md_to_the_open_file_applies_on_top_of_the_roots() {
+    within(LIMIT, async {
+        let setup = setup();
+        std::fs::write(setup.root.path().join("AGENTS.md"), "Root rule.\n").unwrap();
+        std::fs::write(setup.root.path().join("src/AGENTS.md"), "Source rule.\n").unwrap();
+        std::fs::create_dir(setup.root.path().join("docs")).unwrap();
+        std::fs::write(setup.root.path().join("docs/AGENTS.md"), "Docs rule.\n").unwrap();
+        let model = MockModel::start(Script::new(vec![
+            Rule::anthropic(Response::text("Noted.")).repeat(),
+        ]))
+        .await;
+        let (client, _) = LspClient::initialized(options(&setup, &model, "anthropic")).await;
+        let uri = file_url(&setup.root.path().join("src/main.rs"))
+            .as_str()
+            .parse()
+            .unwrap();
+        client
+            .ext_request::<Ask>(AskParams {
+                context: Some(AskContext {
+                    file: Some(uri),
+                    selection: None,
+                    selected_text: None,
+                }),
+                ..ask_params("What applies here?")
+            })
+            .await
+            .unwrap();
+        client
+            .ext_request::<Ask>(ask_params("And with no file open?"))
+            .await
+            .unwrap();
+        let system = |at: usize| {
+            model.requests()[at].body["system"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let with_file = system(0);
+        let root = with_file
+            .find("--- AGENTS.md ---\nRoot rule.")
+            .expect(&with_file);
+        let nearest = with_file
+            .find("--- src/AGENTS.md ---\nSource rule.")
+            .expect(&with_file);
+        assert!(root < nearest, "{with_file}");
+        assert!(!with_file.contains("Docs rule."), "{with_file}");
+        let without = system(1);
+        assert!(
+            without.contains("Root rule.") && !without.contains("Source rule."),
+            "{without}"
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rewind_restores_the_buffer_in_one_apply_edit_and_refuses_text_typed_since_unless_forced() {
+    use switchyard::lsp::ext::{Rewind, RewindParams};
+    use switchyard_tests::lsp_client::lsp_types::{
+        ClientCapabilities, ResourceOperationKind, WorkspaceEditClientCapabilities,
+    };
+    within(LIMIT, async {
+        let setup = setup();
+        let main = setup.root.path().join("src/main.rs");
+        let original = std::fs::read_to_string(&main).unwrap();
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(Response::tool_calls(vec![ToolCall::new(
+                "edit",
+                json!({"path": "src/main.rs", "old_string": "hello", "new_string": "bye"}),
+            )]))
+            .turn(0),
+            Rule::openai(Response::text("Said bye.")).turn(1),
+        ]))
+        .await;
+        let mut options = options(&setup, &model, "openai");
+        options.capabilities = ClientCapabilities {
+            workspace: Some(WorkspaceClientCapabilities {
+                apply_edit: Some(true),
+                workspace_edit: Some(WorkspaceEditClientCapabilities {
+                    document_changes: Some(true),
+                    resource_operations: Some(vec![
+                        ResourceOperationKind::Create,
+                        ResourceOperationKind::Rename,
+                        ResourceOperationKind::Delete,
+                    ]),
+                    ..WorkspaceEditClientCapabilities::default()
+                }),
+                ..WorkspaceClientCapabilities::default()
+            }),
+            ..ClientCapabilities::default()
+        };
+        let (mut client, _) = LspClient::initialized(options).await;
+        let asked = client
+            .ext_request::<Ask>(ask_params("Say bye."))
+            .await
+            .unwrap();
+        let buffer = |client: &LspClient| client.editor.lock().text(&main).map(str::to_string);
+        assert_eq!(buffer(&client).unwrap(), original.replace("hello", "bye"));
+        let edits = |client: &mut LspClient| {
+            client.drain_events();
+            client
+                .history
+                .iter()
+                .filter(|e| matches!(e, ServerEvent::ApplyEdit(_)))
+                .count()
+        };
+        assert_eq!(edits(&mut client), 1);
+
+        // The user types in the buffer the agent changed: the rewind will not clobber it.
+        client.editor.lock().type_text(&main, "// mine\n");
+        let params = |force: bool| RewindParams {
+            session_id: asked.session_id.clone(),
+            turn: 1,
+            only: None,
+            force,
+        };
+        let refused = client
+            .ext_request::<Rewind>(params(false))
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .message
+                .contains("not rewound: src/main.rs has changed since the agent left it"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(edits(&mut client), 1, "nothing was sent");
+
+        let done = client.ext_request::<Rewind>(params(true)).await.unwrap();
+        assert_eq!(done.restored, ["src/main.rs"]);
+        assert!(done.conversation && done.not_restorable.is_empty());
+        assert_eq!(edits(&mut client), 2, "one workspace/applyEdit");
+        assert_eq!(buffer(&client).unwrap(), original);
+        assert_eq!(
+            std::fs::read_to_string(&main).unwrap(),
+            original,
+            "the server never writes"
+        );
+        let listed = client
+            .ext_request::<ListSessions>(ListSessionsParams {})
+            .await
+            .unwrap();
+        assert_eq!(
+            listed.sessions[0].turns, 0,
+            "the conversation is back at turn 1"
+        );
+        let again = client
+            .ext_request::<Rewind>(params(false))
+            .await
+            .unwrap_err();
+        assert_eq!(again.code.0, -32602);
+        assert!(
+            again.message.contains("has no turns to rewind"),
+            "{}",
+            again.message
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
 }

@@ -18,6 +18,9 @@ M.methods = {
   lane_status = 'switchyard/laneStatus',
   pending_tasks = 'switchyard/pendingTasks',
   complete_task = 'switchyard/completeTask',
+  list_sessions = 'switchyard/listSessions',
+  delete_session = 'switchyard/deleteSession',
+  rewind = 'switchyard/rewind',
 }
 
 --- `workspace/executeCommand` commands (`switchyard.*`), as in `ext.rs`.
