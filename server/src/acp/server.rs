@@ -535,6 +535,14 @@ impl Agent {
                 overlaid.push(path);
             }
         }
+        // A cancel that came while the files were fetched (before the run has a token of
+        // its own to cancel) ends the prompt here.
+        if cancel.is_cancelled() {
+            for path in overlaid {
+                live.core.documents().close(&path);
+            }
+            return Ok(acp::PromptResponse::new(acp::StopReason::Cancelled));
+        }
         let (events, received) = mpsc::unbounded_channel::<AgentEvent>();
         let turn = Turn {
             conn: self.conn.clone(),
