@@ -11,7 +11,9 @@
 //! measure, they do not test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,23 +93,7 @@ impl Server {
                 self.stdout.read_line(&mut line).unwrap();
                 serde_json::from_str(&line).unwrap()
             }
-            Wire::ContentLength => {
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    self.stdout.read_line(&mut line).unwrap();
-                    let line = line.trim_end();
-                    if line.is_empty() {
-                        break;
-                    }
-                    if let Some(value) = line.strip_prefix("Content-Length:") {
-                        length = value.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                self.stdout.read_exact(&mut body).unwrap();
-                serde_json::from_slice(&body).unwrap()
-            }
+            Wire::ContentLength => common::read_frame(&mut self.stdout),
         };
         if message.get("id").is_some() && message.get("method").is_some() {
             self.send(&json!({"jsonrpc": "2.0", "id": message["id"], "result": null}));
@@ -213,12 +199,7 @@ fn main() {
             .repeat(),
     ])));
     let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join("src")).unwrap();
-    std::fs::write(
-        root.path().join("src/main.rs"),
-        "fn main() {\n    println!(\"hello\");\n}\n",
-    )
-    .unwrap();
+    switchyard_tests::hello_workspace(root.path());
     let root = root.path().canonicalize().unwrap();
     let state = tempfile::tempdir().unwrap();
 

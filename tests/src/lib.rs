@@ -19,3 +19,16 @@ pub fn switchyard_bin() -> PathBuf {
     }
     dir.join(format!("switchyard{}", std::env::consts::EXE_SUFFIX))
 }
+
+/// Writes the small workspace the agent suites share into `dir`: `src/main.rs`, a program
+/// that prints `hello`, and a `README.md`.
+pub fn hello_workspace(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("src")).expect("the workspace folder can be written");
+    std::fs::write(
+        dir.join("src/main.rs"),
+        "fn main() {\n    println!(\"hello\");\n}\n",
+    )
+    .expect("the workspace folder can be written");
+    std::fs::write(dir.join("README.md"), "# Demo\nSays hello.\n")
+        .expect("the workspace folder can be written");
+}

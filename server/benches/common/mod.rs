@@ -40,3 +40,24 @@ pub fn cpu_per_run(runs: u32, mut run_once: impl FnMut()) -> Option<Duration> {
     }
     Some((children_cpu()? - before) / runs)
 }
+
+/// Reads one `Content-Length`-framed JSON-RPC message (a language server's output).
+pub fn read_frame(input: &mut impl std::io::BufRead) -> serde_json::Value {
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        input
+            .read_line(&mut line)
+            .expect("the server's output can be read");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("Content-Length:") {
+            length = value.trim().parse().expect("Content-Length is a number");
+        }
+    }
+    let mut body = vec![0; length];
+    std::io::Read::read_exact(input, &mut body).expect("the server's output can be read");
+    serde_json::from_slice(&body).expect("the server sends JSON")
+}

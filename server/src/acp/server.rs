@@ -512,7 +512,9 @@ impl Agent {
         cancel: CancellationToken,
     ) -> Result<acp::PromptResponse, Error> {
         let reads = self.state.lock().client.fs.read_text_file;
-        // The files the prompt names, as the client has them: what the tools read first.
+        // The files the prompt names, as the client has them: what the tools read first,
+        // for this prompt (after it the client may change them without telling).
+        let mut overlaid = Vec::new();
         for (path, text) in prompt.files {
             let text = match text {
                 Some(text) => Some(text),
@@ -529,8 +531,17 @@ impl Agent {
                 None => None,
             };
             if let Some(text) = text {
-                live.core.documents().open(path, 0, text);
+                live.core.documents().open(path.clone(), 0, text);
+                overlaid.push(path);
             }
+        }
+        // A cancel that came while the files were fetched (before the run has a token of
+        // its own to cancel) ends the prompt here.
+        if cancel.is_cancelled() {
+            for path in overlaid {
+                live.core.documents().close(&path);
+            }
+            return Ok(acp::PromptResponse::new(acp::StopReason::Cancelled));
         }
         let (events, received) = mpsc::unbounded_channel::<AgentEvent>();
         let turn = Turn {
@@ -540,6 +551,7 @@ impl Agent {
             started: HashMap::new(),
             changing: None,
             changes: HashMap::new(),
+            written: Vec::new(),
         };
         let forward = tokio::spawn(turn.forward(received, questions));
         let result = live
@@ -547,7 +559,12 @@ impl Agent {
             .send(&prompt.text, &prompt.context, &events)
             .await;
         drop(events);
-        let _ = forward.await;
+        if let Ok(written) = forward.await {
+            overlaid.extend(written);
+        }
+        for path in overlaid {
+            live.core.documents().close(&path);
+        }
         match result {
             Ok(outcome) => Ok(acp::PromptResponse::new(to_proto::stop_reason(
                 outcome.stop,
@@ -569,14 +586,17 @@ struct Turn {
     changing: Option<String>,
     /// Diff content of the changes each call made.
     changes: HashMap<String, Vec<acp::ToolCallContent>>,
+    /// Files the client wrote: their new text is what the tools read until the prompt ends.
+    written: Vec<PathBuf>,
 }
 
 impl Turn {
+    /// Forwards until the run's events end; returns the files the client wrote.
     async fn forward(
         mut self,
         mut events: mpsc::UnboundedReceiver<AgentEvent>,
         mut questions: mpsc::UnboundedReceiver<FromCore>,
-    ) {
+    ) -> Vec<PathBuf> {
         loop {
             // Events first: a question is asked after the event of its call was sent.
             tokio::select! {
@@ -592,6 +612,7 @@ impl Turn {
                 },
             }
         }
+        self.written
     }
 
     fn notify(&self, update: acp::SessionUpdate) {
@@ -736,6 +757,7 @@ impl Turn {
             }
             // The client holds the new text now (maybe unsaved): later reads see it.
             self.live.core.documents().open(path.clone(), 0, content);
+            self.written.push(path.clone());
         }
         let _ = request.reply.send(ApplyOutcome::Applied);
     }

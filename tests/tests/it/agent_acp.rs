@@ -36,13 +36,7 @@ struct Env {
 impl Env {
     fn new() -> Env {
         let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("src")).unwrap();
-        std::fs::write(
-            root.path().join("src/main.rs"),
-            "fn main() {\n    println!(\"hello\");\n}\n",
-        )
-        .unwrap();
-        std::fs::write(root.path().join("README.md"), "# Demo\nSays hello.\n").unwrap();
+        switchyard_tests::hello_workspace(root.path());
         Env {
             root,
             home: tempfile::tempdir().unwrap(),
