@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::median_ns;
+use common::{EIGHT_PATTERNS, median_ns, registry_corpus, runtime, toolbox};
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -16,34 +16,11 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use serde_json::json;
-use switchyard::documents::Documents;
 use switchyard::lanes::{Lanes, LanesConfig};
 use switchyard::read_cache::ReadCache;
-use switchyard::tools::{CallContext, ToolOutput, Toolbox, ToolsConfig, Workspace, lane_result};
+use switchyard::tools::{CallContext, ToolOutput, lane_result};
 
 const GIB: u64 = 1 << 30;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn toolbox(runtime: &tokio::runtime::Runtime, root: &Path) -> Toolbox {
-    let lanes = Lanes::with_runtime(LanesConfig::default(), runtime.handle().clone()).unwrap();
-    let config = ToolsConfig {
-        max_output_bytes: 0,
-        ..ToolsConfig::default()
-    };
-    Toolbox::new(
-        Workspace::new([root.to_path_buf()]).unwrap(),
-        lanes,
-        Documents::new(),
-        config,
-    )
-}
 
 fn read_cache(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path) {
     let path = dir.join("hundred-kb.rs");
@@ -139,25 +116,9 @@ fn ranged_reads(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path
     (first_ms, peak_kib)
 }
 
-fn corpus() -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
-    home.join("registry").join("src")
-}
-
 fn eight_greps(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
-    let toolbox = toolbox(runtime, &corpus());
-    let patterns = [
-        "TODO",
-        "unsafe fn",
-        r"impl\s+Drop",
-        "#\\[inline\\]",
-        "panic!",
-        "Box<dyn",
-        "async fn",
-        "SAFETY",
-    ];
+    let toolbox = toolbox(runtime, &registry_corpus());
+    let patterns = EIGHT_PATTERNS;
     let args = |p: &str| json!({"pattern": p, "output": "count", "max_results": 1_000_000});
     let mut group = c.benchmark_group("eight_greps");
     group.sample_size(10);

@@ -47,7 +47,9 @@ pub use store::{Loaded, SessionInfo, SessionStore, TurnUsage};
 use crate::config::Config;
 use crate::lanes::{Lane, LaneError, SessionId};
 use crate::llm::{self, Client, Message, ModelRequest, ToolCall, Usage};
-use crate::tools::{CallContext, Effect, ToolKind, ToolResult, ToolSpec, Toolbox};
+use crate::tools::{
+    CallContext, Effect, SealOnDrop, SearchGroup, Tool, ToolKind, ToolResult, ToolSpec, Toolbox,
+};
 use schedule::{Progress, Step};
 
 /// Why a request could not run or was cut short by a failure (not by a limit: those are a
@@ -704,6 +706,7 @@ impl Run<'_> {
             })
             .collect();
         let mut answers: Vec<Option<String>> = vec![None; calls.len()];
+        let searches = SearchRuns::of(toolbox, calls);
         // Indexed rather than over `&ToolCall`: a closure taking a reference would make the
         // future of `send` not provably `Send` (rust-lang/rust#110338).
         let steps = (0..calls.len()).map(|i| {
@@ -712,7 +715,14 @@ impl Run<'_> {
             let planned = self
                 .offer(&call.name)
                 .and_then(|()| parse_arguments(&call.name, &call.arguments))
-                .and_then(|args| toolbox.task(&call.name, args, &ctx).map_err(|e| e.message));
+                .and_then(|args| {
+                    let task = match searches.group(i) {
+                        Some(group) => toolbox.task_in(&call.name, args, &ctx, group),
+                        None => toolbox.task(&call.name, args, &ctx),
+                    };
+                    task.map_err(|e| e.message)
+                });
+            searches.built(i);
             match planned {
                 Ok(task) if spec.is_some_and(|s| s.parallel_safe()) => Step::Parallel(task),
                 Ok(task) => Step::Barrier(task),
@@ -975,3 +985,57 @@ fn clip(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The searches of a turn that share a walk: each run of consecutive parallel-safe calls
+/// (a call that is not parallel-safe ends a run) with two or more `grep`/`glob` calls gets
+/// a [`SearchGroup`], sealed once its last search is built.
+struct SearchRuns {
+    /// Each call's group, by index into `groups`.
+    of_call: Vec<Option<usize>>,
+    /// The groups, each with the index of its last search and a guard that seals it even
+    /// if the turn stops building calls early.
+    groups: Vec<(SearchGroup, usize, SealOnDrop)>,
+}
+
+impl SearchRuns {
+    fn of(toolbox: &Toolbox, calls: &[ToolCall]) -> SearchRuns {
+        let is_search = |call: &ToolCall| {
+            Tool::from_name(&call.name).is_some_and(|tool| matches!(tool, Tool::Grep | Tool::Glob))
+        };
+        let mut runs: Vec<Vec<usize>> = vec![Vec::new()];
+        for (i, call) in calls.iter().enumerate() {
+            match toolbox.spec(&call.name) {
+                Some(spec) if !spec.parallel_safe() => runs.push(Vec::new()),
+                _ if is_search(call) => runs.last_mut().into_iter().for_each(|r| r.push(i)),
+                _ => {}
+            }
+        }
+        let mut of_call = vec![None; calls.len()];
+        let mut groups = Vec::new();
+        for run in runs.into_iter().filter(|r| r.len() >= 2) {
+            let group = SearchGroup::new();
+            let last = run[run.len() - 1];
+            for &i in &run {
+                of_call[i] = Some(groups.len());
+            }
+            let seal = group.seal_on_drop();
+            groups.push((group, last, seal));
+        }
+        SearchRuns { of_call, groups }
+    }
+
+    /// The group call `i` joins, if any.
+    fn group(&self, i: usize) -> Option<&SearchGroup> {
+        self.of_call[i].map(|g| &self.groups[g].0)
+    }
+
+    /// Call `i` was built (or failed to be): its group is complete after its last search.
+    fn built(&self, i: usize) {
+        if let Some(g) = self.of_call[i] {
+            let (group, last, _) = &self.groups[g];
+            if *last == i {
+                group.seal();
+            }
+        }
+    }
+}

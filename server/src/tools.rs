@@ -7,6 +7,7 @@
 
 mod args;
 mod bash;
+mod fuse;
 mod glob;
 mod grep;
 mod ls;
@@ -36,6 +37,7 @@ use crate::read_cache::{LineIndexCache, ReadCache};
 pub use args::Args;
 pub(crate) use args::kind as json_kind;
 pub use bash::{BashArgs, BashOutput, TerminalRequest, protect_process};
+pub use fuse::{SealOnDrop, SearchGroup};
 pub use glob::{GlobArgs, GlobOutput};
 pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
@@ -318,6 +320,39 @@ impl Toolbox {
                 async move { Ok(inner.run_bash(bash, task).await.map_err(|e| e.message)) }
             }),
         };
+        let task = task.payload(args).cancelled_by(&ctx.token);
+        Ok(match &ctx.session {
+            Some(session) => task.session(session.clone()),
+            None => task,
+        })
+    }
+
+    /// Like [`Toolbox::task`], for a call of a parallel batch: a `grep` or `glob` joins
+    /// `group` and shares one walk with the group's other searches (see `tools/fuse.rs`);
+    /// seal the group once the batch is complete.
+    pub fn task_in(
+        &self,
+        name: &str,
+        args: Value,
+        ctx: &CallContext,
+        group: &SearchGroup,
+    ) -> Result<Task<ToolResult>, ToolError> {
+        let Some(tool) = Tool::from_name(name) else {
+            return self.task(name, args, ctx);
+        };
+        let query = match Call::parse(tool, &args) {
+            Ok(Call::Query(Query::Grep(args))) => fuse::Query::Grep(args),
+            Ok(Call::Query(Query::Glob(args))) => fuse::Query::Glob(args),
+            _ => return self.task(name, args, ctx),
+        };
+        let task = fuse::task(
+            Arc::clone(&self.inner),
+            tool.lane(),
+            tool.name(),
+            query,
+            group,
+            ctx,
+        );
         let task = task.payload(args).cancelled_by(&ctx.token);
         Ok(match &ctx.session {
             Some(session) => task.session(session.clone()),

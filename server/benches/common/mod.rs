@@ -3,10 +3,59 @@
 //! and the CPU time child processes used, which a shared machine's load disturbs far less
 //! than their wall time.
 // Each bench compiles its own copy of this module and uses part of it.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use switchyard::documents::Documents;
+use switchyard::lanes::{Lanes, LanesConfig};
+use switchyard::tools::{Toolbox, ToolsConfig, Workspace};
+
+/// Eight patterns for the multi-grep benches: common and rare, literal and regex.
+pub const EIGHT_PATTERNS: [&str; 8] = [
+    "TODO",
+    "unsafe fn",
+    r"impl\s+Drop",
+    "#\\[inline\\]",
+    "panic!",
+    "Box<dyn",
+    "async fn",
+    "SAFETY",
+];
+
+/// The registry corpus: the crate sources `cargo fetch` leaves under
+/// `$CARGO_HOME/registry/src`.
+pub fn registry_corpus() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    home.join("registry").join("src")
+}
+
+/// A runtime with two workers, as the server runs on this machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A toolbox over `root` on fresh lanes, with no cap on rendered output.
+pub fn toolbox(runtime: &tokio::runtime::Runtime, root: &Path) -> Toolbox {
+    let lanes = Lanes::with_runtime(LanesConfig::default(), runtime.handle().clone()).unwrap();
+    let config = ToolsConfig {
+        max_output_bytes: 0,
+        ..ToolsConfig::default()
+    };
+    Toolbox::new(
+        Workspace::new([root.to_path_buf()]).unwrap(),
+        lanes,
+        Documents::new(),
+        config,
+    )
+}
 
 /// The median time of `group/function` in nanoseconds, from the estimates criterion wrote
 /// under `dir`; `None` when that benchmark did not run.

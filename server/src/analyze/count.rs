@@ -19,10 +19,14 @@
 
 use std::borrow::Cow;
 use std::ops::{Add, AddAssign};
+use std::sync::LazyLock;
 
 use memchr::{memchr, memchr2, memmem};
+use serde::Deserialize;
 
-use super::languages::{Embedding, Language, LanguageDef, Named, lookup_mime, lookup_name};
+use super::languages::{
+    Embedding, Language, LanguageDef, lookup_exact_name, lookup_mime, lookup_name,
+};
 
 /// Code, comment and blank line counts of a file or of many files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -67,7 +71,7 @@ impl Add for Counts {
 /// fine.
 pub fn count(lang: Language, bytes: &[u8]) -> Counts {
     let text = decode(bytes);
-    Scanner::new(lang, &text, None).run()
+    count_text(lang, &text, None)
 }
 
 /// Like [`count`], and also calls `embedded(language, counts)` once for every embedded
@@ -75,16 +79,115 @@ pub fn count(lang: Language, bytes: &[u8]) -> Counts {
 /// "(Total)" view of a child language).
 ///
 /// Adding the host's counts and every embedded block's gives the file's total lines as
-/// tokei's "Total" row counts them, except for blocks in a language this crate does not
-/// carry (a code fence naming one of tokei's other languages): tokei counts those and
-/// they are skipped here.
+/// tokei's "Total" row counts them.
 pub fn count_with_embedded(
     lang: Language,
     bytes: &[u8],
     embedded: &mut dyn FnMut(Language, Counts),
 ) -> Counts {
     let text = decode(bytes);
-    Scanner::new(lang, &text, Some(embedded)).run()
+    count_text(lang, &text, Some(embedded))
+}
+
+/// Counts decoded text: a Jupyter notebook cell by cell, anything else with the scanner
+/// (tokei's `parse_from_slice`).
+fn count_text(
+    lang: Language,
+    text: &[u8],
+    embedded: Option<&mut dyn FnMut(Language, Counts)>,
+) -> Counts {
+    if lang == Language::Jupyter {
+        return jupyter(text, embedded).unwrap_or_default();
+    }
+    Scanner::new(lang, text, embedded).run()
+}
+
+/// A notebook as tokei reads one: any other shape (a `raw` cell, a `source` that is one
+/// string, missing metadata) makes it a file of no lines, as in tokei.
+#[derive(Deserialize)]
+struct Notebook {
+    cells: Vec<Cell>,
+    metadata: NotebookMetadata,
+}
+
+#[derive(Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum CellType {
+    Markdown,
+    Code,
+}
+
+#[derive(Deserialize)]
+struct Cell {
+    cell_type: CellType,
+    source: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct NotebookMetadata {
+    kernelspec: serde_json::Value,
+    language_info: serde_json::Value,
+}
+
+/// tokei's `parse_jupyter`: the notebook's own lines are its cells' own lines; each cell
+/// is also a block in its language (Markdown, or the kernel's language, else Python), and
+/// what a cell embeds is reported again on its own, as tokei's blobs hold it twice.
+fn jupyter(text: &[u8], mut embedded: Option<&mut dyn FnMut(Language, Counts)>) -> Option<Counts> {
+    let notebook: Notebook = serde_json::from_slice(text).ok()?;
+    let kernel = notebook
+        .metadata
+        .kernelspec
+        .get("language")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|name| lookup_name(name.as_bytes()))
+        .or_else(|| {
+            notebook
+                .metadata
+                .language_info
+                .get("file_extension")
+                .and_then(serde_json::Value::as_str)
+                .and_then(Language::from_extension)
+        })
+        .unwrap_or(Language::Python);
+    let mut total = Counts::default();
+    for cell in &notebook.cells {
+        let language = match cell.cell_type {
+            CellType::Markdown => Language::Markdown,
+            CellType::Code => kernel,
+        };
+        let source = cell.source.concat();
+        let mut nested: Vec<(Language, Counts)> = Vec::new();
+        let own = match embedded {
+            Some(_) => {
+                let mut add = |child: Language, counts: Counts| nested.push((child, counts));
+                Scanner::new(language, source.as_bytes(), Some(&mut add)).run()
+            }
+            None => Scanner::new(language, source.as_bytes(), None).run(),
+        };
+        total += own;
+        if let Some(embedded) = embedded.as_mut() {
+            let inner = nested
+                .iter()
+                .fold(Counts::default(), |sum, (_, c)| sum + *c);
+            embedded(language, own + inner);
+            for (child, counts) in nested {
+                embedded(child, counts);
+            }
+        }
+    }
+    Some(total)
+}
+
+/// The language a Lingua Franca file's `target` declaration names (tokei's
+/// `find_lf_target_language`); its `{= … =}` blocks are in that language.
+fn lingua_franca_target(text: &[u8]) -> Option<Language> {
+    static TARGET: LazyLock<Option<regex::bytes::Regex>> =
+        LazyLock::new(|| regex::bytes::Regex::new(r"(?m)\btarget\s+(\w+)\s*($|;|\{)").ok());
+    let name = TARGET.as_ref()?.captures(text)?.get(1)?.as_bytes();
+    if name == b"CCpp" {
+        return Some(Language::C);
+    }
+    lookup_exact_name(name)
 }
 
 /// Strips a UTF-8 byte-order mark and decodes UTF-16 with one, like the decoding reader
@@ -163,6 +266,17 @@ fn starts_with_any(bytes: &[u8], tokens: &[&[u8]]) -> bool {
     tokens.iter().any(|t| has_prefix(bytes, t))
 }
 
+/// Whether one of tokei's "important syntax" tokens starts `window`: a quote, doc quote or
+/// block comment opener, or a token the language lists (tokei's `important_syntax`).
+fn important_at(def: &LanguageDef, window: &[u8]) -> bool {
+    let opens = |pairs: &[(&[u8], &[u8])]| pairs.iter().any(|(open, _)| has_prefix(window, open));
+    opens(def.quotes)
+        || opens(def.doc_quotes)
+        || opens(def.block_comments)
+        || opens(def.nested_comments)
+        || starts_with_any(window, def.important)
+}
+
 /// One UTF-8 encoded char at the start of `bytes`, with its length.
 fn decode_char(bytes: &[u8]) -> Option<(char, usize)> {
     let len = match *bytes.first()? {
@@ -177,23 +291,6 @@ fn decode_char(bytes: &[u8]) -> Option<(char, usize)> {
         .chars()
         .next()?;
     Some((c, len))
-}
-
-/// A language an embedded block is in.
-#[derive(Clone, Copy)]
-enum Child {
-    Ours(Language),
-    /// One of tokei's languages this crate does not carry: skipped.
-    Foreign,
-}
-
-impl From<Named> for Child {
-    fn from(named: Named) -> Child {
-        match named {
-            Named::Ours(language) => Child::Ours(language),
-            Named::Foreign => Child::Foreign,
-        }
-    }
 }
 
 /// An embedded block found while scanning a line.
@@ -253,7 +350,9 @@ impl LineMatches {
                 template: tag(b"<template", b"lang=\""),
                 ..LineMatches::default()
             },
-            Embedding::None | Embedding::RustDoc => LineMatches::default(),
+            Embedding::None | Embedding::RustDoc | Embedding::LinguaFranca => {
+                LineMatches::default()
+            }
         }
     }
 
@@ -345,9 +444,10 @@ struct Scanner<'t, 's> {
     /// The last string opened was verbatim: backslashes escape nothing. tokei keeps this
     /// after the string ends, until the next string opens.
     quote_is_verbatim: bool,
-    /// The closing token of the block comment the scan is in, and how deep.
-    comment_end: &'static [u8],
-    depth: usize,
+    /// The closing tokens of the block comments the scan is in, innermost last.
+    comments: Vec<&'static [u8]>,
+    /// The language of `{= … =}` blocks (Lingua Franca only).
+    lf_target: Language,
 }
 
 impl<'t, 's> Scanner<'t, 's> {
@@ -356,19 +456,24 @@ impl<'t, 's> Scanner<'t, 's> {
         text: &'t [u8],
         embedded: Option<&'s mut dyn FnMut(Language, Counts)>,
     ) -> Self {
+        let def = lang.def();
+        let lf_target = match def.embedding {
+            Embedding::LinguaFranca => lingua_franca_target(text).unwrap_or(lang),
+            _ => lang,
+        };
         Scanner {
-            def: lang.def(),
+            def,
             text,
             embedded,
             quote: None,
             quote_is_verbatim: false,
-            comment_end: b"",
-            depth: 0,
+            comments: Vec::new(),
+            lf_target,
         }
     }
 
     fn is_plain(&self) -> bool {
-        self.quote.is_none() && self.depth == 0
+        self.quote.is_none() && self.comments.is_empty()
     }
 
     fn run(mut self) -> Counts {
@@ -389,8 +494,14 @@ impl<'t, 's> Scanner<'t, 's> {
                 if next_important < pos {
                     next_important = self.find_important(pos);
                 }
+                if next_important < end && def.spaced_tokens && !self.has_important(line) {
+                    // The token matched in whitespace tokei trims off: skip the line.
+                    next_important = end;
+                }
                 if next_important >= end {
-                    if def.literate || starts_with_any(line, def.line_comments) {
+                    // FORTRAN's comments start in the first column.
+                    let head = if def.fortran { &text[pos..end] } else { line };
+                    if def.literate || starts_with_any(head, def.line_comments) {
                         counts.comments += 1;
                     } else {
                         counts.code += 1;
@@ -399,7 +510,7 @@ impl<'t, 's> Scanner<'t, 's> {
                     continue;
                 }
             }
-            let started_in_comment = self.depth > 0;
+            let started_in_comment = !self.comments.is_empty();
             if let Some(block) = self.scan_line(pos, end) {
                 match block.opener {
                     Opener::Nothing => {}
@@ -426,19 +537,25 @@ impl<'t, 's> Scanner<'t, 's> {
         let mut at = from;
         while let Some(offset) = def.important_first.find(&text[at..]) {
             let candidate = at + offset;
-            let window = &text[candidate..];
-            let opens =
-                |pairs: &[(&[u8], &[u8])]| pairs.iter().any(|(open, _)| has_prefix(window, open));
-            if opens(def.quotes)
-                || opens(def.doc_quotes)
-                || opens(def.block_comments)
-                || starts_with_any(window, def.important)
-            {
+            if important_at(def, &text[candidate..]) {
                 return candidate;
             }
             at = candidate + 1;
         }
         text.len()
+    }
+
+    /// Whether an important token lies wholly within `line` (tokei's `is_match` on the
+    /// trimmed line).
+    fn has_important(&self, line: &[u8]) -> bool {
+        let mut at = 0;
+        while let Some(offset) = self.def.important_first.find(&line[at..]) {
+            if important_at(self.def, &line[at + offset..]) {
+                return true;
+            }
+            at += offset + 1;
+        }
+        false
     }
 
     /// The next position in `at..end` where something can happen in the current state.
@@ -450,7 +567,7 @@ impl<'t, 's> Scanner<'t, 's> {
             } else {
                 memchr2(close[0], b'\\', haystack)
             }
-        } else if self.depth > 0 {
+        } else if !self.comments.is_empty() {
             self.def.comment_first.find(haystack)
         } else {
             self.def.plain_first.find(haystack)
@@ -491,16 +608,21 @@ impl<'t, 's> Scanner<'t, 's> {
                 i += 2;
                 continue;
             }
-            if self.depth > 0 && has_prefix(window, self.comment_end) {
-                self.depth -= 1;
-                i += self.comment_end.len();
+            if let Some(close) = self
+                .comments
+                .last()
+                .copied()
+                .filter(|close| has_prefix(window, close))
+            {
+                self.comments.pop();
+                i += close.len();
                 continue;
             }
             if self.quote.is_some() {
                 i += 1;
                 continue;
             }
-            if self.depth == 0 {
+            if self.comments.is_empty() {
                 if let Some(block) = self.embedded_at(i, end, &matches) {
                     return Some(block);
                 }
@@ -533,18 +655,19 @@ impl<'t, 's> Scanner<'t, 's> {
             if let Some(&(open, close)) = def
                 .block_comments
                 .iter()
+                .chain(def.nested_comments)
                 .find(|(o, _)| has_prefix(window, o))
             {
-                if self.depth == 0 {
-                    self.comment_end = close;
-                    self.depth = 1;
-                } else if def.nested {
-                    self.depth += 1;
+                if self.comments.is_empty()
+                    || def.nested
+                    || def.nested_comments.contains(&(open, close))
+                {
+                    self.comments.push(close);
                 }
                 i += open.len();
                 continue;
             }
-            if self.depth == 0 && starts_with_any(window, def.line_comments) {
+            if self.comments.is_empty() && starts_with_any(window, def.line_comments) {
                 return None;
             }
             i += 1;
@@ -587,6 +710,26 @@ impl<'t, 's> Scanner<'t, 's> {
                     None
                 }
             }
+            Embedding::LinguaFranca => {
+                has_prefix(&self.text[i..end], b"{=").then(|| self.lingua_franca_block(i))
+            }
+        }
+    }
+
+    /// A `{= … =}` block opening at `start`: counted in the target language up to `=}`
+    /// (or the end), and nothing for the host; counting resumes at the `=}`.
+    fn lingua_franca_block(&mut self, start: usize) -> Embedded {
+        let text = self.text;
+        let code_start = start + 2;
+        let code_end =
+            memmem::find(&text[code_start..], b"=}").map_or(text.len(), |i| code_start + i);
+        if self.embedded.is_some() {
+            let block = trim_first_and_last_line(&text[code_start..code_end]);
+            self.report(self.lf_target, block);
+        }
+        Embedded {
+            resume: code_end,
+            opener: Opener::Nothing,
         }
     }
 
@@ -618,7 +761,7 @@ impl<'t, 's> Scanner<'t, 's> {
             line_start = line_end;
         };
         if let Some(markdown) = markdown {
-            self.report(Child::Ours(Language::Markdown), trim(&markdown));
+            self.report(Language::Markdown, trim(&markdown));
         }
         Embedded {
             resume,
@@ -633,10 +776,7 @@ impl<'t, 's> Scanner<'t, 's> {
         let info = trim(&text[fence.start..fence.end])
             .get(3..)
             .unwrap_or_default();
-        let child = info
-            .split(|&b| b == b',')
-            .find_map(lookup_name)
-            .map(Child::from)?;
+        let child = info.split(|&b| b == b',').find_map(lookup_name)?;
         let code_start = fence.end;
         let closing = memmem::find(&text[code_start..], b"```").map(|i| code_start + i);
         let (code_end, resume) = match closing {
@@ -666,7 +806,7 @@ impl<'t, 's> Scanner<'t, 's> {
         &mut self,
         body: (usize, Option<Span>),
         closing_tag: &[u8],
-        lookup: fn(&[u8]) -> Option<Named>,
+        lookup: fn(&[u8]) -> Option<Language>,
         default: Language,
     ) -> Option<Embedded> {
         let text = self.text;
@@ -679,7 +819,7 @@ impl<'t, 's> Scanner<'t, 's> {
         if self.embedded.is_some() {
             let child = attribute
                 .and_then(|value| lookup(trim(&text[value.start..value.end])))
-                .map_or(Child::Ours(default), Child::from);
+                .unwrap_or(default);
             self.report(child, trim_first_and_last_line(contents));
         }
         Some(Embedded {
@@ -689,16 +829,13 @@ impl<'t, 's> Scanner<'t, 's> {
     }
 
     /// Counts an embedded block with everything embedded in it and hands it to the caller.
-    fn report(&mut self, child: Child, block: &[u8]) {
-        let Child::Ours(language) = child else {
-            return;
-        };
+    fn report(&mut self, language: Language, block: &[u8]) {
         let Some(embedded) = self.embedded.as_mut() else {
             return;
         };
         let mut nested = Counts::default();
         let mut add = |_: Language, counts: Counts| nested += counts;
-        let own = Scanner::new(language, block, Some(&mut add)).run();
+        let own = count_text(language, block, Some(&mut add));
         embedded(language, own + nested);
     }
 
@@ -717,10 +854,10 @@ impl<'t, 's> Scanner<'t, 's> {
         {
             return true;
         }
+        let mut block_comments = def.block_comments.iter().chain(def.nested_comments);
         if starts_with_any(line, def.line_comments)
-            || def
-                .block_comments
-                .iter()
+            || block_comments
+                .clone()
                 .any(|(open, close)| has_prefix(line, open) && line.ends_with(close))
         {
             return true;
@@ -728,11 +865,10 @@ impl<'t, 's> Scanner<'t, 's> {
         if started_in_comment {
             return true;
         }
-        self.depth > 0
-            && def
-                .block_comments
-                .iter()
-                .any(|(open, close)| *close == self.comment_end && has_prefix(line, open))
+        let Some(&innermost) = self.comments.last() else {
+            return false;
+        };
+        block_comments.any(|(open, close)| *close == innermost && has_prefix(line, open))
     }
 }
 
@@ -802,7 +938,7 @@ mod tests {
             ("js template literal", JavaScript, b"const s = `line\n// inside\n`;\n// c\n/* b */\n", (3, 2, 0)),
             ("ts code", TypeScript, b"// c\nlet x: number = 1;\n/**\n * doc\n */\nexport {};\n", (2, 4, 0)),
             ("go backticks are not strings", Go, b"package main\n// c\nvar s = `raw\n// no`\n", (2, 2, 0)),
-            ("shell script", Shell, b"#!/bin/sh\necho \"# not comment\"\n# comment\n\n", (1, 2, 1)),
+            ("shell script", Sh, b"#!/bin/sh\necho \"# not comment\"\n# comment\n\n", (1, 2, 1)),
             ("lua block comment", Lua, b"--[[ block\ncomment ]]\nlocal x = 1 -- tail\n-- line\n", (1, 3, 0)),
             ("markdown prose is comment", Markdown, b"# Title\n\nSome text.\n- item\n", (0, 3, 1)),
             ("markdown fences", Markdown, b"# Title\n\n```rust\nfn main() {}\n// c\n```\n\n```\nplain fence\n```\n\n```sh\nls\n```\n", (0, 9, 3)),
@@ -819,7 +955,7 @@ mod tests {
             ("invalid utf8", Rust, b"fn a() {}\n\xff\xfe // x\n\"\xc3(\n\"", (4, 0, 0)),
             ("utf8 bom", Rust, b"\xef\xbb\xbf// c\nfn x() {}\n", (1, 1, 0)),
             ("utf16 bom", Rust, b"\xff\xfe/\x00/\x00 \x00c\x00\n\x00f\x00n\x00 \x00x\x00(\x00)\x00 \x00{\x00}\x00\n\x00", (1, 1, 0)),
-            ("plain text", PlainText, b"hello\n\nworld\n", (0, 2, 1)),
+            ("plain text", Text, b"hello\n\nworld\n", (0, 2, 1)),
             ("makefile like", Makefile, b"# c\nall:\n\techo hi\n", (2, 1, 0)),
         ];
         let wrong: Vec<String> = cases

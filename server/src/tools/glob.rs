@@ -102,56 +102,109 @@ fn plural(n: u64) -> &'static str {
 }
 
 pub(super) fn run(args: &GlobArgs, env: &Env<'_>) -> Result<GlobOutput, ToolError> {
-    let base = env.workspace.resolve(args.path.as_deref().unwrap_or("."))?;
-    if !env.workspace.metadata(&base).is_ok_and(|m| m.is_dir()) {
-        return Err(ToolError::new(format!(
-            "`path` must be a directory, and `{}` is not",
-            env.workspace.display(&base)
-        )));
-    }
-    let by_name = !args.pattern.contains('/');
-    let pattern = args.pattern.strip_prefix("./").unwrap_or(&args.pattern);
-    let matcher = GlobBuilder::new(pattern)
-        .literal_separator(!by_name)
-        .backslash_escape(true)
-        .build()
-        .map_err(|e| ToolError::new(format!("invalid glob `{}`: {}", args.pattern, e.kind())))?
-        .compile_matcher();
-    // Walk only below the pattern's literal directory prefix (`src/` of `src/**/*.rs`).
-    let start = if by_name {
-        base.clone()
-    } else {
-        literal_prefix(env.workspace, &base, pattern)
-    };
-    let options = WalkOptions {
-        include_hidden: args.include_hidden,
-        include_ignored: args.include_ignored,
-        ..WalkOptions::default()
-    };
-    let limit = args.limit.unwrap_or(env.config.glob_default_limit as u64) as usize;
+    let plan = Plan::new(args, env.workspace, env.config)?;
     let found = Mutex::new(Vec::new());
-    let errors = options.walk_parallel(env.workspace, &start, env.task.token(), |entry| {
-        if entry.is_file() && matches(&matcher, by_name, &base, entry.path()) {
-            found.lock().push(entry.into_path());
-        }
-    });
+    let errors =
+        plan.options
+            .walk_parallel(env.workspace, &plan.start, env.task.token(), |entry| {
+                if plan.wants(&entry) {
+                    found.lock().push(entry.into_path());
+                }
+            });
     env.task
         .checkpoint()
         .map_err(|e| ToolError::new(e.message))?;
-    let mut found = found.into_inner();
-    super::walk::sort_as_walked(&mut found);
-    let total = found.len() as u64;
-    let paths = found
-        .iter()
-        .take(limit)
-        .map(|p| env.workspace.display(p))
-        .collect();
-    Ok(GlobOutput {
-        pattern: args.pattern.clone(),
-        paths,
-        total,
-        errors,
-    })
+    Ok(plan.finish(env.workspace, found.into_inner(), errors))
+}
+
+/// A glob ready to walk: its matcher, where its walk starts and what it includes.
+pub(super) struct Plan<'a> {
+    args: &'a GlobArgs,
+    matcher: GlobMatcher,
+    by_name: bool,
+    base: PathBuf,
+    /// Where the walk starts: the base, or the pattern's literal directories below it.
+    pub(super) start: PathBuf,
+    pub(super) options: WalkOptions,
+    limit: usize,
+}
+
+impl<'a> Plan<'a> {
+    /// Checks the arguments and compiles the pattern.
+    pub(super) fn new(
+        args: &'a GlobArgs,
+        workspace: &super::Workspace,
+        config: &super::ToolsConfig,
+    ) -> Result<Plan<'a>, ToolError> {
+        let base = workspace.resolve(args.path.as_deref().unwrap_or("."))?;
+        if !workspace.metadata(&base).is_ok_and(|m| m.is_dir()) {
+            return Err(ToolError::new(format!(
+                "`path` must be a directory, and `{}` is not",
+                workspace.display(&base)
+            )));
+        }
+        let by_name = !args.pattern.contains('/');
+        let pattern = args.pattern.strip_prefix("./").unwrap_or(&args.pattern);
+        let matcher = GlobBuilder::new(pattern)
+            .literal_separator(!by_name)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| ToolError::new(format!("invalid glob `{}`: {}", args.pattern, e.kind())))?
+            .compile_matcher();
+        // Walk only below the pattern's literal directory prefix (`src/` of `src/**/*.rs`).
+        let start = if by_name {
+            base.clone()
+        } else {
+            literal_prefix(workspace, &base, pattern)
+        };
+        let options = WalkOptions {
+            include_hidden: args.include_hidden,
+            include_ignored: args.include_ignored,
+            ..WalkOptions::default()
+        };
+        let limit = args.limit.unwrap_or(config.glob_default_limit as u64) as usize;
+        Ok(Plan {
+            args,
+            matcher,
+            by_name,
+            base,
+            start,
+            options,
+            limit,
+        })
+    }
+
+    /// Whether the walk's entry is a file the pattern matches.
+    pub(super) fn wants(&self, entry: &super::walk::Entry) -> bool {
+        entry.is_file() && self.matches(entry.path())
+    }
+
+    /// Whether the file at `path` matches.
+    pub(super) fn matches(&self, path: &Path) -> bool {
+        matches(&self.matcher, self.by_name, &self.base, path)
+    }
+
+    /// The output for the files the walk found (in any order) and its errors.
+    pub(super) fn finish(
+        &self,
+        workspace: &super::Workspace,
+        mut found: Vec<PathBuf>,
+        errors: Vec<String>,
+    ) -> GlobOutput {
+        super::walk::sort_as_walked(&mut found);
+        let total = found.len() as u64;
+        let paths = found
+            .iter()
+            .take(self.limit)
+            .map(|p| workspace.display(p))
+            .collect();
+        GlobOutput {
+            pattern: self.args.pattern.clone(),
+            paths,
+            total,
+            errors,
+        }
+    }
 }
 
 fn matches(matcher: &GlobMatcher, by_name: bool, base: &Path, path: &Path) -> bool {

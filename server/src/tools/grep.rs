@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{Args, Env, ToolError, WalkOptions, push_capped, thousands};
+use super::{Args, Env, ToolError, ToolsConfig, WalkOptions, push_capped, thousands};
 
 /// What grep returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,11 +243,20 @@ impl GrepOutput {
     }
 }
 
+/// What a search reads besides its arguments: the workspace, the editor's buffers, the
+/// settings, and the token that cancels it.
+pub(super) struct Scope<'a> {
+    pub workspace: &'a super::Workspace,
+    pub documents: &'a crate::documents::Documents,
+    pub config: &'a ToolsConfig,
+    pub token: &'a CancellationToken,
+}
+
 /// Everything workers share.
-struct Search<'a> {
+pub(super) struct Search<'a> {
     matcher: RegexMatcher,
-    args: &'a GrepArgs,
-    max_results: u64,
+    pub(super) args: &'a GrepArgs,
+    pub(super) max_results: u64,
     max_line_chars: usize,
     token: &'a CancellationToken,
     documents: &'a crate::documents::Documents,
@@ -263,7 +272,7 @@ struct Progress {
     prefix_count: u64,
 }
 
-struct Found {
+pub(super) struct Found {
     path: PathBuf,
     count: u64,
     lines: Vec<GrepLine>,
@@ -271,11 +280,53 @@ struct Found {
     error: Option<String>,
 }
 
+impl Found {
+    /// Whether the file shows in the results: a match, or a binary skip or error to count.
+    pub(super) fn worth_keeping(&self) -> bool {
+        self.count > 0 || self.binary || self.error.is_some()
+    }
+}
+
 pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolError> {
-    let target = env.workspace.resolve(args.path.as_deref().unwrap_or("."))?;
+    let scope = Scope {
+        workspace: env.workspace,
+        documents: env.documents,
+        config: env.config,
+        token: env.task.token(),
+    };
+    match prepare(args, &scope)? {
+        Prepared::Done(out) => Ok(out),
+        Prepared::Tree(tree) => tree.run(&scope),
+    }
+}
+
+/// A grep ready to walk: or, for a single file, already done.
+pub(super) enum Prepared<'a> {
+    /// A file: searched already.
+    Done(GrepOutput),
+    /// A directory to walk.
+    Tree(Box<Tree<'a>>),
+}
+
+/// A grep over a directory, its pattern compiled and its walk planned.
+pub(super) struct Tree<'a> {
+    pub(super) search: Search<'a>,
+    pub(super) out: GrepOutput,
+    pub(super) target: PathBuf,
+    pub(super) options: WalkOptions,
+}
+
+/// Checks and compiles what a grep needs; a single file is searched at once.
+pub(super) fn prepare<'a>(
+    args: &'a GrepArgs,
+    scope: &Scope<'a>,
+) -> Result<Prepared<'a>, ToolError> {
+    let target = scope
+        .workspace
+        .resolve(args.path.as_deref().unwrap_or("."))?;
     let max_results = args
         .max_results
-        .unwrap_or(env.config.grep_default_max_results as u64);
+        .unwrap_or(scope.config.grep_default_max_results as u64);
     let matcher = build_matcher(
         &args.pattern,
         args.case_insensitive,
@@ -287,10 +338,10 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
         matcher,
         args,
         max_results,
-        max_line_chars: env.config.grep_max_line_chars,
-        token: env.task.token(),
-        documents: env.documents,
-        workspace: env.workspace,
+        max_line_chars: scope.config.grep_max_line_chars,
+        token: scope.token,
+        documents: scope.documents,
+        workspace: scope.workspace,
     };
     let mut out = GrepOutput {
         pattern: args.pattern.clone(),
@@ -307,114 +358,199 @@ pub(super) fn run(args: &GrepArgs, env: &Env<'_>) -> Result<GrepOutput, ToolErro
         binary_skipped: 0,
         errors: Vec::new(),
     };
-    let shown = env.workspace.display(&target);
-    let meta = env
+    let shown = scope.workspace.display(&target);
+    let meta = scope
         .workspace
         .metadata(&target)
-        .map_err(|e| env.workspace.io_error(&target, &shown, "search", e))?;
+        .map_err(|e| scope.workspace.io_error(&target, &shown, "search", e))?;
     if !meta.is_dir() {
         super::sandbox::require_regular(&shown, &meta)?;
         let found = search.file(&mut search.searcher(), &target);
-        collect(&mut out, env, found, max_results);
-        return Ok(out);
+        collect(&mut out, scope.workspace, found, max_results);
+        return Ok(Prepared::Done(out));
     }
     let options = walk_options(args, &target)?;
-    let parts = super::walk::parts();
-    let split = options.split(env.workspace, &target, parts, search.token);
-    let units = split.units.len();
-    let progress = Mutex::new(Progress {
-        found: BTreeMap::new(),
-        done: BTreeSet::new(),
-        prefix_end: 0,
-        prefix_count: 0,
-    });
-    let stop_at = AtomicUsize::new(usize::MAX);
-    let searched = AtomicU64::new(0);
-    let walk_errors = Mutex::new(Vec::new());
-    // Each walker searches the files of its share as it walks them, as ripgrep's threads do.
-    let share = |part: usize| {
-        let mut searcher = search.searcher();
-        let errors = options.walk_part(
-            env.workspace,
-            &target,
-            &split,
-            part,
-            parts,
-            &stop_at,
-            search.token,
-            |entry, unit| {
-                let Some(unit) = unit else { return };
-                if !entry.is_file() {
-                    return;
-                }
-                searched.fetch_add(1, Ordering::Relaxed);
-                let found = search.file(&mut searcher, entry.path());
-                if found.count > 0 || found.binary || found.error.is_some() {
-                    progress.lock().found.entry(unit).or_default().push(found);
-                }
-            },
-            |unit| {
-                let mut p = progress.lock();
-                p.done.insert(unit);
-                // A unit counts once every unit before it is done: then the results up to
-                // it are final, and enough of them stops the search deterministically.
-                while p.done.contains(&p.prefix_end) {
-                    let unit_end = p.prefix_end;
-                    let count: u64 = p.found.get(&unit_end).map_or(0, |files| {
-                        files
-                            .iter()
-                            .map(|f| {
-                                if args.output == GrepMode::Content {
-                                    f.count
-                                } else {
-                                    u64::from(f.count > 0)
-                                }
-                            })
-                            .sum()
-                    });
-                    p.prefix_count += count;
-                    p.prefix_end += 1;
-                    if p.prefix_count >= max_results {
-                        stop_at.fetch_min(p.prefix_end, Ordering::AcqRel);
+    Ok(Prepared::Tree(Box::new(Tree {
+        search,
+        out,
+        target,
+        options,
+    })))
+}
+
+impl Tree<'_> {
+    /// Walks and searches the tree on its own.
+    fn run(self, scope: &Scope<'_>) -> Result<GrepOutput, ToolError> {
+        let Tree {
+            search,
+            out,
+            target,
+            options,
+        } = self;
+        let args = search.args;
+        let max_results = search.max_results;
+        let parts = super::walk::parts();
+        let split = options.split(scope.workspace, &target, parts, search.token);
+        let units = split.units.len();
+        let progress = Mutex::new(Progress {
+            found: BTreeMap::new(),
+            done: BTreeSet::new(),
+            prefix_end: 0,
+            prefix_count: 0,
+        });
+        let stop_at = AtomicUsize::new(usize::MAX);
+        let searched = AtomicU64::new(0);
+        let walk_errors = Mutex::new(Vec::new());
+        // Each walker searches the files of its share as it walks them, as ripgrep's threads do.
+        let share = |part: usize| {
+            let mut searcher = search.searcher();
+            let errors = options.walk_part(
+                scope.workspace,
+                &target,
+                &split,
+                part,
+                parts,
+                &stop_at,
+                search.token,
+                |entry, unit| {
+                    let Some(unit) = unit else { return };
+                    if !entry.is_file() {
+                        return;
                     }
-                }
-            },
-        );
-        walk_errors.lock().extend(errors);
-    };
-    rayon::scope(|scope| {
-        for part in 0..parts {
-            let share = &share;
-            scope.spawn(move |_| share(part));
+                    searched.fetch_add(1, Ordering::Relaxed);
+                    let found = search.file(&mut searcher, entry.path());
+                    if found.worth_keeping() {
+                        progress.lock().found.entry(unit).or_default().push(found);
+                    }
+                },
+                |unit| {
+                    let mut p = progress.lock();
+                    p.done.insert(unit);
+                    // A unit counts once every unit before it is done: then the results up to
+                    // it are final, and enough of them stops the search deterministically.
+                    while p.done.contains(&p.prefix_end) {
+                        let unit_end = p.prefix_end;
+                        let count: u64 = p.found.get(&unit_end).map_or(0, |files| {
+                            files
+                                .iter()
+                                .map(|f| {
+                                    if args.output == GrepMode::Content {
+                                        f.count
+                                    } else {
+                                        u64::from(f.count > 0)
+                                    }
+                                })
+                                .sum()
+                        });
+                        p.prefix_count += count;
+                        p.prefix_end += 1;
+                        if p.prefix_count >= max_results {
+                            stop_at.fetch_min(p.prefix_end, Ordering::AcqRel);
+                        }
+                    }
+                },
+            );
+            walk_errors.lock().extend(errors);
+        };
+        rayon::scope(|scope| {
+            for part in 0..parts {
+                let share = &share;
+                scope.spawn(move |_| share(part));
+            }
+        });
+        if search.token.is_cancelled() {
+            return Err(ToolError::new("cancelled"));
         }
-    });
-    if search.token.is_cancelled() {
-        return Err(ToolError::new("cancelled"));
+        Ok(finish(
+            out,
+            scope.workspace,
+            Walked {
+                found: progress.into_inner().found,
+                stop: stop_at.into_inner(),
+                units,
+                searched: searched.into_inner(),
+                errors: walk_errors.into_inner(),
+            },
+            max_results,
+        ))
     }
-    out.errors = walk_errors.into_inner();
+}
+
+/// What a walk found for one grep: files with matches (or trouble) by unit of its split,
+/// where the ordered stop fell, how many units and files there were, and the walk errors.
+pub(super) struct Walked {
+    pub(super) found: BTreeMap<usize, Vec<Found>>,
+    pub(super) stop: usize,
+    pub(super) units: usize,
+    pub(super) searched: u64,
+    pub(super) errors: Vec<String>,
+}
+
+/// Where the ordered early stop falls for results found by unit: just past the first unit
+/// at which the matches of every unit up to it reach `max_results` (as a walk that stops
+/// there finds it), else nowhere.
+pub(super) fn ordered_stop(
+    found: &BTreeMap<usize, Vec<Found>>,
+    units: usize,
+    mode: GrepMode,
+    max_results: u64,
+) -> usize {
+    let mut count = 0;
+    for unit in 0..units {
+        count += found.get(&unit).map_or(0, |files| {
+            files
+                .iter()
+                .map(|f| {
+                    if mode == GrepMode::Content {
+                        f.count
+                    } else {
+                        u64::from(f.count > 0)
+                    }
+                })
+                .sum::<u64>()
+        });
+        if count >= max_results {
+            return unit + 1;
+        }
+    }
+    usize::MAX
+}
+
+/// Puts a walked grep's results in walk order, up to its limit.
+pub(super) fn finish(
+    mut out: GrepOutput,
+    workspace: &super::Workspace,
+    walked: Walked,
+    max_results: u64,
+) -> GrepOutput {
+    out.errors = walked.errors;
     // A directory above the units is every walker's: its error is reported once.
     out.errors.sort();
     out.errors.dedup();
-    let stop = stop_at.into_inner();
-    let progress = progress.into_inner();
-    let by_unit = progress.found.into_iter().filter(|(unit, _)| *unit < stop);
+    let stop = walked.stop;
+    let by_unit = walked.found.into_iter().filter(|(unit, _)| *unit < stop);
     // A walker visits a unit's files in no particular order: restore the walk's.
     let ordered = by_unit.flat_map(|(_, mut files)| {
         files.sort_by_cached_key(|f| super::walk::tree_key(&f.path));
         files
     });
     for found in ordered {
-        if !collect(&mut out, env, found, max_results) {
+        if !collect(&mut out, workspace, found, max_results) {
             break;
         }
     }
-    out.files_searched = searched.into_inner();
-    out.stopped_at_limit |= stop < units;
-    Ok(out)
+    out.files_searched = walked.searched;
+    out.stopped_at_limit |= stop < walked.units;
+    out
 }
 
 /// Adds one file's results; returns false once the limit is reached.
-fn collect(out: &mut GrepOutput, env: &Env<'_>, found: Found, max_results: u64) -> bool {
+fn collect(
+    out: &mut GrepOutput,
+    workspace: &super::Workspace,
+    found: Found,
+    max_results: u64,
+) -> bool {
     out.files_searched += 1;
     out.binary_skipped += u64::from(found.binary);
     if let Some(error) = found.error {
@@ -423,7 +559,7 @@ fn collect(out: &mut GrepOutput, env: &Env<'_>, found: Found, max_results: u64) 
     if found.count == 0 {
         return true;
     }
-    let path = env.workspace.display(&found.path);
+    let path = workspace.display(&found.path);
     match out.mode {
         GrepMode::Content => {
             let room = max_results.saturating_sub(out.matches);
@@ -520,7 +656,8 @@ fn walk_options(args: &GrepArgs, root: &Path) -> Result<WalkOptions, ToolError> 
 }
 
 impl Search<'_> {
-    fn searcher(&self) -> Searcher {
+    /// The searcher this grep's options call for; one per thread, reused across files.
+    pub(super) fn searcher(&self) -> Searcher {
         let context = usize::try_from(self.args.context).unwrap_or(usize::MAX);
         let context = if self.args.output == GrepMode::Content {
             context
@@ -536,8 +673,30 @@ impl Search<'_> {
             .build()
     }
 
-    fn file(&self, searcher: &mut Searcher, path: &Path) -> Found {
-        let mut sink = Collect {
+    /// The results of a file whose content a fused walk read once for every search that
+    /// wants it: its bytes, searched as a reader exactly as [`Search::file`] reads the
+    /// file, or the error reading it gave.
+    pub(super) fn content(
+        &self,
+        searcher: &mut Searcher,
+        path: &Path,
+        content: &Content<'_>,
+    ) -> Found {
+        let mut sink = self.sink(path);
+        let result = match content {
+            Content::Disk(bytes) => searcher.search_reader(&self.matcher, *bytes, &mut sink),
+            Content::Failed(error) => {
+                if !self.token.is_cancelled() {
+                    sink.found.error = Some(error.clone());
+                }
+                return sink.found;
+            }
+        };
+        self.settle(sink, result, path)
+    }
+
+    fn sink(&self, path: &Path) -> Collect {
+        Collect {
             found: Found {
                 path: path.to_path_buf(),
                 count: 0,
@@ -549,7 +708,23 @@ impl Search<'_> {
             max_line_chars: self.max_line_chars,
             // One file never needs more matching lines than the whole call may return.
             limit: self.max_results,
-        };
+        }
+    }
+
+    fn settle(&self, mut sink: Collect, result: Result<(), io::Error>, path: &Path) -> Found {
+        if let Err(e) = result {
+            if !self.token.is_cancelled() {
+                sink.found.error = Some(format!("{}: {e}", super::names::escape(path.as_os_str())));
+            }
+            sink.found.count = 0;
+            sink.found.lines.clear();
+        }
+        sink.found
+    }
+
+    /// Searches the file at `path` (an editor buffer first), streaming it from the disk.
+    pub(super) fn file(&self, searcher: &mut Searcher, path: &Path) -> Found {
+        let mut sink = self.sink(path);
         let result = match self.documents.get(path) {
             Some(doc) => searcher.search_slice(&self.matcher, doc.text().as_bytes(), &mut sink),
             None => match self.workspace.open_seen_regular(path) {
@@ -564,15 +739,16 @@ impl Search<'_> {
                 Err(e) => Err(e),
             },
         };
-        if let Err(e) = result {
-            if !self.token.is_cancelled() {
-                sink.found.error = Some(format!("{}: {e}", super::names::escape(path.as_os_str())));
-            }
-            sink.found.count = 0;
-            sink.found.lines.clear();
-        }
-        sink.found
+        self.settle(sink, result, path)
     }
+}
+
+/// A file's content as a fused walk read it once for every search.
+pub(super) enum Content<'a> {
+    /// The file's bytes on disk.
+    Disk(&'a [u8]),
+    /// Opening or reading it failed: the message each search reports.
+    Failed(String),
 }
 
 /// A file that stops reading once the call is cancelled, so even one huge file ends promptly.

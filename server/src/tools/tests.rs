@@ -1157,3 +1157,63 @@ fn the_paths_a_call_changes() {
     let outside = json!({"path": "../x", "content": ""});
     assert!(f.toolbox.changed_paths("write", &outside).is_empty());
 }
+
+/// A cancelled call of a fused walk answers "cancelled"; the others get their results, as
+/// alone, with hidden files, ignore files and nested starts in play.
+#[test]
+fn cancelling_one_fused_search_stops_only_its_share() {
+    let f = fixture(&[
+        (".git/HEAD", b"ref: refs/heads/main\n"),
+        (".gitignore", b"build/\n*.log\n"),
+        ("src/a.rs", b"fn main() {}\n// TODO one\n"),
+        ("src/deep/b.rs", b"fn b() {}\n"),
+        ("build/out.rs", b"fn built() {}\n"),
+        ("x.log", b"fn logged() {}\n"),
+        (".hidden/c.rs", b"fn hidden() {}\n"),
+        ("docs/d.md", b"TODO two\n"),
+    ]);
+    let grep = |args: Value| {
+        fuse::Query::Grep(GrepArgs::parse(&Args::new("grep", &args).unwrap()).unwrap())
+    };
+    let glob = |args: Value| {
+        fuse::Query::Glob(GlobArgs::parse(&Args::new("glob", &args).unwrap()).unwrap())
+    };
+    let queries = [
+        grep(json!({"pattern": "fn \\w+"})),
+        grep(json!({"pattern": "TODO", "output": "files"})),
+        grep(json!({"pattern": "fn", "path": "src/deep"})),
+        glob(json!({"pattern": "**/*.rs", "include_hidden": true, "include_ignored": true})),
+        glob(json!({"pattern": "*.md"})),
+    ];
+    let tokens: Vec<CancellationToken> = queries.iter().map(|_| CancellationToken::new()).collect();
+    tokens[1].cancel();
+    let toolbox = &f.toolbox;
+    let config = toolbox.inner.tools_config();
+    let results = fuse::run(
+        &queries,
+        &tokens,
+        toolbox.workspace(),
+        toolbox.documents(),
+        &config,
+    );
+    let alone = [
+        f.call("grep", json!({"pattern": "fn \\w+"})),
+        Err(ToolError::new("cancelled")),
+        f.call("grep", json!({"pattern": "fn", "path": "src/deep"})),
+        f.call(
+            "glob",
+            json!({"pattern": "**/*.rs", "include_hidden": true, "include_ignored": true}),
+        ),
+        f.call("glob", json!({"pattern": "*.md"})),
+    ];
+    assert_eq!(results, alone);
+    let ToolOutput::Glob(all) = &results[3].clone().unwrap() else {
+        panic!("a glob")
+    };
+    assert_eq!(all.total, 4, "{:?}", all.paths);
+    let ToolOutput::Grep(grep) = &results[0].clone().unwrap() else {
+        panic!("a grep")
+    };
+    let files: Vec<&str> = grep.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(files, ["src/a.rs", "src/deep/b.rs"]);
+}

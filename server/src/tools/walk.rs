@@ -57,6 +57,22 @@ pub struct Split {
     depth: usize,
 }
 
+impl Split {
+    /// Whether walker `part` of `parts` goes into (and yields) `entry`: everything above
+    /// and below the units, and the units of its own before `stop`.
+    fn keeps(&self, entry: &Entry, part: usize, parts: usize, stop: usize) -> bool {
+        let d = entry.depth;
+        if d > self.depth || (d < self.depth && entry.is_dir()) {
+            return true;
+        }
+        match self.index.get(&entry.path) {
+            Some(&unit) => unit % parts == part && unit < stop,
+            // Appeared after the split: one walker takes it.
+            None => part == 0,
+        }
+    }
+}
+
 /// The key that orders paths as a walk sorted by name visits them (component by
 /// component) with a plain byte comparison: `/` becomes the lowest byte, so `a/b` sorts
 /// before `a.b` as the component `a` does. (A Unix path never holds a NUL byte.)
@@ -356,6 +372,45 @@ struct Level {
     rules: Option<Arc<Rules>>,
 }
 
+impl Level {
+    /// The rules inside this directory, whose entries are `entries`: its ignore files read
+    /// through its handle, below the rules above it.
+    fn rules_below(&self, entries: &[(OsString, EntryKind)]) -> Option<Arc<Rules>> {
+        let present = Present::of(entries.iter().map(|(name, _)| name.as_os_str()));
+        Rules::child(
+            self.rules.as_ref(),
+            &self.path,
+            &Source::Handle(&self.dir),
+            &present,
+        )
+    }
+}
+
+/// A directory's entries with their kinds (a link not followed), and the listing's error
+/// if it stopped early.
+fn list(dir: &Dir) -> (Vec<(OsString, EntryKind)>, io::Result<()>) {
+    let mut entries = Vec::new();
+    let listing = dir.entries().and_then(|list| {
+        for entry in list {
+            let entry = entry?;
+            let kind = match entry.file_type() {
+                Ok(t) if t.is_dir() => EntryKind::Dir,
+                Ok(t) if t.is_file() => EntryKind::File,
+                Ok(t) if t.is_symlink() => EntryKind::Symlink,
+                _ => match entry.metadata() {
+                    Ok(m) if m.is_dir() => EntryKind::Dir,
+                    Ok(m) if m.is_file() => EntryKind::File,
+                    Ok(m) if m.file_type().is_symlink() => EntryKind::Symlink,
+                    _ => EntryKind::Other,
+                },
+            };
+            entries.push((entry.file_name(), kind));
+        }
+        Ok(())
+    });
+    (entries, listing)
+}
+
 /// Whether a walk goes on into an entry (and yields it): the split's pruning.
 type Keep<'a> = &'a dyn Fn(&Entry) -> bool;
 
@@ -435,39 +490,13 @@ impl WalkOptions {
         if token.is_cancelled() {
             return;
         }
-        let mut entries = Vec::new();
-        let listing = level.dir.entries().and_then(|list| {
-            for entry in list {
-                let entry = entry?;
-                let kind = match entry.file_type() {
-                    Ok(t) if t.is_dir() => EntryKind::Dir,
-                    Ok(t) if t.is_file() => EntryKind::File,
-                    Ok(t) if t.is_symlink() => EntryKind::Symlink,
-                    _ => match entry.metadata() {
-                        Ok(m) if m.is_dir() => EntryKind::Dir,
-                        Ok(m) if m.is_file() => EntryKind::File,
-                        Ok(m) if m.file_type().is_symlink() => EntryKind::Symlink,
-                        _ => EntryKind::Other,
-                    },
-                };
-                entries.push((entry.file_name(), kind));
-            }
-            Ok(())
-        });
+        let (mut entries, listing) = list(&level.dir);
         if let Err(e) = listing {
             errors.push(format!("{}: {e}", level.path.display()));
         }
-        let rules = if self.include_ignored {
-            None
-        } else {
-            let present = Present::of(entries.iter().map(|(name, _)| name.as_os_str()));
-            Rules::child(
-                level.rules.as_ref(),
-                &level.path,
-                &Source::Handle(&level.dir),
-                &present,
-            )
-        };
+        let rules = (!self.include_ignored)
+            .then(|| level.rules_below(&entries))
+            .flatten();
         if sorted {
             entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
@@ -651,17 +680,7 @@ impl WalkOptions {
         mut unit_done: impl FnMut(usize),
     ) -> Vec<String> {
         let depth = split.depth;
-        let keep = |e: &Entry| {
-            let d = e.depth;
-            if d > depth || (d < depth && e.is_dir()) {
-                return true;
-            }
-            match split.index.get(&e.path) {
-                Some(&unit) => unit % parts == part && unit < stop.load(Ordering::Acquire),
-                // Appeared after the split: one walker takes it.
-                None => part == 0,
-            }
-        };
+        let keep = |e: &Entry| split.keeps(e, part, parts, stop.load(Ordering::Acquire));
         let mut current: Option<usize> = None;
         let mut on_entry = |entry: Entry| {
             let d = entry.depth;
@@ -699,6 +718,259 @@ impl WalkOptions {
             unit_done(unit);
         }
         errors
+    }
+}
+
+/// One search's own walk inside a fused walk ([`walk_fused`]): where it would start, what
+/// it would include, and (for a search that stops at a limit) its own split into units.
+pub struct Share<'a> {
+    /// The directory its own walk starts at.
+    pub start: &'a Path,
+    /// Its own options: hidden, ignored, overrides, types.
+    pub options: &'a WalkOptions,
+    /// Its own split, whose unit each of its files is reported with.
+    pub split: Option<&'a Split>,
+}
+
+/// Where a share stands at one directory of a fused walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Its own walk never comes here.
+    Off,
+    /// An ancestor of its start: walked through, nothing yielded.
+    Above,
+    /// Inside its own walk, in this unit of its split.
+    In(Option<usize>),
+}
+
+/// A directory of a fused walk and where each share stands there.
+struct FusedLevel {
+    level: Level,
+    reach: Vec<Reach>,
+}
+
+/// The files one fused walk found for a share: what [`walk_fused`] hands its visitor.
+pub type Takers<'a> = &'a [(usize, Option<usize>)];
+
+/// One walk that serves several searches at once: the tree under `root` (an ancestor of
+/// every share's start, or one of them) is walked once, in parallel on the current pool,
+/// and every file is handed to `visit` once with the shares whose own walk would have
+/// yielded it — each with the file's unit in that share's split. A directory is entered
+/// when some share's own walk enters it (or leads to its start); each share's ignore
+/// files, hidden rule, overrides and types decide for it alone, exactly as its own walk.
+/// `live(share)` false drops a share from the rest of the walk (its call was cancelled);
+/// the walk stops when no share is live or `token` is cancelled. Returns each share's walk
+/// errors, sorted and deduplicated.
+pub fn walk_fused(
+    workspace: &Workspace,
+    root: &Path,
+    shares: &[Share<'_>],
+    live: &(dyn Fn(usize) -> bool + Sync),
+    token: &CancellationToken,
+    visit: &(dyn Fn(&Entry, Takers<'_>) + Sync),
+) -> Vec<Vec<String>> {
+    // The loosest of the shares' options: read ignore files unless every share ignores
+    // them; split the tree as widely as any share walks it.
+    let union = WalkOptions {
+        include_hidden: shares.iter().any(|s| s.options.include_hidden),
+        include_ignored: shares.iter().all(|s| s.options.include_ignored),
+        ..WalkOptions::default()
+    };
+    let root_depth = root.components().count();
+    let start_depths: Vec<usize> = shares
+        .iter()
+        .map(|s| s.start.components().count() - root_depth)
+        .collect();
+    let parts = parts();
+    let split = union.split(workspace, root, parts, token);
+    let errors = Mutex::new(vec![Vec::new(); shares.len()]);
+    let fused = Fused {
+        union: &union,
+        shares,
+        start_depths: &start_depths,
+        live,
+        token,
+        visit,
+    };
+    rayon::scope(|scope| {
+        for part in 0..parts {
+            let (fused, split, errors) = (&fused, &split, &errors);
+            scope.spawn(move |_| {
+                let found = fused.walk_part(workspace, root, split, part, parts);
+                let mut all = errors.lock();
+                for (mine, theirs) in all.iter_mut().zip(found) {
+                    mine.extend(theirs);
+                }
+            });
+        }
+    });
+    let mut errors = errors.into_inner();
+    for errors in &mut errors {
+        errors.sort();
+        errors.dedup();
+    }
+    errors
+}
+
+/// What every walker of a fused walk shares.
+struct Fused<'a> {
+    union: &'a WalkOptions,
+    shares: &'a [Share<'a>],
+    /// How deep below the root each share's start is.
+    start_depths: &'a [usize],
+    live: &'a (dyn Fn(usize) -> bool + Sync),
+    token: &'a CancellationToken,
+    visit: &'a (dyn Fn(&Entry, Takers<'_>) + Sync),
+}
+
+impl Fused<'_> {
+    fn walk_part(
+        &self,
+        workspace: &Workspace,
+        root: &Path,
+        split: &Split,
+        part: usize,
+        parts: usize,
+    ) -> Vec<Vec<String>> {
+        let keep = |e: &Entry| split.keeps(e, part, parts, usize::MAX);
+        let mut errors = vec![Vec::new(); self.shares.len()];
+        match self.union.start(workspace, root) {
+            Ok(level) => {
+                let reach = self
+                    .shares
+                    .iter()
+                    .map(|s| {
+                        if s.start == root {
+                            Reach::In(None)
+                        } else {
+                            Reach::Above
+                        }
+                    })
+                    .collect();
+                let mut takers = Vec::new();
+                self.descend(FusedLevel { level, reach }, &keep, &mut takers, &mut errors);
+            }
+            Err(e) => {
+                for errors in &mut errors {
+                    errors.push(format!("{}: {e}", root.display()));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Where share `i` stands at `path` (an entry `depth` below the root, `name` its last
+    /// component) given where it stood at the parent directory.
+    #[allow(clippy::too_many_arguments)]
+    fn reach(
+        &self,
+        i: usize,
+        parent: Reach,
+        rules: Option<&Rules>,
+        path: &Path,
+        name: &OsStr,
+        depth: usize,
+        is_dir: bool,
+    ) -> Reach {
+        let share = &self.shares[i];
+        match parent {
+            Reach::Off => Reach::Off,
+            Reach::Above if path == share.start => Reach::In(None),
+            Reach::Above if is_dir && share.start.starts_with(path) => Reach::Above,
+            Reach::Above => Reach::Off,
+            Reach::In(unit) => {
+                if !(self.live)(i) || share.options.skips(rules, path, name, is_dir) {
+                    return Reach::Off;
+                }
+                let Some(split) = share.split else {
+                    return Reach::In(None);
+                };
+                // As in `walk_part`: entries down to the units' depth are looked up (files
+                // above it are units too); deeper ones are in their ancestor's unit.
+                if depth - self.start_depths[i] <= split.depth {
+                    Reach::In(split.index.get(path).copied())
+                } else {
+                    Reach::In(unit)
+                }
+            }
+        }
+    }
+
+    fn descend(
+        &self,
+        at: FusedLevel,
+        keep: Keep<'_>,
+        takers: &mut Vec<(usize, Option<usize>)>,
+        errors: &mut [Vec<String>],
+    ) {
+        if self.token.is_cancelled() || !(0..self.shares.len()).any(|i| (self.live)(i)) {
+            return;
+        }
+        let FusedLevel { level, reach } = at;
+        let (entries, listing) = list(&level.dir);
+        if let Err(e) = listing {
+            for (i, r) in reach.iter().enumerate() {
+                if matches!(r, Reach::In(_)) {
+                    errors[i].push(format!("{}: {e}", level.path.display()));
+                }
+            }
+        }
+        let rules = (!self.union.include_ignored)
+            .then(|| level.rules_below(&entries))
+            .flatten();
+        let depth = level.depth + 1;
+        let mut child_reach = Vec::with_capacity(reach.len());
+        for (name, kind) in entries {
+            let path = level.path.join(&name);
+            let is_dir = kind == EntryKind::Dir;
+            child_reach.clear();
+            for (i, &parent) in reach.iter().enumerate() {
+                let r = self.reach(i, parent, rules.as_deref(), &path, &name, depth, is_dir);
+                child_reach.push(r);
+            }
+            if child_reach.iter().all(|r| *r == Reach::Off) {
+                continue;
+            }
+            let entry = Entry { path, depth, kind };
+            if !keep(&entry) {
+                continue;
+            }
+            if !is_dir {
+                if entry.is_file() {
+                    takers.clear();
+                    takers.extend(child_reach.iter().enumerate().filter_map(|(i, r)| match r {
+                        Reach::In(unit) => Some((i, *unit)),
+                        _ => None,
+                    }));
+                    if !takers.is_empty() {
+                        (self.visit)(&entry, takers);
+                    }
+                }
+                continue;
+            }
+            match level.dir.open_dir_nofollow(&name) {
+                Ok(dir) => {
+                    let child = Level {
+                        dir,
+                        path: entry.path,
+                        depth,
+                        rules: rules.clone(),
+                    };
+                    let at = FusedLevel {
+                        level: child,
+                        reach: child_reach.clone(),
+                    };
+                    self.descend(at, keep, takers, errors);
+                }
+                Err(e) => {
+                    for (i, r) in child_reach.iter().enumerate() {
+                        if matches!(r, Reach::In(_)) {
+                            errors[i].push(format!("{}: {e}", entry.path.display()));
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

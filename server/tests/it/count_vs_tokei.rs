@@ -1,7 +1,9 @@
 //! Holds the line counter to the real tokei: on the fixture tree `tests/fixtures/count`
 //! every language's files, code, comments and blanks (and its embedded blocks) must equal
 //! tokei's exactly, and so must every file of a generated set of snippets that stress
-//! strings, comments, escapes and embedded blocks.
+//! strings, comments, escapes and embedded blocks, and every file of a mixed corpus of
+//! real sources (Debian source packages: C, C++, Tcl, Perl, shell, AsciiDoc, PO, Autoconf,
+//! Meson, …) that `tests/provision` fetches and names in `SWITCHYARD_MIXED_CORPUS`.
 //!
 //! tokei comes from `SWITCHYARD_TOKEI`, else `PATH`; `tests/run` installs it.
 
@@ -32,6 +34,8 @@ struct LanguageTotals {
 struct Tally {
     languages: BTreeMap<String, LanguageTotals>,
     files: BTreeMap<PathBuf, Counts>,
+    /// Each file's language.
+    language_of: BTreeMap<PathBuf, String>,
 }
 
 fn run_tokei(dir: &Path) -> Tally {
@@ -42,6 +46,9 @@ fn run_tokei(dir: &Path) -> Tally {
             counts: language.lines,
             embedded: language.embedded,
         };
+        for (path, _) in &language.files {
+            tally.language_of.insert(path.clone(), name.clone());
+        }
         tally.files.extend(language.files);
         tally.languages.insert(name, totals);
     }
@@ -72,6 +79,9 @@ fn run_ours(dir: &Path) -> Tally {
         });
         totals.files += 1;
         totals.counts += own;
+        tally
+            .language_of
+            .insert(entry.path().to_path_buf(), language.name().to_string());
         tally.files.insert(entry.into_path(), own);
     }
     tally
@@ -148,11 +158,17 @@ fn fixture_tree_matches_tokei_exactly() {
         "Protocol Buffers",
         "Plain Text",
     ];
+    assert_covers(&ours, &required, "the fixture");
+}
+
+/// Fails unless `tally` counted files of every language named in `required`.
+fn assert_covers(tally: &Tally, required: &[&str], what: &str) {
     let missing: Vec<&str> = required
-        .into_iter()
-        .filter(|name| !ours.languages.contains_key(*name))
+        .iter()
+        .copied()
+        .filter(|name| !tally.languages.contains_key(*name))
         .collect();
-    assert!(missing.is_empty(), "the fixture lacks {missing:?}");
+    assert!(missing.is_empty(), "{what} lacks {missing:?}");
 }
 
 /// A small deterministic generator (xorshift), so the snippets are the same on every run.
@@ -333,5 +349,68 @@ fn generated_snippets_match_tokei_file_by_file() {
         "{} files differ:\n{}",
         differing.len(),
         differing.join("\n")
+    );
+}
+
+/// Every file of the mixed corpus: the same files in the same languages, with the same
+/// code, comment and blank lines, and the same embedded blocks per language.
+#[test]
+fn mixed_corpus_matches_tokei_file_by_file() {
+    let dir = PathBuf::from(std::env::var_os("SWITCHYARD_MIXED_CORPUS").expect(
+        "SWITCHYARD_MIXED_CORPUS names the mixed corpus: \
+         source the env file tests/provision prints",
+    ));
+    let tokei = run_tokei(&dir);
+    let ours = run_ours(&dir);
+
+    let mut differing: Vec<String> = Vec::new();
+    for (path, counts) in &tokei.files {
+        let language = &tokei.language_of[path];
+        let (our_language, our_counts) = (ours.language_of.get(path), ours.files.get(path));
+        if our_language != Some(language) || our_counts != Some(counts) {
+            differing.push(format!(
+                "{}: tokei {language} {counts:?}, ours {our_language:?} {our_counts:?}",
+                path.display()
+            ));
+        }
+    }
+    for path in ours.files.keys().filter(|p| !tokei.files.contains_key(*p)) {
+        differing.push(format!(
+            "{}: only ours counts it, as {}",
+            path.display(),
+            ours.language_of[path]
+        ));
+    }
+    assert!(
+        differing.is_empty(),
+        "{} of {} files differ:\n{}",
+        differing.len(),
+        tokei.files.len(),
+        differing[..differing.len().min(40)].join("\n")
+    );
+    assert_eq!(ours.languages, tokei.languages);
+
+    // The corpus keeps covering the languages the hand-kept table once missed.
+    let required = [
+        "C",
+        "C Header",
+        "C++",
+        "TCL",
+        "Perl",
+        "Shell",
+        "BASH",
+        "AsciiDoc",
+        "PO File",
+        "Autoconf",
+        "Meson",
+        "Module-Definition",
+        "M4",
+        "Automake",
+    ];
+    assert_covers(&ours, &required, "the mixed corpus");
+    assert!(
+        tokei.files.len() >= 5_000,
+        "the mixed corpus has only {} files tokei counts",
+        tokei.files.len()
     );
 }

@@ -5,14 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::json;
-use switchyard::documents::Documents;
-use switchyard::lanes::{Lanes, LanesConfig};
-use switchyard::tools::{CallContext, ToolOutput, Toolbox, ToolsConfig, Workspace};
+use switchyard::tools::{CallContext, ToolOutput, ToolsConfig};
 
 type Lines = BTreeSet<(String, u64, String)>;
 
@@ -58,23 +58,12 @@ fn rg_lines(root: &Path, pattern: &str, extra: &[&str]) -> Lines {
 }
 
 fn our_lines(root: &Path, args: serde_json::Value) -> Lines {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let lanes = Lanes::with_runtime(LanesConfig::default(), runtime.handle().clone()).unwrap();
     let config = ToolsConfig {
         grep_max_line_chars: usize::MAX,
         max_output_bytes: 0,
         ..ToolsConfig::default()
     };
-    let toolbox = Toolbox::new(
-        Workspace::new([root.to_path_buf()]).unwrap(),
-        lanes,
-        Documents::new(),
-        config,
-    );
+    let (runtime, toolbox) = common::toolbox::on(root, config);
     let mut args = args;
     args["max_results"] = json!(10_000_000);
     let output = runtime
@@ -246,18 +235,7 @@ fn rg_files(root: &Path) -> BTreeSet<String> {
 }
 
 fn our_files(root: &Path, tool: &str, args: serde_json::Value) -> BTreeSet<String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let lanes = Lanes::with_runtime(LanesConfig::default(), runtime.handle().clone()).unwrap();
-    let toolbox = Toolbox::new(
-        Workspace::new([root.to_path_buf()]).unwrap(),
-        lanes,
-        Documents::new(),
-        ToolsConfig::default(),
-    );
+    let (runtime, toolbox) = common::toolbox::on(root, ToolsConfig::default());
     match runtime
         .block_on(toolbox.run(tool, args, &CallContext::default()))
         .unwrap()

@@ -9,4 +9,5 @@ mod analyze_cli;
 mod cli;
 mod common;
 mod count_vs_tokei;
+mod fused_search;
 mod grep_vs_rg;
