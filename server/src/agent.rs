@@ -20,6 +20,7 @@
 //! mutating tools join the toolbox and the loop does not change.
 
 mod checkpoint;
+mod compact;
 mod config;
 pub mod ensemble;
 mod event;
@@ -121,6 +122,8 @@ struct SessionState {
     persist: bool,
     /// Turns and usage over the session's life (earlier processes included).
     totals: Mutex<Totals>,
+    /// When the history starts with a summary: how many transcript messages it stands for.
+    compacted: Mutex<Option<usize>>,
 }
 
 /// A session's turns and usage so far.
@@ -331,6 +334,7 @@ impl Agent {
             let mut history = state.history.lock().await;
             *history = loaded.messages;
             state.totals.lock().turns = loaded.turns;
+            *state.compacted.lock() = loaded.compaction.map(|(covered, _)| covered);
         }
         Ok(())
     }
@@ -398,6 +402,7 @@ impl Agent {
             run: Mutex::new(cancelled),
             persist,
             totals: Mutex::new(totals),
+            compacted: Mutex::new(loaded.compaction.as_ref().map(|(covered, _)| *covered)),
         });
         self.inner.sessions.lock().insert(id, Arc::clone(&state));
         Session {
@@ -472,6 +477,16 @@ impl Session {
         }
         let model = client.config().model.clone();
         let price = snapshot.llm.pricing.get(&model).copied();
+        let window = snapshot
+            .llm
+            .context_window(&model)
+            .saturating_sub(u64::from(client.config().max_tokens.unwrap_or(0)));
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let threshold = (window as f64 * config.compact_at) as u64;
         let before = *self.state.totals.lock();
         let mut run = Run {
             session: self,
@@ -484,6 +499,8 @@ impl Session {
             price,
             before,
             captured: std::collections::HashSet::new(),
+            ratio: compact::DEFAULT_RATIO,
+            threshold,
             outcome: RunOutcome {
                 session: self.state.id.to_string(),
                 text: String::new(),
@@ -546,6 +563,10 @@ struct Run<'a> {
     before: Totals,
     /// The files this turn has kept a checkpoint of.
     captured: std::collections::HashSet<std::path::PathBuf>,
+    /// Tokens per byte of request body, from the provider's last count.
+    ratio: f64,
+    /// The most tokens a request may have before the session is compacted.
+    threshold: u64,
 }
 
 impl Run<'_> {
@@ -590,6 +611,7 @@ impl Run<'_> {
             content: prompt.to_string(),
         }])
         .await;
+        let mut overflowed = false;
         loop {
             if self.token.is_cancelled() {
                 return Ok(StopReason::Cancelled);
@@ -601,22 +623,30 @@ impl Run<'_> {
             if self.config.token_budget > 0 && used >= self.config.token_budget {
                 return Ok(StopReason::TokenBudget);
             }
-            let request = ModelRequest {
+            let parallel_tool_calls = self.config.parallel_tool_calls;
+            let request = |history: &[Message]| ModelRequest {
                 system: system.clone(),
-                messages: self.history.clone(),
+                messages: history.to_vec(),
                 tools: tools.clone(),
-                parallel_tool_calls: self.config.parallel_tool_calls,
+                parallel_tool_calls,
                 ..ModelRequest::default()
             };
+            let mut sent = request(self.history);
+            let mut bytes = compact::body_bytes(self.client.config(), &sent);
+            if compact::tokens(bytes, self.ratio) > self.threshold && self.compact(false).await? {
+                sent = request(self.history);
+                bytes = compact::body_bytes(self.client.config(), &sent);
+            }
             self.outcome.turns += 1;
             let waited = Instant::now();
             let answer = model::call(
                 agent.toolbox.lanes(),
                 self.client,
-                request,
+                sent,
                 &self.session.state.id,
                 self.token,
                 self.events,
+                "model",
             )
             .await;
             self.outcome.timings.model += waited.elapsed();
@@ -624,8 +654,27 @@ impl Run<'_> {
                 Ok(answer) => answer,
                 Err(LaneError::Cancelled) => return Ok(StopReason::Cancelled),
                 Err(_) if self.token.is_cancelled() => return Ok(StopReason::Cancelled),
-                Err(e) => return Err(AgentError::Model(model::describe(&e))),
+                Err(e) => {
+                    let message = model::describe(&e);
+                    // Longer than the window after all: the estimate was short. Compact
+                    // harder and try once more.
+                    if !overflowed && compact::is_overflow(&message) {
+                        overflowed = true;
+                        self.ratio *= 1.5;
+                        self.outcome.turns -= 1;
+                        if self.compact(true).await? {
+                            continue;
+                        }
+                    }
+                    return Err(AgentError::Model(message));
+                }
             };
+            overflowed = false;
+            if answer.usage.input_tokens > 0 && bytes > 0 {
+                #[allow(clippy::cast_precision_loss)]
+                let ratio = answer.usage.input_tokens as f64 / bytes as f64;
+                self.ratio = ratio;
+            }
             self.count(answer.usage);
             for (i, call) in answer.tool_calls.iter_mut().enumerate() {
                 if call.id.is_empty() {
@@ -791,6 +840,69 @@ impl Run<'_> {
                 }
             })
             .collect()
+    }
+
+    /// Summarizes the older part of the history (see [`compact`]) and puts the summary in
+    /// its place, in memory and as a record in the session file. `hard` keeps less of the
+    /// recent turns (after the server said the request was too long). Returns whether
+    /// anything was compacted.
+    async fn compact(&mut self, hard: bool) -> Result<bool, AgentError> {
+        let state = &self.session.state;
+        let previous = *state.compacted.lock();
+        let keep = if hard {
+            self.threshold / 5
+        } else {
+            self.threshold * 2 / 5
+        };
+        let keep_bytes = compact::bytes_for(keep, self.ratio);
+        let Some(from) = compact::keep_from(self.history, previous.is_some(), keep_bytes) else {
+            return Ok(false);
+        };
+        let text = compact::transcript(
+            &self.history[..from],
+            compact::bytes_for(self.threshold / 2, self.ratio),
+        );
+        let request = ModelRequest {
+            system: compact::SYSTEM.to_string(),
+            messages: vec![Message::User { content: text }],
+            ..ModelRequest::default()
+        };
+        // The summary is not the answer: its text is not streamed to the front end.
+        let (quiet, _) = tokio::sync::mpsc::unbounded_channel();
+        let waited = Instant::now();
+        let answer = model::call(
+            self.session.agent.toolbox.lanes(),
+            self.client,
+            request,
+            &state.id,
+            self.token,
+            &quiet,
+            "compact",
+        )
+        .await;
+        self.outcome.timings.model += waited.elapsed();
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(_) if self.token.is_cancelled() => return Ok(false),
+            Err(e) => {
+                return Err(AgentError::Model(format!(
+                    "compacting the conversation failed: {}",
+                    model::describe(&e)
+                )));
+            }
+        };
+        self.count(answer.usage);
+        let summary = compact::summary_message(&self.history[..from], &answer.text);
+        let covered = previous.map_or(from, |earlier| earlier + from - 1);
+        self.history.splice(..from, [summary.clone()]);
+        *state.compacted.lock() = Some(covered);
+        self.append(&[store::Line::Compaction { covered, summary }])
+            .await;
+        let _ = self.events.send(AgentEvent::Compacted {
+            replaced: from,
+            kept: self.history.len() - 1,
+        });
+        Ok(true)
     }
 
     /// Keeps, before a batch of calls runs, what the files they change are now (once per

@@ -638,10 +638,16 @@ async fn a_session_is_resumed_from_disk_by_a_new_agent() {
     assert_eq!(requests[1].header("x-api-key"), Some("sk-test-key"));
     let file = std::fs::read_to_string(store().path(&id)).unwrap();
     assert!(!file.contains("sk-test-key"));
+    let kinds: Vec<&str> = file
+        .lines()
+        .map(|l| l.split('"').nth(3).unwrap_or(""))
+        .collect();
     assert_eq!(
-        file.lines().count(),
-        5,
-        "a header and four messages: {file}"
+        kinds,
+        [
+            "session", "message", "message", "usage", "message", "message", "usage"
+        ],
+        "a header, and each turn's messages then its usage: {file}"
     );
 }
 

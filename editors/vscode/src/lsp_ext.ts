@@ -338,7 +338,8 @@ export type SessionUpdate =
           error: string;
           discardedText: boolean;
       }
-    | { sessionUpdate: "model_waiting"; what: string; upToMs: number };
+    | { sessionUpdate: "model_waiting"; what: string; upToMs: number }
+    | { sessionUpdate: "compaction"; replacedMessages: number; keptMessages: number };
 
 /** `switchyard/sessionUpdate` parameters. */
 export interface SessionUpdateParams {

@@ -83,6 +83,14 @@ pub enum AgentEvent {
         /// What those cost.
         cost: Cost,
     },
+    /// The older part of the conversation was summarized by the model (a `compact` task in
+    /// the Generate lane) to stay within the context window.
+    Compacted {
+        /// Messages replaced by the summary.
+        replaced: usize,
+        /// Recent messages kept as they were.
+        kept: usize,
+    },
     /// The run is over; the same stop reason is in its [`RunOutcome`].
     Done {
         /// Why it stopped.

@@ -386,6 +386,14 @@ pub enum Update {
         /// Whether the failed attempt had streamed text that is now void.
         discarded_text: bool,
     },
+    /// The older part of the conversation was summarized by the model to stay within the
+    /// context window (not in ACP): a `compact` task in the Generate lane.
+    Compaction {
+        /// Messages replaced by the summary.
+        replaced_messages: usize,
+        /// Recent messages kept as they were.
+        kept_messages: usize,
+    },
     /// A model call waits longer than usual (not in ACP): for the first byte of an answer,
     /// or before a retry for the time the provider asked for.
     ModelWaiting {
