@@ -124,6 +124,8 @@ struct SessionState {
     totals: Mutex<Totals>,
     /// When the history starts with a summary: how many transcript messages it stands for.
     compacted: Mutex<Option<usize>>,
+    /// The model (and provider) the session was switched to, over `[llm]`'s.
+    model: Mutex<Option<(Option<llm::ProviderKind>, String)>>,
 }
 
 /// A session's turns and usage so far.
@@ -403,6 +405,7 @@ impl Agent {
             persist,
             totals: Mutex::new(totals),
             compacted: Mutex::new(loaded.compaction.as_ref().map(|(covered, _)| *covered)),
+            model: Mutex::new(loaded.model.clone()),
         });
         self.inner.sessions.lock().insert(id, Arc::clone(&state));
         Session {
@@ -416,6 +419,59 @@ impl Session {
     /// The session's id.
     pub fn id(&self) -> &str {
         &self.state.id
+    }
+
+    /// Switches the model of this session's next turns (and the wire format, when
+    /// `provider` is given: the history is sent in the other format from then on). Kept in
+    /// the session file, so a resumed session goes on with it. Checked before it is kept:
+    /// a model that cannot be configured is an error and changes nothing.
+    pub async fn set_model(
+        &self,
+        provider: Option<llm::ProviderKind>,
+        model: &str,
+    ) -> Result<(), AgentError> {
+        let model = model.trim();
+        if model.is_empty() {
+            return Err(AgentError::NotConfigured("the model name is empty".into()));
+        }
+        let chosen = Some((provider, model.to_string()));
+        self.client_for(&chosen)?;
+        *self.state.model.lock() = chosen;
+        if let (true, Some(store)) = (self.state.persist, &self.agent.store) {
+            let line = store::Line::Model {
+                provider,
+                model: model.to_string(),
+            };
+            if let Err(e) = store.append_lines(&self.state.id, &[line]).await {
+                tracing::warn!(session = %self.state.id, error = %e, "cannot save the session");
+            }
+        }
+        Ok(())
+    }
+
+    /// The model client for `chosen` over the configuration in force (the agent's own
+    /// when nothing was chosen).
+    fn client_for(
+        &self,
+        chosen: &Option<(Option<llm::ProviderKind>, String)>,
+    ) -> Result<Client, AgentError> {
+        let agent = Agent {
+            inner: Arc::clone(&self.agent),
+        };
+        let Some((provider, model)) = chosen else {
+            return agent.llm().map_err(AgentError::NotConfigured);
+        };
+        let mut config = self.agent.toolbox.config().get().llm.clone();
+        config.model = Some(model.clone());
+        if let Some(provider) = provider {
+            if config.provider != Some(*provider) {
+                // Another provider's base URL and key come from its own variables.
+                config.base_url = None;
+                config.api_key = None;
+            }
+            config.provider = Some(*provider);
+        }
+        Agent::client(&config).map_err(AgentError::NotConfigured)
     }
 
     /// The conversation so far (waits for a running request to finish).
@@ -463,7 +519,8 @@ impl Session {
         let agent = Agent {
             inner: Arc::clone(&self.agent),
         };
-        let client = agent.llm().map_err(AgentError::NotConfigured)?;
+        let chosen = self.state.model.lock().clone();
+        let client = self.client_for(&chosen)?;
         let mut history = self.state.history.lock().await;
         // A request whose future was dropped half way (a front end gave up on it) may have
         // left calls without results: the model would refuse that history.

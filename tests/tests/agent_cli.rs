@@ -979,3 +979,64 @@ fn a_prompt_too_long_error_compacts_and_retries_instead_of_ending_the_session() 
         assert_eq!(requests[at + 2].status, 200, "and the retry goes through");
     }
 }
+
+#[test]
+fn ask_model_switches_the_session_to_another_model_and_wire_format() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::tool_calls(vec![
+                ToolCall::new("read", json!({"path": "README.md"})).with_id("call_1"),
+            ]))
+            .turn(0),
+            Rule::openai(Response::text("A demo.")).turn(1),
+            Rule::anthropic(Response::text("It says hello.")).turn(2),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let first = env.ask(&model, "openai", &["What is this?"]);
+    assert_eq!(first.code, Some(0), "stderr: {}", first.stderr);
+    let id = session_id(&first);
+    let mut second = env.command(
+        &model,
+        "openai",
+        &[
+            "--session",
+            &id,
+            "--model",
+            "claude-other",
+            "--provider",
+            "anthropic",
+            "And what does it say?",
+        ],
+    );
+    second
+        .env("ANTHROPIC_BASE_URL", model.anthropic_base_url())
+        .env("ANTHROPIC_API_KEY", "sk-ant-cli-key");
+    let second = run(second);
+    assert_eq!(second.code, Some(0), "stderr: {}", second.stderr);
+    assert_eq!(second.stdout, "It says hello.\n");
+    let requests = model.requests();
+    let switched = &requests[2];
+    assert_eq!(switched.path, "/v1/messages");
+    assert_eq!(switched.body["model"], "claude-other");
+    let messages = switched.messages();
+    // The OpenAI history, in Anthropic's shape: a tool_use and its tool_result.
+    assert_eq!(messages[1]["content"][0]["type"], "tool_use");
+    assert_eq!(messages[1]["content"][0]["id"], "call_1");
+    assert_eq!(messages[2]["content"][0]["type"], "tool_result");
+    assert_eq!(messages[2]["content"][0]["tool_use_id"], "call_1");
+
+    let mut show = env.switchyard(&model, "openai", &["sessions", "show", &id]);
+    show.arg("--cwd").arg(env.root.path());
+    let shown = run(show).stdout;
+    assert!(shown.contains("## turn 2 (claude-other:"), "{shown}");
+    let bad = env.ask(&model, "openai", &["--provider", "anthropic", "Hm?"]);
+    assert_eq!(
+        bad.code,
+        Some(2),
+        "--provider needs --model: {}",
+        bad.stderr
+    );
+}

@@ -255,6 +255,10 @@ export interface AskParams {
     sessionId?: string;
     prompt: string;
     context?: AskContext;
+    /** Switch the session to this model from this turn on. */
+    model?: string;
+    /** With `model`: its wire format. */
+    provider?: "openai" | "anthropic";
     /** Report work-done progress under this token. */
     workDoneToken?: lc.ProgressToken;
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::checkpoint::Prior;
-use crate::llm::{Message, Usage};
+use crate::llm::{Message, ProviderKind, Usage};
 
 /// Session files: read and written by their owner only.
 const FILE_MODE: u32 = 0o600;
@@ -97,6 +97,12 @@ pub(crate) enum Line {
     /// The first `covered` messages of the transcript are summarized by `summary`: the
     /// model is sent it and the messages after them. The transcript itself stays.
     Compaction { covered: usize, summary: Message },
+    /// From now on the session's turns use this model (and provider, when given).
+    Model {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<ProviderKind>,
+        model: String,
+    },
     /// The session went back to the start of `turn`: its files, its conversation or both.
     Rewind {
         turn: u32,
@@ -140,6 +146,8 @@ pub struct Loaded {
     pub afters: Vec<(u32, PathBuf, Option<String>)>,
     /// Turns that ran a tool whose changes are not known, with the tool.
     pub unrestorable: Vec<(u32, String)>,
+    /// The model the session was switched to, if it was.
+    pub model: Option<(Option<ProviderKind>, String)>,
 }
 
 /// What one turn used.
@@ -196,6 +204,7 @@ impl Loaded {
                 fingerprint,
             } => self.afters.push((turn, path, fingerprint)),
             Line::Unrestorable { turn, tool } => self.unrestorable.push((turn, tool)),
+            Line::Model { provider, model } => self.model = Some((provider, model)),
             Line::Rewind {
                 turn,
                 code,

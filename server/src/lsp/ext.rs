@@ -237,6 +237,13 @@ pub struct AskParams {
     /// Where the user is in the editor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<AskContext>,
+    /// Switch the session to this model, for this turn and the next ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// With `model`: its provider (`openai` or `anthropic`); the history is converted to
+    /// that wire format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<crate::llm::ProviderKind>,
     /// Report work-done progress under this token (the request form; a command uses its
     /// own `workDoneToken`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
