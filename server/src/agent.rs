@@ -688,12 +688,16 @@ impl Run<'_> {
                 parallel_tool_calls,
                 ..ModelRequest::default()
             };
+            let sized = Instant::now();
+            let model_before = self.outcome.timings.model;
             let mut sent = request(self.history);
             let mut bytes = compact::body_bytes(self.client.config(), &sent);
             if compact::tokens(bytes, self.ratio) > self.threshold && self.compact(false).await? {
                 sent = request(self.history);
                 bytes = compact::body_bytes(self.client.config(), &sent);
             }
+            let summarizing = self.outcome.timings.model - model_before;
+            self.outcome.timings.context += sized.elapsed().saturating_sub(summarizing);
             self.outcome.turns += 1;
             let waited = Instant::now();
             let answer = model::call(
@@ -782,7 +786,9 @@ impl Run<'_> {
 
     /// Runs one turn's tool calls and returns their results in call order.
     async fn run_tools(&mut self, calls: &[ToolCall]) -> Vec<Message> {
+        let kept = Instant::now();
         let touched = self.checkpoint(calls).await;
+        let mut checkpoints = kept.elapsed();
         let toolbox = &self.session.agent.toolbox;
         let ctx = CallContext {
             session: Some(Arc::clone(&self.session.state.id)),
@@ -870,7 +876,10 @@ impl Run<'_> {
             },
         )
         .await;
+        let settled = Instant::now();
         self.settle(touched).await;
+        checkpoints += settled.elapsed();
+        self.outcome.timings.checkpoints += checkpoints;
         calls
             .iter()
             .zip(answers)

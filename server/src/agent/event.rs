@@ -211,6 +211,12 @@ pub struct Timings {
     pub model: Duration,
     /// Waiting for tool batches (queueing included).
     pub tools: Duration,
+    /// Context management's own time: sizing each request and building compactions (the
+    /// summarizer's model time is in `model`). Part of the loop's overhead.
+    pub context: Duration,
+    /// Keeping checkpoints before mutating calls and fingerprints after them. Part of
+    /// `tools`.
+    pub checkpoints: Duration,
 }
 
 impl Timings {
