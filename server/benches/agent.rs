@@ -5,7 +5,14 @@
 //! 2. a turn's tool calls, 3, 8 and 16 of them, through the lanes vs awaited one by one;
 //! 3. 3 model calls from 3 sessions at once vs one after another (Generate concurrency 2,
 //!    the default, and 3);
-//! 4. the loop's own time per turn, model and tools excluded (the target is at most 1 ms).
+//! 4. the loop's own time per turn, model and tools excluded (the target is at most 1 ms);
+//! 5. context management's own time per turn (sizing each request, building compactions;
+//!    the summarizer's model time excluded), as a ratio of the turn with it to the same turn
+//!    without it, with a window that never compacts and one that compacts often;
+//! 6. the checkpoint cost per mutating call (a `write` of a 16 KiB file), as a ratio of the
+//!    call with it to the same call without it.
+//!
+//! `cargo bench --bench agent -- context checkpoint` runs only sections 5 and 6.
 //!
 //! Each figure is the median of a few runs; the tools read and grep this repository.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -255,7 +262,154 @@ async fn loop_overhead() -> Duration {
     median(per_turn)
 }
 
+/// Per turn: the whole turn, and context management's own part of it, with `window`
+/// tokens (the mock summarizes when asked); 12 turns each reading a 20 KiB file.
+async fn context_per_turn(window: u64) -> (Duration, Duration, u32) {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::text("Summary."))
+            .contains("You compact the conversation")
+            .repeat(),
+        Rule::openai(Response::tool_calls(vec![ToolCall::new(
+            "read",
+            json!({"path": "server/src/agent.rs", "limit": 400}),
+        )]))
+        .repeat(),
+    ]))
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let lanes = lanes(json!({}));
+    let agent = agent(
+        &model,
+        &lanes,
+        Some(SessionStore::in_dir(state.path().to_path_buf(), &repo())),
+    );
+    let mut config = Config::default();
+    config.agent.max_turns = 12;
+    config.llm.context_window = Some(window);
+    agent.toolbox().config().replace(config);
+    ask(&agent, "warm up").await;
+    let (mut whole, mut own, mut compactions) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..RUNS {
+        let (outcome, events) = ask(&agent, "read agent.rs twelve times").await;
+        let t = outcome.timings;
+        whole.push(t.total.saturating_sub(t.model) / outcome.turns);
+        own.push(t.context / outcome.turns);
+        compactions = events
+            .iter()
+            .filter(|e| matches!(e, AgentEvent::Compacted { .. }))
+            .count() as u32;
+    }
+    (median(whole), median(own), compactions)
+}
+
+/// Per mutating call: the call's tool time, and the checkpoint's part of it; 12 turns each
+/// writing a 16 KiB file in a fresh workspace, sessions kept on disk.
+async fn checkpoint_per_call() -> (Duration, Duration) {
+    use switchyard::approvals::{Approvals, Prompter};
+    use switchyard::edits::Applier;
+    use switchyard::tools::Mutations;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let content: String = "0123456789abcdef".repeat(1024);
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![ToolCall::new(
+            "write",
+            json!({"path": "out.txt", "content": content}),
+        )]))
+        .repeat(),
+    ]))
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let lanes = lanes(json!({}));
+    let config = switchyard::config::Current::new(Config {
+        agent: AgentConfig {
+            max_turns: 12,
+            ..AgentConfig::default()
+        },
+        ..Config::default()
+    });
+    let toolbox = Toolbox::new(
+        Workspace::new([root.clone()]).unwrap(),
+        lanes.clone(),
+        Documents::new(),
+        config.clone(),
+    );
+    toolbox.set_mutations(Mutations {
+        applier: Applier::Disk { dry_run: false },
+        approvals: std::sync::Arc::new(Approvals::new(config, Prompter::AllowAll)),
+    });
+    let llm = LlmConfig {
+        provider: Some(ProviderKind::OpenAi),
+        base_url: Some(model.openai_base_url()),
+        model: Some("mock-model".into()),
+        ..LlmConfig::default()
+    };
+    let client = Client::new(llm.resolve(&|_: &str| None).unwrap()).unwrap();
+    let agent = Agent::with_client(
+        toolbox,
+        Ok(client),
+        Some(SessionStore::in_dir(state.path().to_path_buf(), &root)),
+    );
+    ask(&agent, "warm up").await;
+    let (mut tools, mut kept) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let (outcome, _) = ask(&agent, "write out.txt twelve times").await;
+        let calls = outcome.tool_calls as u32;
+        tools.push(outcome.timings.tools / calls);
+        kept.push(outcome.timings.checkpoints / calls);
+    }
+    (median(tools), median(kept))
+}
+
 fn main() {
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if !only.is_empty() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(context_and_checkpoints(&only));
+        return;
+    }
+    main_sections();
+}
+
+/// Sections 5 and 6, or those of them `only` names.
+async fn context_and_checkpoints(only: &[String]) {
+    let wants = |key: &str| only.is_empty() || only.iter().any(|o| key.contains(o.as_str()));
+    if wants("context") {
+        println!(
+            "5. context management's own time per turn (12 turns reading a 20 KiB file; model time excluded):"
+        );
+        println!("   | window | compactions | turn | of which context | with / without |");
+        println!("   |---:|---:|---:|---:|---:|");
+        for window in [1_000_000, 24_000] {
+            let (whole, own, compactions) = context_per_turn(window).await;
+            let without = whole.saturating_sub(own);
+            println!(
+                "   | {window} | {compactions} | {:.0} µs | {:.0} µs | {:.3}x |",
+                whole.as_secs_f64() * 1e6,
+                own.as_secs_f64() * 1e6,
+                whole.as_secs_f64() / without.as_secs_f64()
+            );
+        }
+    }
+    if wants("checkpoint") {
+        let (tools, kept) = checkpoint_per_call().await;
+        let without = tools.saturating_sub(kept);
+        println!(
+            "6. a mutating call (write, 16 KiB) with its checkpoint: {:.0} µs, of which the checkpoint {:.0} µs: {:.3}x the call without it",
+            tools.as_secs_f64() * 1e6,
+            kept.as_secs_f64() * 1e6,
+            tools.as_secs_f64() / without.as_secs_f64()
+        );
+    }
+}
+
+fn main_sections() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -306,5 +460,7 @@ fn main() {
             "\n4. the loop's own time per turn (model and tools excluded, session written to disk): {:.0} µs: {verdict} the 1 ms target",
             overhead.as_secs_f64() * 1e6
         );
+        println!();
+        context_and_checkpoints(&[]).await;
     });
 }

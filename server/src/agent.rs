@@ -21,6 +21,7 @@
 //! loop does not change.
 
 mod checkpoint;
+mod compact;
 mod config;
 pub mod ensemble;
 mod event;
@@ -124,6 +125,10 @@ struct SessionState {
     persist: bool,
     /// Turns and usage over the session's life (earlier processes included).
     totals: Mutex<Totals>,
+    /// When the history starts with a summary: how many transcript messages it stands for.
+    compacted: Mutex<Option<usize>>,
+    /// The model (and provider) the session was switched to, over `[llm]`'s.
+    model: Mutex<Option<(Option<llm::ProviderKind>, String)>>,
 }
 
 /// A session's turns and usage so far.
@@ -334,6 +339,7 @@ impl Agent {
             let mut history = state.history.lock().await;
             *history = loaded.messages;
             state.totals.lock().turns = loaded.turns;
+            *state.compacted.lock() = loaded.compaction.map(|(covered, _)| covered);
         }
         Ok(())
     }
@@ -401,6 +407,8 @@ impl Agent {
             run: Mutex::new(cancelled),
             persist,
             totals: Mutex::new(totals),
+            compacted: Mutex::new(loaded.compaction.as_ref().map(|(covered, _)| *covered)),
+            model: Mutex::new(loaded.model.clone()),
         });
         self.inner.sessions.lock().insert(id, Arc::clone(&state));
         Session {
@@ -414,6 +422,59 @@ impl Session {
     /// The session's id.
     pub fn id(&self) -> &str {
         &self.state.id
+    }
+
+    /// Switches the model of this session's next turns (and the wire format, when
+    /// `provider` is given: the history is sent in the other format from then on). Kept in
+    /// the session file, so a resumed session goes on with it. Checked before it is kept:
+    /// a model that cannot be configured is an error and changes nothing.
+    pub async fn set_model(
+        &self,
+        provider: Option<llm::ProviderKind>,
+        model: &str,
+    ) -> Result<(), AgentError> {
+        let model = model.trim();
+        if model.is_empty() {
+            return Err(AgentError::NotConfigured("the model name is empty".into()));
+        }
+        let chosen = Some((provider, model.to_string()));
+        self.client_for(&chosen)?;
+        *self.state.model.lock() = chosen;
+        if let (true, Some(store)) = (self.state.persist, &self.agent.store) {
+            let line = store::Line::Model {
+                provider,
+                model: model.to_string(),
+            };
+            if let Err(e) = store.append_lines(&self.state.id, &[line]).await {
+                tracing::warn!(session = %self.state.id, error = %e, "cannot save the session");
+            }
+        }
+        Ok(())
+    }
+
+    /// The model client for `chosen` over the configuration in force (the agent's own
+    /// when nothing was chosen).
+    fn client_for(
+        &self,
+        chosen: &Option<(Option<llm::ProviderKind>, String)>,
+    ) -> Result<Client, AgentError> {
+        let agent = Agent {
+            inner: Arc::clone(&self.agent),
+        };
+        let Some((provider, model)) = chosen else {
+            return agent.llm().map_err(AgentError::NotConfigured);
+        };
+        let mut config = self.agent.toolbox.config().get().llm.clone();
+        config.model = Some(model.clone());
+        if let Some(provider) = provider {
+            if config.provider != Some(*provider) {
+                // Another provider's base URL and key come from its own variables.
+                config.base_url = None;
+                config.api_key = None;
+            }
+            config.provider = Some(*provider);
+        }
+        Agent::client(&config).map_err(AgentError::NotConfigured)
     }
 
     /// The conversation so far (waits for a running request to finish).
@@ -461,7 +522,8 @@ impl Session {
         let agent = Agent {
             inner: Arc::clone(&self.agent),
         };
-        let client = agent.llm().map_err(AgentError::NotConfigured)?;
+        let chosen = self.state.model.lock().clone();
+        let client = self.client_for(&chosen)?;
         let mut history = self.state.history.lock().await;
         // A request whose future was dropped half way (a front end gave up on it) may have
         // left calls without results: the model would refuse that history.
@@ -475,6 +537,16 @@ impl Session {
         }
         let model = client.config().model.clone();
         let price = snapshot.llm.pricing.get(&model).copied();
+        let window = snapshot
+            .llm
+            .context_window(&model)
+            .saturating_sub(u64::from(client.config().max_tokens.unwrap_or(0)));
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let threshold = (window as f64 * config.compact_at) as u64;
         let before = *self.state.totals.lock();
         let mut run = Run {
             session: self,
@@ -487,6 +559,8 @@ impl Session {
             price,
             before,
             captured: std::collections::HashSet::new(),
+            ratio: compact::DEFAULT_RATIO,
+            threshold,
             outcome: RunOutcome {
                 session: self.state.id.to_string(),
                 text: String::new(),
@@ -549,6 +623,10 @@ struct Run<'a> {
     before: Totals,
     /// The files this turn has kept a checkpoint of.
     captured: std::collections::HashSet<std::path::PathBuf>,
+    /// Tokens per byte of request body, from the provider's last count.
+    ratio: f64,
+    /// The most tokens a request may have before the session is compacted.
+    threshold: u64,
 }
 
 impl Run<'_> {
@@ -593,6 +671,7 @@ impl Run<'_> {
             content: prompt.to_string(),
         }])
         .await;
+        let mut overflowed = false;
         loop {
             if self.token.is_cancelled() {
                 return Ok(StopReason::Cancelled);
@@ -604,22 +683,34 @@ impl Run<'_> {
             if self.config.token_budget > 0 && used >= self.config.token_budget {
                 return Ok(StopReason::TokenBudget);
             }
-            let request = ModelRequest {
+            let parallel_tool_calls = self.config.parallel_tool_calls;
+            let request = |history: &[Message]| ModelRequest {
                 system: system.clone(),
-                messages: self.history.clone(),
+                messages: history.to_vec(),
                 tools: tools.clone(),
-                parallel_tool_calls: self.config.parallel_tool_calls,
+                parallel_tool_calls,
                 ..ModelRequest::default()
             };
+            let sized = Instant::now();
+            let model_before = self.outcome.timings.model;
+            let mut sent = request(self.history);
+            let mut bytes = compact::body_bytes(self.client.config(), &sent);
+            if compact::tokens(bytes, self.ratio) > self.threshold && self.compact(false).await? {
+                sent = request(self.history);
+                bytes = compact::body_bytes(self.client.config(), &sent);
+            }
+            let summarizing = self.outcome.timings.model - model_before;
+            self.outcome.timings.context += sized.elapsed().saturating_sub(summarizing);
             self.outcome.turns += 1;
             let waited = Instant::now();
             let answer = model::call(
                 agent.toolbox.lanes(),
                 self.client,
-                request,
+                sent,
                 &self.session.state.id,
                 self.token,
                 self.events,
+                "model",
             )
             .await;
             self.outcome.timings.model += waited.elapsed();
@@ -627,8 +718,27 @@ impl Run<'_> {
                 Ok(answer) => answer,
                 Err(LaneError::Cancelled) => return Ok(StopReason::Cancelled),
                 Err(_) if self.token.is_cancelled() => return Ok(StopReason::Cancelled),
-                Err(e) => return Err(AgentError::Model(model::describe(&e))),
+                Err(e) => {
+                    let message = model::describe(&e);
+                    // Longer than the window after all: the estimate was short. Compact
+                    // harder and try once more.
+                    if !overflowed && compact::is_overflow(&message) {
+                        overflowed = true;
+                        self.ratio *= 1.5;
+                        self.outcome.turns -= 1;
+                        if self.compact(true).await? {
+                            continue;
+                        }
+                    }
+                    return Err(AgentError::Model(message));
+                }
             };
+            overflowed = false;
+            if answer.usage.input_tokens > 0 && bytes > 0 {
+                #[allow(clippy::cast_precision_loss)]
+                let ratio = answer.usage.input_tokens as f64 / bytes as f64;
+                self.ratio = ratio;
+            }
             self.count(answer.usage);
             for (i, call) in answer.tool_calls.iter_mut().enumerate() {
                 if call.id.is_empty() {
@@ -679,7 +789,9 @@ impl Run<'_> {
 
     /// Runs one turn's tool calls and returns their results in call order.
     async fn run_tools(&mut self, calls: &[ToolCall]) -> Vec<Message> {
+        let kept = Instant::now();
         let touched = self.checkpoint(calls).await;
+        let mut checkpoints = kept.elapsed();
         let toolbox = &self.session.agent.toolbox;
         let ctx = CallContext {
             session: Some(Arc::clone(&self.session.state.id)),
@@ -777,7 +889,10 @@ impl Run<'_> {
             },
         )
         .await;
+        let settled = Instant::now();
         self.settle(touched).await;
+        checkpoints += settled.elapsed();
+        self.outcome.timings.checkpoints += checkpoints;
         calls
             .iter()
             .zip(answers)
@@ -804,6 +919,69 @@ impl Run<'_> {
                 }
             })
             .collect()
+    }
+
+    /// Summarizes the older part of the history (see [`compact`]) and puts the summary in
+    /// its place, in memory and as a record in the session file. `hard` keeps less of the
+    /// recent turns (after the server said the request was too long). Returns whether
+    /// anything was compacted.
+    async fn compact(&mut self, hard: bool) -> Result<bool, AgentError> {
+        let state = &self.session.state;
+        let previous = *state.compacted.lock();
+        let keep = if hard {
+            self.threshold / 5
+        } else {
+            self.threshold * 2 / 5
+        };
+        let keep_bytes = compact::bytes_for(keep, self.ratio);
+        let Some(from) = compact::keep_from(self.history, previous.is_some(), keep_bytes) else {
+            return Ok(false);
+        };
+        let text = compact::transcript(
+            &self.history[..from],
+            compact::bytes_for(self.threshold / 2, self.ratio),
+        );
+        let request = ModelRequest {
+            system: compact::SYSTEM.to_string(),
+            messages: vec![Message::User { content: text }],
+            ..ModelRequest::default()
+        };
+        // The summary is not the answer: its text is not streamed to the front end.
+        let (quiet, _) = tokio::sync::mpsc::unbounded_channel();
+        let waited = Instant::now();
+        let answer = model::call(
+            self.session.agent.toolbox.lanes(),
+            self.client,
+            request,
+            &state.id,
+            self.token,
+            &quiet,
+            "compact",
+        )
+        .await;
+        self.outcome.timings.model += waited.elapsed();
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(_) if self.token.is_cancelled() => return Ok(false),
+            Err(e) => {
+                return Err(AgentError::Model(format!(
+                    "compacting the conversation failed: {}",
+                    model::describe(&e)
+                )));
+            }
+        };
+        self.count(answer.usage);
+        let summary = compact::summary_message(&self.history[..from], &answer.text);
+        let covered = previous.map_or(from, |earlier| earlier + from - 1);
+        self.history.splice(..from, [summary.clone()]);
+        *state.compacted.lock() = Some(covered);
+        self.append(&[store::Line::Compaction { covered, summary }])
+            .await;
+        let _ = self.events.send(AgentEvent::Compacted {
+            replaced: from,
+            kept: self.history.len() - 1,
+        });
+        Ok(true)
     }
 
     /// Keeps, before a batch of calls runs, what the files they change are now (once per

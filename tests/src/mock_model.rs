@@ -63,6 +63,10 @@ pub struct MockOptions {
     pub record_file: Option<PathBuf>,
     /// The port to bind on 127.0.0.1; 0 (the default) picks a free one.
     pub port: u16,
+    /// The model's context window in tokens, counted as a quarter of the request body's
+    /// characters: a request above it gets the provider's error for it (OpenAI 400
+    /// `context_length_exceeded`, Anthropic 400 `prompt is too long`) whatever the script.
+    pub context_window: Option<u64>,
 }
 
 /// A running mock model server. It stops, closing every connection, when dropped.
@@ -100,7 +104,7 @@ impl MockModel {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port)))
             .with_context(|| format!("cannot bind 127.0.0.1:{}", options.port))?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(script, record));
+        let shared = Arc::new(Shared::new(script, record, options.context_window));
         let cancel = CancellationToken::new();
         let thread = server::spawn(listener, Arc::clone(&shared), cancel.clone())
             .context("cannot start the mock model thread")?;
@@ -249,6 +253,11 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// Its size in tokens as the mock counts them: a quarter of the body's characters.
+    pub fn tokens(&self) -> u64 {
+        server::tokens(&self.raw_body)
+    }
+
     /// A header's value by name (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

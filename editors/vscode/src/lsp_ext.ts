@@ -255,6 +255,10 @@ export interface AskParams {
     sessionId?: string;
     prompt: string;
     context?: AskContext;
+    /** Switch the session to this model from this turn on. */
+    model?: string;
+    /** With `model`: its wire format. */
+    provider?: "openai" | "anthropic";
     /** Report work-done progress under this token. */
     workDoneToken?: lc.ProgressToken;
 }
@@ -338,7 +342,8 @@ export type SessionUpdate =
           error: string;
           discardedText: boolean;
       }
-    | { sessionUpdate: "model_waiting"; what: string; upToMs: number };
+    | { sessionUpdate: "model_waiting"; what: string; upToMs: number }
+    | { sessionUpdate: "compaction"; replacedMessages: number; keptMessages: number };
 
 /** `switchyard/sessionUpdate` parameters. */
 export interface SessionUpdateParams {

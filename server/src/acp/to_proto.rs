@@ -189,8 +189,11 @@ pub(crate) fn session_updates(
             usage.meta = Some(meta);
             vec![acp::SessionUpdate::UsageUpdate(usage)]
         }
+        // ACP has no update for these: retries and waits are the agent's business, and a
+        // compaction changes what the model sees, not the conversation the client shows.
         AgentEvent::ModelRetry { .. }
         | AgentEvent::ModelWaiting { .. }
+        | AgentEvent::Compacted { .. }
         | AgentEvent::Done { .. } => Vec::new(),
     }
 }

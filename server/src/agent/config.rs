@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The agent's settings. Every key may be left out; values are used exactly as given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
     /// Most model calls one request (one [`Session::send`](super::Session::send)) makes;
@@ -21,6 +21,10 @@ pub struct AgentConfig {
     /// Keeps every session as JSON lines under the user's state directory, so it survives a
     /// restart and can be listed and resumed.
     pub persist_sessions: bool,
+    /// The share of the model's context window (`llm.context_window`) a request may fill
+    /// before the session is compacted: older turns summarized by the model, the user's
+    /// messages and the recent turns kept verbatim. Above 0, at most 1.
+    pub compact_at: f64,
     /// Extra instructions appended to the system prompt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instructions: Option<String>,
@@ -35,6 +39,7 @@ impl Default for AgentConfig {
             token_budget: 2_000_000,
             parallel_tool_calls: true,
             persist_sessions: true,
+            compact_at: 0.8,
             instructions: None,
             ensemble: EnsembleConfig::default(),
         }
@@ -78,6 +83,12 @@ impl AgentConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_turns == 0 {
             return Err("agent.max_turns must be at least 1, got 0".into());
+        }
+        if !(self.compact_at > 0.0 && self.compact_at <= 1.0) {
+            return Err(format!(
+                "agent.compact_at is a share of the context window, above 0 and at most 1, got {}",
+                self.compact_at
+            ));
         }
         let e = &self.ensemble;
         if e.module_timeout_ms == 0 {

@@ -86,6 +86,14 @@ pub enum AgentEvent {
         /// What those cost.
         cost: Cost,
     },
+    /// The older part of the conversation was summarized by the model (a `compact` task in
+    /// the Generate lane) to stay within the context window.
+    Compacted {
+        /// Messages replaced by the summary.
+        replaced: usize,
+        /// Recent messages kept as they were.
+        kept: usize,
+    },
     /// The run is over; the same stop reason is in its [`RunOutcome`].
     Done {
         /// Why it stopped.
@@ -206,6 +214,12 @@ pub struct Timings {
     pub model: Duration,
     /// Waiting for tool batches (queueing included).
     pub tools: Duration,
+    /// Context management's own time: sizing each request and building compactions (the
+    /// summarizer's model time is in `model`). Part of the loop's overhead.
+    pub context: Duration,
+    /// Keeping checkpoints before mutating calls and fingerprints after them. Part of
+    /// `tools`.
+    pub checkpoints: Duration,
 }
 
 impl Timings {

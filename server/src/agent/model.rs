@@ -29,8 +29,9 @@ enum Signal {
     },
 }
 
-/// Calls the model through the Generate lane and waits for the answer, forwarding its text
-/// to `events` as it streams. Cancelling `token` drops the HTTP request at once.
+/// Calls the model through the Generate lane as a task named `name` (`model` for a turn,
+/// `compact` for a summary) and waits for the answer, forwarding its text to `events` as
+/// it streams. Cancelling `token` drops the HTTP request at once.
 pub(crate) async fn call(
     lanes: &Lanes,
     client: &Client,
@@ -38,6 +39,7 @@ pub(crate) async fn call(
     session: &SessionId,
     token: &CancellationToken,
     events: &EventSender,
+    name: &'static str,
 ) -> Result<ModelResponse, LaneError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let payload = json!({
@@ -48,7 +50,7 @@ pub(crate) async fn call(
     let request = Arc::new(request);
     let client = client.clone();
     let deadline = Instant::now() + client.config().request_budget;
-    let task = Task::future(Lane::Generate, "model", move |ctx| {
+    let task = Task::future(Lane::Generate, name, move |ctx| {
         let (client, request, tx) = (client.clone(), Arc::clone(&request), tx.clone());
         async move {
             let attempt = ctx.attempt();

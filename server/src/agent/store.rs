@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::checkpoint::Prior;
-use crate::llm::{Message, Usage};
+use crate::llm::{Message, ProviderKind, Usage};
 
 /// Session files: read and written by their owner only.
 const FILE_MODE: u32 = 0o600;
@@ -94,6 +94,15 @@ pub(crate) enum Line {
     },
     /// Turn `turn` ran a tool whose changes are not known.
     Unrestorable { turn: u32, tool: String },
+    /// The first `covered` messages of the transcript are summarized by `summary`: the
+    /// model is sent it and the messages after them. The transcript itself stays.
+    Compaction { covered: usize, summary: Message },
+    /// From now on the session's turns use this model (and provider, when given).
+    Model {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<ProviderKind>,
+        model: String,
+    },
     /// The session went back to the start of `turn`: its files, its conversation or both.
     Rewind {
         turn: u32,
@@ -116,8 +125,13 @@ pub struct Checkpoint {
 /// What a session file holds, replayed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Loaded {
-    /// The conversation, as the model is sent it.
+    /// The conversation, as the model is sent it (compacted, when it was).
     pub messages: Vec<Message>,
+    /// The whole transcript, compacted parts included.
+    pub full: Vec<Message>,
+    /// How many messages of the transcript the compaction in force summarizes, and its
+    /// summary.
+    pub compaction: Option<(usize, Message)>,
     /// Turns so far: prompts the user sent.
     pub turns: u32,
     /// Tokens over every turn.
@@ -132,6 +146,8 @@ pub struct Loaded {
     pub afters: Vec<(u32, PathBuf, Option<String>)>,
     /// Turns that ran a tool whose changes are not known, with the tool.
     pub unrestorable: Vec<(u32, String)>,
+    /// The model the session was switched to, if it was.
+    pub model: Option<(Option<ProviderKind>, String)>,
 }
 
 /// What one turn used.
@@ -155,7 +171,14 @@ impl Loaded {
                 if matches!(message, Message::User { .. }) {
                     self.turns += 1;
                 }
+                self.full.push(message.clone());
                 self.messages.push(message);
+            }
+            Line::Compaction { covered, summary } => {
+                if covered <= self.full.len() {
+                    self.compaction = Some((covered, summary));
+                    self.working();
+                }
             }
             Line::Usage {
                 turn,
@@ -181,6 +204,7 @@ impl Loaded {
                 fingerprint,
             } => self.afters.push((turn, path, fingerprint)),
             Line::Unrestorable { turn, tool } => self.unrestorable.push((turn, tool)),
+            Line::Model { provider, model } => self.model = Some((provider, model)),
             Line::Rewind {
                 turn,
                 code,
@@ -188,13 +212,18 @@ impl Loaded {
             } => {
                 if conversation {
                     let mut prompts = 0;
-                    let start = self.messages.iter().position(|m| {
+                    let start = self.full.iter().position(|m| {
                         prompts += u32::from(matches!(m, Message::User { .. }));
                         prompts == turn
                     });
                     if let Some(start) = start {
-                        self.messages.truncate(start);
+                        self.full.truncate(start);
                         self.turns = turn - 1;
+                        // A summary of turns that are gone is gone with them.
+                        if self.compaction.as_ref().is_some_and(|(n, _)| *n > start) {
+                            self.compaction = None;
+                        }
+                        self.working();
                     }
                 }
                 if code {
@@ -206,6 +235,18 @@ impl Loaded {
                 self.unrestorable.retain(|(t, _)| *t < turn);
             }
         }
+    }
+}
+
+impl Loaded {
+    /// Rebuilds what the model is sent from the transcript and the compaction.
+    fn working(&mut self) {
+        self.messages = match &self.compaction {
+            Some((covered, summary)) => std::iter::once(summary.clone())
+                .chain(self.full[*covered..].iter().cloned())
+                .collect(),
+            None => self.full.clone(),
+        };
     }
 }
 
@@ -519,7 +560,7 @@ impl SessionStore {
                 loaded.apply(line);
             }
             let title = loaded
-                .messages
+                .full
                 .iter()
                 .find_map(|m| match m {
                     Message::User { content } => Some(title(content)),
@@ -530,7 +571,7 @@ impl SessionStore {
                 id: id.to_string(),
                 created_ms,
                 updated_ms,
-                messages: loaded.messages.len(),
+                messages: loaded.full.len(),
                 title,
                 turns: loaded.turns,
                 usage: loaded.usage,

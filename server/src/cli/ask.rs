@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use switchyard::agent::{AskContext, StopReason};
+use switchyard::llm::ProviderKind;
 use tokio::sync::mpsc;
 
 use super::{fail, on_disk, open_core, print, sessions};
@@ -19,12 +20,24 @@ pub struct AskArgs {
     /// Continue this session instead of starting a new one.
     #[arg(long, value_name = "ID")]
     session: Option<String>,
+    /// Switch the session to this model for this turn and the next ones.
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// With --model: its provider (`openai` or `anthropic`); the history is sent in that
+    /// wire format from now on.
+    #[arg(long, requires = "model", value_parser = parse_provider)]
+    provider: Option<ProviderKind>,
     /// Allow every change the approval policy does not deny, without asking.
     #[arg(long)]
     yes: bool,
     /// Show the diff of every change and write nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+fn parse_provider(name: &str) -> Result<ProviderKind, String> {
+    ProviderKind::parse(name)
+        .ok_or_else(|| format!("unknown provider `{name}`: `openai` or `anthropic`"))
 }
 
 pub async fn run(args: AskArgs) -> ExitCode {
@@ -49,8 +62,10 @@ pub async fn run(args: AskArgs) -> ExitCode {
     if prompt.trim().is_empty() {
         return fail(2, "the prompt is empty");
     }
-    if let Err(e) = agent.llm() {
-        return fail(1, &e);
+    if args.model.is_none() {
+        if let Err(e) = agent.llm() {
+            return fail(1, &e);
+        }
     }
     let session = match &args.session {
         Some(id) => agent.session(id).await,
@@ -60,6 +75,11 @@ pub async fn run(args: AskArgs) -> ExitCode {
         Ok(session) => session,
         Err(e) => return fail(1, &e.to_string()),
     };
+    if let Some(model) = &args.model {
+        if let Err(e) = session.set_model(args.provider, model).await {
+            return fail(1, &e.to_string());
+        }
+    }
 
     let (events, received) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print::events(received));

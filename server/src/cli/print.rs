@@ -216,6 +216,12 @@ impl<O: Write, E: Write> AnswerPrinter<O, E> {
             }
             AgentEvent::Done { .. } => self.settle(),
             AgentEvent::Usage { .. } => {}
+            AgentEvent::Compacted { replaced, kept } => {
+                self.settle();
+                self.note(&format!(
+                    "  ~ compacted: {replaced} earlier messages summarized, {kept} kept"
+                ));
+            }
         }
     }
 

@@ -111,7 +111,7 @@ pub(crate) fn plural(n: u64, what: &str) -> String {
 fn show(loaded: &Loaded) -> String {
     let mut out = String::new();
     let mut turn = 0;
-    for message in &loaded.messages {
+    for message in &loaded.full {
         match message {
             Message::User { content } => {
                 turn += 1;

@@ -180,6 +180,10 @@ pub struct LlmConfig {
         deserialize_with = "deserialize_duration"
     )]
     pub connect_timeout: Duration,
+    /// The model's context window in tokens; when unset, the documented window of a known
+    /// model family, else [`DEFAULT_CONTEXT_WINDOW`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
     /// Prices per model name (`[llm.pricing."gpt-4o"]`), in US dollars per million tokens;
     /// none are built in. A model without a price has no cost, only token counts.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -233,6 +237,7 @@ impl Default for LlmConfig {
             // A longer wait is a quota or an outage, better told than waited out silently.
             max_retry_after: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            context_window: None,
             pricing: BTreeMap::new(),
         }
     }
@@ -265,7 +270,46 @@ pub struct ResolvedLlmConfig {
     pub connect_timeout: Duration,
 }
 
+/// The context window assumed for a model of no known family when `llm.context_window` is
+/// unset: small enough for most local servers' defaults to be within reach of it.
+pub const DEFAULT_CONTEXT_WINDOW: u64 = 32_768;
+
+/// Documented context windows of model families, by name prefix (the longest match wins).
+const KNOWN_WINDOWS: &[(&str, u64)] = &[
+    ("gpt-4.1", 1_047_576),
+    ("gpt-4o", 128_000),
+    ("gpt-4-turbo", 128_000),
+    ("gpt-5", 400_000),
+    ("o1", 200_000),
+    ("o3", 200_000),
+    ("o4", 200_000),
+    ("claude", 200_000),
+    ("gemini", 1_048_576),
+    ("qwen2.5-coder", 32_768),
+    ("llama3.1", 131_072),
+    ("llama3.2", 131_072),
+    ("llama3.3", 131_072),
+];
+
 impl LlmConfig {
+    /// The context window of `model`: `llm.context_window`, else its family's documented
+    /// one, else [`DEFAULT_CONTEXT_WINDOW`].
+    pub fn context_window(&self, model: &str) -> u64 {
+        if let Some(window) = self.context_window {
+            return window;
+        }
+        let name = model
+            .rsplit('/')
+            .next()
+            .unwrap_or(model)
+            .to_ascii_lowercase();
+        KNOWN_WINDOWS
+            .iter()
+            .filter(|(prefix, _)| name.starts_with(prefix))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(DEFAULT_CONTEXT_WINDOW, |(_, window)| *window)
+    }
+
     /// Checks what cannot be checked by type: prices are finite and not negative.
     pub fn validate(&self) -> Result<(), String> {
         for (model, price) in &self.pricing {

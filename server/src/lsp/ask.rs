@@ -40,6 +40,18 @@ pub(crate) async fn ask(
         AgentError::Session(message) => Error::invalid_params(format!("switchyard/ask: {message}")),
         other => progress::request_failed(other.to_string()),
     })?;
+    match (&params.model, params.provider) {
+        (Some(model), provider) => session
+            .set_model(provider, model)
+            .await
+            .map_err(|e| Error::invalid_params(format!("switchyard/ask: {e}")))?,
+        (None, Some(_)) => {
+            return Err(Error::invalid_params(
+                "switchyard/ask: `provider` needs a `model`",
+            ));
+        }
+        (None, None) => {}
+    }
     let context = params
         .context
         .map(|context| from_proto::ask_context(server, context))

@@ -237,6 +237,13 @@ pub struct AskParams {
     /// Where the user is in the editor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<AskContext>,
+    /// Switch the session to this model, for this turn and the next ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// With `model`: its provider (`openai` or `anthropic`); the history is converted to
+    /// that wire format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<crate::llm::ProviderKind>,
     /// Report work-done progress under this token (the request form; a command uses its
     /// own `workDoneToken`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,6 +392,14 @@ pub enum Update {
         error: String,
         /// Whether the failed attempt had streamed text that is now void.
         discarded_text: bool,
+    },
+    /// The older part of the conversation was summarized by the model to stay within the
+    /// context window (not in ACP): a `compact` task in the Generate lane.
+    Compaction {
+        /// Messages replaced by the summary.
+        replaced_messages: usize,
+        /// Recent messages kept as they were.
+        kept_messages: usize,
     },
     /// A model call waits longer than usual (not in ACP): for the first byte of an answer,
     /// or before a retry for the time the provider asked for.

@@ -301,6 +301,10 @@ pub(crate) fn session_update(event: &AgentEvent) -> Option<Update> {
                 up_to_ms: u64::try_from(up_to.as_millis()).unwrap_or(u64::MAX),
             }
         }
+        AgentEvent::Compacted { replaced, kept } => Update::Compaction {
+            replaced_messages: *replaced,
+            kept_messages: *kept,
+        },
         AgentEvent::Done { .. } => return None,
     })
 }

@@ -28,6 +28,10 @@ struct Args {
     /// Write the bound port (and a newline) to this file once listening.
     #[arg(long, value_name = "FILE")]
     port_file: Option<PathBuf>,
+    /// The model's context window in tokens (a quarter of the body's characters): longer
+    /// requests get the provider's context-length error.
+    #[arg(long, value_name = "TOKENS")]
+    context_window: Option<u64>,
     /// Exit after this many seconds even if stdin stays open.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     max_lifetime_secs: u64,
@@ -52,6 +56,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         MockOptions {
             record_file: args.record,
             port: 0,
+            context_window: args.context_window,
         },
     )?;
 

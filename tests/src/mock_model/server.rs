@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::RecordedRequest;
-use super::script::{Provider, Response, Rule, Script};
+use super::script::{ErrorReply, Provider, Response, Rule, Script};
 use super::wire::{self, Exchange, Plan, PlanBody};
 
 /// How long an `await_in_flight` barrier waits before letting the response go anyway.
@@ -58,6 +58,8 @@ pub(crate) struct State {
     /// barrier needs this because the moment itself can pass before its waiters wake.
     peaks: Vec<u64>,
     record: Option<File>,
+    /// See [`super::MockOptions::context_window`].
+    context_window: Option<u64>,
 }
 
 /// A rule and how many more requests it may answer (`None`: unlimited).
@@ -74,7 +76,7 @@ impl Slot {
 }
 
 impl Shared {
-    pub(crate) fn new(script: Script, record: Option<File>) -> Shared {
+    pub(crate) fn new(script: Script, record: Option<File>, context_window: Option<u64>) -> Shared {
         Shared {
             state: Mutex::new(State {
                 rules: script.rules.into_iter().map(Slot::new).collect(),
@@ -85,6 +87,7 @@ impl Shared {
                 entered: 0,
                 peaks: Vec::new(),
                 record,
+                context_window,
             }),
             changed: watch::Sender::new(0),
         }
@@ -204,6 +207,33 @@ async fn accept_loop(listener: StdListener, shared: Arc<Shared>, cancel: Cancell
     }
 }
 
+/// A request body's size in tokens as the mock counts them: a quarter of its characters.
+pub(crate) fn tokens(raw: &str) -> u64 {
+    raw.chars().count() as u64 / 4
+}
+
+/// The provider's error for a prompt longer than the context window, as each documents it.
+fn context_exceeded(provider: Provider, window: u64, raw: &str) -> ErrorReply {
+    let used = tokens(raw);
+    let mut error = ErrorReply::new(400);
+    error.kind = Some("invalid_request_error".into());
+    match provider {
+        Provider::OpenAi => {
+            error.message = Some(format!(
+                "This model's maximum context length is {window} tokens. However, your messages resulted in {used} tokens. Please reduce the length of the messages."
+            ));
+            error.code = Some("context_length_exceeded".into());
+            error.param = Some("messages".into());
+        }
+        Provider::Anthropic => {
+            error.message = Some(format!(
+                "prompt is too long: {used} tokens > {window} maximum"
+            ));
+        }
+    }
+    error
+}
+
 /// [`handle`], with a panic turned into a 500 instead of a dropped connection.
 async fn handle_safely(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse<Body> {
     match AssertUnwindSafe(handle(shared, request))
@@ -289,9 +319,21 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse
     let (seq, verdict, created) = {
         let mut state = shared.state.lock();
         let seq = state.requests.len() as u64 + 1;
-        let (verdict, rule) = match check(&arrival) {
-            Err((status, message)) => (Verdict::Reject { status, message }, None),
-            Ok(provider) => pick(&mut state, provider, &arrival.raw, turn, stream, seq),
+        let too_long = state
+            .context_window
+            .filter(|window| tokens(&arrival.raw) > *window);
+        let (verdict, rule) = match (check(&arrival), too_long) {
+            (Err((status, message)), _) => (Verdict::Reject { status, message }, None),
+            (Ok(provider), Some(window)) => {
+                let response = Response::error(context_exceeded(provider, window, &arrival.raw));
+                (
+                    Verdict::Reply {
+                        response: Box::new(response),
+                    },
+                    None,
+                )
+            }
+            (Ok(provider), None) => pick(&mut state, provider, &arrival.raw, turn, stream, seq),
         };
         let status = match &verdict {
             Verdict::Reject { status, .. } => *status,

@@ -13,7 +13,7 @@ use switchyard_tests::switchyard_bin;
 
 use serde_json::{Value, json};
 use switchyard_tests::mock_model::{
-    ErrorReply, MockModel, Response, Rule, Script, ToolCall, Usage,
+    ErrorReply, MockModel, MockOptions, Response, Rule, Script, ToolCall, Usage,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -841,4 +841,202 @@ fn rewind_restores_files_and_conversation_refuses_files_changed_since_and_says_w
     );
     let bad = rewind(&["1", "--only", "everything"]);
     assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+}
+
+/// What the summarizer's requests say, and only they.
+const SUMMARIZER: &str = "You compact the conversation of a coding agent";
+
+/// `big.txt`: about 4,000 characters, a quarter of the mock's 4,000-token window.
+fn write_big_file(env: &Env) {
+    let big: String = (0..60)
+        .map(|n| format!("line {n:02} of a large file, padded to be long enough to matter\n"))
+        .collect();
+    std::fs::write(env.root.path().join("big.txt"), big).unwrap();
+}
+
+#[test]
+fn a_long_session_is_compacted_to_stay_within_a_4000_token_window_over_110_turns() {
+    const WINDOW: u64 = 4_000;
+    const READS: u32 = 110;
+    let env = Env::new();
+    write_big_file(&env);
+    let summarizer = SUMMARIZER;
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::text(
+                "Read big.txt again and again; nothing else.",
+            ))
+            .contains(summarizer)
+            .repeat(),
+            Rule::openai(Response::tool_calls(vec![ToolCall::new(
+                "read",
+                json!({"path": "big.txt"}),
+            )]))
+            .times(READS),
+            Rule::openai(Response::text("Final answer: it is a large file.")).repeat(),
+        ]),
+        MockOptions {
+            context_window: Some(WINDOW),
+            ..MockOptions::default()
+        },
+    )
+    .unwrap();
+    let mut command = env.command(&model, "openai", &["Read big.txt until told otherwise."]);
+    command
+        .env("SWITCHYARD_LLM__CONTEXT_WINDOW", WINDOW.to_string())
+        .env("SWITCHYARD_AGENT__MAX_TURNS", "200");
+    let out = run(command);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.ends_with("Final answer: it is a large file.\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("  ~ compacted: "), "{}", out.stderr);
+
+    let requests = model.requests();
+    let over: Vec<(u64, u64)> = requests
+        .iter()
+        .filter(|r| r.tokens() > WINDOW || r.status != 200)
+        .map(|r| (r.seq, r.tokens()))
+        .collect();
+    assert!(
+        over.is_empty(),
+        "requests above the window or failed: {over:?}"
+    );
+    let summaries = requests
+        .iter()
+        .filter(|r| r.raw_body.contains(summarizer))
+        .count();
+    let turns = requests.len() - summaries;
+    assert!(
+        summaries >= 5,
+        "the summary requests are in the log: {summaries}"
+    );
+    assert_eq!(turns, READS as usize + 1, "every read, then the answer");
+    // The user's message survives every compaction, verbatim.
+    let last = requests.last().unwrap();
+    assert!(last.raw_body.contains("Read big.txt until told otherwise."));
+
+    // The session file keeps the whole transcript.
+    let id = session_id(&out);
+    let mut show = env.switchyard(&model, "openai", &["sessions", "show", &id]);
+    show.arg("--cwd").arg(env.root.path());
+    let shown = run(show);
+    assert_eq!(
+        shown.stdout.matches("  > read ").count(),
+        READS as usize,
+        "{}",
+        shown.stdout
+    );
+}
+
+#[test]
+fn a_prompt_too_long_error_compacts_and_retries_instead_of_ending_the_session() {
+    let env = Env::new();
+    write_big_file(&env);
+    let summarizer = SUMMARIZER;
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::anthropic(Response::text("Read big.txt repeatedly."))
+                .contains(summarizer)
+                .repeat(),
+            Rule::anthropic(Response::tool_calls(vec![ToolCall::new(
+                "read",
+                json!({"path": "big.txt"}),
+            )]))
+            .times(30),
+            Rule::anthropic(Response::text("Done reading.")).repeat(),
+        ]),
+        MockOptions {
+            context_window: Some(4_000),
+            ..MockOptions::default()
+        },
+    )
+    .unwrap();
+    // The agent believes in a window twice the server's: the server says so.
+    let mut command = env.command(&model, "anthropic", &["Read big.txt thirty times."]);
+    command.env("SWITCHYARD_LLM__CONTEXT_WINDOW", "8000");
+    let out = run(command);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout.ends_with("Done reading.\n"), "{}", out.stdout);
+    let requests = model.requests();
+    let rejected: Vec<usize> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == 400)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        !rejected.is_empty(),
+        "the server refused a prompt as too long"
+    );
+    for at in rejected {
+        assert!(
+            requests[at + 1].raw_body.contains(summarizer),
+            "a refusal is followed by a compaction"
+        );
+        assert_eq!(requests[at + 2].status, 200, "and the retry goes through");
+    }
+}
+
+#[test]
+fn ask_model_switches_the_session_to_another_model_and_wire_format() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::tool_calls(vec![
+                ToolCall::new("read", json!({"path": "README.md"})).with_id("call_1"),
+            ]))
+            .turn(0),
+            Rule::openai(Response::text("A demo.")).turn(1),
+            Rule::anthropic(Response::text("It says hello.")).turn(2),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let first = env.ask(&model, "openai", &["What is this?"]);
+    assert_eq!(first.code, Some(0), "stderr: {}", first.stderr);
+    let id = session_id(&first);
+    let mut second = env.command(
+        &model,
+        "openai",
+        &[
+            "--session",
+            &id,
+            "--model",
+            "claude-other",
+            "--provider",
+            "anthropic",
+            "And what does it say?",
+        ],
+    );
+    second
+        .env("ANTHROPIC_BASE_URL", model.anthropic_base_url())
+        .env("ANTHROPIC_API_KEY", "sk-ant-cli-key");
+    let second = run(second);
+    assert_eq!(second.code, Some(0), "stderr: {}", second.stderr);
+    assert_eq!(second.stdout, "It says hello.\n");
+    let requests = model.requests();
+    let switched = &requests[2];
+    assert_eq!(switched.path, "/v1/messages");
+    assert_eq!(switched.body["model"], "claude-other");
+    let messages = switched.messages();
+    // The OpenAI history, in Anthropic's shape: a tool_use and its tool_result.
+    assert_eq!(messages[1]["content"][0]["type"], "tool_use");
+    assert_eq!(messages[1]["content"][0]["id"], "call_1");
+    assert_eq!(messages[2]["content"][0]["type"], "tool_result");
+    assert_eq!(messages[2]["content"][0]["tool_use_id"], "call_1");
+
+    let mut show = env.switchyard(&model, "openai", &["sessions", "show", &id]);
+    show.arg("--cwd").arg(env.root.path());
+    let shown = run(show).stdout;
+    assert!(shown.contains("## turn 2 (claude-other:"), "{shown}");
+    let bad = env.ask(&model, "openai", &["--provider", "anthropic", "Hm?"]);
+    assert_eq!(
+        bad.code,
+        Some(2),
+        "--provider needs --model: {}",
+        bad.stderr
+    );
 }

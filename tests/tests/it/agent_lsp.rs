@@ -88,6 +88,8 @@ fn ask_params(prompt: &str) -> AskParams {
         session_id: None,
         prompt: prompt.into(),
         context: None,
+        model: None,
+        provider: None,
         work_done_token: None,
     }
 }

@@ -176,6 +176,8 @@ async fn the_editor_is_told_what_the_model_call_waits_for() {
             session_id: None,
             prompt: "Anything?".into(),
             context: None,
+            model: None,
+            provider: None,
             work_done_token: None,
         };
         let answer = client.ext_request::<Ask>(params).await.unwrap();

@@ -381,6 +381,8 @@ fn ask_params() -> AskParams {
         session_id: None,
         prompt: "Hello?".into(),
         context: None,
+        model: None,
+        provider: None,
         work_done_token: None,
     }
 }
