@@ -367,6 +367,7 @@ impl Run<'_> {
         context: &AskContext,
     ) -> Result<StopReason, AgentError> {
         let agent = &self.session.agent;
+        agent.toolbox.start_mcp().await;
         let specs = agent.toolbox.specs();
         self.offered = specs.iter().map(|s| s.name.clone()).collect();
         let system = prompt::system_prompt(
