@@ -636,6 +636,7 @@ impl Run<'_> {
         context: &AskContext,
     ) -> Result<StopReason, AgentError> {
         let agent = &self.session.agent;
+        agent.toolbox.start_mcp().await;
         let specs = agent.toolbox.specs();
         self.offered = specs.iter().map(|s| s.name.clone()).collect();
         // Read for every request: an edited AGENTS.md applies from the next prompt.

@@ -6,7 +6,9 @@
 //! prompt on the terminal, and `--yes` allows everything the policy does not deny.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -14,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Current;
 use crate::lanes::SessionId;
-use crate::tools::Tool;
+use crate::tools::{Tool, ToolKind};
 
 /// What a tool may do without asking, from the loosest to the strictest (so `a < b` means
 /// `a` allows more than `b`).
@@ -107,13 +109,56 @@ pub enum Decision {
     Reject,
 }
 
+/// What asks for approval: a built-in tool, or a tool known at run time (an MCP server's)
+/// by the name the model calls it, with the setting that holds its policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A built-in tool; its policy is `approvals.<tool>`.
+    Tool(Tool),
+    /// An MCP tool (`mcp__<server>__<tool>`).
+    Mcp {
+        /// The name the model calls it.
+        name: Arc<str>,
+        /// The setting that holds its policy (`mcp_servers.fs.approval`).
+        setting: Arc<str>,
+    },
+}
+
+impl Subject {
+    /// What it is, for the protocols: a built-in's kind from the table; an outside tool
+    /// that asks is one whose effects are not known.
+    pub fn kind(&self) -> ToolKind {
+        match self {
+            Subject::Tool(tool) => tool.kind(),
+            Subject::Mcp { .. } => ToolKind::Other,
+        }
+    }
+
+    /// The setting a user changes to allow or deny it.
+    fn setting(&self) -> String {
+        match self {
+            Subject::Tool(tool) => format!("approvals.{tool}"),
+            Subject::Mcp { setting, .. } => setting.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Tool(tool) => tool.fmt(f),
+            Subject::Mcp { name, .. } => f.write_str(name),
+        }
+    }
+}
+
 /// A question on its way to the editor, with where to send the answer.
 #[derive(Debug)]
 pub struct ApprovalRequest {
     /// The session whose call asks, when it runs in one (ACP asks per session).
     pub session: Option<SessionId>,
     /// The tool asking.
-    pub tool: Tool,
+    pub tool: Subject,
     /// What it wants to do ("edit src/main.rs: 1 replacement, +3 −1 lines").
     pub summary: String,
     /// The answer; dropping it counts as a rejection.
@@ -139,7 +184,7 @@ pub struct Approvals {
     /// The configuration in force; its `approvals` table is read at each check.
     config: Current,
     prompter: Prompter,
-    allowed_for_session: Mutex<HashSet<(Option<SessionId>, Tool)>>,
+    allowed_for_session: Mutex<HashSet<(Option<SessionId>, Subject)>>,
     terminal: Mutex<()>,
 }
 
@@ -166,17 +211,41 @@ impl Approvals {
         summary: &str,
         session: Option<&SessionId>,
     ) -> Result<(), String> {
-        match self.policy(tool) {
+        self.decide(Subject::Tool(tool), self.policy(tool), summary, session)
+            .await
+    }
+
+    /// Whether `subject`, under `policy` (an MCP tool's, from its server's settings), may do
+    /// what `summary` says; asked like a built-in tool.
+    pub async fn check_runtime(
+        &self,
+        subject: Subject,
+        policy: Policy,
+        summary: &str,
+        session: Option<&SessionId>,
+    ) -> Result<(), String> {
+        self.decide(subject, policy, summary, session).await
+    }
+
+    async fn decide(
+        &self,
+        tool: Subject,
+        policy: Policy,
+        summary: &str,
+        session: Option<&SessionId>,
+    ) -> Result<(), String> {
+        let setting = tool.setting();
+        match policy {
             Policy::Allow => return Ok(()),
             Policy::Deny => {
                 return Err(format!(
-                    "`{tool}` is turned off by the user's policy (approvals.{tool} = \"deny\"); do not call it again — \
+                    "`{tool}` is turned off by the user's policy ({setting} = \"deny\"); do not call it again — \
                      tell the user what you wanted to do instead"
                 ));
             }
             Policy::Ask => {}
         }
-        let key = (session.cloned(), tool);
+        let key = (session.cloned(), tool.clone());
         if self.allowed_for_session.lock().contains(&key) {
             return Ok(());
         }
@@ -190,14 +259,14 @@ impl Approvals {
             _ if nobody => {
                 return Err(format!(
                     "`{tool}` needs the user's approval and nobody can be asked here ({summary}); \
-                     the user can allow it with --yes or approvals.{tool} = \"allow\""
+                     the user can allow it with --yes or {setting} = \"allow\""
                 ));
             }
             Prompter::Editor(editor) => {
                 let (reply, answer) = oneshot::channel();
                 let request = ApprovalRequest {
                     session: session.cloned(),
-                    tool,
+                    tool: tool.clone(),
                     summary: summary.to_string(),
                     reply,
                 };

@@ -5,6 +5,7 @@
 mod acp;
 mod analyze;
 mod ask;
+mod mcp;
 mod print;
 mod progress;
 mod rewind;
@@ -77,6 +78,12 @@ enum Command {
     /// Trust is kept in the user's configuration folder, pinned to the file's content: after
     /// the file changes, trust it again. Exits 0 on success, 1 on an error.
     Trust(trust::TrustArgs),
+    /// List the MCP servers configured for the workspace (`[mcp_servers.NAME]`): each is
+    /// started, then shown with its state, its tools as the model calls them (read-only ones
+    /// marked) and its last error.
+    ///
+    /// Exits 0 when every enabled server runs, 1 when one failed, 2 on bad usage.
+    Mcp(mcp::McpArgs),
 }
 
 /// `switchyard lsp`.
@@ -114,6 +121,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Analyze(args) => runtime.block_on(analyze::run(args)),
         Command::Tool(args) => runtime.block_on(tool::run(args)),
         Command::Trust(args) => trust::run(args),
+        Command::Mcp(args) => runtime.block_on(mcp::run(args)),
     }
 }
 

@@ -11,6 +11,7 @@
 //! The workspace file comes from the repository, so it is untrusted: unless the user trusted
 //! the folder, [`Config::discover`] leaves out what it may not set (see [`crate::trust`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::agent::AgentConfig;
 use crate::approvals::ApprovalsConfig;
 use crate::lanes::{EngineError, LanesConfig};
 use crate::llm::LlmConfig;
+use crate::mcp::McpServerConfig;
 use crate::tools::ToolsConfig;
 use crate::trust::{self, Ignored};
 
@@ -88,6 +90,9 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// MCP servers (`[mcp_servers.NAME]`), by name; see [`crate::mcp`].
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, McpServerConfig>,
 }
 
 /// Logging settings.
@@ -151,6 +156,7 @@ impl Config {
         config.lanes.validate()?;
         config.agent.validate().map_err(ConfigError::Invalid)?;
         config.llm.validate().map_err(ConfigError::Invalid)?;
+        crate::mcp::config::validate(&config.mcp_servers).map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 

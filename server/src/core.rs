@@ -215,6 +215,20 @@ impl Core {
         &self.inner.documents
     }
 
+    /// The MCP servers of the workspace: their state, tools and last error. With `start`,
+    /// the servers not running yet are started first (in parallel, each within its startup
+    /// timeout), so the answer lists their tools.
+    pub async fn mcp_status(
+        &self,
+        start: bool,
+    ) -> Result<Vec<crate::mcp::ServerStatus>, CoreError> {
+        let toolbox = self.toolbox()?;
+        if start {
+            toolbox.start_mcp().await;
+        }
+        Ok(toolbox.mcp().status())
+    }
+
     /// The approval policies in force and who is asked.
     pub fn approvals(&self) -> &Arc<Approvals> {
         &self.inner.approvals

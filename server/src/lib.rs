@@ -16,6 +16,7 @@ pub mod edits;
 pub mod lanes;
 pub mod llm;
 pub mod lsp;
+pub mod mcp;
 pub mod read_cache;
 pub mod tools;
 pub mod trust;

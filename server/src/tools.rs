@@ -27,11 +27,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::approvals::{Approvals, Policy};
+use crate::approvals::{Approvals, Policy, Subject};
 use crate::config::Current;
 use crate::documents::Documents;
 use crate::edits::Applier;
 use crate::lanes::{Lane, LaneError, Lanes, SessionId, Task, TaskContext};
+use crate::mcp::{Mcp, McpOutput, McpTool};
 use crate::read_cache::{LineIndexCache, ReadCache};
 
 pub use args::Args;
@@ -81,6 +82,8 @@ pub enum ToolOutput {
     Change(ChangeOutput),
     /// A shell command's outcome.
     Bash(BashOutput),
+    /// What an MCP server's tool answered.
+    Mcp(McpOutput),
 }
 
 impl ToolOutput {
@@ -94,6 +97,7 @@ impl ToolOutput {
             ToolOutput::Ls(out) => out.render_capped(max_bytes),
             ToolOutput::Change(out) => out.render(),
             ToolOutput::Bash(out) => out.render(),
+            ToolOutput::Mcp(out) => out.render(max_bytes),
         }
     }
 }
@@ -169,6 +173,8 @@ struct Inner {
     line_index: LineIndexCache,
     ledger: Ledger,
     mutations: RwLock<Option<Mutations>>,
+    /// The MCP servers whose tools join the built-in ones.
+    mcp: Mcp,
 }
 
 /// What lets a toolbox change files: how changes are applied and who approves them.
@@ -202,7 +208,9 @@ impl Toolbox {
     ) -> Toolbox {
         let config = config.into();
         let cache = ReadCache::new(config.get().tools.cache_max_bytes, &lanes);
+        let mcp = Mcp::new(config.clone(), workspace.primary());
         let inner = Inner {
+            mcp,
             workspace,
             documents,
             cache,
@@ -226,20 +234,50 @@ impl Toolbox {
     /// The specs of the tools this toolbox offers now, as a model is shown them: the
     /// read-only tools, and the others when it can change files — none the approval
     /// policy denies.
+    ///
+    /// The tools of the MCP servers running now follow, by the same rule: read-only ones
+    /// always, the others when this front end can ask for approval; none their server's
+    /// settings deny. [`Toolbox::start_mcp`] starts the servers.
     pub fn specs(&self) -> Vec<ToolSpec> {
         let mutations = self.inner.mutations.read();
-        Tool::all()
+        let mut specs: Vec<ToolSpec> = Tool::all()
             .filter(|tool| match &*mutations {
                 Some(m) => m.approvals.policy(*tool) != Policy::Deny,
                 None => tool.effect() == Effect::ReadOnly,
             })
             .map(Tool::spec)
-            .collect()
+            .collect();
+        specs.extend(
+            self.inner
+                .mcp
+                .specs()
+                .into_iter()
+                .filter(|(spec, policy)| {
+                    *policy != Policy::Deny
+                        && (mutations.is_some() || spec.effect == Effect::ReadOnly)
+                })
+                .map(|(spec, _)| spec),
+        );
+        specs
     }
 
-    /// The spec of the tool a model calls `name`, offered here or not.
+    /// The spec of the tool a model calls `name`, offered here or not: a built-in tool, or
+    /// an MCP tool of a running server.
     pub fn spec(&self, name: &str) -> Option<ToolSpec> {
-        Tool::from_name(name).map(Tool::spec)
+        Tool::from_name(name)
+            .map(Tool::spec)
+            .or_else(|| self.inner.mcp.spec(name))
+    }
+
+    /// Starts the MCP servers not running yet, in parallel, and waits until each is running
+    /// or has failed (within its startup timeout); their tools are offered from then on.
+    pub async fn start_mcp(&self) {
+        self.inner.mcp.start_all().await;
+    }
+
+    /// The MCP servers, for their status.
+    pub fn mcp(&self) -> &Mcp {
+        &self.inner.mcp
     }
 
     /// The files a call of `name` with `args` would change, resolved in the workspace
@@ -293,6 +331,9 @@ impl Toolbox {
         args: Value,
         ctx: &CallContext,
     ) -> Result<Task<ToolResult>, ToolError> {
+        if let Some((tool, server, policy)) = self.inner.mcp.find(name) {
+            return self.mcp_task(tool, server, policy, args, ctx);
+        }
         let Some(tool) = Tool::from_name(name) else {
             return Err(ToolError::new(format!(
                 "unknown tool `{name}`; the tools are {}",
@@ -353,6 +394,47 @@ impl Toolbox {
             group,
             ctx,
         );
+        let task = task.payload(args).cancelled_by(&ctx.token);
+        Ok(match &ctx.session {
+            Some(session) => task.session(session.clone()),
+            None => task,
+        })
+    }
+
+    /// The lane task of one MCP call: the Query lane for a read-only tool, else the Execute
+    /// lane behind its policy.
+    fn mcp_task(
+        &self,
+        tool: McpTool,
+        server: String,
+        policy: Policy,
+        args: Value,
+        ctx: &CallContext,
+    ) -> Result<Task<ToolResult>, ToolError> {
+        if policy == Policy::Deny {
+            return Err(ToolError::new(format!(
+                "`{}` is turned off by the user's policy (mcp_servers.{server}.approvals.{} = \"deny\")",
+                tool.name, tool.tool
+            )));
+        }
+        if !(args.is_object() || args.is_null()) {
+            return Err(ToolError::new(format!(
+                "the arguments of `{}` must be a JSON object",
+                tool.name
+            )));
+        }
+        let effect = if tool.read_only {
+            Effect::ReadOnly
+        } else {
+            Effect::Runs
+        };
+        let inner = Arc::clone(&self.inner);
+        let call_args = args.clone();
+        let task = Task::future(effect.lane(), tool.name.clone(), move |task| {
+            let inner = Arc::clone(&inner);
+            let (tool, server, args) = (tool.clone(), server.clone(), call_args.clone());
+            async move { Ok(inner.run_mcp(tool, server, policy, args, task).await) }
+        });
         let task = task.payload(args).cancelled_by(&ctx.token);
         Ok(match &ctx.session {
             Some(session) => task.session(session.clone()),
@@ -465,6 +547,53 @@ impl Inner {
             _ => bash::run(&args, root, timeout, cap, task.token()).await?,
         };
         Ok(ToolOutput::Bash(out))
+    }
+
+    /// Runs an MCP call, once approved when its policy says ask; a dry run says what would
+    /// have been called.
+    async fn run_mcp(
+        self: Arc<Self>,
+        tool: McpTool,
+        server: String,
+        policy: Policy,
+        args: Value,
+        task: TaskContext,
+    ) -> ToolResult {
+        if policy != Policy::Allow {
+            let m = self.mutations().map_err(|e| e.message)?;
+            let mut shown = args.to_string();
+            if shown.len() > 200 {
+                let mut end = 200;
+                while !shown.is_char_boundary(end) {
+                    end -= 1;
+                }
+                shown.truncate(end);
+                shown.push('…');
+            }
+            let warning = if tool.destructive {
+                " (the server says it may change or delete things)"
+            } else {
+                ""
+            };
+            let summary = format!(
+                "call `{}` of the MCP server `{server}`{warning} with {shown}",
+                tool.tool
+            );
+            let subject = Subject::Mcp {
+                name: tool.name.as_str().into(),
+                setting: format!("mcp_servers.{server}.approvals.{}", tool.tool).into(),
+            };
+            m.approvals
+                .check_runtime(subject, policy, &summary, task.session())
+                .await?;
+            if !tool.read_only && matches!(m.applier, Applier::Disk { dry_run: true }) {
+                return Err(format!("dry run: `{}` was not called", tool.name));
+            }
+        }
+        self.mcp
+            .call(&server, &tool.tool, args, task.token())
+            .await
+            .map(ToolOutput::Mcp)
     }
 
     /// Runs a mutating call: compute the change off the runtime, ask, apply.

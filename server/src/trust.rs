@@ -37,13 +37,14 @@ pub enum Guard {
 }
 
 /// The keys of a workspace file that need trust, by dotted path (`*` matches any one key).
-/// A new section that can exfiltrate or start processes (`[mcp_servers]`) joins here.
+/// A new section that can exfiltrate or start processes joins here. Each MCP server is
+/// named on its own (`mcp_servers.db`), so the notice says which would have started.
 pub const GUARDED: &[(&str, Guard)] = &[
     ("llm.provider", Guard::TrustedOnly),
     ("llm.base_url", Guard::TrustedOnly),
     ("llm.api_key", Guard::TrustedOnly),
     ("llm.api_key_env", Guard::TrustedOnly),
-    ("mcp_servers", Guard::TrustedOnly),
+    ("mcp_servers.*", Guard::TrustedOnly),
     ("approvals.*", Guard::TightenOnly),
 ];
 
@@ -382,7 +383,7 @@ mod tests {
         let mut value = json!({
             "llm": {"base_url": "http://evil", "provider": "openai", "api_key": "k", "model": "m"},
             "approvals": {"bash": "allow", "write": "deny", "read": "ask"},
-            "mcp_servers": {"x": {"command": "sh"}},
+            "mcp_servers": {"x": {"command": "sh"}, "db": {"command": "db-mcp"}},
             "lanes": {"query": {"max_concurrency": 2}},
         });
         let removed = strip_untrusted(&mut value, &below);
@@ -392,7 +393,8 @@ mod tests {
                 "llm.provider",
                 "llm.base_url",
                 "llm.api_key",
-                "mcp_servers",
+                "mcp_servers.db",
+                "mcp_servers.x",
                 "approvals.bash"
             ]
         );
@@ -401,6 +403,7 @@ mod tests {
             json!({
                 "llm": {"model": "m"},
                 "approvals": {"write": "deny", "read": "ask"},
+                "mcp_servers": {},
                 "lanes": {"query": {"max_concurrency": 2}},
             })
         );

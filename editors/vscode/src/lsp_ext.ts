@@ -29,6 +29,7 @@ export type DeadLetterId = number;
 export const Command = {
     analyzeWorkspace: "switchyard.analyzeWorkspace",
     queueStats: "switchyard.queueStats",
+    mcpStatus: "switchyard.mcpStatus",
     deadLetters: "switchyard.deadLetters",
     retryDeadLetter: "switchyard.retryDeadLetter",
     cancel: "switchyard.cancel",

@@ -22,10 +22,10 @@ use tokio_util::sync::CancellationToken;
 use super::transport::Connection;
 use super::{from_proto, to_proto};
 use crate::agent::{AgentError, AgentEvent, Session};
-use crate::approvals::{ApprovalRequest, Decision, Prompter};
+use crate::approvals::{ApprovalRequest, Decision, Prompter, Subject};
 use crate::core::{Core, FrontEnd};
 use crate::edits::{Applier, ApplyOutcome, Change, EditorRequest};
-use crate::tools::{BashOutput, TerminalRequest, Tool};
+use crate::tools::{BashOutput, TerminalRequest};
 
 /// The `mode` config option's values.
 const MODE_ASK: &str = "ask";
@@ -58,7 +58,7 @@ struct Live {
     /// `ask` or `accept` (changes without asking).
     mode: Mutex<&'static str>,
     /// Tools the user rejected for good in this session.
-    rejected: Mutex<HashSet<Tool>>,
+    rejected: Mutex<HashSet<Subject>>,
 }
 
 /// A question of the core about a session's running prompt.
@@ -720,7 +720,7 @@ impl Turn {
             Some("allow-once") => Decision::Allow,
             Some("allow-always") => Decision::AllowForSession,
             Some("reject-always") => {
-                live.rejected.lock().insert(request.tool);
+                live.rejected.lock().insert(request.tool.clone());
                 Decision::Reject
             }
             _ => Decision::Reject,

@@ -11,8 +11,8 @@ use tower_lsp_server::ls_types::{ExecuteCommandParams, ProgressToken, ShowDocume
 
 use super::ext::{
     self, AnalyzeWorkspace, AnalyzeWorkspaceParams, AnalyzeWorkspaceResult, AskCommand, Cancel,
-    CancelParams, CancelResult, CancelTarget, Command, DeadLetters, QueueStats, RetryDeadLetter,
-    RetryDeadLetterResult, RunTool, RunToolParams, RunToolResult,
+    CancelParams, CancelResult, CancelTarget, Command, DeadLetters, McpStatus, McpStatusResult,
+    QueueStats, RetryDeadLetter, RetryDeadLetterResult, RunTool, RunToolParams, RunToolResult,
 };
 use super::progress::{self, LongCommand};
 use super::server::Inner;
@@ -36,6 +36,15 @@ pub(crate) async fn execute(
         QueueStats::NAME => {
             arguments_of::<QueueStats>(arguments)?;
             reply::<QueueStats>(server.core.queue_stats())
+        }
+        McpStatus::NAME => {
+            let params = arguments_of::<McpStatus>(arguments)?;
+            let servers = server
+                .core
+                .mcp_status(params.start)
+                .await
+                .map_err(|e| Error::invalid_params(format!("{}: {e}", McpStatus::NAME)))?;
+            reply::<McpStatus>(McpStatusResult { servers })
         }
         DeadLetters::NAME => {
             arguments_of::<DeadLetters>(arguments)?;

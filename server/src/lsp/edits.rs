@@ -11,9 +11,8 @@ use tower_lsp_server::ls_types::{ApplyWorkspaceEditParams, MessageActionItem, Me
 
 use super::server::Inner;
 use super::to_proto;
-use crate::approvals::{ApprovalRequest, Decision};
+use crate::approvals::{ApprovalRequest, Decision, Subject};
 use crate::edits::{ApplyOutcome, Change, ChangeSet, EditorRequest};
-use crate::tools::Tool;
 
 /// The titles of the approval prompt's buttons.
 pub(crate) const ALLOW: &str = "Allow";
@@ -109,7 +108,7 @@ async fn apply(inner: &Inner, set: ChangeSet) -> ApplyOutcome {
 }
 
 /// Asks the user; a dismissed prompt is a refusal.
-async fn ask(inner: &Inner, tool: Tool, intent: &str) -> Decision {
+async fn ask(inner: &Inner, tool: Subject, intent: &str) -> Decision {
     let actions = [ALLOW, ALLOW_SESSION, REJECT]
         .into_iter()
         .map(|title| MessageActionItem {

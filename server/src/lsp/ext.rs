@@ -98,6 +98,32 @@ impl Command for QueueStats {
     type Result = MetricsSnapshot;
 }
 
+/// `switchyard.mcpStatus`: the MCP servers, their state, tools and last error.
+pub enum McpStatus {}
+
+impl Command for McpStatus {
+    const NAME: &'static str = "switchyard.mcpStatus";
+    type Params = McpStatusParams;
+    type Result = McpStatusResult;
+}
+
+/// The argument of [`McpStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct McpStatusParams {
+    /// Start the servers not running yet first, and answer once each runs or has failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start: bool,
+}
+
+/// What [`McpStatus`] returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct McpStatusResult {
+    /// Every configured server, by name.
+    pub servers: Vec<crate::mcp::ServerStatus>,
+}
+
 /// `switchyard.deadLetters`: the tasks that failed for good, oldest first.
 pub enum DeadLetters {}
 
@@ -748,6 +774,7 @@ pub fn catalog() -> Vec<Entry> {
     vec![
         command::<AnalyzeWorkspace>(),
         command::<QueueStats>(),
+        command::<McpStatus>(),
         command::<DeadLetters>(),
         command::<RetryDeadLetter>(),
         command::<Cancel>(),

@@ -16,5 +16,6 @@ mod lsp_edits;
 mod lsp_lanes;
 mod lsp_lifecycle;
 mod lsp_robustness;
+mod mcp;
 mod mock_model;
 mod security;

@@ -29,6 +29,7 @@ M.commands = {
   ask = 'switchyard.ask',
   cancel = 'switchyard.cancel',
   queue_stats = 'switchyard.queueStats',
+  mcp_status = 'switchyard.mcpStatus',
   dead_letters = 'switchyard.deadLetters',
   retry_dead_letter = 'switchyard.retryDeadLetter',
   run_tool = 'switchyard.runTool',

@@ -1,0 +1,525 @@
+//! MCP servers nobody here wrote, through the agent and the lanes, against the mock model:
+//! `@modelcontextprotocol/server-everything` (echo, progress, structured content, an error
+//! result), `@modelcontextprotocol/server-filesystem` (two read-only calls of one turn
+//! proven in flight at once with FIFOs, a true barrier), and a small server on the official
+//! Python SDK that crashes, hangs and writes garbage (tests/fixtures/mcp/misbehaving.py).
+//! `switchyard mcp` lists servers, and ignores those an untrusted workspace declares.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchyard::agent::{Agent, AgentEvent, AskContext, Session, StopReason};
+use switchyard::approvals::{Approvals, Prompter};
+use switchyard::config::Config;
+use switchyard::documents::Documents;
+use switchyard::edits::Applier;
+use switchyard::lanes::{Lane, Lanes, LanesConfig};
+use switchyard::llm::{Client, LlmConfig, ProviderKind, Secret};
+use switchyard::mcp::{McpServerConfig, ServerState};
+use switchyard::tools::{Mutations, Toolbox, Workspace};
+use switchyard_tests::cli;
+use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
+use tokio::sync::mpsc;
+
+/// No test waits longer than this for anything (Node servers take a second to start).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn provisioned(var: &str) -> PathBuf {
+    std::env::var_os(var)
+        .unwrap_or_else(|| panic!("{var} is not set: source the file tests/provision prints"))
+        .into()
+}
+
+/// A server of the npm package `@modelcontextprotocol/<package>`, run by Node 24.
+fn node_server(package: &str, args: &[&str]) -> McpServerConfig {
+    let script = provisioned("SWITCHYARD_MCP_MODULES")
+        .join("@modelcontextprotocol")
+        .join(package)
+        .join("dist/index.js");
+    let mut all = vec![script.display().to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    McpServerConfig {
+        command: Some(provisioned("SWITCHYARD_NODE24").display().to_string()),
+        args: all,
+        startup_timeout_ms: DEADLINE.as_millis() as u64,
+        ..McpServerConfig::default()
+    }
+}
+
+/// The misbehaving Python server, noting what happens to it in `notes`.
+fn python_server(notes: &Path) -> McpServerConfig {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mcp/misbehaving.py");
+    McpServerConfig {
+        command: Some(provisioned("SWITCHYARD_MCP_PYTHON").display().to_string()),
+        args: vec![script.display().to_string()],
+        env: [("MISBEHAVE_DIR".to_string(), notes.display().to_string())].into(),
+        startup_timeout_ms: DEADLINE.as_millis() as u64,
+        ..McpServerConfig::default()
+    }
+}
+
+struct Setup {
+    agent: Agent,
+    lanes: Lanes,
+    toolbox: Toolbox,
+    root: tempfile::TempDir,
+}
+
+/// An agent over a fresh workspace with `servers`, answered by `model`; approvals allow what
+/// the policy does not deny (`--yes`).
+fn setup(model: &MockModel, servers: BTreeMap<String, McpServerConfig>) -> Setup {
+    let root = tempfile::tempdir().unwrap();
+    let lanes = Lanes::new(LanesConfig::default()).unwrap();
+    let config = Config {
+        mcp_servers: servers,
+        ..Config::default()
+    };
+    let workspace = Workspace::new([root.path().to_path_buf()]).unwrap();
+    let toolbox = Toolbox::new(workspace, lanes.clone(), Documents::new(), config.clone());
+    toolbox.set_mutations(Mutations {
+        applier: Applier::Disk { dry_run: false },
+        approvals: std::sync::Arc::new(Approvals::new(config, Prompter::AllowAll)),
+    });
+    let llm = LlmConfig {
+        provider: Some(ProviderKind::OpenAi),
+        base_url: Some(model.openai_base_url()),
+        model: Some("mock-model".into()),
+        api_key: Some(Secret::new("sk-test-key")),
+        ..LlmConfig::default()
+    };
+    let client = Client::new(llm.resolve(&|_: &str| None).unwrap()).unwrap();
+    let agent = Agent::with_client(toolbox.clone(), Ok(client), None);
+    Setup {
+        agent,
+        lanes,
+        toolbox,
+        root,
+    }
+}
+
+/// Sends `prompt` and collects every event of the run.
+async fn ask(session: &Session, prompt: &str) -> (switchyard::agent::RunOutcome, Vec<AgentEvent>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let outcome = tokio::time::timeout(DEADLINE, session.send(prompt, &AskContext::default(), &tx))
+        .await
+        .expect("the run finished in time")
+        .expect("the run succeeded");
+    drop(tx);
+    let mut events = Vec::new();
+    while let Some(event) = rx.recv().await {
+        events.push(event);
+    }
+    (outcome, events)
+}
+
+/// The OpenAI `tool` messages of a recorded request, by call id.
+fn tool_results(body: &Value) -> BTreeMap<String, String> {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| {
+            (
+                m["tool_call_id"].as_str().unwrap().to_string(),
+                m["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The tool names offered in a recorded request.
+fn offered(body: &Value) -> Vec<String> {
+    body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The lane each call started in, by call id.
+fn lanes_of(events: &[AgentEvent]) -> BTreeMap<String, Option<Lane>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            AgentEvent::ToolCallStarted { call_id, lane, .. } => Some((call_id.clone(), *lane)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Tasks running now in the Query lane.
+fn query_running(lanes: &Lanes) -> u64 {
+    lanes
+        .metrics()
+        .lanes
+        .iter()
+        .find(|m| m.lane == Lane::Query)
+        .map_or(0, |m| m.running)
+}
+
+/// Polls `check` until it holds; panics after the deadline.
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_server_echo_progress_structured_content_and_an_error_reach_the_model() {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("mcp__everything__echo", json!({"message": "hello"})).with_id("echo"),
+            ToolCall::new(
+                "mcp__everything__trigger-long-running-operation",
+                json!({"duration": 0.2, "steps": 2}),
+            )
+            .with_id("long"),
+            ToolCall::new(
+                "mcp__everything__get-structured-content",
+                json!({"location": "Chicago"}),
+            )
+            .with_id("weather"),
+            ToolCall::new("mcp__everything__echo", json!({"wrong": 1})).with_id("bad"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("done")).turn(1),
+    ]))
+    .await;
+    let s = setup(
+        &model,
+        [(
+            "everything".to_string(),
+            node_server("server-everything", &["stdio"]),
+        )]
+        .into(),
+    );
+    let session = s.agent.new_session().await.unwrap();
+    let (outcome, events) = ask(&session, "Use the everything server.").await;
+    assert_eq!(outcome.stop, StopReason::EndTurn);
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    let tools = offered(&requests[0].body);
+    for name in [
+        "read",
+        "mcp__everything__echo",
+        "mcp__everything__get-structured-content",
+        "mcp__everything__trigger-long-running-operation",
+    ] {
+        assert!(tools.iter().any(|t| t == name), "{name} not in {tools:?}");
+    }
+    // The server's own schema is what the model sees.
+    let echo = requests[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["function"]["name"] == "mcp__everything__echo")
+        .unwrap();
+    assert_eq!(
+        echo["function"]["parameters"]["properties"]["message"]["type"],
+        "string"
+    );
+    let results = tool_results(&requests[1].body);
+    assert_eq!(results["echo"], "Echo: hello");
+    assert!(
+        results["long"].contains("Long running operation completed"),
+        "{}",
+        results["long"]
+    );
+    let weather: Value = serde_json::from_str(
+        results["weather"]
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or(&results["weather"]),
+    )
+    .unwrap_or(Value::Null);
+    assert!(
+        weather["temperature"].is_number() || results["weather"].contains("temperature"),
+        "{}",
+        results["weather"]
+    );
+    assert!(results["bad"].starts_with("error: "), "{}", results["bad"]);
+    // Read-only tools ran in the Query lane.
+    let lanes = lanes_of(&events);
+    assert_eq!(lanes["echo"], Some(Lane::Query));
+    assert_eq!(lanes["weather"], Some(Lane::Query));
+}
+
+/// Whether a reader has the FIFO at `path` open (opening it to write without blocking
+/// fails with ENXIO until one has).
+fn has_reader(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_read_only_filesystem_calls_of_one_turn_are_in_flight_at_once() {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("mcp__fs__read_text_file", json!({"path": "a.fifo"})).with_id("a"),
+            ToolCall::new("mcp__fs__read_text_file", json!({"path": "b.fifo"})).with_id("b"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("both read")).turn(1),
+    ]))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    for name in ["a.fifo", "b.fifo"] {
+        let status = std::process::Command::new("mkfifo")
+            .arg(root.join(name))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let mut fs = node_server("server-filesystem", &[&root.display().to_string()]);
+    fs.cwd = Some(root.clone());
+    let s = setup(&model, [("fs".to_string(), fs)].into());
+    let session = s.agent.new_session().await.unwrap();
+    let run = tokio::spawn({
+        let session = session.clone();
+        async move { ask(&session, "Read both.").await }
+    });
+    // A read of a FIFO blocks until a writer comes: both readers open at once means both
+    // calls are in the server at the same time — a barrier neither can pass alone.
+    until("both FIFOs have a reader", || {
+        has_reader(&root.join("a.fifo")) && has_reader(&root.join("b.fifo"))
+    })
+    .await;
+    assert_eq!(query_running(&s.lanes), 2);
+    for (name, text) in [("a.fifo", "alpha"), ("b.fifo", "beta")] {
+        std::fs::write(root.join(name), text).unwrap();
+    }
+    let (outcome, events) = run.await.unwrap();
+    assert_eq!(outcome.stop, StopReason::EndTurn);
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    let results = tool_results(&requests[1].body);
+    assert_eq!(results["a"], "alpha");
+    assert_eq!(results["b"], "beta");
+    let lanes = lanes_of(&events);
+    assert_eq!(lanes["a"], Some(Lane::Query));
+    let _ = &s.root;
+}
+
+/// The misbehaving server's `tool`, then its `echo` in the next turn of the same run: what
+/// the model was told of each, and the setup (for the server's status and notes).
+async fn misbehave_then_echo(
+    tool: &str,
+    tool_timeout_ms: u64,
+) -> (BTreeMap<String, String>, Setup, tempfile::TempDir) {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new(format!("mcp__py__{tool}"), json!({})).with_id(tool),
+        ]))
+        .turn(0),
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("mcp__py__echo", json!({"text": "still here"})).with_id("echo"),
+        ]))
+        .turn(1),
+        Rule::openai(Response::text("went on")).turn(2),
+    ]))
+    .await;
+    let notes = tempfile::tempdir().unwrap();
+    let mut py = python_server(notes.path());
+    py.tool_timeout_ms = tool_timeout_ms;
+    let s = setup(&model, [("py".to_string(), py)].into());
+    let session = s.agent.new_session().await.unwrap();
+    let (outcome, _) = ask(&session, "Misbehave.").await;
+    assert_eq!(outcome.text, "went on", "the session went on");
+    let requests = model.wait_for_requests(3, DEADLINE).await;
+    let results = tool_results(&requests[2].body);
+    assert_eq!(results["echo"], "echo: still here");
+    (results, s, notes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_server_fails_the_call_clearly_and_is_started_again() {
+    let (results, s, notes) = misbehave_then_echo("crash", 60_000).await;
+    assert!(
+        results["crash"].starts_with("error: the MCP server `py` stopped during `crash`"),
+        "{}",
+        results["crash"]
+    );
+    assert!(notes.path().join("started-2").exists(), "started again");
+    let status = s.toolbox.mcp().status();
+    assert_eq!(status[0].state, ServerState::Running);
+    assert_eq!(status[0].restarts, 1);
+    assert!(
+        status[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("stopped during `crash`")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_call_times_out_is_cancelled_at_the_server_and_the_session_goes_on() {
+    let (results, _s, notes) = misbehave_then_echo("hang", 300).await;
+    assert_eq!(
+        results["hang"],
+        "error: the MCP server `py` did not answer `hang` within 300 ms (mcp_servers.py.tool_timeout_ms); \
+         the call was cancelled"
+    );
+    // notifications/cancelled reached the server: its handler was cancelled.
+    let cancelled = notes.path().join("cancelled");
+    until("the server saw the cancellation", || cancelled.exists()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_stdout_fails_the_call_clearly_and_the_session_goes_on() {
+    let (results, _s, _notes) = misbehave_then_echo("garbage", 1_000).await;
+    assert!(
+        results["garbage"].starts_with("error: the MCP server `py` "),
+        "{}",
+        results["garbage"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_run_sends_cancelled_to_the_server() {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("mcp__py__hang", json!({})).with_id("hang"),
+        ]))
+        .turn(0),
+    ]))
+    .await;
+    let notes = tempfile::tempdir().unwrap();
+    let s = setup(
+        &model,
+        [("py".to_string(), python_server(notes.path()))].into(),
+    );
+    let session = s.agent.new_session().await.unwrap();
+    let run = tokio::spawn({
+        let session = session.clone();
+        async move { ask(&session, "Hang.").await }
+    });
+    until("the call runs", || query_running(&s.lanes) == 1).await;
+    assert!(session.cancel());
+    let (outcome, _) = run.await.unwrap();
+    assert_eq!(outcome.stop, StopReason::Cancelled);
+    let cancelled = notes.path().join("cancelled");
+    until("the server saw the cancellation", || cancelled.exists()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_that_is_not_read_only_runs_alone_after_approval_with_only_the_configured_env() {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("mcp__py__env", json!({})).with_id("env"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("seen")).turn(1),
+    ]))
+    .await;
+    let notes = tempfile::tempdir().unwrap();
+    let s = setup(
+        &model,
+        [("py".to_string(), python_server(notes.path()))].into(),
+    );
+    let session = s.agent.new_session().await.unwrap();
+    let (_, events) = ask(&session, "Env.").await;
+    assert_eq!(lanes_of(&events)["env"], Some(Lane::Execute));
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    let results = tool_results(&requests[1].body);
+    let names: Vec<&str> = results["env"].split(' ').collect();
+    assert!(names.contains(&"MISBEHAVE_DIR"), "{names:?}");
+    // Only the safe basics besides what was configured: nothing of the test's environment
+    // (SWITCHYARD_*, keys, tokens) reaches the server.
+    for name in &names {
+        assert!(
+            [
+                "PATH",
+                "HOME",
+                "USER",
+                "LOGNAME",
+                "SHELL",
+                "LANG",
+                "TERM",
+                "TMPDIR",
+                "TZ",
+                "MISBEHAVE_DIR"
+            ]
+            .contains(name)
+                || name.starts_with("LC_"),
+            "{name} reached the server: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn switchyard_mcp_lists_servers_and_ignores_those_an_untrusted_workspace_declares() {
+    let home = tempfile::tempdir().unwrap();
+    let notes = tempfile::tempdir().unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    let py = python_server(notes.path());
+    let user = toml::to_string(&json!({
+        "mcp_servers": {
+            "py": {"command": py.command, "args": py.args, "env": py.env},
+            "broken": {"command": py.command, "args": py.args, "env": {"MISBEHAVE_ON_START": "crash", "MISBEHAVE_DIR": notes.path()}},
+        }
+    }))
+    .unwrap();
+    std::fs::create_dir_all(home.path().join("config/switchyard")).unwrap();
+    std::fs::write(home.path().join("config/switchyard/config.toml"), user).unwrap();
+    let marker = workspace.path().join("pwned");
+    std::fs::write(
+        workspace.path().join(".switchyard.toml"),
+        format!(
+            "[mcp_servers.evil]\ncommand = \"touch\"\nargs = [\"{}\"]\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let mut command = cli::switchyard(
+        home.path(),
+        &["mcp", "--path", &workspace.path().display().to_string()],
+    );
+    command.current_dir(workspace.path());
+    let out = cli::run(command, DEADLINE);
+    assert_eq!(out.code, Some(1), "a server failed: {out:?}");
+    assert!(
+        out.stderr.contains("ignored mcp_servers.evil from"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !marker.exists(),
+        "the untrusted workspace started a process"
+    );
+    assert!(
+        out.stdout.contains("py: running, 5 tools"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  mcp__py__echo (read-only)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  mcp__py__env (runs, destructive)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("broken: failed, 0 tools"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("last error: the MCP server `broken` failed to initialize"),
+        "{}",
+        out.stdout
+    );
+}
