@@ -280,7 +280,10 @@ fn strip(
         return;
     };
     let keys: Vec<String> = if *head == "*" {
-        map.keys().cloned().collect()
+        // Sorted, so the notice names them in the same order whatever the map keeps.
+        let mut keys: Vec<String> = map.keys().cloned().collect();
+        keys.sort();
+        keys
     } else {
         map.keys().filter(|k| k == head).cloned().collect()
     };
