@@ -8,6 +8,7 @@ mod print;
 mod progress;
 mod tool;
 mod trust;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,10 @@ enum Command {
     /// Trust is kept in the user's configuration folder, pinned to the file's content: after
     /// the file changes, trust it again. Exits 0 on success, 1 on an error.
     Trust(trust::TrustArgs),
+    /// Serve external lanes from a NATS JetStream broker: claim the Query tasks of the
+    /// repositories under --root, run them, renew their leases, return their results.
+    /// SIGTERM drains (the tasks held are finished) and exits 0; exits 1 on an error.
+    Worker(worker::WorkerArgs),
 }
 
 /// `switchyard lsp`.
@@ -94,6 +99,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Analyze(args) => runtime.block_on(analyze::run(args)),
         Command::Tool(args) => runtime.block_on(tool::run(args)),
         Command::Trust(args) => trust::run(args),
+        Command::Worker(args) => runtime.block_on(worker::run(args)),
     }
 }
 

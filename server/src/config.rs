@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::agent::AgentConfig;
 use crate::approvals::ApprovalsConfig;
-use crate::lanes::{EngineError, LanesConfig};
+use crate::lanes::{EngineError, Lane, LaneMode, LanesConfig};
 use crate::llm::LlmConfig;
 use crate::tools::ToolsConfig;
 use crate::trust::{self, Ignored};
@@ -88,6 +88,72 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The NATS JetStream broker that backs external lanes (`[broker]`); none by default.
+    pub broker: BrokerConfig,
+}
+
+/// `[broker]`: where external lanes go. The URL may come from the user's file, the
+/// environment or a trusted workspace; the credentials only from the environment
+/// ([`BrokerConfig::TOKEN_ENV`], [`BrokerConfig::CREDS_ENV`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `nats://host:port` (`tls://` for TLS); none leaves external lanes in this process.
+    pub url: Option<String>,
+    /// How long a worker holds a task without renewing it (JetStream's `ack_wait`).
+    pub lease_ms: u64,
+    /// Deliveries of one task before it goes to the dead-letter queue (`max_deliver`).
+    pub max_deliver: u32,
+}
+
+impl BrokerConfig {
+    /// The environment variable a broker token is read from.
+    pub const TOKEN_ENV: &'static str = "SWITCHYARD_BROKER_TOKEN";
+    /// The environment variable naming a NATS credentials file.
+    pub const CREDS_ENV: &'static str = "SWITCHYARD_BROKER_CREDS";
+
+    /// Lanes a broker may carry: changes (Execute) never leave the editor's machine, and
+    /// Control is answered here.
+    pub fn check(&self, lanes: &LanesConfig) -> Result<(), String> {
+        if self.url.is_none() {
+            return Ok(());
+        }
+        if self.max_deliver == 0 || self.lease_ms == 0 {
+            return Err("broker.lease_ms and broker.max_deliver must be at least 1".into());
+        }
+        for lane in Lane::ALL {
+            if lanes.lane(lane).mode != LaneMode::External {
+                continue;
+            }
+            match lane {
+                Lane::Query => {}
+                Lane::Control | Lane::Execute => {
+                    return Err(format!(
+                        "lanes.{lane}.mode = \"external\" cannot go to [broker]: {lane} work \
+                         changes files or answers the editor and never leaves this machine; \
+                         only query may be external on a broker"
+                    ));
+                }
+                Lane::Generate => {
+                    return Err(format!(
+                        "lanes.{lane}.mode = \"external\" on [broker] is not supported yet: \
+                         only query may be external on a broker"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig {
+            url: None,
+            lease_ms: 30_000,
+            max_deliver: 3,
+        }
+    }
 }
 
 /// Logging settings.
@@ -150,6 +216,10 @@ impl Config {
             serde_json::from_value(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.lanes.validate()?;
         config.agent.validate().map_err(ConfigError::Invalid)?;
+        config
+            .broker
+            .check(&config.lanes)
+            .map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 

@@ -44,6 +44,7 @@ pub const GUARDED: &[(&str, Guard)] = &[
     ("llm.api_key", Guard::TrustedOnly),
     ("llm.api_key_env", Guard::TrustedOnly),
     ("mcp_servers", Guard::TrustedOnly),
+    ("broker", Guard::TrustedOnly),
     ("approvals.*", Guard::TightenOnly),
 ];
 
