@@ -16,4 +16,5 @@ mod lsp_lanes;
 mod lsp_lifecycle;
 mod lsp_robustness;
 mod mock_model;
+mod nats;
 mod security;
