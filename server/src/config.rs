@@ -478,6 +478,28 @@ mod tests {
     }
 
     #[test]
+    fn a_broker_carries_only_the_query_lane() {
+        let on_broker = |lane: &str| {
+            Config::from_layers(&[layer(
+                "user",
+                json!({"broker": {"url": "nats://127.0.0.1:4222"}, "lanes": {lane: {"mode": "external"}}}),
+            )])
+        };
+        let config = on_broker("query").unwrap();
+        assert_eq!(config.broker.url.as_deref(), Some("nats://127.0.0.1:4222"));
+        for lane in ["control", "execute", "generate"] {
+            let error = on_broker(lane).unwrap_err().to_string();
+            assert!(error.contains(&format!("lanes.{lane}.mode")), "{error}");
+        }
+        // Without a broker, any lane may still be external to the editor's workers.
+        let local = Config::from_layers(&[layer(
+            "user",
+            json!({"lanes": {"execute": {"mode": "external"}}}),
+        )]);
+        assert!(local.is_ok());
+    }
+
+    #[test]
     fn later_layers_win_key_by_key() {
         let config = Config::from_layers(&[
             layer(

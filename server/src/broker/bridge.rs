@@ -49,12 +49,31 @@ impl Bridge {
         runtime.spawn(async move {
             tokio::select! {
                 () = token.cancelled() => {}
-                result = run(lanes, config, url, root) => if let Err(e) = result {
+                result = run(lanes.clone(), config, url, root) => if let Err(e) = result {
                     tracing::error!("external lanes on the broker stopped: {e}");
+                    refuse(&lanes, &e, &token).await;
                 },
             }
         });
         Some(Bridge { stop })
+    }
+}
+
+/// With no broker to hand them to, the lane's tasks fail at once with `why` instead of
+/// waiting forever.
+async fn refuse(lanes: &Lanes, why: &str, stop: &CancellationToken) {
+    let mut events = lanes.subscribe();
+    let mut sweep = tokio::time::interval(SWEEP);
+    loop {
+        for claimed in lanes.claim(Lane::Query, usize::MAX, ENGINE_LEASE) {
+            let error = format!("the external query lane has no broker: {why}");
+            let _ = lanes.complete(claimed.lease_id, Err(TaskError::fatal(error)));
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = events.recv() => {}
+            _ = sweep.tick() => {}
+        }
     }
 }
 

@@ -243,3 +243,60 @@ fn execute_is_refused_on_a_broker() {
         output.stderr
     );
 }
+
+#[test]
+fn a_worker_drains_on_sigterm() {
+    let fleet = Fleet::new(5_000, 3);
+    let mut a = fleet.worker(1, "");
+    std::thread::scope(|s| {
+        let call = s.spawn(|| fleet.grep());
+        a.wait_for("running task", "the worker claims the task");
+        let pid = a.child.id().to_string();
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let status = a.child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "a drained worker exits 0: {:#?}",
+            a.said()
+        );
+        assert_eq!(
+            a.count("finished task"),
+            1,
+            "it finishes what it holds: {:#?}",
+            a.said()
+        );
+        a.wait_for("drained", "the worker says it drained");
+        assert_one_answer(&call.join().unwrap());
+    });
+}
+
+#[test]
+fn an_unreachable_broker_fails_the_call_at_once() {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("f7.txt"), "needle\n").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    write_config(
+        home.path(),
+        &format!("[broker]\nurl = \"{url}\"\n\n[lanes.query]\nmode = \"external\"\n"),
+    );
+    let args = ["tool", "ls", "{}", "--cwd", repo.path().to_str().unwrap()];
+    let output = cli::run(cli::switchyard(home.path(), &args), DEADLINE);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert!(
+        output.stderr.contains("has no broker") && output.stderr.contains(&url),
+        "{}",
+        output.stderr
+    );
+}
