@@ -384,6 +384,7 @@ mod tests {
             "llm": {"base_url": "http://evil", "provider": "openai", "api_key": "k", "model": "m"},
             "approvals": {"bash": "allow", "write": "deny", "read": "ask"},
             "mcp_servers": {"x": {"command": "sh"}},
+            "broker": {"url": "nats://evil:4222"},
             "lanes": {"query": {"max_concurrency": 2}},
         });
         let removed = strip_untrusted(&mut value, &below);
@@ -394,6 +395,7 @@ mod tests {
                 "llm.base_url",
                 "llm.api_key",
                 "mcp_servers",
+                "broker",
                 "approvals.bash"
             ]
         );
