@@ -2,7 +2,9 @@
 //! Query lane is `mode = "external"` on `[broker]`, served by `switchyard worker`
 //! processes — tasks spread over two workers, a worker killed mid-task (its task is
 //! redelivered after the lease and answered once), a poison task dead-lettered after
-//! `max_deliver`, and Execute refused on a broker.
+//! `max_deliver`, a worker that drains on SIGTERM, a worker that never runs another
+//! repository's tasks, an unreachable broker failing the call at once, and Execute refused
+//! on a broker.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -298,5 +300,26 @@ fn an_unreachable_broker_fails_the_call_at_once() {
         output.stderr.contains("has no broker") && output.stderr.contains(&url),
         "{}",
         output.stderr
+    );
+}
+
+#[test]
+fn a_worker_runs_only_tasks_of_the_repositories_it_has() {
+    let fleet = Fleet::new(5_000, 3);
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("f7.txt"), "needle\n").unwrap();
+    let stranger = Worker::start(&fleet.nats.url(), elsewhere.path(), 1, "");
+    stranger.wait_for("serving", "the other repository's worker starts");
+    std::thread::scope(|s| {
+        let call = s.spawn(|| fleet.grep());
+        let owner = fleet.worker(1, "");
+        assert_one_answer(&call.join().unwrap());
+        assert_eq!(owner.count("finished task"), 1, "{:#?}", owner.said());
+    });
+    assert_eq!(
+        stranger.count("running task"),
+        0,
+        "a worker without the repository ran its task: {:#?}",
+        stranger.said()
     );
 }
