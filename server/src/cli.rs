@@ -12,6 +12,7 @@ mod rewind;
 mod sessions;
 mod tool;
 mod trust;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +85,10 @@ enum Command {
     ///
     /// Exits 0 when every enabled server runs, 1 when one failed, 2 on bad usage.
     Mcp(mcp::McpArgs),
+    /// Serve external lanes from a NATS JetStream broker: claim the Query tasks of the
+    /// repositories under --root, run them, renew their leases, return their results.
+    /// SIGTERM drains (the tasks held are finished) and exits 0; exits 1 on an error.
+    Worker(worker::WorkerArgs),
 }
 
 /// `switchyard lsp`.
@@ -122,6 +127,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Tool(args) => runtime.block_on(tool::run(args)),
         Command::Trust(args) => trust::run(args),
         Command::Mcp(args) => runtime.block_on(mcp::run(args)),
+        Command::Worker(args) => runtime.block_on(worker::run(args)),
     }
 }
 

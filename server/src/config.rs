@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::agent::AgentConfig;
 use crate::approvals::ApprovalsConfig;
-use crate::lanes::{EngineError, LanesConfig};
+use crate::lanes::{EngineError, Lane, LaneMode, LanesConfig};
 use crate::llm::LlmConfig;
 use crate::mcp::McpServerConfig;
 use crate::tools::ToolsConfig;
@@ -93,6 +93,72 @@ pub struct Config {
     /// MCP servers (`[mcp_servers.NAME]`), by name; see [`crate::mcp`].
     #[serde(default)]
     pub mcp_servers: BTreeMap<String, McpServerConfig>,
+    /// The NATS JetStream broker that backs external lanes (`[broker]`); none by default.
+    pub broker: BrokerConfig,
+}
+
+/// `[broker]`: where external lanes go. The URL may come from the user's file, the
+/// environment or a trusted workspace; the credentials only from the environment
+/// ([`BrokerConfig::TOKEN_ENV`], [`BrokerConfig::CREDS_ENV`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `nats://host:port` (`tls://` for TLS); none leaves external lanes in this process.
+    pub url: Option<String>,
+    /// How long a worker holds a task without renewing it (JetStream's `ack_wait`).
+    pub lease_ms: u64,
+    /// Deliveries of one task before it goes to the dead-letter queue (`max_deliver`).
+    pub max_deliver: u32,
+}
+
+impl BrokerConfig {
+    /// The environment variable a broker token is read from.
+    pub const TOKEN_ENV: &'static str = "SWITCHYARD_BROKER_TOKEN";
+    /// The environment variable naming a NATS credentials file.
+    pub const CREDS_ENV: &'static str = "SWITCHYARD_BROKER_CREDS";
+
+    /// Lanes a broker may carry: changes (Execute) never leave the editor's machine, and
+    /// Control is answered here.
+    pub fn check(&self, lanes: &LanesConfig) -> Result<(), String> {
+        if self.url.is_none() {
+            return Ok(());
+        }
+        if self.max_deliver == 0 || self.lease_ms == 0 {
+            return Err("broker.lease_ms and broker.max_deliver must be at least 1".into());
+        }
+        for lane in Lane::ALL {
+            if lanes.lane(lane).mode != LaneMode::External {
+                continue;
+            }
+            match lane {
+                Lane::Query => {}
+                Lane::Control | Lane::Execute => {
+                    return Err(format!(
+                        "lanes.{lane}.mode = \"external\" cannot go to [broker]: {lane} work \
+                         changes files or answers the editor and never leaves this machine; \
+                         only query may be external on a broker"
+                    ));
+                }
+                Lane::Generate => {
+                    return Err(format!(
+                        "lanes.{lane}.mode = \"external\" on [broker] is not supported yet: \
+                         only query may be external on a broker"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig {
+            url: None,
+            lease_ms: 30_000,
+            max_deliver: 3,
+        }
+    }
 }
 
 /// Logging settings.
@@ -157,6 +223,10 @@ impl Config {
         config.agent.validate().map_err(ConfigError::Invalid)?;
         config.llm.validate().map_err(ConfigError::Invalid)?;
         crate::mcp::config::validate(&config.mcp_servers).map_err(ConfigError::Invalid)?;
+        config
+            .broker
+            .check(&config.lanes)
+            .map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 
@@ -412,6 +482,28 @@ mod tests {
             source: source.into(),
             value,
         }
+    }
+
+    #[test]
+    fn a_broker_carries_only_the_query_lane() {
+        let on_broker = |lane: &str| {
+            Config::from_layers(&[layer(
+                "user",
+                json!({"broker": {"url": "nats://127.0.0.1:4222"}, "lanes": {lane: {"mode": "external"}}}),
+            )])
+        };
+        let config = on_broker("query").unwrap();
+        assert_eq!(config.broker.url.as_deref(), Some("nats://127.0.0.1:4222"));
+        for lane in ["control", "execute", "generate"] {
+            let error = on_broker(lane).unwrap_err().to_string();
+            assert!(error.contains(&format!("lanes.{lane}.mode")), "{error}");
+        }
+        // Without a broker, any lane may still be external to the editor's workers.
+        let local = Config::from_layers(&[layer(
+            "user",
+            json!({"lanes": {"execute": {"mode": "external"}}}),
+        )]);
+        assert!(local.is_ok());
     }
 
     #[test]

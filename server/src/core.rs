@@ -20,6 +20,7 @@ use crate::agent::ensemble::{self, EnsembleEvent, EnsembleInput, EnsembleReport}
 use crate::agent::{Agent, AgentError, RewindReport, RewindRequest, SessionStore};
 use crate::analyze::{self, Analysis, AnalyzeOptions};
 use crate::approvals::{Approvals, Prompter};
+use crate::broker::bridge::Bridge;
 use crate::config::{Config, ConfigError, Current};
 use crate::documents::Documents;
 use crate::edits::{Applier, ApplyOutcome, WriteError};
@@ -79,6 +80,8 @@ struct Inner {
     approvals: Arc<Approvals>,
     /// The tools and the agent over the current roots; `None` while there are none.
     parts: RwLock<Option<Parts>>,
+    /// The external Query lane's bridge to `[broker]`, over the primary root.
+    bridge: parking_lot::Mutex<Option<Bridge>>,
 }
 
 #[derive(Clone)]
@@ -136,6 +139,7 @@ impl Core {
                 front,
                 approvals,
                 parts: RwLock::new(None),
+                bridge: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -167,6 +171,10 @@ impl Core {
 
     fn put_workspace(&self, workspace: Option<Workspace>) {
         let inner = &self.inner;
+        let broker = inner.config.get().broker.clone();
+        *inner.bridge.lock() = workspace
+            .as_ref()
+            .and_then(|w| Bridge::start(inner.lanes.clone(), broker, w.primary().to_path_buf()));
         let parts = workspace.map(|workspace| {
             let toolbox = Toolbox::new(
                 workspace,

@@ -9,6 +9,7 @@ pub mod acp;
 pub mod agent;
 pub mod analyze;
 pub mod approvals;
+pub mod broker;
 pub mod config;
 pub mod core;
 pub mod documents;

@@ -45,6 +45,7 @@ pub const GUARDED: &[(&str, Guard)] = &[
     ("llm.api_key", Guard::TrustedOnly),
     ("llm.api_key_env", Guard::TrustedOnly),
     ("mcp_servers.*", Guard::TrustedOnly),
+    ("broker", Guard::TrustedOnly),
     ("approvals.*", Guard::TightenOnly),
 ];
 
@@ -387,6 +388,7 @@ mod tests {
             "llm": {"base_url": "http://evil", "provider": "openai", "api_key": "k", "model": "m"},
             "approvals": {"bash": "allow", "write": "deny", "read": "ask"},
             "mcp_servers": {"x": {"command": "sh"}, "db": {"command": "db-mcp"}},
+            "broker": {"url": "nats://evil:4222"},
             "lanes": {"query": {"max_concurrency": 2}},
         });
         let removed = strip_untrusted(&mut value, &below);
@@ -398,6 +400,7 @@ mod tests {
                 "llm.api_key",
                 "mcp_servers.db",
                 "mcp_servers.x",
+                "broker",
                 "approvals.bash"
             ]
         );

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 pub mod cli;
 pub mod lsp_client;
 pub mod mock_model;
+pub mod nats;
 
 /// The `switchyard` binary that `cargo test` built for this workspace.
 pub fn switchyard_bin() -> PathBuf {

@@ -18,4 +18,5 @@ mod lsp_lifecycle;
 mod lsp_robustness;
 mod mcp;
 mod mock_model;
+mod nats;
 mod security;

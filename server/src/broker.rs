@@ -1,0 +1,189 @@
+//! External lanes on a NATS JetStream broker (`[broker]`) and the worker that serves them.
+//!
+//! Each broker lane is a work-queue stream (`SWITCHYARD_QUERY`, subjects
+//! `switchyard.query.<repo>`) with one durable pull consumer per repository: a worker
+//! binds only the consumers of the repositories it has. The consumer's `ack_wait` is the
+//! lease (a worker renews it with in-progress acks), a nak with the lane's retry delay is the
+//! retry, and `max_deliver` exhausted is reported by JetStream's advisory and lands in the
+//! engine's dead-letter queue. Results come back on the submitting server's own subject and
+//! are taken once per task id. The bridge ([`bridge`]) drives the engine's external API
+//! (`claim`, `complete`); the engine knows nothing of the broker.
+
+pub mod bridge;
+pub mod worker;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::BrokerConfig;
+use crate::lanes::{RetryPolicy, TaskId};
+
+/// The stream of the Query lane.
+pub const QUERY_STREAM: &str = "SWITCHYARD_QUERY";
+/// The header naming the subject a task's result goes to.
+pub const REPLY_HEADER: &str = "Switchyard-Reply";
+
+/// A task as it travels to a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskMessage {
+    /// The submitting server's task id.
+    pub task_id: TaskId,
+    /// The tool's name.
+    pub name: String,
+    /// The tool's arguments, paths relative to the repository's root.
+    pub payload: Value,
+    /// The repository: its identity (see [`RepoId`]).
+    pub repo: String,
+    /// The submitting lane's retry policy: the delay of a nak.
+    pub retry: RetryPolicy,
+}
+
+/// What a worker reports for one delivery of a task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultMessage {
+    /// The task.
+    pub task_id: TaskId,
+    /// Which delivery this was (1 for the first).
+    pub delivery: u64,
+    /// The worker that ran it.
+    pub worker: String,
+    /// The outcome.
+    pub outcome: Outcome,
+}
+
+/// The outcome of one delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum Outcome {
+    /// The task's result, as the lane's codec encodes it.
+    Done {
+        /// The value.
+        value: Value,
+    },
+    /// The task cannot succeed (bad arguments, a tool this worker does not run).
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// This attempt failed; the task is redelivered unless its deliveries are used up.
+    AttemptFailed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// A repository's identity across machines: its `origin` remote and `HEAD` commit when it
+/// is a git checkout with a remote, else its canonical path (then only this machine has it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoId {
+    /// The identity.
+    pub identity: String,
+    /// A subject-safe key derived from it (16 hex digits of its SHA-256).
+    pub key: String,
+}
+
+impl RepoId {
+    /// The identity of the repository rooted at `root`.
+    pub fn of(root: &Path) -> RepoId {
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(root)
+                .args(args)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .output()
+                .ok()?;
+            let text = String::from_utf8(out.stdout).ok()?;
+            (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
+        };
+        let identity = match (
+            git(&["config", "--get", "remote.origin.url"]),
+            git(&["rev-parse", "HEAD"]),
+        ) {
+            (Some(remote), Some(commit)) => format!("{remote}@{commit}"),
+            _ => {
+                let path = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+                format!("path:{}", path.display())
+            }
+        };
+        let digest = ring::digest::digest(&ring::digest::SHA256, identity.as_bytes());
+        let key = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        RepoId { identity, key }
+    }
+
+    /// The subject Query tasks of this repository are published on.
+    pub fn subject(&self) -> String {
+        format!("switchyard.query.{}", self.key)
+    }
+
+    /// The durable consumer workers with this repository pull from.
+    pub fn consumer(&self) -> String {
+        format!("query-{}", self.key)
+    }
+}
+
+/// Connects to the broker at `url`, with a token or credentials file from the environment.
+pub async fn connect(url: &str) -> Result<async_nats::Client, String> {
+    let mut options = async_nats::ConnectOptions::new().name("switchyard");
+    if let Ok(token) = std::env::var(BrokerConfig::TOKEN_ENV) {
+        options = options.token(token);
+    }
+    if let Some(creds) = std::env::var_os(BrokerConfig::CREDS_ENV) {
+        options = options
+            .credentials_file(&creds)
+            .await
+            .map_err(|e| format!("cannot read the broker credentials file: {e}"))?;
+    }
+    options
+        .connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to the broker at {url}: {e}"))
+}
+
+/// The Query lane's stream, created when missing.
+pub async fn query_stream(js: &jetstream::Context) -> Result<stream::Stream, String> {
+    js.get_or_create_stream(stream::Config {
+        name: QUERY_STREAM.to_string(),
+        subjects: vec!["switchyard.query.>".to_string()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot open the broker stream {QUERY_STREAM}: {e}"))
+}
+
+/// The durable consumer of `repo`'s Query tasks, created with the lease and deliveries of
+/// `config` when missing.
+pub async fn query_consumer(
+    stream: &stream::Stream,
+    repo: &RepoId,
+    config: &BrokerConfig,
+) -> Result<consumer::PullConsumer, String> {
+    let name = repo.consumer();
+    stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: repo.subject(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_millis(config.lease_ms),
+                max_deliver: i64::from(config.max_deliver),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot open the broker consumer {name}: {e}"))
+}

@@ -1,0 +1,233 @@
+//! The submitting side: takes the tasks of the Query lane (`mode = "external"`) from the
+//! engine, publishes them to the broker, and completes them with the first result a worker
+//! returns — or, when JetStream gives up after `max_deliver`, with a dead letter.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, query_consumer, query_stream,
+};
+use crate::config::BrokerConfig;
+use crate::lanes::{ClaimedTask, Lane, LaneMode, Lanes, TaskError, TaskId};
+
+/// How long the engine's own lease of a task handed to the broker lasts: the broker's lease
+/// is the one that counts, so the engine's never runs out first.
+const ENGINE_LEASE: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How often the bridge looks for pending tasks when no event said so.
+const SWEEP: Duration = Duration::from_millis(200);
+
+/// A running bridge; dropping it stops it.
+pub struct Bridge {
+    stop: CancellationToken,
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Bridge {
+    /// Starts the bridge of the workspace rooted at `root` on the current runtime.
+    pub fn start(lanes: Lanes, config: BrokerConfig, root: PathBuf) -> Option<Bridge> {
+        let url = config.url.clone()?;
+        if lanes.config().query.mode != LaneMode::External {
+            return None;
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        runtime.spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => {}
+                result = run(lanes.clone(), config, url, root) => if let Err(e) = result {
+                    tracing::error!("external lanes on the broker stopped: {e}");
+                    refuse(&lanes, &e, &token).await;
+                },
+            }
+        });
+        Some(Bridge { stop })
+    }
+}
+
+/// With no broker to hand them to, the lane's tasks fail at once with `why` instead of
+/// waiting forever.
+async fn refuse(lanes: &Lanes, why: &str, stop: &CancellationToken) {
+    let mut events = lanes.subscribe();
+    let mut sweep = tokio::time::interval(SWEEP);
+    loop {
+        for claimed in lanes.claim(Lane::Query, usize::MAX, ENGINE_LEASE) {
+            let error = format!("the external query lane has no broker: {why}");
+            let _ = lanes.complete(claimed.lease_id, Err(TaskError::fatal(error)));
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = events.recv() => {}
+            _ = sweep.tick() => {}
+        }
+    }
+}
+
+struct InFlight {
+    lease_id: u64,
+    sequence: u64,
+    last_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MaxDeliveries {
+    stream_seq: u64,
+    deliveries: u64,
+}
+
+async fn run(lanes: Lanes, config: BrokerConfig, url: String, root: PathBuf) -> Result<(), String> {
+    let client = super::connect(&url).await?;
+    let js = jetstream::new(client.clone());
+    let stream = query_stream(&js).await?;
+    let repo = RepoId::of(&root);
+    query_consumer(&stream, &repo, &config).await?;
+    let instance = format!("{:016x}", fastrand::u64(..));
+    let reply = format!("switchyard.results.{instance}");
+    let mut results = client
+        .subscribe(reply.clone())
+        .await
+        .map_err(|e| format!("cannot subscribe to results: {e}"))?;
+    let advisory = format!(
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
+        super::QUERY_STREAM,
+        repo.consumer()
+    );
+    let mut dead = client
+        .subscribe(advisory)
+        .await
+        .map_err(|e| format!("cannot subscribe to dead-letter advisories: {e}"))?;
+    tracing::info!("external query lane on {url} for {}", repo.identity);
+    let mut events = lanes.subscribe();
+    let mut in_flight: HashMap<TaskId, InFlight> = HashMap::new();
+    let mut by_sequence: HashMap<u64, TaskId> = HashMap::new();
+    let mut sweep = tokio::time::interval(SWEEP);
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                if matches!(&event, Ok(e) if e.lane != Lane::Query) {
+                    continue;
+                }
+            }
+            _ = sweep.tick() => {}
+            Some(message) = results.next() => {
+                let Ok(result) = serde_json::from_slice::<ResultMessage>(&message.payload) else {
+                    tracing::warn!("a result the bridge cannot read was dropped");
+                    continue;
+                };
+                let done = match result.outcome {
+                    Outcome::Done { value } => Ok(value),
+                    Outcome::Failed { error } => Err(TaskError::fatal(error)),
+                    Outcome::AttemptFailed { error } => {
+                        if let Some(task) = in_flight.get_mut(&result.task_id) {
+                            task.last_error = Some(error);
+                        }
+                        continue;
+                    }
+                };
+                // The first result of a task completes it; a redelivery's is dropped.
+                if let Some(task) = in_flight.remove(&result.task_id) {
+                    by_sequence.remove(&task.sequence);
+                    let _ = lanes.complete(task.lease_id, done);
+                }
+                continue;
+            }
+            Some(message) = dead.next() => {
+                let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&message.payload) else {
+                    continue;
+                };
+                let Some(id) = by_sequence.remove(&advisory.stream_seq) else { continue };
+                let Some(task) = in_flight.remove(&id) else { continue };
+                let _ = stream.delete_message(advisory.stream_seq).await;
+                let last = task
+                    .last_error
+                    .unwrap_or_else(|| "no worker finished it within its lease".to_string());
+                let error = format!(
+                    "no worker could finish it in {} deliveries (moved to the dead-letter \
+                     queue); last error: {last}",
+                    advisory.deliveries
+                );
+                let _ = lanes.complete(task.lease_id, Err(TaskError::fatal(error)));
+                continue;
+            }
+        }
+        for claimed in lanes.claim(Lane::Query, usize::MAX, ENGINE_LEASE) {
+            let id = claimed.task.task_id;
+            let lease_id = claimed.lease_id;
+            match publish(&js, &repo, &root, &reply, &lanes, claimed).await {
+                Ok(sequence) => {
+                    by_sequence.insert(sequence, id);
+                    in_flight.insert(
+                        id,
+                        InFlight {
+                            lease_id,
+                            sequence,
+                            last_error: None,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = lanes.complete(lease_id, Err(TaskError::fatal(e)));
+                }
+            }
+        }
+    }
+}
+
+async fn publish(
+    js: &jetstream::Context,
+    repo: &RepoId,
+    root: &Path,
+    reply: &str,
+    lanes: &Lanes,
+    claimed: ClaimedTask,
+) -> Result<u64, String> {
+    let task = claimed.task;
+    let message = TaskMessage {
+        task_id: task.task_id,
+        name: task.name,
+        payload: relative_paths(task.payload, root),
+        repo: repo.identity.clone(),
+        retry: lanes.config().query.retry,
+    };
+    let body = serde_json::to_vec(&message).map_err(|e| format!("cannot encode the task: {e}"))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(REPLY_HEADER, reply);
+    // JetStream drops a second publish of the same id within its duplicate window.
+    headers.insert("Nats-Msg-Id", format!("{reply}.{}", task.task_id).as_str());
+    let ack = js
+        .publish_with_headers(repo.subject(), headers, body.into())
+        .await
+        .map_err(|e| format!("cannot hand the task to the broker: {e}"))?
+        .await
+        .map_err(|e| format!("the broker did not take the task: {e}"))?;
+    Ok(ack.sequence)
+}
+
+/// A tool's `path` as the worker resolves it: relative to the repository's root.
+fn relative_paths(mut payload: Value, root: &Path) -> Value {
+    if let Some(Value::String(path)) = payload.get_mut("path") {
+        if let Ok(rest) = Path::new(path.as_str()).strip_prefix(root) {
+            let rest = rest.to_string_lossy();
+            *path = if rest.is_empty() {
+                ".".to_string()
+            } else {
+                rest.into_owned()
+            };
+        }
+    }
+    payload
+}

@@ -1,0 +1,250 @@
+//! `switchyard worker`: serves the broker's Query tasks of the repositories it has.
+//!
+//! Per repository it pulls one task at a time per free slot, runs it as a tool call through
+//! its own lanes (read-only tools only), renews the lease while it runs, publishes the result
+//! to the submitter and only then acks — so a worker that dies mid-task leaves the task to be
+//! redelivered, and a result published twice is taken once. SIGTERM drains: no new task is
+//! pulled, the ones held are finished.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage};
+use crate::approvals::Prompter;
+use crate::config::Config;
+use crate::core::{Core, FrontEnd};
+use crate::lanes::{Lane, LaneMode};
+use crate::tools::{CallContext, Tool};
+
+/// What a worker serves.
+pub struct WorkerOptions {
+    /// The broker's URL.
+    pub broker: String,
+    /// The repositories it has.
+    pub roots: Vec<PathBuf>,
+    /// Tasks it runs at once.
+    pub concurrency: usize,
+}
+
+/// Runs a worker until `stop` is cancelled, then drains.
+pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), String> {
+    let client = super::connect(&options.broker).await?;
+    let js = jetstream::new(client.clone());
+    let stream = super::query_stream(&js).await?;
+    let name = format!("worker-{}", std::process::id());
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut running = JoinSet::new();
+    let mut pullers = JoinSet::new();
+    for root in &options.roots {
+        let core = open(root)?;
+        let repo = RepoId::of(root);
+        eprintln!("{name}: serving {} ({})", root.display(), repo.identity);
+        let (stream, stop, slots, client, name) = (
+            stream.clone(),
+            stop.clone(),
+            Arc::clone(&slots),
+            client.clone(),
+            name.clone(),
+        );
+        pullers.spawn(async move {
+            // The submitting server creates the consumer with its lease and deliveries.
+            let mut consumer = loop {
+                match stream
+                    .get_consumer::<jetstream::consumer::pull::Config>(&repo.consumer())
+                    .await
+                {
+                    Ok(consumer) => break consumer,
+                    Err(_) => tokio::select! {
+                        () = stop.cancelled() => return Vec::new(),
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    },
+                }
+            };
+            let lease = consumer
+                .info()
+                .await
+                .map(|i| i.config.ack_wait)
+                .unwrap_or(Duration::from_secs(30));
+            let max_deliver = consumer.cached_info().config.max_deliver;
+            let mut tasks = Vec::new();
+            loop {
+                let permit = tokio::select! {
+                    () = stop.cancelled() => break,
+                    permit = Arc::clone(&slots).acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                };
+                let batch = consumer
+                    .batch()
+                    .max_messages(1)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await;
+                let Ok(mut batch) = batch else { continue };
+                let message = tokio::select! {
+                    () = stop.cancelled() => break,
+                    message = batch.next() => message,
+                };
+                let Some(Ok(message)) = message else { continue };
+                let (core, client, name) = (core.clone(), client.clone(), name.clone());
+                tasks.push(tokio::spawn(async move {
+                    serve(core, client, &name, message, lease, max_deliver).await;
+                    drop(permit);
+                }));
+            }
+            tasks
+        });
+    }
+    while let Some(tasks) = pullers.join_next().await {
+        for task in tasks.unwrap_or_default() {
+            running.spawn(task);
+        }
+    }
+    // Draining: what was taken is finished.
+    while running.join_next().await.is_some() {}
+    let _ = client.flush().await;
+    eprintln!("{name}: drained");
+    Ok(())
+}
+
+/// The core over `root` with every lane run here and no broker: a worker never forwards.
+fn open(root: &std::path::Path) -> Result<Core, String> {
+    let front = FrontEnd {
+        applier: None,
+        prompter: Prompter::Nobody,
+    };
+    let (core, _) = Core::open(root, front).map_err(|e| format!("{}: {e}", root.display()))?;
+    let mut config: Config = (*core.config()).clone();
+    config.broker.url = None;
+    for lane in Lane::ALL {
+        config.lanes.lane_mut(lane).mode = LaneMode::Internal;
+    }
+    core.set_config(config).map_err(|e| e.to_string())?;
+    Ok(core)
+}
+
+async fn serve(
+    core: Core,
+    client: async_nats::Client,
+    name: &str,
+    message: jetstream::Message,
+    lease: Duration,
+    max_deliver: i64,
+) {
+    let delivery = message.info().map(|i| i.delivered).unwrap_or(1);
+    let delivery = u64::try_from(delivery).unwrap_or(1);
+    let Some(reply) = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(REPLY_HEADER))
+        .map(|v| v.as_str().to_string())
+    else {
+        let _ = message.ack_with(AckKind::Term).await;
+        return;
+    };
+    let task: TaskMessage = match serde_json::from_slice(&message.payload) {
+        Ok(task) => task,
+        Err(e) => {
+            let _ = message.ack_with(AckKind::Term).await;
+            eprintln!("{name}: dropped a task it cannot read: {e}");
+            return;
+        }
+    };
+    eprintln!(
+        "{name}: running task {} (delivery {delivery})",
+        task.task_id
+    );
+    let renew = async {
+        let mut every = tokio::time::interval(lease / 3);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let _ = message.ack_with(AckKind::Progress).await;
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = run_task(&core, &task) => outcome,
+        () = renew => unreachable_renew(),
+    };
+    let nak = match &outcome {
+        Outcome::AttemptFailed { .. } => Some(
+            task.retry
+                .delay(u32::try_from(delivery).unwrap_or(u32::MAX), None),
+        ),
+        _ => None,
+    };
+    let result = ResultMessage {
+        task_id: task.task_id,
+        delivery,
+        worker: name.to_string(),
+        outcome,
+    };
+    if let Ok(body) = serde_json::to_vec(&result) {
+        let _ = client.publish(reply, body.into()).await;
+        let _ = client.flush().await;
+    }
+    match nak {
+        // The last delivery's failure: JetStream's advisory tells the submitter.
+        Some(delay) if i64::try_from(delivery).unwrap_or(i64::MAX) < max_deliver => {
+            let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+        }
+        Some(_) => {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+        }
+        None => {
+            let _ = message.double_ack().await;
+        }
+    }
+    eprintln!(
+        "{name}: finished task {} (delivery {delivery})",
+        task.task_id
+    );
+}
+
+fn unreachable_renew() -> Outcome {
+    Outcome::AttemptFailed {
+        error: "the lease renewal stopped".to_string(),
+    }
+}
+
+async fn run_task(core: &Core, task: &TaskMessage) -> Outcome {
+    match Tool::from_name(&task.name) {
+        Some(tool) if tool.lane() == Lane::Query => {}
+        _ => {
+            return Outcome::Failed {
+                error: format!("a worker runs read-only tools only, not `{}`", task.name),
+            };
+        }
+    }
+    let toolbox = match core.toolbox() {
+        Ok(toolbox) => toolbox,
+        Err(e) => {
+            return Outcome::AttemptFailed {
+                error: e.to_string(),
+            };
+        }
+    };
+    let call = match toolbox.task(&task.name, task.payload.clone(), &CallContext::default()) {
+        Ok(call) => call,
+        Err(e) => return Outcome::Failed { error: e.message },
+    };
+    match core.lanes().submit(call).await {
+        Ok(result) => match serde_json::to_value(result) {
+            Ok(value) => Outcome::Done { value },
+            Err(e) => Outcome::Failed {
+                error: format!("cannot encode the result: {e}"),
+            },
+        },
+        Err(e) => Outcome::AttemptFailed {
+            error: e.to_string(),
+        },
+    }
+}

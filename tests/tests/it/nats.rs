@@ -1,0 +1,325 @@
+//! External Query lanes on a real NATS JetStream broker: `switchyard tool` calls whose
+//! Query lane is `mode = "external"` on `[broker]`, served by `switchyard worker`
+//! processes — tasks spread over two workers, a worker killed mid-task (its task is
+//! redelivered after the lease and answered once), a poison task dead-lettered after
+//! `max_deliver`, a worker that drains on SIGTERM, a worker that never runs another
+//! repository's tasks, an unreachable broker failing the call at once, and Execute refused
+//! on a broker.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use switchyard_tests::cli::{self, Output};
+use switchyard_tests::nats::NatsServer;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const NEEDLE: &str = "f7.txt:1:needle";
+
+/// A broker, a repository big enough that one grep over it takes a while, and the caller's
+/// home whose user configuration puts the Query lane on the broker.
+struct Fleet {
+    nats: NatsServer,
+    repo: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Fleet {
+    fn new(lease_ms: u64, max_deliver: u32) -> Fleet {
+        let nats = NatsServer::start();
+        let repo = tempfile::tempdir().unwrap();
+        let line = "abcdefghij".repeat(7) + "\n";
+        let body = line.repeat(400);
+        for i in 0..1500 {
+            std::fs::write(repo.path().join(format!("f{i}.txt")), &body).unwrap();
+        }
+        std::fs::write(repo.path().join("f7.txt"), "needle\n").unwrap();
+        let home = tempfile::tempdir().unwrap();
+        write_config(
+            home.path(),
+            &format!(
+                "[broker]\nurl = \"{}\"\nlease_ms = {lease_ms}\nmax_deliver = {max_deliver}\n\n\
+                 [lanes.query]\nmode = \"external\"\n",
+                nats.url()
+            ),
+        );
+        Fleet { nats, repo, home }
+    }
+
+    /// A worker serving the repository, `concurrency` tasks at once, configured by `config`.
+    fn worker(&self, concurrency: usize, config: &str) -> Worker {
+        Worker::start(&self.nats.url(), self.repo.path(), concurrency, config)
+    }
+
+    /// `switchyard tool grep` for the needle, through the broker.
+    fn grep(&self) -> Output {
+        let args = [
+            "tool",
+            "grep",
+            r#"{"pattern": "need[l]e"}"#,
+            "--cwd",
+            self.repo.path().to_str().unwrap(),
+        ];
+        cli::run(cli::switchyard(self.home.path(), &args), DEADLINE)
+    }
+}
+
+fn write_config(home: &Path, text: &str) {
+    let dir = home.join("config/switchyard");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), text).unwrap();
+}
+
+/// A `switchyard worker` process; its stderr lines are collected as they come.
+struct Worker {
+    child: Child,
+    lines: Arc<(Mutex<Vec<String>>, Condvar)>,
+    _home: tempfile::TempDir,
+}
+
+impl Worker {
+    fn start(url: &str, root: &Path, concurrency: usize, config: &str) -> Worker {
+        let home = tempfile::tempdir().unwrap();
+        write_config(home.path(), config);
+        let args = [
+            "worker".to_string(),
+            "--broker".to_string(),
+            url.to_string(),
+            "--lanes".to_string(),
+            "query".to_string(),
+            "--root".to_string(),
+            root.to_str().unwrap().to_string(),
+            "--concurrency".to_string(),
+            concurrency.to_string(),
+        ];
+        let mut child = cli::switchyard(home.path(), &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("switchyard worker starts");
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let (store, changed) = &*sink;
+                store.lock().unwrap().push(line);
+                changed.notify_all();
+            }
+        });
+        Worker {
+            child,
+            lines,
+            _home: home,
+        }
+    }
+
+    /// Waits until a line contains `text`; fails naming `what` and what was said.
+    fn wait_for(&self, text: &str, what: &str) {
+        let (store, changed) = &*self.lines;
+        let deadline = Instant::now() + DEADLINE;
+        let mut lines = store.lock().unwrap();
+        while !lines.iter().any(|l| l.contains(text)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "{what}: no `{text}` within {DEADLINE:?}; the worker said {lines:#?}"
+            );
+            lines = changed.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    fn count(&self, text: &str) -> usize {
+        let lines = self.lines.0.lock().unwrap();
+        lines.iter().filter(|l| l.contains(text)).count()
+    }
+
+    fn said(&self) -> Vec<String> {
+        self.lines.0.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, by the child's PID.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn assert_one_answer(output: &Output) {
+    assert_eq!(output.code, Some(0), "the call failed: {}", output.stderr);
+    assert_eq!(
+        output.stdout.matches(NEEDLE).count(),
+        1,
+        "the caller sees the result exactly once: {}",
+        output.stdout
+    );
+}
+
+#[test]
+fn tasks_spread_over_two_workers() {
+    let fleet = Fleet::new(5_000, 3);
+    let a = fleet.worker(1, "");
+    let b = fleet.worker(1, "");
+    let calls = 8;
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..calls).map(|_| s.spawn(|| fleet.grep())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for output in &outputs {
+        assert_one_answer(output);
+    }
+    let (ran_a, ran_b) = (a.count("finished task"), b.count("finished task"));
+    assert!(
+        ran_a >= 1 && ran_b >= 1,
+        "both workers run tasks: a ran {ran_a}, b ran {ran_b}\na: {:#?}\nb: {:#?}",
+        a.said(),
+        b.said()
+    );
+    assert_eq!(ran_a + ran_b, calls, "each task ran once");
+}
+
+#[test]
+fn a_task_of_a_killed_worker_is_redelivered_and_answered_once() {
+    let fleet = Fleet::new(1_000, 3);
+    let mut a = fleet.worker(1, "");
+    std::thread::scope(|s| {
+        let call = s.spawn(|| fleet.grep());
+        a.wait_for("running task", "the first worker claims the task");
+        a.kill();
+        assert_eq!(
+            a.count("finished task"),
+            0,
+            "the task was to be killed mid-run, but it finished first: {:#?}",
+            a.said()
+        );
+        let b = fleet.worker(1, "");
+        b.wait_for("(delivery 2)", "the task is redelivered after the lease");
+        let output = call.join().unwrap();
+        assert_one_answer(&output);
+        assert_eq!(b.count("finished task"), 1, "{:#?}", b.said());
+    });
+}
+
+#[test]
+fn a_poison_task_is_dead_lettered_after_max_deliver() {
+    let fleet = Fleet::new(5_000, 2);
+    // No grep over the repository finishes within this worker's 1 ms time limit.
+    let worker = fleet.worker(1, "[lanes.query]\ntimeout_ms = 1\n");
+    let output = fleet.grep();
+    assert_eq!(output.code, Some(1), "the call fails: {output:?}");
+    for said in ["2 deliveries", "dead-letter queue", "timed out"] {
+        assert!(
+            output.stderr.contains(said),
+            "`{said}` in {}",
+            output.stderr
+        );
+    }
+    assert_eq!(worker.count("running task"), 2, "{:#?}", worker.said());
+}
+
+#[test]
+fn execute_is_refused_on_a_broker() {
+    let fleet = Fleet::new(1_000, 2);
+    write_config(
+        fleet.home.path(),
+        &format!(
+            "[broker]\nurl = \"{}\"\n\n[lanes.execute]\nmode = \"external\"\n",
+            fleet.nats.url()
+        ),
+    );
+    let output = fleet.grep();
+    assert_eq!(output.code, Some(2), "{output:?}");
+    assert!(
+        output.stderr.contains("lanes.execute.mode") && output.stderr.contains("never leaves"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn a_worker_drains_on_sigterm() {
+    let fleet = Fleet::new(5_000, 3);
+    let mut a = fleet.worker(1, "");
+    std::thread::scope(|s| {
+        let call = s.spawn(|| fleet.grep());
+        a.wait_for("running task", "the worker claims the task");
+        let pid = a.child.id().to_string();
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let status = a.child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "a drained worker exits 0: {:#?}",
+            a.said()
+        );
+        assert_eq!(
+            a.count("finished task"),
+            1,
+            "it finishes what it holds: {:#?}",
+            a.said()
+        );
+        a.wait_for("drained", "the worker says it drained");
+        assert_one_answer(&call.join().unwrap());
+    });
+}
+
+#[test]
+fn an_unreachable_broker_fails_the_call_at_once() {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("f7.txt"), "needle\n").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    write_config(
+        home.path(),
+        &format!("[broker]\nurl = \"{url}\"\n\n[lanes.query]\nmode = \"external\"\n"),
+    );
+    let args = ["tool", "ls", "{}", "--cwd", repo.path().to_str().unwrap()];
+    let output = cli::run(cli::switchyard(home.path(), &args), DEADLINE);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert!(
+        output.stderr.contains("has no broker") && output.stderr.contains(&url),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn a_worker_runs_only_tasks_of_the_repositories_it_has() {
+    let fleet = Fleet::new(5_000, 3);
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("f7.txt"), "needle\n").unwrap();
+    let stranger = Worker::start(&fleet.nats.url(), elsewhere.path(), 1, "");
+    stranger.wait_for("serving", "the other repository's worker starts");
+    std::thread::scope(|s| {
+        let call = s.spawn(|| fleet.grep());
+        let owner = fleet.worker(1, "");
+        assert_one_answer(&call.join().unwrap());
+        assert_eq!(owner.count("finished task"), 1, "{:#?}", owner.said());
+    });
+    assert_eq!(
+        stranger.count("running task"),
+        0,
+        "a worker without the repository ran its task: {:#?}",
+        stranger.said()
+    );
+}
