@@ -210,11 +210,11 @@ impl Agent {
     pub async fn new_session(&self) -> Result<Session, AgentError> {
         let id: SessionId = store::new_id().into();
         let mut persist = self.persists();
-        if let (true, Some(store)) = (persist, &self.inner.store) {
-            if let Err(e) = store.create(&id).await {
-                tracing::warn!(session = %id, error = %e, "the session will not be kept");
-                persist = false;
-            }
+        if let (true, Some(store)) = (persist, &self.inner.store)
+            && let Err(e) = store.create(&id).await
+        {
+            tracing::warn!(session = %id, error = %e, "the session will not be kept");
+            persist = false;
         }
         Ok(self.register(id, Loaded::default(), persist))
     }
@@ -593,10 +593,10 @@ impl Session {
                 usage: outcome.session_usage,
                 cost_usd: outcome.session_cost_usd,
             };
-            if let (true, Some(store)) = (self.state.persist, &self.agent.store) {
-                if let Err(e) = store.append_usage(&self.state.id, &turn).await {
-                    tracing::warn!(session = %self.state.id, error = %e, "cannot save the session");
-                }
+            if let (true, Some(store)) = (self.state.persist, &self.agent.store)
+                && let Err(e) = store.append_usage(&self.state.id, &turn).await
+            {
+                tracing::warn!(session = %self.state.id, error = %e, "cannot save the session");
             }
         }
         let stop = result?;
@@ -1053,10 +1053,9 @@ impl Run<'_> {
         let state = &self.session.state;
         if let (true, Some(store), false) =
             (state.persist, &self.session.agent.store, lines.is_empty())
+            && let Err(e) = store.append_lines(&state.id, lines).await
         {
-            if let Err(e) = store.append_lines(&state.id, lines).await {
-                tracing::warn!(session = %state.id, error = %e, "cannot save the session");
-            }
+            tracing::warn!(session = %state.id, error = %e, "cannot save the session");
         }
     }
 
@@ -1076,10 +1075,10 @@ impl Run<'_> {
     /// write is logged, not fatal: the conversation goes on in memory.
     async fn record(&mut self, messages: Vec<Message>) {
         let state = &self.session.state;
-        if let (true, Some(store)) = (state.persist, &self.session.agent.store) {
-            if let Err(e) = store.append(&state.id, &messages).await {
-                tracing::warn!(session = %state.id, error = %e, "cannot save the session");
-            }
+        if let (true, Some(store)) = (state.persist, &self.session.agent.store)
+            && let Err(e) = store.append(&state.id, &messages).await
+        {
+            tracing::warn!(session = %state.id, error = %e, "cannot save the session");
         }
         self.history.extend(messages);
     }

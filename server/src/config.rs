@@ -245,10 +245,10 @@ impl Config {
                 value: env,
             });
         }
-        if let Some(path) = user_file() {
-            if let Some(layer) = toml_layer(&path)? {
-                layers.push(layer);
-            }
+        if let Some(path) = user_file()
+            && let Some(layer) = toml_layer(&path)?
+        {
+            layers.push(layer);
         }
         let mut ignored = None;
         if let Some(root) = workspace {
@@ -356,10 +356,10 @@ const RENAMED: [(&str, &str, &str); 1] = [("llm", "request_timeout", "first_byte
 
 fn renamed(mut value: Value) -> Value {
     for (section, old, new) in RENAMED {
-        if let Some(Value::Object(table)) = value.get_mut(section) {
-            if let Some(v) = table.remove(old) {
-                table.entry(new).or_insert(v);
-            }
+        if let Some(Value::Object(table)) = value.get_mut(section)
+            && let Some(v) = table.remove(old)
+        {
+            table.entry(new).or_insert(v);
         }
     }
     value

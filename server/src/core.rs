@@ -124,10 +124,10 @@ impl Core {
     /// A core over lanes the front end started itself (the language server starts them
     /// before `initialize`), putting the lanes' part of `config` in force.
     pub fn with_lanes(lanes: Lanes, config: Config, front: FrontEnd) -> Core {
-        if lanes.config() != config.lanes {
-            if let Err(e) = lanes.reconfigure(config.lanes.clone()) {
-                tracing::warn!("the lanes keep their settings: {e}");
-            }
+        if lanes.config() != config.lanes
+            && let Err(e) = lanes.reconfigure(config.lanes.clone())
+        {
+            tracing::warn!("the lanes keep their settings: {e}");
         }
         let config = Current::new(config);
         let approvals = Arc::new(Approvals::new(config.clone(), front.prompter.clone()));

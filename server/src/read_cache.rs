@@ -280,7 +280,9 @@ impl LineIndex {
 
     /// Records that 1-based `line` starts at `offset` if it is the next indexed line.
     pub fn note(&mut self, line: u64, offset: u64) {
-        if (line - 1) % self.every == 0 && (line - 1) / self.every == self.offsets.len() as u64 {
+        if (line - 1).is_multiple_of(self.every)
+            && (line - 1) / self.every == self.offsets.len() as u64
+        {
             self.offsets.push(offset);
         }
     }

@@ -341,12 +341,12 @@ impl Toolbox {
             )));
         };
         let call = Call::parse(tool, &args)?;
-        if let Some(m) = &*self.inner.mutations.read() {
-            if m.approvals.policy(tool) == Policy::Deny {
-                return Err(ToolError::new(format!(
-                    "`{tool}` is turned off by the user's policy (approvals.{tool} = \"deny\")"
-                )));
-            }
+        if let Some(m) = &*self.inner.mutations.read()
+            && m.approvals.policy(tool) == Policy::Deny
+        {
+            return Err(ToolError::new(format!(
+                "`{tool}` is turned off by the user's policy (approvals.{tool} = \"deny\")"
+            )));
         }
         let lane = tool.lane();
         let inner = Arc::clone(&self.inner);
@@ -709,7 +709,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

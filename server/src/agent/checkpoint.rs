@@ -184,11 +184,11 @@ pub(crate) fn capture(
     let mut lines = Vec::new();
     for path in paths.iter().filter(|p| !seen.contains(*p)) {
         let content = Content::of(workspace, toolbox.documents(), path);
-        if let Content::Bytes(bytes) = &content {
-            if let Err(e) = store.put_blob(id, bytes) {
-                tracing::warn!(session = id, error = %e, "a change will not be restorable");
-                continue;
-            }
+        if let Content::Bytes(bytes) = &content
+            && let Err(e) = store.put_blob(id, bytes)
+        {
+            tracing::warn!(session = id, error = %e, "a change will not be restorable");
+            continue;
         }
         lines.push(Line::Checkpoint {
             turn,

@@ -40,14 +40,12 @@ pub fn load(
 ) -> Vec<Instructions> {
     let mut budget = MAX_BYTES;
     let mut found = Vec::new();
-    if let Some(path) = user_file {
-        if let Ok(file) = std::fs::File::open(path) {
-            if file.metadata().is_ok_and(|m| m.is_file()) {
-                if let Some(doc) = take(file, path.display().to_string(), &mut budget) {
-                    found.push(doc);
-                }
-            }
-        }
+    if let Some(path) = user_file
+        && let Ok(file) = std::fs::File::open(path)
+        && file.metadata().is_ok_and(|m| m.is_file())
+        && let Some(doc) = take(file, path.display().to_string(), &mut budget)
+    {
+        found.push(doc);
     }
     for dir in folders(workspace, open_file) {
         let path = dir.join(FILE_NAME);

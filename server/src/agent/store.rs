@@ -426,10 +426,10 @@ impl SessionStore {
     pub async fn delete(&self, id: &str) -> Result<bool, String> {
         let path = self.path(id);
         let blobs = self.blob_dir(id);
-        if let Err(e) = tokio::fs::remove_dir_all(&blobs).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(format!("cannot delete {}: {e}", blobs.display()));
-            }
+        if let Err(e) = tokio::fs::remove_dir_all(&blobs).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(format!("cannot delete {}: {e}", blobs.display()));
         }
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(true),

@@ -214,12 +214,11 @@ fn setup_cfg(text: &str) -> Option<String> {
         let line = line.trim();
         if line.starts_with('[') {
             in_metadata = line == "[metadata]";
-        } else if in_metadata {
-            if let Some((key, value)) = line.split_once(['=', ':']) {
-                if key.trim() == "name" {
-                    return Some(value.trim().to_string());
-                }
-            }
+        } else if in_metadata
+            && let Some((key, value)) = line.split_once(['=', ':'])
+            && key.trim() == "name"
+        {
+            return Some(value.trim().to_string());
         }
     }
     None
@@ -310,10 +309,10 @@ fn keyword_string(text: &str, keyword: &str) -> Option<String> {
             .next_back()
             .is_none_or(|c| !c.is_alphanumeric() && c != '_' && c != '.');
         let rest = text[from..].trim_start();
-        if let (true, Some(value)) = (before_ok, rest.strip_prefix(['=', ':'])) {
-            if let Some(name) = first_quoted_here(value.trim_start()) {
-                return Some(name);
-            }
+        if let (true, Some(value)) = (before_ok, rest.strip_prefix(['=', ':']))
+            && let Some(name) = first_quoted_here(value.trim_start())
+        {
+            return Some(name);
         }
     }
     None

@@ -219,15 +219,15 @@ async fn publish(
 
 /// A tool's `path` as the worker resolves it: relative to the repository's root.
 fn relative_paths(mut payload: Value, root: &Path) -> Value {
-    if let Some(Value::String(path)) = payload.get_mut("path") {
-        if let Ok(rest) = Path::new(path.as_str()).strip_prefix(root) {
-            let rest = rest.to_string_lossy();
-            *path = if rest.is_empty() {
-                ".".to_string()
-            } else {
-                rest.into_owned()
-            };
-        }
+    if let Some(Value::String(path)) = payload.get_mut("path")
+        && let Ok(rest) = Path::new(path.as_str()).strip_prefix(root)
+    {
+        let rest = rest.to_string_lossy();
+        *path = if rest.is_empty() {
+            ".".to_string()
+        } else {
+            rest.into_owned()
+        };
     }
     payload
 }

@@ -62,10 +62,10 @@ pub async fn run(args: AskArgs) -> ExitCode {
     if prompt.trim().is_empty() {
         return fail(2, "the prompt is empty");
     }
-    if args.model.is_none() {
-        if let Err(e) = agent.llm() {
-            return fail(1, &e);
-        }
+    if args.model.is_none()
+        && let Err(e) = agent.llm()
+    {
+        return fail(1, &e);
     }
     let session = match &args.session {
         Some(id) => agent.session(id).await,
@@ -75,10 +75,10 @@ pub async fn run(args: AskArgs) -> ExitCode {
         Ok(session) => session,
         Err(e) => return fail(1, &e.to_string()),
     };
-    if let Some(model) = &args.model {
-        if let Err(e) = session.set_model(args.provider, model).await {
-            return fail(1, &e.to_string());
-        }
+    if let Some(model) = &args.model
+        && let Err(e) = session.set_model(args.provider, model).await
+    {
+        return fail(1, &e.to_string());
     }
 
     let (events, received) = mpsc::unbounded_channel();

@@ -545,12 +545,12 @@ impl State {
     pub(super) fn release(&mut self, job: &Job) {
         let ls = &mut self.lanes[job.spec.lane.priority()];
         ls.running -= 1;
-        if let Some(session) = &job.spec.session {
-            if let Some(n) = ls.per_session.get_mut(session) {
-                *n -= 1;
-                if *n == 0 {
-                    ls.per_session.remove(session);
-                }
+        if let Some(session) = &job.spec.session
+            && let Some(n) = ls.per_session.get_mut(session)
+        {
+            *n -= 1;
+            if *n == 0 {
+                ls.per_session.remove(session);
             }
         }
         if job.holds_global {

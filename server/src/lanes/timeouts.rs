@@ -51,11 +51,10 @@ pub(super) async fn watch_timeouts(mut rx: mpsc::UnboundedReceiver<Watch>) {
                 let now = Instant::now();
                 while heap.peek().is_some_and(|Reverse(w)| w.deadline <= now) {
                     let Some(Reverse(watch)) = heap.pop() else { break };
-                    if let Some(shared) = watch.shared.upgrade() {
-                        if shared.running_attempt.load(Ordering::Acquire) == watch.attempt {
+                    if let Some(shared) = watch.shared.upgrade()
+                        && shared.running_attempt.load(Ordering::Acquire) == watch.attempt {
                             shared.stop(TIMED_OUT, LaneError::TimedOut(watch.after));
                         }
-                    }
                 }
             }
         }

@@ -247,10 +247,10 @@ impl Decoder {
                 // A tool without parameters streams no JSON at all; its input is `{}`.
                 if let Some(&call) = self.tool_blocks.get(&index) {
                     let input = self.initial_inputs.remove(&call);
-                    if let (Some(c), Some(input)) = (self.draft.calls.get_mut(call), input) {
-                        if c.arguments.trim().is_empty() {
-                            c.arguments = input;
-                        }
+                    if let (Some(c), Some(input)) = (self.draft.calls.get_mut(call), input)
+                        && c.arguments.trim().is_empty()
+                    {
+                        c.arguments = input;
                     }
                 }
             }

@@ -115,10 +115,10 @@ impl Draft {
         let Some(call) = self.calls.get_mut(index) else {
             return;
         };
-        if let Some(name) = name.filter(|n| !n.is_empty()) {
-            if call.name.is_empty() {
-                call.name = name.to_owned();
-            }
+        if let Some(name) = name.filter(|n| !n.is_empty())
+            && call.name.is_empty()
+        {
+            call.name = name.to_owned();
         }
         call.arguments.push_str(arguments);
         if !call.started && !call.name.is_empty() {

@@ -67,18 +67,16 @@ async fn apply(inner: &Inner, set: ChangeSet) -> ApplyOutcome {
             version: Some(version),
             ..
         } = change
+            && let Some(doc) = inner.documents.get(path)
+            && doc.version != *version
         {
-            if let Some(doc) = inner.documents.get(path) {
-                if doc.version != *version {
-                    return ApplyOutcome::NotApplied {
-                        reason: format!(
-                            "the buffer of {} changed in the editor while the edit was prepared (version {version} → {})",
-                            path.display(),
-                            doc.version
-                        ),
-                    };
-                }
-            }
+            return ApplyOutcome::NotApplied {
+                reason: format!(
+                    "the buffer of {} changed in the editor while the edit was prepared (version {version} → {})",
+                    path.display(),
+                    doc.version
+                ),
+            };
         }
     }
     let edit = match to_proto::workspace_edit(&set, encoding, &caps, |path| inner.editor_uri(path))

@@ -575,13 +575,12 @@ impl Tree {
             if let Some(ppid) = fields.next().and_then(|f| f.parse::<i32>().ok()) {
                 children.entry(ppid).or_default().push(p);
             }
-            if let Ok(environ) = std::fs::read(entry.path().join("environ")) {
-                if environ
+            if let Ok(environ) = std::fs::read(entry.path().join("environ"))
+                && environ
                     .split(|&b| b == 0)
                     .any(|var| var == self.marker.as_bytes())
-                {
-                    found.insert(p);
-                }
+            {
+                found.insert(p);
             }
         }
         // The child itself (when alive: a zombie is its parent's to reap) and its

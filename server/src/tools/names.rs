@@ -15,10 +15,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 /// control characters, quotes, backslashes and non-UTF-8 bytes escaped.
 pub fn escape(name: &OsStr) -> Cow<'_, str> {
     let bytes = name.as_bytes();
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        if !text.starts_with('"') && !text.chars().any(needs_escape) {
-            return Cow::Borrowed(text);
-        }
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && !text.starts_with('"')
+        && !text.chars().any(needs_escape)
+    {
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(bytes.len() + 8);
     out.push('"');
@@ -49,10 +50,8 @@ pub fn escape(name: &OsStr) -> Cow<'_, str> {
 /// anything that merely looks quoted, is taken literally).
 pub fn unescape(arg: &str) -> OsString {
     let quoted = arg.len() >= 2 && arg.starts_with('"') && arg.ends_with('"');
-    if quoted {
-        if let Some(bytes) = decode(&arg[1..arg.len() - 1]) {
-            return OsString::from_vec(bytes);
-        }
+    if quoted && let Some(bytes) = decode(&arg[1..arg.len() - 1]) {
+        return OsString::from_vec(bytes);
     }
     OsString::from(arg)
 }

@@ -270,13 +270,14 @@ fn start_line(offset: Option<i64>, total: Option<u64>, shown: &str) -> Result<u6
         Some(n) if n > 0 => n as u64,
         Some(n) => total.map_or(1, |t| t.saturating_sub(n.unsigned_abs()) + 1),
     };
-    if let Some(total) = total {
-        if start > total && !(start == 1 && total == 0) {
-            return Err(ToolError::new(format!(
-                "`offset` {start} is past the end of `{shown}` ({} lines)",
-                thousands(total)
-            )));
-        }
+    if let Some(total) = total
+        && start > total
+        && !(start == 1 && total == 0)
+    {
+        return Err(ToolError::new(format!(
+            "`offset` {start} is past the end of `{shown}` ({} lines)",
+            thousands(total)
+        )));
     }
     Ok(start)
 }

@@ -223,7 +223,7 @@ impl Snippets {
         let mut out = Vec::new();
         for _ in 0..len {
             // Language tokens three times as often as common ones.
-            let token = if self.next() % 4 == 0 {
+            let token = if self.next().is_multiple_of(4) {
                 self.pick(COMMON)
             } else {
                 self.pick(own)
@@ -317,7 +317,7 @@ fn generated_snippets_match_tokei_file_by_file() {
     for i in 0..30 {
         for (extension, tokens) in languages {
             let mut text = snippets.snippet(tokens, 120);
-            if snippets.next() % 10 == 0 {
+            if snippets.next().is_multiple_of(10) {
                 text.retain(|&b| b != b'\n');
             }
             std::fs::write(dir.path().join(format!("f{i}.{extension}")), text).unwrap();
