@@ -696,9 +696,17 @@ impl Run<'_> {
             let model_before = self.outcome.timings.model;
             let mut sent = request(self.history);
             let mut bytes = compact::body_bytes(self.client.config(), &sent);
-            if compact::tokens(bytes, self.ratio) > self.threshold && self.compact(false).await? {
-                sent = request(self.history);
-                bytes = compact::body_bytes(self.client.config(), &sent);
+            if compact::tokens(bytes, self.ratio) > self.threshold {
+                match self.compact(false).await {
+                    Ok(true) => {
+                        sent = request(self.history);
+                        bytes = compact::body_bytes(self.client.config(), &sent);
+                    }
+                    Ok(false) => {}
+                    // Our window is an estimate (often a default): the request goes as it
+                    // is, and a server it is too long for says so, which compacts harder.
+                    Err(e) => tracing::warn!("{e}; sending the request as it is"),
+                }
             }
             let summarizing = self.outcome.timings.model - model_before;
             self.outcome.timings.context += sized.elapsed().saturating_sub(summarizing);
