@@ -49,7 +49,7 @@ use crate::config::Config;
 use crate::lanes::{Lane, LaneError, SessionId};
 use crate::llm::{self, Client, Message, ModelRequest, ToolCall, Usage};
 use crate::tools::{
-    CallContext, Effect, SealOnDrop, SearchGroup, Tool, ToolKind, ToolResult, ToolSpec, Toolbox,
+    CallContext, Effect, SealOnDrop, SearchGroup, Tool, ToolKind, ToolResult, Toolbox,
 };
 use schedule::{Progress, Step};
 
@@ -812,14 +812,14 @@ impl Run<'_> {
         let shown: Vec<(Option<Lane>, AgentEvent)> = calls
             .iter()
             .map(|call| {
-                let spec = toolbox.spec(&call.name);
-                let lane = spec.as_ref().map(ToolSpec::lane);
+                let class = toolbox.class(&call.name);
+                let lane = class.map(|(_, effect)| effect.lane());
                 let arguments = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
                 let started = AgentEvent::ToolCallStarted {
                     call_id: call.id.clone(),
                     name: call.name.clone(),
                     lane,
-                    kind: spec.map_or(ToolKind::Other, |s| s.kind),
+                    kind: class.map_or(ToolKind::Other, |(kind, _)| kind),
                     summary: summarize_arguments(&arguments),
                     arguments,
                 };
@@ -832,7 +832,7 @@ impl Run<'_> {
         // future of `send` not provably `Send` (rust-lang/rust#110338).
         let steps = (0..calls.len()).map(|i| {
             let call = &calls[i];
-            let spec = toolbox.spec(&call.name);
+            let class = toolbox.class(&call.name);
             let planned = self
                 .offer(&call.name)
                 .and_then(|()| parse_arguments(&call.name, &call.arguments))
@@ -845,7 +845,9 @@ impl Run<'_> {
                 });
             searches.built(i);
             match planned {
-                Ok(task) if spec.is_some_and(|s| s.parallel_safe()) => Step::Parallel(task),
+                Ok(task) if class.is_some_and(|(_, effect)| effect.parallel_safe()) => {
+                    Step::Parallel(task)
+                }
                 Ok(task) => Step::Barrier(task),
                 Err(message) => {
                     // Answered at once: the model gets the error and can call again.
@@ -1008,8 +1010,8 @@ impl Run<'_> {
             .iter()
             .filter(|c| {
                 toolbox
-                    .spec(&c.name)
-                    .is_some_and(|s| s.effect == Effect::Runs)
+                    .class(&c.name)
+                    .is_some_and(|(_, effect)| effect == Effect::Runs)
             })
             .map(|c| store::Line::Unrestorable {
                 turn,
@@ -1018,7 +1020,11 @@ impl Run<'_> {
             .collect();
         let changing: Vec<(String, Value)> = calls
             .iter()
-            .filter(|c| toolbox.spec(&c.name).is_some_and(|s| !s.parallel_safe()))
+            .filter(|c| {
+                toolbox
+                    .class(&c.name)
+                    .is_some_and(|(_, effect)| !effect.parallel_safe())
+            })
             .filter_map(|c| Some((c.name.clone(), serde_json::from_str(&c.arguments).ok()?)))
             .collect();
         if changing.is_empty() && lines.is_empty() {
@@ -1073,7 +1079,7 @@ impl Run<'_> {
             return Ok(());
         }
         let tools = self.offered.join(", ");
-        Err(match self.session.agent.toolbox.spec(name) {
+        Err(match self.session.agent.toolbox.class(name) {
             Some(_) => format!("`{name}` is not available here; the tools are {tools}"),
             None => format!("unknown tool `{name}`; the tools are {tools}"),
         })
@@ -1190,8 +1196,8 @@ impl SearchRuns {
         };
         let mut runs: Vec<Vec<usize>> = vec![Vec::new()];
         for (i, call) in calls.iter().enumerate() {
-            match toolbox.spec(&call.name) {
-                Some(spec) if !spec.parallel_safe() => runs.push(Vec::new()),
+            match toolbox.class(&call.name) {
+                Some((_, effect)) if !effect.parallel_safe() => runs.push(Vec::new()),
                 _ if is_search(call) => runs.last_mut().into_iter().for_each(|r| r.push(i)),
                 _ => {}
             }

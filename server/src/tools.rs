@@ -269,6 +269,15 @@ impl Toolbox {
             .or_else(|| self.inner.mcp.spec(name))
     }
 
+    /// What the tool a model calls `name` is and how its calls run, without building its
+    /// schema: what the agent asks of every call it schedules.
+    pub fn class(&self, name: &str) -> Option<(ToolKind, Effect)> {
+        match Tool::from_name(name) {
+            Some(tool) => Some((tool.kind(), tool.effect())),
+            None => self.inner.mcp.spec(name).map(|s| (s.kind, s.effect)),
+        }
+    }
+
     /// Starts the MCP servers not running yet, in parallel, and waits until each is running
     /// or has failed (within its startup timeout); their tools are offered from then on.
     pub async fn start_mcp(&self) {
