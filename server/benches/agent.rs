@@ -12,10 +12,16 @@
 //! 6. the checkpoint cost per mutating call (a `write` of a 16 KiB file), as a ratio of the
 //!    call with it to the same call without it.
 //!
-//! `cargo bench --bench agent -- context checkpoint` runs only sections 5 and 6.
+//! 7. 8 greps and 8 reads over the registry corpus asked in one turn (the greps share one
+//!    walk) vs asked one call per turn, through the agent and the mock model, with the model
+//!    answering at once and at 200 ms.
+//!
+//! `cargo bench --bench agent -- context checkpoint turn` runs only sections 5, 6 and 7.
 //!
 //! Each figure is the median of a few runs; the tools read and grep this repository.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -82,7 +88,11 @@ fn tool_calls(n: usize) -> Vec<(String, Value)> {
 }
 
 fn agent(model: &MockModel, lanes: &Lanes, store: Option<SessionStore>) -> Agent {
-    let workspace = Workspace::new([repo()]).unwrap();
+    agent_in(&repo(), model, lanes, store)
+}
+
+fn agent_in(root: &Path, model: &MockModel, lanes: &Lanes, store: Option<SessionStore>) -> Agent {
+    let workspace = Workspace::new([root.to_path_buf()]).unwrap();
     let toolbox = Toolbox::new(
         workspace,
         lanes.clone(),
@@ -361,6 +371,122 @@ async fn checkpoint_per_call() -> (Duration, Duration) {
     (median(tools), median(kept))
 }
 
+/// 8 greps (the shared patterns, whole corpus) and 8 reads (manifests of the corpus's
+/// first crates) over the registry corpus, as `ToolCall`s.
+fn corpus_calls(corpus: &Path) -> Vec<ToolCall> {
+    let mut manifests: Vec<String> = std::fs::read_dir(corpus)
+        .unwrap()
+        .flatten()
+        .flat_map(|index| {
+            std::fs::read_dir(index.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|krate| krate.path().join("Cargo.toml"))
+        .filter(|m| m.is_file())
+        .map(|m| {
+            m.strip_prefix(corpus)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    manifests.sort();
+    assert!(manifests.len() >= 8, "the registry corpus needs 8 crates");
+    let mut calls = Vec::new();
+    for (pattern, manifest) in common::EIGHT_PATTERNS.iter().zip(&manifests) {
+        calls.push(ToolCall::new(
+            "grep",
+            json!({"pattern": pattern, "output": "count"}),
+        ));
+        calls.push(ToolCall::new("read", json!({"path": manifest})));
+    }
+    calls
+}
+
+/// The same 16 calls asked in one turn and one call per turn (17 model requests), with the
+/// model answering in `model_ms`: the medians of both requests' times.
+async fn one_turn_vs_one_call_per_turn(model_ms: u64, runs: usize) -> (Duration, Duration) {
+    let corpus = common::registry_corpus();
+    let calls = corpus_calls(&corpus);
+    let n = calls.len();
+    let mut one_turn = vec![
+        Rule::openai(Response::tool_calls(calls.clone()).delay_ms(model_ms))
+            .contains("all at once")
+            .turn(0)
+            .repeat(),
+        Rule::openai(Response::text("Done.").delay_ms(model_ms))
+            .contains("all at once")
+            .turn(1)
+            .repeat(),
+    ];
+    for (turn, call) in calls.into_iter().enumerate() {
+        one_turn.push(
+            Rule::openai(Response::tool_calls(vec![call]).delay_ms(model_ms))
+                .contains("one by one")
+                .turn(turn)
+                .repeat(),
+        );
+    }
+    one_turn.push(
+        Rule::openai(Response::text("Done.").delay_ms(model_ms))
+            .contains("one by one")
+            .turn(n)
+            .repeat(),
+    );
+    let model = MockModel::start(Script::new(one_turn)).await;
+    let lanes = lanes(json!({}));
+    let agent = agent_in(&corpus, &model, &lanes, None);
+    // 16 results of up to 40 KB in one conversation: a window that holds them, so neither
+    // side compacts (section 5 measures that).
+    let mut config = Config::default();
+    config.agent.max_turns = u32::try_from(2 * n).unwrap();
+    config.llm.context_window = Some(100_000_000);
+    agent.toolbox().config().replace(config);
+    ask(&agent, "all at once").await;
+    let (mut batched, mut spread) = (vec![], vec![]);
+    for _ in 0..runs {
+        let (outcome, events) = ask(&agent, "all at once").await;
+        assert_eq!(finished(&events), n);
+        batched.push(outcome.timings.total);
+        let (outcome, events) = ask(&agent, "one by one").await;
+        assert_eq!(finished(&events), n);
+        spread.push(outcome.timings.total);
+    }
+    (median(batched), median(spread))
+}
+
+fn finished(events: &[AgentEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, AgentEvent::ToolCallFinished { .. }))
+        .count()
+}
+
+/// Section 7.
+async fn sixteen_calls_one_turn() {
+    println!(
+        "7. 8 greps + 8 reads over the registry corpus, in one turn vs one call per turn (medians of 3):"
+    );
+    println!("   | model per call | one turn | one call per turn | ratio | target |");
+    println!("   |---:|---:|---:|---:|---:|");
+    for model_ms in [0, MODEL_MS] {
+        let (batched, spread) = one_turn_vs_one_call_per_turn(model_ms, 3).await;
+        let ratio = batched.as_secs_f64() / spread.as_secs_f64();
+        let verdict = if ratio <= 0.4 {
+            "within ≤ 0.4"
+        } else {
+            "OVER 0.4"
+        };
+        println!(
+            "   | {model_ms} ms | {:.0} ms | {:.0} ms | {ratio:.2} | {verdict} |",
+            ms(batched),
+            ms(spread)
+        );
+    }
+}
+
 fn main() {
     let only: Vec<String> = std::env::args()
         .skip(1)
@@ -371,7 +497,12 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(context_and_checkpoints(&only));
+        runtime.block_on(async {
+            context_and_checkpoints(&only).await;
+            if only.iter().any(|o| "turn".contains(o.as_str())) {
+                sixteen_calls_one_turn().await;
+            }
+        });
         return;
     }
     main_sections();
@@ -462,5 +593,7 @@ fn main_sections() {
         );
         println!();
         context_and_checkpoints(&[]).await;
+        println!();
+        sixteen_calls_one_turn().await;
     });
 }

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use cap_std::fs::Dir;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -117,7 +118,7 @@ pub(crate) fn run(
         let searched: Vec<AtomicU64> = walking.iter().map(|_| AtomicU64::new(0)).collect();
         let live = |share: usize| !tokens[walking[share]].is_cancelled();
         let states: Mutex<Vec<WalkerState>> = Mutex::new(Vec::new());
-        let visit = |entry: &Entry, takers: Takers<'_>| {
+        let visit = |entry: &Entry, dir: &Dir, takers: Takers<'_>| {
             let searches = |&(share, unit): &(usize, Option<usize>)| {
                 let i = walking[share];
                 unit.is_some() && trees[i].is_some() && !tokens[i].is_cancelled()
@@ -128,7 +129,7 @@ pub(crate) fn run(
             let content = takers
                 .iter()
                 .any(searches)
-                .then(|| read(workspace, documents, entry.path(), buf));
+                .then(|| read(documents, dir, entry.path(), buf));
             for &(share, unit) in takers {
                 let i = walking[share];
                 if tokens[i].is_cancelled() {
@@ -149,7 +150,9 @@ pub(crate) fn run(
                     Some(Loaded::Whole(content)) => {
                         tree.search.content(searcher, entry.path(), content)
                     }
-                    Some(Loaded::Stream) | None => tree.search.file(searcher, entry.path()),
+                    Some(Loaded::Stream) | None => {
+                        tree.search.file(searcher, entry.path(), Some(dir))
+                    }
                 };
                 if result.worth_keeping() {
                     found[share].lock().entry(unit).or_default().push(result);
@@ -210,14 +213,9 @@ enum Loaded<'a> {
     Stream,
 }
 
-/// Reads the file at `path` once: an editor buffer's text, else the disk's bytes into
-/// `buf` (whole files up to [`READ_WHOLE_MAX`]).
-fn read<'b>(
-    workspace: &Workspace,
-    documents: &Documents,
-    path: &Path,
-    buf: &'b mut Vec<u8>,
-) -> Loaded<'b> {
+/// Reads the file a walk found at `path` in `dir` once: an editor buffer's text, else
+/// the disk's bytes into `buf` (whole files up to [`READ_WHOLE_MAX`]).
+fn read<'b>(documents: &Documents, dir: &Dir, path: &Path, buf: &'b mut Vec<u8>) -> Loaded<'b> {
     if documents.get(path).is_some() {
         // Rare: each grep reads the buffer itself, as it would alone.
         return Loaded::Stream;
@@ -228,11 +226,11 @@ fn read<'b>(
             super::names::escape(path.as_os_str())
         )))
     };
-    let mut file = match workspace.open_seen_regular(path) {
-        Ok(file) => file,
+    let (mut file, len) = match Workspace::open_entry(dir, path) {
+        Ok(opened) => opened,
         Err(e) => return failed(e),
     };
-    if file.metadata().map_or(true, |m| m.len() > READ_WHOLE_MAX) {
+    if len > READ_WHOLE_MAX {
         return Loaded::Stream;
     }
     buf.clear();

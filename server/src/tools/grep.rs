@@ -13,6 +13,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use cap_std::fs::Dir;
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkContext, SinkMatch};
 use ignore::overrides::OverrideBuilder;
@@ -21,7 +22,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{Args, Env, ToolError, ToolsConfig, WalkOptions, push_capped, thousands};
+use super::{Args, Env, ToolError, ToolsConfig, WalkOptions, Workspace, push_capped, thousands};
 
 /// What grep returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,7 +366,7 @@ pub(super) fn prepare<'a>(
         .map_err(|e| scope.workspace.io_error(&target, &shown, "search", e))?;
     if !meta.is_dir() {
         super::sandbox::require_regular(&shown, &meta)?;
-        let found = search.file(&mut search.searcher(), &target);
+        let found = search.file(&mut search.searcher(), &target, None);
         collect(&mut out, scope.workspace, found, max_results);
         return Ok(Prepared::Done(out));
     }
@@ -412,13 +413,13 @@ impl Tree<'_> {
                 parts,
                 &stop_at,
                 search.token,
-                |entry, unit| {
+                |entry, unit, dir| {
                     let Some(unit) = unit else { return };
                     if !entry.is_file() {
                         return;
                     }
                     searched.fetch_add(1, Ordering::Relaxed);
-                    let found = search.file(&mut searcher, entry.path());
+                    let found = search.file(&mut searcher, entry.path(), Some(dir));
                     if found.worth_keeping() {
                         progress.lock().found.entry(unit).or_default().push(found);
                     }
@@ -722,12 +723,17 @@ impl Search<'_> {
         sink.found
     }
 
-    /// Searches the file at `path` (an editor buffer first), streaming it from the disk.
-    pub(super) fn file(&self, searcher: &mut Searcher, path: &Path) -> Found {
+    /// Searches the file at `path` (an editor buffer first), streaming it from the disk:
+    /// opened by its name in `dir` when a walk found it there, else from the root.
+    pub(super) fn file(&self, searcher: &mut Searcher, path: &Path, dir: Option<&Dir>) -> Found {
         let mut sink = self.sink(path);
+        let opened = || match dir {
+            Some(dir) => Workspace::open_entry(dir, path).map(|(file, _)| file),
+            None => self.workspace.open_seen_regular(path),
+        };
         let result = match self.documents.get(path) {
             Some(doc) => searcher.search_slice(&self.matcher, doc.text().as_bytes(), &mut sink),
-            None => match self.workspace.open_seen_regular(path) {
+            None => match opened() {
                 Ok(file) => searcher.search_reader(
                     &self.matcher,
                     Cancellable {

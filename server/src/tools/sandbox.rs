@@ -209,6 +209,36 @@ impl Workspace {
         Ok(file)
     }
 
+    /// Opens for reading the file a walk found at `path` in the directory `dir` (the
+    /// handle the walk opened beneath the root): by its name alone — one component, a
+    /// link at it not followed, non-blocking — and refused if it is no longer a regular
+    /// file. Cheaper than [`Workspace::open_seen_regular`] (no path resolved from the
+    /// root) and as contained: `dir` is beneath the root and nothing but its own entry
+    /// is looked up. Returns the file and its size.
+    pub fn open_entry(dir: &Dir, path: &Path) -> io::Result<(std::fs::File, u64)> {
+        use rustix::fs::{FileType, Mode, OFlags};
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let stat = rustix::fs::fstat(&fd)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (it changed while it was being searched)",
+            ));
+        }
+        Ok((
+            std::fs::File::from(fd),
+            u64::try_from(stat.st_size).unwrap_or(0),
+        ))
+    }
+
     /// What a workspace link says, as written (it may point anywhere; nothing follows it).
     pub fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
         let (dir, rel) = self.handle(path)?;
