@@ -101,8 +101,9 @@ pub struct Config {
     pub review: Review,
 }
 
-/// `review`: whether changes are reviewed hunk by hunk before they land.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `review`: whether changes are reviewed hunk by hunk before they land. Ordered from
+/// loosest to strictest: an untrusted workspace file may turn it on, never off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Review {
     /// Changes land as the approval policy says.
