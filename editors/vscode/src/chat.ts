@@ -338,13 +338,20 @@ export class Chat implements vscode.WebviewViewProvider, vscode.Disposable {
         return context;
     }
 
-    /** Takes one `switchyard/sessionUpdate` of the running prompt. */
-    onSessionUpdate(params: ext.SessionUpdateParams): void {
+    /**
+     * Takes one `switchyard/sessionUpdate`; false when it is not of the chat's running
+     * prompt (a palette Ask's, say).
+     */
+    onSessionUpdate(params: ext.SessionUpdateParams): boolean {
         const running = this.running;
-        if (!running) return;
+        if (!running) return false;
         if (running.sessionId === undefined) running.sessionId = params.sessionId;
-        if (running.sessionId !== params.sessionId) return;
-        const u = params.update;
+        if (running.sessionId !== params.sessionId) return false;
+        this.show(params.update);
+        return true;
+    }
+
+    private show(u: ext.SessionUpdate): void {
         switch (u.sessionUpdate) {
             case "agent_message_chunk": {
                 const text = u.content.type === "text" ? u.content.text : "";

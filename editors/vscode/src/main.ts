@@ -48,11 +48,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         docs,
         vscode.workspace.registerTextDocumentContentProvider(commands.VirtualDocs.scheme, docs),
         client.onLaneStatus((params) => status.updateLanes(params)),
-        client.onSessionUpdate((params) => transcript.update(params)),
+        // The chat's own prompts stream into the chat; the others (Ask… from the palette)
+        // into the transcript.
+        client.onSessionUpdate((params) => {
+            if (!chat.onSessionUpdate(params)) transcript.update(params);
+        }),
         chat,
         reviews,
         vscode.window.registerWebviewViewProvider(VIEW_ID, chat),
-        client.onSessionUpdate((params) => chat.onSessionUpdate(params)),
         ...commands.register(ctx),
     );
     // Not awaited: activation must not wait for the server (and a missing server is

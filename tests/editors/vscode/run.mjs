@@ -22,7 +22,7 @@
 //            of three parallel tool calls; an approval answered inline; review mode with
 //            one hunk accepted and one rejected (the buffer holds exactly the accepted one,
 //            the model is told of the other); a rewind; a new session, then the first one
-//            resumed with another model. Assertions read the chat's own frame (found by its
+//            resumed with another model; Stop. Assertions read the chat's own frame (found by its
 //            view id) and the active editor, never every frame of the page.
 //   missing  switchyard.server.path pointing nowhere: after the offered restart, an error
 //            naming the missing binary, with an Install Instructions button.
@@ -930,6 +930,23 @@ async function chatPart(wb, workspace) {
   );
   await sendChat(chat, "CHAT-D: a fresh start");
   await chatAnswered(wb, chat, "A fresh session.", "the answer to CHAT-D");
+  // The active file went with the prompt as its context chip; removed, it does not.
+  const withFile = recordedRequests(workspace).find((r) => r.raw_body.includes("CHAT-D"));
+  if (!withFile?.raw_body.includes("The user has `src/numbers.rs` open in the editor")) {
+    throw new Error("the active file's chip did not reach the prompt's context");
+  }
+  await chat.locator('#chips button[data-chip="file"]').click();
+  await waitFor(
+    "the file chip to go",
+    DEADLINE.preview,
+    async () => (await chat.locator("#chips .chip").count()) === 0,
+  );
+  await sendChat(chat, "CHAT-G: no file this time");
+  await chatAnswered(wb, chat, "Without the file, then.", "the answer to CHAT-G");
+  const withoutFile = recordedRequests(workspace).find((r) => r.raw_body.includes("CHAT-G"));
+  if (!withoutFile || withoutFile.raw_body.includes("open in the editor")) {
+    throw new Error("a removed context chip still reached the prompt");
+  }
   await wb.screenshot("15-chat-new-session");
   const first = await waitFor("the first session in the picker", DEADLINE.preview, async () => {
     const options = await chat
@@ -968,7 +985,25 @@ async function chatPart(wb, workspace) {
   if (resumed.body?.model !== "mock-bigger") {
     throw new Error(`the resumed prompt went to model ${resumed.body?.model}, not mock-bigger`);
   }
-  said.push("new session, then the first resumed with its history and the model mock-bigger");
+  said.push(
+    "new session (the file chip sent as context, then removed and not sent), then the first resumed with its history and the model mock-bigger",
+  );
+
+  // 6. Stop: a model that never answers, stopped from the view.
+  await sendChat(chat, "CHAT-F: take your time");
+  const stop = chat.locator("#stop");
+  await waitFor("the Stop button while the prompt runs", DEADLINE.preview, () => stop.isVisible());
+  await stop.click();
+  await waitFor(
+    "the prompt to stop",
+    DEADLINE.ask,
+    async () =>
+      !(await chat.evaluate(() => document.body.classList.contains("running"))) &&
+      (await chat.locator(".notice", { hasText: "Stopped." }).count()) > 0,
+    async () => JSON.stringify((await chat.locator("#transcript").innerText()).slice(-300)),
+  );
+  await wb.screenshot("17-chat-stopped");
+  said.push("Stop ended a prompt the model never answered");
   return said.join("; ");
 }
 
