@@ -104,7 +104,10 @@ async fn apply(inner: &Inner, set: ChangeSet) -> ApplyOutcome {
         .send_request::<ApplyWorkspaceEdit>(params)
         .await
     {
-        Ok(response) if response.applied => ApplyOutcome::Applied,
+        Ok(response) if response.applied => {
+            settle(inner, &set).await;
+            ApplyOutcome::Applied
+        }
         Ok(response) => ApplyOutcome::NotApplied {
             reason: response
                 .failure_reason
@@ -113,6 +116,44 @@ async fn apply(inner: &Inner, set: ChangeSet) -> ApplyOutcome {
         Err(e) => ApplyOutcome::NotApplied {
             reason: format!("the editor answered with an error: {e}"),
         },
+    }
+}
+
+/// How long an applied edit may take to come back as `didOpen`/`didChange`.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits, briefly, until the buffers of the files `set` edited or created read what it
+/// applied. An editor answers `workspace/applyEdit` before (or while) it tells the server of
+/// the buffers it changed or opened; what the agent checks next — the checkpoint of what it
+/// left, the next edit's base — must see the applied text, not the disk under it. An editor
+/// that changes the text further (a formatter) only costs the wait.
+async fn settle(inner: &Inner, set: &ChangeSet) {
+    let expected: Vec<(&std::path::Path, String)> = set
+        .changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Edit { path, .. } => Some((path.as_path(), change.after()?)),
+            Change::Create { path, content, .. } => Some((path.as_path(), content.clone())),
+            Change::Delete { .. } | Change::Rename { .. } => None,
+        })
+        .collect();
+    let settled = || {
+        expected.iter().all(|(path, text)| {
+            inner
+                .documents
+                .get(path)
+                .is_some_and(|doc| *doc.text() == **text)
+        })
+    };
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while !settled() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::debug!(
+                "the editor's buffers did not come to read the applied edit within {SETTLE:?}"
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 
