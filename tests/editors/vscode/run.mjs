@@ -22,7 +22,8 @@
 //            of three parallel tool calls; an approval answered inline; review mode with
 //            one hunk accepted and one rejected (the buffer holds exactly the accepted one,
 //            the model is told of the other); a rewind; a new session, then the first one
-//            resumed with another model; Stop. Assertions read the chat's own frame (found by its
+//            resumed with another model; Stop; the Sessions and MCP Servers commands.
+//            Assertions read the chat's own frame (found by its
 //            view id) and the active editor, never every frame of the page.
 //   missing  switchyard.server.path pointing nowhere: after the offered restart, an error
 //            naming the missing binary, with an Install Instructions button.
@@ -1004,6 +1005,21 @@ async function chatPart(wb, workspace) {
   );
   await wb.screenshot("17-chat-stopped");
   said.push("Stop ended a prompt the model never answered");
+
+  // 7. From the palette: Sessions lists the stored ones; MCP Servers says there are none.
+  await wb.runCommand("Switchyard: Sessions");
+  await page
+    .locator(".quick-input-widget .monaco-list-row", { hasText: "CHAT-A" })
+    .first()
+    .waitFor({ state: "visible", timeout: DEADLINE.palette });
+  await wb.screenshot("18-sessions-picker");
+  await page.keyboard.press("Escape");
+  await wb.runCommand("Switchyard: MCP Servers");
+  await waitFor("the MCP servers' answer", DEADLINE.preview, async () => {
+    await wb.failIfExtensionError();
+    return (await wb.notifications()).some((n) => n.includes("no MCP servers are configured"));
+  });
+  said.push("the Sessions picker lists them; MCP Servers says none are configured");
   return said.join("; ");
 }
 
