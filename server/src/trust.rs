@@ -47,6 +47,7 @@ pub const GUARDED: &[(&str, Guard)] = &[
     ("mcp_servers.*", Guard::TrustedOnly),
     ("broker", Guard::TrustedOnly),
     ("approvals.*", Guard::TightenOnly),
+    ("review", Guard::TightenOnly),
 ];
 
 /// What an untrusted workspace file asked for and did not get.
@@ -316,12 +317,18 @@ fn strip(
 /// nothing to compare with is taken as loosening. A value that is not a policy is left to
 /// the configuration's own checks, which name it.
 fn loosens(new: &Value, old: &Value) -> bool {
-    let policy = |v: &Value| serde_json::from_value::<Policy>(v.clone()).ok();
-    match (policy(new), policy(old)) {
-        (Some(new), Some(old)) => new < old,
-        (Some(_), None) => true,
-        (None, _) => false,
+    fn order<T: serde::de::DeserializeOwned + Ord>(new: &Value, old: &Value) -> Option<bool> {
+        let read = |v: &Value| serde_json::from_value::<T>(v.clone()).ok();
+        match (read(new), read(old)) {
+            (Some(new), Some(old)) => Some(new < old),
+            (Some(_), None) => Some(true),
+            (None, _) => None,
+        }
     }
+    // A policy (`allow` < `ask` < `deny`), or review mode (`off` < `changes`).
+    order::<Policy>(new, old)
+        .or_else(|| order::<crate::config::Review>(new, old))
+        .unwrap_or(false)
 }
 
 /// Refuses a change the agent's tools may never make: one that creates, edits, deletes or
@@ -383,8 +390,9 @@ mod tests {
 
     #[test]
     fn untrusted_files_lose_what_redirects_or_loosens_and_keep_what_tightens() {
-        let below = json!({"approvals": {"bash": "deny", "write": "ask", "read": "allow"}});
+        let below = json!({"approvals": {"bash": "deny", "write": "ask", "read": "allow"}, "review": "changes"});
         let mut value = json!({
+            "review": "off",
             "llm": {"base_url": "http://evil", "provider": "openai", "api_key": "k", "model": "m"},
             "approvals": {"bash": "allow", "write": "deny", "read": "ask"},
             "mcp_servers": {"x": {"command": "sh"}, "db": {"command": "db-mcp"}},
@@ -401,7 +409,8 @@ mod tests {
                 "mcp_servers.db",
                 "mcp_servers.x",
                 "broker",
-                "approvals.bash"
+                "approvals.bash",
+                "review"
             ]
         );
         assert_eq!(
@@ -412,6 +421,18 @@ mod tests {
                 "mcp_servers": {},
                 "lanes": {"query": {"max_concurrency": 2}},
             })
+        );
+    }
+
+    #[test]
+    fn an_untrusted_file_may_turn_review_on_but_not_off() {
+        let mut on = json!({"review": "changes"});
+        assert!(strip_untrusted(&mut on, &json!({"review": "off"})).is_empty());
+        assert_eq!(on, json!({"review": "changes"}));
+        let mut off = json!({"review": "off"});
+        assert_eq!(
+            strip_untrusted(&mut off, &json!({"review": "changes"})),
+            ["review"]
         );
     }
 

@@ -25,6 +25,23 @@ export class Client implements vscode.Disposable {
     /** Every session update notification. */
     readonly onSessionUpdate = this.sessionUpdateEmitter.event;
 
+    /**
+     * Answers `window/showMessageRequest` first (the chat view, when it is on screen);
+     * `undefined` from it, or no router, leaves the question to a VS Code prompt.
+     */
+    messageRequestRouter:
+        | ((
+              params: lc.ShowMessageRequestParams,
+          ) => Promise<lc.MessageActionItem | null> | undefined)
+        | undefined;
+    /** Answers `switchyard/reviewChange` (review mode). */
+    reviewHandler:
+        | ((
+              params: ext.ReviewChangeParams,
+              token: vscode.CancellationToken,
+          ) => Promise<ext.ReviewChangeResult>)
+        | undefined;
+
     private client: lc.LanguageClient | undefined;
     /** The start in flight, so concurrent callers share it. */
     private starting: Promise<lc.LanguageClient | undefined> | undefined;
@@ -137,6 +154,23 @@ export class Client implements vscode.Disposable {
             else this.status.setServerState("stopped", "the server stopped");
         });
         client.onNotification(ext.laneStatus, (params) => this.laneStatusEmitter.fire(params));
+        // Registered before the start, so they take the place of the client's own handler.
+        client.onRequest(lc.ShowMessageRequest.type, async (params) => {
+            const routed = this.messageRequestRouter?.(params);
+            if (routed !== undefined) return routed;
+            const show =
+                params.type === lc.MessageType.Error
+                    ? vscode.window.showErrorMessage
+                    : params.type === lc.MessageType.Warning
+                      ? vscode.window.showWarningMessage
+                      : vscode.window.showInformationMessage;
+            return (await show(params.message, ...(params.actions ?? []))) ?? null;
+        });
+        client.onRequest(ext.reviewChange, (params, token) =>
+            this.reviewHandler
+                ? this.reviewHandler(params, token)
+                : new lc.ResponseError(lc.ErrorCodes.MethodNotFound, "review is not available"),
+        );
         client.onNotification(ext.sessionUpdate, (params) =>
             this.sessionUpdateEmitter.fire(params),
         );

@@ -7,6 +7,7 @@
 import * as vscode from "vscode";
 import * as lc from "vscode-languageclient/node";
 
+import type { Chat } from "./chat";
 import { type Client, errorMessage } from "./client";
 import * as config from "./config";
 import * as ext from "./lsp_ext";
@@ -14,6 +15,7 @@ import { capitalize, type StatusBar } from "./status";
 
 /** What the commands share; built once in `main.ts`. */
 export interface Ctx {
+    readonly chat: Chat;
     readonly client: Client;
     readonly status: StatusBar;
     readonly transcript: Transcript;
@@ -35,6 +37,9 @@ export function register(ctx: Ctx): vscode.Disposable[] {
         "switchyard.restartServer": restartServer,
         "switchyard.setApiKey": setApiKey,
         "switchyard.newSession": newSession,
+        "switchyard.sessions": sessions,
+        "switchyard.openChat": async () => vscode.commands.executeCommand("switchyard.chat.focus"),
+        "switchyard.mcpServers": mcpServers,
     };
     return Object.entries(commands).map(([id, run]) =>
         vscode.commands.registerCommand(id, async () => {
@@ -230,6 +235,107 @@ async function newSession(ctx: Ctx): Promise<void> {
     void vscode.window.showInformationMessage(
         "Switchyard: the next question starts a new session.",
     );
+}
+
+// ---- Sessions and MCP servers ------------------------------------------------------------
+
+interface SessionItem extends vscode.QuickPickItem {
+    sessionId?: string;
+}
+
+const DELETE_BUTTON: vscode.QuickInputButton = {
+    iconPath: new vscode.ThemeIcon("trash"),
+    tooltip: "Delete",
+};
+
+/** The stored sessions in a picker: a new one, or one to resume in the chat view; a button deletes. */
+async function sessions(ctx: Ctx): Promise<void> {
+    const pick = vscode.window.createQuickPick<SessionItem>();
+    pick.title = "Switchyard: Sessions";
+    pick.placeholder = "Resume a session in the chat, or start a new one";
+    const load = async () => {
+        pick.busy = true;
+        const list = await ctx.chat.refreshSessions();
+        pick.items = [
+            { label: "$(add) New session" },
+            ...list.map((s) => ({
+                sessionId: s.id,
+                label: s.title || s.id,
+                description: `${plural(s.turns, "turn")} · ${new Date(s.updatedMs).toLocaleString()}`,
+                buttons: [DELETE_BUTTON],
+            })),
+        ];
+        pick.busy = false;
+    };
+    pick.onDidTriggerItemButton(async (e) => {
+        if (!e.item.sessionId) return;
+        await ctx.chat.deleteSession(e.item.sessionId);
+        await load();
+    });
+    pick.onDidAccept(async () => {
+        const item = pick.selectedItems[0];
+        pick.hide();
+        await vscode.commands.executeCommand("switchyard.chat.focus");
+        await ctx.chat.openSession(item?.sessionId);
+    });
+    pick.onDidHide(() => pick.dispose());
+    pick.show();
+    await load();
+}
+
+interface McpItem extends vscode.QuickPickItem {
+    server: ext.McpServerStatus;
+}
+
+/** The MCP servers and their state in a picker; picking one shows its tools. */
+async function mcpServers(ctx: Ctx): Promise<void> {
+    const client = await ctx.client.get();
+    if (client === undefined) return;
+    const params: ext.McpStatusParams = {};
+    const status = (await client.sendRequest(lc.ExecuteCommandRequest.type, {
+        command: ext.Command.mcpStatus,
+        arguments: [params],
+    })) as ext.McpStatusResult | null;
+    const servers = status?.servers ?? [];
+    if (servers.length === 0) {
+        void vscode.window.showInformationMessage(
+            "Switchyard: no MCP servers are configured ([mcp_servers.NAME] in the configuration).",
+        );
+        return;
+    }
+    const icon: Record<string, string> = {
+        running: "$(pass-filled)",
+        failed: "$(error)",
+        starting: "$(loading~spin)",
+        idle: "$(circle-outline)",
+        disabled: "$(circle-slash)",
+    };
+    const picked = await vscode.window.showQuickPick<McpItem>(
+        servers.map((server) => ({
+            server,
+            label: `${icon[server.state] ?? ""} ${server.name}`,
+            description: `${server.state} · ${plural(server.tools.length, "tool")}${server.restarts ? ` · ${plural(server.restarts, "restart")}` : ""}`,
+            detail: server.lastError ?? undefined,
+        })),
+        { title: "Switchyard: MCP Servers", placeHolder: "Pick a server to see its tools" },
+    );
+    if (!picked) return;
+    const s = picked.server;
+    const out = [
+        `# MCP server \`${s.name}\``,
+        "",
+        `State: **${s.state}**, restarts: ${s.restarts}`,
+        "",
+    ];
+    if (s.lastError) out.push(`Last error: ${s.lastError}`, "");
+    out.push("| tool | read-only | destructive | description |", "|:--|:--|:--|:--|");
+    for (const t of s.tools) {
+        const description = (t.description ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ");
+        out.push(
+            `| \`${t.name}\` | ${t.readOnly ? "yes" : "no"} | ${t.destructive ? "yes" : "no"} | ${description} |`,
+        );
+    }
+    await ctx.docs.showPreview(`mcp-${s.name}.md`, out.join("\n") + "\n");
 }
 
 // ---- Cancel ------------------------------------------------------------------------------

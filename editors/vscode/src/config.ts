@@ -14,6 +14,7 @@
  * | `switchyard.lanes.globalMaxConcurrency`  | `lanes.global_max_concurrency`  |
  * | `switchyard.approvals.<tool>`            | `approvals.<tool>`              |
  * | `switchyard.approvals.multiEdit`         | `approvals.multi_edit`          |
+ * | `switchyard.review`                      | `review`                        |
  *
  * Settings left empty (`null`) are left out, so the server's other layers (environment,
  * `~/.config/switchyard/config.toml`, `.switchyard.toml`) still apply.
@@ -93,6 +94,9 @@ export function serverConfig(scope?: vscode.ConfigurationScope): JsonObject {
             approvals[snakeCase(tool)] = mode;
     }
     if (Object.keys(approvals).length > 0) out["approvals"] = approvals;
+
+    const review = config.get<string | null>("review");
+    if (review === "off" || review === "changes") out["review"] = review;
 
     return out;
 }

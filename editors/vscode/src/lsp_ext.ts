@@ -408,3 +408,70 @@ export interface RewindResult {
 
 /** Client → server: takes a session back to the start of a turn. */
 export const rewind = new lc.RequestType<RewindParams, RewindResult, void>("switchyard/rewind");
+
+/** One hunk of a change under review; lines are 0-based. */
+export interface ReviewHunk {
+    index: number;
+    /** First line replaced in `oldText` (for an insertion, the line it goes before). */
+    oldStart: number;
+    oldLines: number;
+    /** First line of the replacement in `newText`. */
+    newStart: number;
+    newLines: number;
+    oldText: string;
+    newText: string;
+}
+
+/** `switchyard/reviewChange` parameters: one file's change, before it lands. */
+export interface ReviewChangeParams {
+    sessionId?: string;
+    /** The model's tool call id (`toolCallId` of `switchyard/sessionUpdate`). */
+    callId?: string;
+    /** `write`, `edit`, `multi_edit`, `delete`, `move` or `copy`. */
+    tool: string;
+    /** The file; for `move` and `copy`, the destination. */
+    uri: lc.DocumentUri;
+    oldText: string;
+    newText: string;
+    hunks: ReviewHunk[];
+}
+
+/** `switchyard/reviewChange` result: the hunks the user accepted (none rejects the change). */
+export interface ReviewChangeResult {
+    accepted: number[];
+}
+
+/** Server → client, in review mode: a change to review hunk by hunk before it lands. */
+export const reviewChange = new lc.RequestType<ReviewChangeParams, ReviewChangeResult, void>(
+    "switchyard/reviewChange",
+);
+
+/** `switchyard.mcpStatus` argument. */
+export interface McpStatusParams {
+    /** Start the servers not running yet and wait for them. */
+    start?: boolean;
+}
+
+/** One tool of an MCP server. */
+export interface McpToolStatus {
+    name: string;
+    tool: string;
+    description?: string;
+    inputSchema: unknown;
+    readOnly: boolean;
+    destructive: boolean;
+}
+
+/** One configured MCP server. */
+export interface McpServerStatus {
+    name: string;
+    state: "idle" | "starting" | "running" | "failed" | "disabled";
+    tools: McpToolStatus[];
+    lastError: string | null;
+    restarts: number;
+}
+
+/** `switchyard.mcpStatus` result. */
+export interface McpStatusResult {
+    servers: McpServerStatus[];
+}

@@ -25,6 +25,8 @@ export class StatusBar implements vscode.Disposable {
     private bursts = new Map<string, number>();
     /** Work-done progress the extension itself started, by token. */
     private progress = new Map<string, string>();
+    /** The chat's last usage line, for the tooltip. */
+    private usage = "";
 
     constructor() {
         this.item = vscode.window.createStatusBarItem("status", vscode.StatusBarAlignment.Left, 10);
@@ -57,6 +59,12 @@ export class StatusBar implements vscode.Disposable {
             if (!busy) this.bursts.delete(lane.lane);
             this.lanes.set(lane.lane, lane);
         }
+        this.render();
+    }
+
+    /** The chat's token usage (`switchyard/sessionUpdate` of kind `usage`), for the tooltip. */
+    setUsage(usage: string): void {
+        this.usage = usage;
         this.render();
     }
 
@@ -143,6 +151,7 @@ export class StatusBar implements vscode.Disposable {
                 );
             }
         }
+        if (this.usage) md.appendMarkdown(`Tokens: ${escape(this.usage)}\n\n`);
         md.appendMarkdown("Click for the queue stats.");
         return md;
     }

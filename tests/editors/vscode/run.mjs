@@ -7,7 +7,7 @@
 // Needs the variables tests/provision writes to env.sh: SWITCHYARD_NODE24,
 // SWITCHYARD_CODE_SERVER, SWITCHYARD_CHROMIUM, SWITCHYARD_NODE_MODULES; and the binaries
 // target/debug/switchyard and target/debug/mock-model (CARGO_TARGET_DIR is honoured).
-// Optional: SWITCHYARD_VSCODE_PARTS=analyze,stats,ask,missing (default all, in order),
+// Optional: SWITCHYARD_VSCODE_PARTS=analyze,stats,ask,chat,missing (default all, in order),
 // SWITCHYARD_VSCODE_KEEP=1 keeps the temporary folder.
 //
 // Parts:
@@ -18,6 +18,13 @@
 //   ask      "Switchyard: Ask…" on a modified, unsaved file: the mock model answers with an
 //            `edit` tool call; the edit lands in the buffer, the file stays unsaved, and
 //            Ctrl+Z takes the agent's edit back.
+//   chat     The chat view: a typed prompt answered with streamed Markdown after one batch
+//            of three parallel tool calls; an approval answered inline; review mode with
+//            one hunk accepted and one rejected (the buffer holds exactly the accepted one,
+//            the model is told of the other); a rewind; a new session, then the first one
+//            resumed with another model; Stop; the Sessions and MCP Servers commands.
+//            Assertions read the chat's own frame (found by its
+//            view id) and the active editor, never every frame of the page.
 //   missing  switchyard.server.path pointing nowhere: after the offered restart, an error
 //            naming the missing binary, with an Install Instructions button.
 // Screenshots of every step go to tests/out/vscode/. Every wait has a deadline; on failure
@@ -58,6 +65,7 @@ const DEADLINE = {
 };
 
 const STATUS_ITEM = '[id="switchyard.switchyard.status"]';
+const CHAT_VIEW = "switchyard.chat";
 const TYPED_LINE = "// typed by the test, not saved";
 const PROMPT = "Greet people with Howdy instead of Hello.";
 
@@ -426,18 +434,57 @@ class Workbench {
       .click();
   }
 
-  /** The text of every frame (webviews are nested iframes), by frame. */
-  async frameTexts() {
-    const texts = [];
+  /** The title of the active tab of the active editor group. */
+  async activeTabTitle() {
+    const tab = this.page
+      .locator(".part.editor .editor-group-container.active .tabs-container .tab.active")
+      .first();
+    return (await tab.isVisible()) ? (await tab.innerText()).trim() : "";
+  }
+
+  /**
+   * The text of the webview (a Markdown preview) the active editor group shows: the one
+   * webview iframe that is visible and lies over that group. Webviews of hidden editors and
+   * of other groups (an earlier preview, say) are not looked at.
+   */
+  async activeWebviewText() {
+    const group = await this.page
+      .locator(".part.editor .editor-group-container.active .editor-container")
+      .first()
+      .boundingBox();
+    if (!group) return "";
+    for (const handle of await this.page.locator("iframe.webview").elementHandles()) {
+      const shown = await handle.evaluate((el) =>
+        el.checkVisibility({ visibilityProperty: true, opacityProperty: true }),
+      );
+      const box = shown ? await handle.boundingBox() : null;
+      if (!box || box.width < 10 || box.height < 10) continue;
+      const inside =
+        box.x >= group.x - 2 &&
+        box.y >= group.y - 2 &&
+        box.x + box.width <= group.x + group.width + 2 &&
+        box.y + box.height <= group.y + group.height + 2;
+      if (!inside) continue;
+      const outer = await handle.contentFrame();
+      const inner = outer?.childFrames()[0];
+      if (!inner) continue;
+      return inner.evaluate(() => document.body?.innerText ?? "");
+    }
+    return "";
+  }
+
+  /** The chat view's own frame: the webview whose page says it is the view `switchyard.chat`. */
+  async chatFrame() {
     for (const frame of this.page.frames()) {
       if (frame === this.page.mainFrame()) continue;
       try {
-        texts.push(await frame.evaluate(() => document.body?.innerText ?? ""));
+        const view = await frame.evaluate(() => document.body?.dataset.view ?? "");
+        if (view === CHAT_VIEW) return frame;
       } catch {
         // A frame that went away or is not ready.
       }
     }
-    return texts;
+    return undefined;
   }
 }
 
@@ -497,11 +544,15 @@ async function analyzePart(wb, workspace) {
     );
   }
   await waitFor(
-    heading ? `the preview to show "${heading}"` : "the preview to show the report",
+    heading ? `the active preview to show "${heading}"` : "the active preview to show the report",
     DEADLINE.preview,
+    async () => {
+      if (!/Preview analysis\.md/i.test(await wb.activeTabTitle())) return false;
+      const text = await wb.activeWebviewText();
+      return heading ? text.includes(heading) : text.trim().length > 20;
+    },
     async () =>
-      (await wb.frameTexts()).some((t) => (heading ? t.includes(heading) : t.trim().length > 20)),
-    async () => (await wb.frameTexts()).map((t) => t.slice(0, 200)).join(" || "),
+      `active tab: ${await wb.activeTabTitle()}; it shows: ${(await wb.activeWebviewText()).slice(0, 200)}`,
   );
   await wb.screenshot("02-analyze-preview");
 
@@ -547,18 +598,26 @@ async function analyzePart(wb, workspace) {
 async function statsPart(wb) {
   const page = wb.page;
   await wb.runCommand("Switchyard: Show Queue Stats");
+  // What the user sees: the active tab is the stats preview, and the webview over the
+  // active editor shows the stats (not the analysis, not text of a hidden frame).
   await waitFor(
-    "the queue stats preview",
+    "the queue stats preview in the active editor",
     DEADLINE.preview,
     async () => {
       await wb.failIfExtensionError();
-      return (await wb.frameTexts()).some(
-        (t) => t.includes("Switchyard queue stats") && /Query/.test(t),
-      );
+      if (!/Preview queue-stats\.md/i.test(await wb.activeTabTitle())) return false;
+      const text = await wb.activeWebviewText();
+      return text.includes("Switchyard queue stats") && /Query/.test(text);
     },
     async () =>
-      `tabs: ${await tabTitles(page)}; notifications: ${(await wb.notifications()).join(" | ")}`,
+      `active tab: ${await wb.activeTabTitle()}; it shows: ${(await wb.activeWebviewText()).slice(0, 200)}; tabs: ${await tabTitles(page)}; notifications: ${(await wb.notifications()).join(" | ")}`,
   );
+  const shownStats = await wb.activeWebviewText();
+  if (shownStats.includes("Workspace analysis")) {
+    throw new Error(
+      `the queue stats tab shows the workspace analysis: ${shownStats.slice(0, 200)}`,
+    );
+  }
   await wb.screenshot("04-queue-stats");
 
   await wb.runCommand("Switchyard: Show Dead Letters");
@@ -674,6 +733,296 @@ async function askPart(wb, workspace) {
   return `edit applied to the unsaved buffer (dirty, disk untouched), ${approvals} approval prompt(s), undone with Ctrl+Z; model requests: ${modelRequests(workspace)}`;
 }
 
+/** The mock model's recorded requests, parsed. */
+function recordedRequests(workspace) {
+  const record = path.join(path.dirname(workspace), "mock-requests.jsonl");
+  if (!fs.existsSync(record)) return [];
+  return fs
+    .readFileSync(record, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}
+
+/** Sends a prompt from the chat's prompt box with Enter. */
+async function sendChat(chat, text) {
+  const box = chat.locator("#prompt");
+  await box.fill(text);
+  await box.press("Enter");
+}
+
+/** Waits until the chat has no prompt running and its last answer says `text`. */
+async function chatAnswered(wb, chat, text, what) {
+  await waitFor(
+    what,
+    DEADLINE.ask,
+    async () => {
+      await wb.failIfExtensionError();
+      const running = await chat.evaluate(() => document.body.classList.contains("running"));
+      const answers = await chat.locator(".msg.assistant:not(.streaming)").allInnerTexts();
+      return !running && answers.some((a) => a.includes(text));
+    },
+    async () =>
+      `chat shows: ${JSON.stringify((await chat.locator("#transcript").innerText()).slice(-400))}`,
+  );
+}
+
+async function chatPart(wb, workspace) {
+  const page = wb.page;
+  await wb.runCommand("Switchyard: Open Chat");
+  const chat = await waitFor("the chat view's webview", DEADLINE.openFile, () => wb.chatFrame());
+  await chat.locator("#prompt").waitFor({ state: "visible", timeout: DEADLINE.openFile });
+  const said = [];
+
+  // 1. A prompt typed in the box: three read-only calls run as one batch, then the answer
+  // streams in as Markdown.
+  await chat.evaluate(() => {
+    window.__streaming = 0;
+    new MutationObserver(() => {
+      if (document.querySelector(".msg.assistant.streaming")) window.__streaming += 1;
+    }).observe(document.getElementById("transcript"), {
+      subtree: true,
+      childList: true,
+      characterData: true,
+    });
+  });
+  await sendChat(chat, "CHAT-A: explain the greeting");
+  await chatAnswered(wb, chat, "The greeting", "the Markdown answer to CHAT-A");
+  const answer = chat.locator(".msg.assistant", { hasText: "The greeting" }).last();
+  const shown = await answer.evaluate((el) => ({
+    heading: el.querySelector("h2")?.textContent ?? "",
+    bold: el.querySelector("strong")?.textContent ?? "",
+    items: el.querySelectorAll("li").length,
+    keywords: el.querySelectorAll("pre code .hljs-keyword").length,
+    buttons: [...el.querySelectorAll(".code-bar button")].map((b) => b.textContent),
+    unsafe: el.querySelectorAll("script, img, [onerror]").length,
+    pwned: window.__pwned === true,
+    streamed: window.__streaming,
+  }));
+  if (
+    shown.heading !== "The greeting" ||
+    shown.bold !== "Hello" ||
+    shown.items !== 2 ||
+    shown.keywords === 0 ||
+    shown.buttons.join(",") !== "Copy,Insert at cursor"
+  ) {
+    throw new Error(`the answer is not rendered as Markdown: ${JSON.stringify(shown)}`);
+  }
+  if (shown.unsafe > 0 || shown.pwned) {
+    throw new Error(`the model's HTML reached the page: ${JSON.stringify(shown)}`);
+  }
+  if (shown.streamed === 0) throw new Error("the answer was never seen streaming");
+  const rows = await chat.locator("details.tool").evaluateAll((els) =>
+    els.map((el) => ({
+      title: el.querySelector(".title")?.textContent ?? "",
+      lane: el.querySelector(".lane")?.textContent ?? "",
+      state: el.querySelector(".state")?.textContent ?? "",
+      batch: el.dataset.batch,
+    })),
+  );
+  const batch = new Set(rows.map((r) => r.batch));
+  if (
+    rows.length !== 3 ||
+    batch.size !== 1 ||
+    !rows.every((r) => r.lane === "query" && r.state === "completed")
+  ) {
+    throw new Error(`expected one batch of three completed Query calls: ${JSON.stringify(rows)}`);
+  }
+  await chat.locator("details.tool summary").first().click();
+  await chat.locator("details.tool[open] .tool-body pre").first().waitFor({ state: "visible" });
+  await wb.screenshot("10-chat-answer");
+  said.push(
+    `Markdown answer streamed (${shown.streamed} streaming updates, ${shown.keywords} highlighted keywords, HTML of the model inert), one batch of ${rows.map((r) => r.title.split(" ")[0]).join("+")} completed on the query lane`,
+  );
+
+  // 2. An approval, answered in the view (not a VS Code prompt).
+  await sendChat(chat, "CHAT-B: say more in the doc comment");
+  const allow = chat.locator('.card.approval button[data-answer="Allow"]');
+  await waitFor("the approval card in the chat", DEADLINE.ask, async () => {
+    await wb.failIfExtensionError();
+    return allow.isVisible();
+  });
+  const toasts = await wb.notifications();
+  if (toasts.some((n) => n.includes("Switchyard wants to"))) {
+    throw new Error(`the approval also went to a VS Code prompt: ${toasts.join(" | ")}`);
+  }
+  await wb.screenshot("11-chat-approval");
+  await allow.click();
+  await chatAnswered(wb, chat, "The doc comment says more now.", "the answer to CHAT-B");
+  const answered = await chat.locator(".card.approval .answered").last().innerText();
+  if (!answered.includes("Allow")) throw new Error(`the approval card says: ${answered}`);
+  said.push("approval answered inline with Allow");
+
+  // 3. Review mode: the change opens as a diff; the user keeps the first hunk only.
+  // Turned on from the chat's toolbar, which sets `switchyard.review`; the server says when
+  // the new configuration is in force.
+  const updates = () => (wb.extensionLog().match(/configuration updated/g) ?? []).length;
+  const before = updates();
+  await chat.locator("#review").check();
+  await waitFor(
+    "the server to take switchyard.review",
+    DEADLINE.preview,
+    async () => updates() > before,
+  );
+  const numbersFile = path.join(workspace, "src/numbers.rs");
+  const numbers = fs.readFileSync(numbersFile, "utf8");
+  await sendChat(chat, "CHAT-C: bump both numbers");
+  const hunkBoxes = chat.locator(".card.review input[data-hunk]");
+  await waitFor("the review card with two hunks", DEADLINE.ask, async () => {
+    await wb.failIfExtensionError();
+    return (await hunkBoxes.count()) === 2;
+  });
+  await waitFor(
+    "the diff editor of the proposed change",
+    DEADLINE.openFile,
+    async () => /numbers\.rs ↔ Switchyard's write/.test(await wb.activeTabTitle()),
+    async () => `active tab: ${await wb.activeTabTitle()}`,
+  );
+  await wb.screenshot("12-chat-review");
+  await chat.locator('.card.review input[data-hunk="1"]').uncheck();
+  await chat.locator('.card.review button[data-action="review-selected"]').click();
+  await chatAnswered(wb, chat, "Bumped what you accepted.", "the answer to CHAT-C");
+  const reviewed = await chat.locator(".card.review .answered").last().innerText();
+  if (!reviewed.includes("Applied hunk 1 of 2"))
+    throw new Error(`the review card says: ${reviewed}`);
+  const kept = numbers.replace("FIRST: u32 = 1;", "FIRST: u32 = 10;");
+  await wb.openFile("src/numbers.rs");
+  await waitFor(
+    "numbers.rs to hold exactly the accepted hunk",
+    DEADLINE.openFile,
+    async () => (await wb.editorText()).trimEnd() === kept.trimEnd(),
+    async () => JSON.stringify(await wb.editorText()),
+  );
+  if (fs.readFileSync(numbersFile, "utf8") !== numbers) {
+    throw new Error("the reviewed change was written to disk: it must stay in the buffer");
+  }
+  const told = recordedRequests(workspace).find(
+    (r) =>
+      r.raw_body.includes("CHAT-C") && r.raw_body.includes("Rejected, so not in the file: hunk 2"),
+  );
+  if (!told) throw new Error("the mock model was not told that hunk 2 was rejected");
+  await wb.screenshot("13-chat-reviewed");
+  said.push("review: hunk 1 of 2 applied to the buffer, the model told hunk 2 was rejected");
+
+  // 4. Rewind to before the reviewed prompt: the buffer goes back, the messages go away.
+  await chat
+    .locator(".msg.user", { hasText: "CHAT-C" })
+    .locator('button[data-action="rewind"]')
+    .click();
+  await waitFor(
+    "the rewind to restore numbers.rs and drop the later messages",
+    DEADLINE.ask,
+    async () =>
+      (await chat.locator(".notice", { hasText: "Rewound to before turn 3" }).count()) > 0 &&
+      (await chat.locator(".msg.user", { hasText: "CHAT-C" }).count()) === 0 &&
+      (await wb.editorText()).trimEnd() === numbers.trimEnd(),
+    async () =>
+      `editor: ${JSON.stringify(await wb.editorText())}; chat: ${JSON.stringify((await chat.locator("#transcript").innerText()).slice(-300))}`,
+  );
+  await wb.screenshot("14-chat-rewound");
+  said.push("rewound turn 3 (numbers.rs restored)");
+
+  // 5. A new session, then back to the first one with another model.
+  await chat.locator("#new-session").click();
+  await waitFor(
+    "an empty conversation",
+    DEADLINE.preview,
+    async () => (await chat.locator(".msg").count()) === 0,
+  );
+  await sendChat(chat, "CHAT-D: a fresh start");
+  await chatAnswered(wb, chat, "A fresh session.", "the answer to CHAT-D");
+  // The active file went with the prompt as its context chip; removed, it does not.
+  const withFile = recordedRequests(workspace).find((r) => r.raw_body.includes("CHAT-D"));
+  if (!withFile?.raw_body.includes("The user has `src/numbers.rs` open in the editor")) {
+    throw new Error("the active file's chip did not reach the prompt's context");
+  }
+  await chat.locator('#chips button[data-chip="file"]').click();
+  await waitFor(
+    "the file chip to go",
+    DEADLINE.preview,
+    async () => (await chat.locator("#chips .chip").count()) === 0,
+  );
+  await sendChat(chat, "CHAT-G: no file this time");
+  await chatAnswered(wb, chat, "Without the file, then.", "the answer to CHAT-G");
+  const withoutFile = recordedRequests(workspace).find((r) => r.raw_body.includes("CHAT-G"));
+  if (!withoutFile || withoutFile.raw_body.includes("open in the editor")) {
+    throw new Error("a removed context chip still reached the prompt");
+  }
+  await wb.screenshot("15-chat-new-session");
+  const first = await waitFor("the first session in the picker", DEADLINE.preview, async () => {
+    const options = await chat
+      .locator("#session option")
+      .evaluateAll((els) => els.map((o) => ({ value: o.value, text: o.textContent ?? "" })));
+    return options.find((o) => o.text.includes("CHAT-A"));
+  });
+  await chat.locator("#session").selectOption(first.value);
+  await waitFor(
+    "the first session's conversation back in the view",
+    DEADLINE.preview,
+    async () => (await chat.locator(".msg.user", { hasText: "CHAT-A" }).count()) === 1,
+  );
+  await chat.locator("#model").fill("mock-bigger");
+  await chat.locator("#model").press("Enter");
+  await sendChat(chat, "CHAT-E: and once more");
+  await chatAnswered(wb, chat, "Still here, in the first session.", "the answer to CHAT-E");
+  await wb.screenshot("16-chat-resumed");
+  const requests = recordedRequests(workspace);
+  const fresh = requests.find((r) => r.raw_body.includes("CHAT-D"));
+  const resumed = requests.find((r) => r.raw_body.includes("CHAT-E"));
+  if (!fresh || fresh.raw_body.includes("CHAT-A")) {
+    throw new Error("the new session's request carried the first session's history");
+  }
+  if (
+    !resumed ||
+    !resumed.raw_body.includes("CHAT-A") ||
+    !resumed.raw_body.includes("CHAT-B") ||
+    resumed.raw_body.includes("CHAT-C") ||
+    resumed.raw_body.includes("CHAT-D")
+  ) {
+    throw new Error(
+      "the resumed session's request does not carry exactly its history (CHAT-A and CHAT-B, the rewound CHAT-C gone)",
+    );
+  }
+  if (resumed.body?.model !== "mock-bigger") {
+    throw new Error(`the resumed prompt went to model ${resumed.body?.model}, not mock-bigger`);
+  }
+  said.push(
+    "new session (the file chip sent as context, then removed and not sent), then the first resumed with its history and the model mock-bigger",
+  );
+
+  // 6. Stop: a model that never answers, stopped from the view.
+  await sendChat(chat, "CHAT-F: take your time");
+  const stop = chat.locator("#stop");
+  await waitFor("the Stop button while the prompt runs", DEADLINE.preview, () => stop.isVisible());
+  await stop.click();
+  await waitFor(
+    "the prompt to stop",
+    DEADLINE.ask,
+    async () =>
+      !(await chat.evaluate(() => document.body.classList.contains("running"))) &&
+      (await chat.locator(".notice", { hasText: "Stopped." }).count()) > 0,
+    async () => JSON.stringify((await chat.locator("#transcript").innerText()).slice(-300)),
+  );
+  await wb.screenshot("17-chat-stopped");
+  said.push("Stop ended a prompt the model never answered");
+
+  // 7. From the palette: Sessions lists the stored ones; MCP Servers says there are none.
+  await wb.runCommand("Switchyard: Sessions");
+  await page
+    .locator(".quick-input-widget .monaco-list-row", { hasText: "CHAT-A" })
+    .first()
+    .waitFor({ state: "visible", timeout: DEADLINE.palette });
+  await wb.screenshot("18-sessions-picker");
+  await page.keyboard.press("Escape");
+  await wb.runCommand("Switchyard: MCP Servers");
+  await waitFor("the MCP servers' answer", DEADLINE.preview, async () => {
+    await wb.failIfExtensionError();
+    return (await wb.notifications()).some((n) => n.includes("no MCP servers are configured"));
+  });
+  said.push("the Sessions picker lists them; MCP Servers says none are configured");
+  return said.join("; ");
+}
+
 async function missingServerPart(wb) {
   const page = wb.page;
   // The user points the extension at a binary that is not there: the extension offers a
@@ -768,7 +1117,7 @@ async function main() {
   const codeServer = requireEnv("SWITCHYARD_CODE_SERVER");
   const chromiumPath = requireEnv("SWITCHYARD_CHROMIUM");
   const nodeModules = requireEnv("SWITCHYARD_NODE_MODULES");
-  const parts = (process.env.SWITCHYARD_VSCODE_PARTS ?? "analyze,stats,ask,missing")
+  const parts = (process.env.SWITCHYARD_VSCODE_PARTS ?? "analyze,stats,ask,chat,missing")
     .split(",")
     .map((p) => p.trim());
   const server = requireFile(
@@ -812,12 +1161,15 @@ async function main() {
     versions.node = run(node24, ["--version"]).trim();
 
     let mockUrl;
-    if (parts.includes("ask")) {
+    if (parts.includes("ask") || parts.includes("chat")) {
       try {
         mockUrl = await startMockModel(tmp);
         log(`mock model at ${mockUrl}`);
       } catch (err) {
-        results.ask = { ok: false, detail: `the mock model did not start: ${err.message}` };
+        for (const part of ["ask", "chat"]) {
+          if (results[part])
+            results[part] = { ok: false, detail: `the mock model did not start: ${err.message}` };
+        }
       }
     }
 
@@ -981,6 +1333,7 @@ async function main() {
       analyze: analyzePart,
       stats: statsPart,
       ask: askPart,
+      chat: chatPart,
       missing: missingServerPart,
     };
     for (const part of parts) {
@@ -1009,7 +1362,9 @@ async function main() {
         } catch {
           // The page may be gone.
         }
-        const asked = part === "ask" ? `; model requests: ${modelRequests(dirs.workspace)}` : "";
+        const asked = ["ask", "chat"].includes(part)
+          ? `; model requests: ${modelRequests(dirs.workspace)}`
+          : "";
         results[part] = {
           ok: false,
           detail: `${err.message}${asked}${shot ? ` [screenshot ${shot}]` : ""}`,
