@@ -272,16 +272,60 @@ function T.model_env(port)
   }
 end
 
+--- Draws the floating windows over `grid` (rows of cells): a headless Neovim without a
+--- UI leaves them out of the screen that screenstring() reads. Their text, from the top
+--- line shown, inside a box when they have a border.
+local function overlay_floats(grid)
+  local api = vim.api
+  for _, win in ipairs(api.nvim_tabpage_list_wins(0)) do
+    local cfg = api.nvim_win_get_config(win)
+    if cfg.relative and cfg.relative ~= '' then
+      local pos = vim.fn.win_screenpos(win)
+      local top, left = pos[1], pos[2]
+      local width, height = api.nvim_win_get_width(win), api.nvim_win_get_height(win)
+      local first = vim.fn.line('w0', win)
+      local lines = api.nvim_buf_get_lines(api.nvim_win_get_buf(win), first - 1, first - 1 + height, false)
+      local function put(r, c, text)
+        if grid[r] then
+          local chars = vim.fn.split(text, '\\zs')
+          for i, ch in ipairs(chars) do
+            if grid[r][c + i - 1] ~= nil then
+              grid[r][c + i - 1] = ch
+            end
+          end
+        end
+      end
+      for i = 1, height do
+        local text = vim.fn.strcharpart(lines[i] or '', 0, width)
+        put(top + i - 1, left, text .. (' '):rep(width - vim.fn.strchars(text)))
+      end
+      local border = cfg.border
+      if border and border ~= 'none' and (type(border) ~= 'table' or #border > 0) then
+        put(top - 1, left - 1, '╭' .. ('─'):rep(width) .. '╮')
+        put(top + height, left - 1, '╰' .. ('─'):rep(width) .. '╯')
+        for i = 0, height - 1 do
+          put(top + i, left - 1, '│')
+          put(top + i, left + width, '│')
+        end
+      end
+    end
+  end
+end
+
 --- The visible screen as text, one string per row (what the user sees, after a redraw).
 function T.screen()
   vim.cmd('redraw!')
+  local grid = {}
+  for r = 1, vim.o.lines do
+    grid[r] = {}
+    for c = 1, vim.o.columns do
+      grid[r][c] = vim.fn.screenstring(r, c)
+    end
+  end
+  overlay_floats(grid)
   local rows = {}
   for r = 1, vim.o.lines do
-    local chars = {}
-    for c = 1, vim.o.columns do
-      chars[#chars + 1] = vim.fn.screenstring(r, c)
-    end
-    rows[r] = (table.concat(chars):gsub('%s+$', ''))
+    rows[r] = (table.concat(grid[r]):gsub('%s+$', ''))
   end
   return rows
 end

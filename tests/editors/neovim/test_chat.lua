@@ -188,4 +188,21 @@ T.run('chat', function()
   T.check(not last:find('A second session', 1, true), "the request does not carry the second session's")
   T.eq(chat.session(), first, 'the chat continues the first session')
   T.capture('resumed')
+
+  -- 7. The floating layout: the transcript and the prompt in floats over the file.
+  for _, buf in ipairs({ transcript, prompt }) do
+    api.nvim_win_close(vim.fn.bufwinid(buf), true)
+  end
+  require('switchyard').setup({ chat = { layout = 'float' } })
+  vim.cmd('Switchyard chat')
+  local fwin = vim.fn.bufwinid(transcript)
+  T.check(fwin ~= -1 and api.nvim_win_get_config(fwin).relative == 'editor', 'the transcript is a float')
+  T.eq(api.nvim_win_get_config(api.nvim_get_current_win()).relative, 'editor', 'the prompt is a float')
+  T.eq(api.nvim_get_current_buf(), prompt, 'the cursor is in the prompt')
+  local floated = T.capture('float')
+  T.check(T.find(floated, 'Back in the first session.') ~= nil, 'the float shows the transcript')
+  local untitled = vim.tbl_filter(function(n)
+    return tostring(n.message):find('no float titles', 1, true) ~= nil
+  end, T.notifications)
+  T.eq(#untitled, vim.fn.has('nvim-0.9') == 1 and 0 or 1, 'a note about float titles, before 0.9 only')
 end)

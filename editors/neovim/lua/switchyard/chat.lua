@@ -368,11 +368,16 @@ function M.update(params)
   end
 end
 
---- Notes an approval the user answered while the chat runs.
-function M._approval(message, choice)
+--- Notes something the user decided while the chat runs (an approval, a review).
+function M._note(text)
   if S.running then
-    append_lines({ ('> %s → **%s**'):format(message, choice or 'dismissed') })
+    append_lines({ '> ' .. text })
   end
+end
+
+--- Notes an approval the user answered.
+function M._approval(message, choice)
+  M._note(('%s → **%s**'):format(message, choice or 'dismissed'))
 end
 
 -- ---------------------------------------------------------------------------------------
