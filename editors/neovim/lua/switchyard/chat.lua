@@ -338,7 +338,11 @@ function M.update(params)
       lane = update.lane,
       status = update.status or 'in_progress',
     }
-    if S.streaming then
+    -- A batch of tool lines is a list of its own, after a blank line.
+    local bufnr = M.transcript()
+    local row = end_row(bufnr)
+    local previous = row > 0 and api.nvim_buf_get_lines(bufnr, row - 1, row, false)[1] or ''
+    if previous ~= '' and not previous:find('^%- [^ ]+ `') then
       append_lines({ '' })
     end
     tool.row = append_lines({ tool_line(tool) })
@@ -418,6 +422,15 @@ local function finish(run, err, result)
     if result.usage then
       show_usage(result.usage, result.sessionUsage)
     end
+  end
+  -- One blank line before the usage line, however the answer ended.
+  local bufnr = M.transcript()
+  while S.usage_row and S.usage_row >= 1 do
+    if api.nvim_buf_get_lines(bufnr, S.usage_row - 1, S.usage_row, false)[1] ~= '' then
+      break
+    end
+    set_lines(bufnr, S.usage_row - 1, S.usage_row, {})
+    S.usage_row = S.usage_row - 1
   end
   S.usage_row = nil
   S.streaming = false
