@@ -189,6 +189,23 @@ T.run('chat', function()
   T.eq(chat.session(), first, 'the chat continues the first session')
   T.capture('resumed')
 
+  -- The second session deleted from the same picker: the list has one left.
+  pick('A second session please')
+  pick('delete')
+  T.wait_event('SwitchyardSessionDeleted', 20000, function()
+    vim.cmd('Switchyard sessions')
+  end)
+  local calls = #picks
+  table.insert(answers, function()
+    return nil
+  end)
+  vim.cmd('Switchyard sessions')
+  T.wait(10000, function()
+    return #picks > calls
+  end, 'the sessions picker again')
+  T.eq(#picks[#picks].items, 1, 'one session is left')
+  T.check(picks[#picks].items[1]:find('^Look around the sources'), 'the first session is the one left')
+
   -- 7. The floating layout: the transcript and the prompt in floats over the file.
   for _, buf in ipairs({ transcript, prompt }) do
     api.nvim_win_close(vim.fn.bufwinid(buf), true)
