@@ -805,6 +805,7 @@ impl Run<'_> {
         let ctx = CallContext {
             session: Some(Arc::clone(&self.session.state.id)),
             token: self.token.child_token(),
+            call: None,
         };
         let events = self.events;
         // What the front ends are shown of each call, worked out up front (cheap); the lane
@@ -837,6 +838,10 @@ impl Run<'_> {
                 .offer(&call.name)
                 .and_then(|()| parse_arguments(&call.name, &call.arguments))
                 .and_then(|args| {
+                    let ctx = CallContext {
+                        call: Some(call.id.clone()),
+                        ..ctx.clone()
+                    };
                     let task = match searches.group(i) {
                         Some(group) => toolbox.task_in(&call.name, args, &ctx, group),
                         None => toolbox.task(&call.name, args, &ctx),

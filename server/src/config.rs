@@ -95,6 +95,22 @@ pub struct Config {
     pub mcp_servers: BTreeMap<String, McpServerConfig>,
     /// The NATS JetStream broker that backs external lanes (`[broker]`); none by default.
     pub broker: BrokerConfig,
+    /// Whether the user reviews every change hunk by hunk before it lands (`review =
+    /// "changes"`; the language server only, see `switchyard/reviewChange`).
+    #[serde(default)]
+    pub review: Review,
+}
+
+/// `review`: whether changes are reviewed hunk by hunk before they land.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Review {
+    /// Changes land as the approval policy says.
+    #[default]
+    Off,
+    /// Every change of the agent's tools is shown to the user, who accepts or rejects each
+    /// hunk; accepting is approving.
+    Changes,
 }
 
 /// `[broker]`: where external lanes go. The URL may come from the user's file, the

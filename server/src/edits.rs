@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::lanes::SessionId;
 use crate::tools::Workspace;
 
+pub mod review;
+
 /// A replacement of the bytes `start..end` of a file's text with `new_text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextEdit {
@@ -125,7 +127,13 @@ pub struct EditorRequest {
 #[derive(Debug, Clone)]
 pub enum Applier {
     /// Through the editor (`workspace/applyEdit`), by way of the language server.
-    Editor(mpsc::Sender<EditorRequest>),
+    Editor {
+        /// Where change sets go.
+        edits: mpsc::Sender<EditorRequest>,
+        /// Where reviews go (`switchyard/reviewChange`), when the front end can ask for
+        /// them; see [`review`].
+        reviews: Option<mpsc::Sender<review::ReviewRequest>>,
+    },
     /// Through a client that writes whole text files but no more (ACP's
     /// `fs/write_text_file`): the front end is shown every change set; it writes the edits
     /// and creations of a set that has nothing else when `writes_files`, and otherwise
@@ -177,7 +185,7 @@ impl Applier {
             }
         };
         match self {
-            Applier::Editor(editor) => ask(editor, changes, true).await,
+            Applier::Editor { edits, .. } => ask(edits, changes, true).await,
             Applier::Client {
                 requests,
                 writes_files,
@@ -197,6 +205,42 @@ impl Applier {
             Applier::Disk { dry_run: true } => ApplyOutcome::DryRun,
             Applier::Disk { dry_run: false } => Applier::disk(changes, workspace).await,
         }
+    }
+
+    /// Whether changes can be reviewed hunk by hunk before they land (the editor, through
+    /// the language server).
+    pub fn reviews(&self) -> bool {
+        matches!(
+            self,
+            Applier::Editor {
+                reviews: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// Asks the user to review one file's change: the indices of the hunks they accepted,
+    /// or why there is no answer (the connection, the editor's error), which counts as a
+    /// rejection.
+    pub async fn review(&self, review: review::Review) -> Result<Vec<usize>, String> {
+        let Applier::Editor {
+            reviews: Some(reviews),
+            ..
+        } = self
+        else {
+            return Err("this front end cannot review changes".into());
+        };
+        let (reply, answer) = oneshot::channel();
+        if reviews
+            .send(review::ReviewRequest { review, reply })
+            .await
+            .is_err()
+        {
+            return Err("the editor connection is closed".into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the editor did not answer".into()))
     }
 
     /// Writes `changes` to disk atomically, off the runtime.

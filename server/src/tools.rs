@@ -155,6 +155,8 @@ pub struct CallContext {
     pub session: Option<SessionId>,
     /// Cancels the call (and its lane task) when cancelled.
     pub token: CancellationToken,
+    /// The model's id of the call, when a model made it (shown when a change is reviewed).
+    pub call: Option<String>,
 }
 
 /// The tools over one workspace, every call run through the lanes. Cheap to clone.
@@ -361,10 +363,19 @@ impl Toolbox {
         let inner = Arc::clone(&self.inner);
         let task = match call {
             Call::Query(query) => self.read_only_task(lane, tool, query),
-            Call::Change(mutation) => Task::future(lane, tool.name(), move |task| {
-                let (inner, mutation) = (Arc::clone(&inner), mutation.clone());
-                async move { Ok(inner.change(mutation, task).await.map_err(|e| e.message)) }
-            }),
+            Call::Change(mutation) => {
+                let call = ctx.call.clone();
+                Task::future(lane, tool.name(), move |task| {
+                    let (inner, mutation, call) =
+                        (Arc::clone(&inner), mutation.clone(), call.clone());
+                    async move {
+                        Ok(inner
+                            .change(mutation, call, task)
+                            .await
+                            .map_err(|e| e.message))
+                    }
+                })
+            }
             Call::Run(bash) => Task::future(lane, tool.name(), move |task| {
                 let (inner, bash) = (Arc::clone(&inner), bash.clone());
                 async move { Ok(inner.run_bash(bash, task).await.map_err(|e| e.message)) }
@@ -605,10 +616,12 @@ impl Inner {
             .map(ToolOutput::Mcp)
     }
 
-    /// Runs a mutating call: compute the change off the runtime, ask, apply.
+    /// Runs a mutating call: compute the change off the runtime, ask (or, in review mode,
+    /// have the user review it hunk by hunk), apply.
     async fn change(
         self: Arc<Self>,
         mutation: Mutation,
+        call: Option<String>,
         task: TaskContext,
     ) -> Result<ToolOutput, ToolError> {
         let m = self.mutations()?;
@@ -633,10 +646,32 @@ impl Inner {
         .map_err(|e| ToolError::new(format!("`{tool}` failed: {e}")))??;
         crate::trust::refuse_config_change(&prepared.set).map_err(ToolError::new)?;
         task.checkpoint().map_err(|e| ToolError::new(e.message))?;
-        m.approvals
-            .check(tool, &prepared.intent(tool), session.as_ref())
-            .await
-            .map_err(ToolError::new)?;
+        let mut prepared = prepared;
+        let mut reviewed = None;
+        if self.config.get().review == crate::config::Review::Changes && m.applier.reviews() {
+            // Review replaces the approval: accepting a hunk is approving it.
+            let scope = mutate::Scope {
+                workspace: &self.workspace,
+                documents: &self.documents,
+                ledger: &self.ledger,
+                session: session.as_ref(),
+                max_bytes: self.tools_config().streaming_threshold_bytes,
+            };
+            let reviews = mutate::reviews(&prepared, tool, call, &scope);
+            let mut answers = Vec::with_capacity(reviews.len());
+            for review in reviews {
+                let answer = m.applier.review(review.clone()).await;
+                answers.push((review, answer));
+            }
+            let (kept, report) = mutate::reviewed(prepared, answers, &self.workspace)?;
+            prepared = kept;
+            reviewed = report;
+        } else {
+            m.approvals
+                .check(tool, &prepared.intent(tool), session.as_ref())
+                .await
+                .map_err(ToolError::new)?;
+        }
         let outcome = m
             .applier
             .apply(prepared.set.clone(), &self.workspace, session.as_ref())
@@ -649,7 +684,10 @@ impl Inner {
             &self.ledger,
             session.as_ref(),
         )
-        .map(ToolOutput::Change)
+        .map(|mut out| {
+            out.review = reviewed;
+            ToolOutput::Change(out)
+        })
     }
 }
 

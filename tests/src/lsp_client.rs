@@ -99,6 +99,8 @@ pub enum ServerEvent {
     ApplyEdit(ApplyWorkspaceEditParams),
     /// `window/showMessageRequest` (answered by the [`Editor`]'s scripted choices).
     ShowMessageRequest(ShowMessageRequestParams),
+    /// `switchyard/reviewChange` (answered by the [`Editor`]'s scripted reviews).
+    ReviewChange(ext::ReviewChangeParams),
 }
 
 /// How to start the server and what the client says about itself.
@@ -522,6 +524,20 @@ fn router(state: ClientState) -> Router<ClientState> {
             });
             let _ = st.events.send(ServerEvent::ShowMessageRequest(params));
             std::future::ready(Ok(item))
+        })
+        .request::<Ext<ext::ReviewChange>, _>(|st, params| {
+            let answer = match st.editor.lock().review_answers.pop_front() {
+                Some(Ok(accepted)) => Ok(ext::ReviewChangeResult { accepted }),
+                Some(Err(message)) => Err(ResponseError::new(
+                    async_lsp::ErrorCode::REQUEST_FAILED,
+                    message,
+                )),
+                None => Ok(ext::ReviewChangeResult {
+                    accepted: params.hunks.iter().map(|h| h.index).collect(),
+                }),
+            };
+            let _ = st.events.send(ServerEvent::ReviewChange(params));
+            std::future::ready(answer)
         })
         .request::<RegisterCapability, _>(|st, params| {
             let _ = st.events.send(ServerEvent::RegisterCapability(params));

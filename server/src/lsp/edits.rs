@@ -1,7 +1,8 @@
 //! Changes and approvals through the editor: every change set of the mutating tools
 //! becomes one labelled `workspace/applyEdit` — the server never writes the user's files
 //! itself — and every approval the policy asks for becomes a `window/showMessageRequest`
-//! with Allow / Allow for this session / Reject.
+//! with Allow / Allow for this session / Reject. In review mode a change is first sent as
+//! `switchyard/reviewChange`, and the editor answers with the hunks the user accepted.
 
 use std::sync::Arc;
 
@@ -9,9 +10,11 @@ use tokio::sync::mpsc;
 use tower_lsp_server::ls_types::request::ApplyWorkspaceEdit;
 use tower_lsp_server::ls_types::{ApplyWorkspaceEditParams, MessageActionItem, MessageType};
 
+use super::ext::ReviewChange;
 use super::server::Inner;
 use super::to_proto;
 use crate::approvals::{ApprovalRequest, Decision, Subject};
+use crate::edits::review::ReviewRequest;
 use crate::edits::{ApplyOutcome, Change, ChangeSet, EditorRequest};
 
 /// The titles of the approval prompt's buttons.
@@ -21,11 +24,12 @@ pub(crate) const ALLOW_SESSION: &str = "Allow for this session";
 /// Refuse.
 pub(crate) const REJECT: &str = "Reject";
 
-/// Serves the tools' change sets and approval questions until both channels close.
+/// Serves the tools' change sets, approval questions and reviews until the channels close.
 pub(crate) async fn serve(
     inner: Arc<Inner>,
     mut edits: mpsc::Receiver<EditorRequest>,
     mut approvals: mpsc::Receiver<ApprovalRequest>,
+    mut reviews: mpsc::Receiver<ReviewRequest>,
 ) {
     loop {
         tokio::select! {
@@ -41,6 +45,13 @@ pub(crate) async fn serve(
                 tokio::spawn(async move {
                     let decision = ask(&inner, request.tool, &request.summary).await;
                     let _ = request.reply.send(decision);
+                });
+            }
+            Some(request) = reviews.recv() => {
+                let inner = Arc::clone(&inner);
+                tokio::spawn(async move {
+                    let answer = review(&inner, request.review).await;
+                    let _ = request.reply.send(answer);
                 });
             }
             else => return,
@@ -127,5 +138,19 @@ async fn ask(inner: &Inner, tool: Subject, intent: &str) -> Decision {
             tracing::warn!("the approval prompt failed: {e}");
             Decision::Reject
         }
+    }
+}
+
+/// Sends one file's change to the editor for review; the accepted hunks' indices, or why
+/// there are none (an editor that cannot review, its error), which counts as a rejection.
+async fn review(inner: &Inner, review: crate::edits::review::Review) -> Result<Vec<usize>, String> {
+    let uri = inner.editor_uri(&review.path)?;
+    let params = to_proto::review_change(review, uri);
+    match inner.client.send_request::<ReviewChange>(params).await {
+        Ok(result) => Ok(result.accepted),
+        Err(e) if e.code == tower_lsp_server::jsonrpc::ErrorCode::MethodNotFound => Err(
+            "the editor does not review changes (it does not know switchyard/reviewChange); turn review off or use an editor that does".into(),
+        ),
+        Err(e) => Err(format!("the editor answered the review with an error: {}", e.message)),
     }
 }

@@ -634,6 +634,68 @@ pub struct LaneCounts {
     pub dead_lettered: u64,
 }
 
+/// `switchyard/reviewChange` (server → client request): in review mode (`review =
+/// "changes"`), a change the agent proposes to one file, hunk by hunk, before it lands; the
+/// client answers with the hunks the user accepted, and only those are applied (one
+/// `workspace/applyEdit`). Replaces the approval prompt for the change.
+pub enum ReviewChange {}
+
+impl Request for ReviewChange {
+    const METHOD: &'static str = "switchyard/reviewChange";
+    type Params = ReviewChangeParams;
+    type Result = ReviewChangeResult;
+}
+
+/// The parameters of [`ReviewChange`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviewChangeParams {
+    /// The session whose call proposes the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The model's id of the call (as in `switchyard/sessionUpdate`'s `toolCallId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// The tool: `write`, `edit`, `multi_edit`, `delete`, `move` or `copy`.
+    pub tool: String,
+    /// The file; for `move` and `copy`, the destination.
+    pub uri: Uri,
+    /// What the file reads now (the open buffer, else the disk); empty for a new file.
+    pub old_text: String,
+    /// What it would read with every hunk; empty for a deletion.
+    pub new_text: String,
+    /// The runs of changed lines, at least one.
+    pub hunks: Vec<ReviewHunk>,
+}
+
+/// One hunk of a [`ReviewChangeParams`]; lines are 0-based.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviewHunk {
+    /// What the answer names it by.
+    pub index: usize,
+    /// First line replaced in `oldText` (for an insertion, the line it goes before).
+    pub old_start: usize,
+    /// Lines replaced.
+    pub old_lines: usize,
+    /// First line of the replacement in `newText`.
+    pub new_start: usize,
+    /// Lines of the replacement.
+    pub new_lines: usize,
+    /// The lines replaced, line endings included.
+    pub old_text: String,
+    /// The replacement, line endings included.
+    pub new_text: String,
+}
+
+/// What [`ReviewChange`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviewChangeResult {
+    /// The indices of the hunks the user accepted; none rejects the change.
+    pub accepted: Vec<usize>,
+}
+
 /// `switchyard/pendingTasks` (client → server request): lists, and optionally claims, the
 /// tasks waiting for an external worker in lanes configured with `mode = "external"`.
 pub enum PendingTasks {}
@@ -719,6 +781,8 @@ pub enum Kind {
     Request,
     /// A notification, server to client.
     Notification,
+    /// A request, server to client.
+    ClientRequest,
 }
 
 /// Converts an example through a type and back; `Err` when it does not fit.
@@ -760,6 +824,13 @@ fn request<R: Request>() -> Entry {
     }
 }
 
+fn client_request<R: Request>() -> Entry {
+    Entry {
+        kind: Kind::ClientRequest,
+        ..request::<R>()
+    }
+}
+
 fn notification<N: Notification>() -> Entry {
     Entry {
         name: N::METHOD,
@@ -788,6 +859,7 @@ pub fn catalog() -> Vec<Entry> {
         request::<Rewind>(),
         notification::<LaneStatus>(),
         notification::<SessionUpdate>(),
+        client_request::<ReviewChange>(),
     ]
 }
 

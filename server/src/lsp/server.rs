@@ -75,6 +75,7 @@ pub(crate) struct Inner {
 type EditorChannels = (
     tokio::sync::mpsc::Receiver<EditorRequest>,
     tokio::sync::mpsc::Receiver<ApprovalRequest>,
+    tokio::sync::mpsc::Receiver<crate::edits::review::ReviewRequest>,
 );
 
 /// What `initialize` negotiated and what changed since.
@@ -178,14 +179,18 @@ impl Server {
         let log_lines = parking_lot::Mutex::new(Some(log.attach()));
         let (edits_tx, edits_rx) = tokio::sync::mpsc::channel(16);
         let (approvals_tx, approvals_rx) = tokio::sync::mpsc::channel(16);
+        let (reviews_tx, reviews_rx) = tokio::sync::mpsc::channel(16);
         // Changes go through the editor as `workspace/applyEdit`, approvals are asked through
         // `window/showMessageRequest`; the workspace comes with `initialize`.
         let front = FrontEnd {
-            applier: Some(Applier::Editor(edits_tx)),
+            applier: Some(Applier::Editor {
+                edits: edits_tx,
+                reviews: Some(reviews_tx),
+            }),
             prompter: Prompter::Editor(approvals_tx),
         };
         let core = Core::with_lanes(lanes.clone(), Config::default(), front);
-        let editor_requests = parking_lot::Mutex::new(Some((edits_rx, approvals_rx)));
+        let editor_requests = parking_lot::Mutex::new(Some((edits_rx, approvals_rx, reviews_rx)));
         LspService::build(move |client| Server {
             inner: Arc::new(Inner {
                 client,
@@ -606,8 +611,8 @@ impl LanguageServer for Server {
                 }
             });
         }
-        if let Some((edits, approvals)) = inner.editor_requests.lock().take() {
-            let serving = edits::serve(Arc::clone(&inner), edits, approvals);
+        if let Some((edits, approvals, reviews)) = inner.editor_requests.lock().take() {
+            let serving = edits::serve(Arc::clone(&inner), edits, approvals, reviews);
             let stopping = inner.stopping.clone();
             tokio::spawn(async move {
                 tokio::select! {

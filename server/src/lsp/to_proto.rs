@@ -348,6 +348,34 @@ pub(crate) fn ask_result(outcome: &RunOutcome, config: &AgentConfig) -> AskResul
     }
 }
 
+/// A change for review, as `switchyard/reviewChange` sends it.
+pub(crate) fn review_change(
+    review: crate::edits::review::Review,
+    uri: lsp::Uri,
+) -> super::ext::ReviewChangeParams {
+    super::ext::ReviewChangeParams {
+        session_id: review.session.map(|s| s.to_string()),
+        call_id: review.call_id,
+        tool: review.tool.name().to_string(),
+        uri,
+        old_text: review.old_text,
+        new_text: review.new_text,
+        hunks: review
+            .hunks
+            .into_iter()
+            .map(|h| super::ext::ReviewHunk {
+                index: h.index,
+                old_start: h.old_start,
+                old_lines: h.old_lines,
+                new_start: h.new_start,
+                new_lines: h.new_lines,
+                old_text: h.old_text,
+                new_text: h.new_text,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

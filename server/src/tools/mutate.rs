@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::sandbox::{require_regular, special_kind};
 use super::{Args, Tool, ToolError, thousands};
+use crate::edits::review::{self, Review};
 use crate::edits::{ApplyOutcome, Change, ChangeSet, TextEdit, unified_diff};
 
 /// One replacement of `edit`/`multi_edit`.
@@ -184,14 +185,22 @@ pub struct ChangeOutput {
     pub outcome: ApplyOutcome,
     /// A unified diff of the change, for people (not shown to the model).
     pub diff: String,
+    /// In review mode, when the user accepted only some hunks: which were applied and
+    /// which rejected (see [`crate::edits::review::report`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
 }
 
 impl ChangeOutput {
     /// What the model is told.
     pub fn render(&self) -> String {
+        let review = match &self.review {
+            Some(review) => format!("\n{review}"),
+            None => String::new(),
+        };
         match self.outcome {
             ApplyOutcome::DryRun => format!("{} (dry run: nothing was written)\n", self.summary),
-            _ => format!("{}\n", self.summary),
+            _ => format!("{}{review}\n", self.summary),
         }
     }
 }
@@ -624,9 +633,156 @@ pub(super) fn finish(
                 paths: prepared.paths,
                 outcome,
                 diff,
+                review: None,
             })
         }
     }
+}
+
+/// The reviews of a prepared change, one per file it changes, as the user is shown them.
+pub(super) fn reviews(
+    prepared: &Prepared,
+    tool: Tool,
+    call: Option<String>,
+    scope: &Scope<'_>,
+) -> Vec<Review> {
+    // The text the user sees of a file a change replaces, deletes or moves; a file that
+    // cannot be read as text is shown empty (the change is still accepted or rejected whole).
+    let text_of = |path: &Path| {
+        current_text(scope, path, &scope.workspace.display(path), tool)
+            .map(|(text, _)| text.to_string())
+            .unwrap_or_default()
+    };
+    prepared
+        .set
+        .changes
+        .iter()
+        .map(|change| {
+            let (path, old_text, new_text) = match change {
+                Change::Edit { path, before, .. } => (
+                    path.clone(),
+                    before.to_string(),
+                    change.after().unwrap_or_default(),
+                ),
+                Change::Create {
+                    path,
+                    content,
+                    overwrite,
+                } => {
+                    let old = if *overwrite {
+                        text_of(path)
+                    } else {
+                        String::new()
+                    };
+                    (path.clone(), old, content.clone())
+                }
+                Change::Delete { path } => (path.clone(), text_of(path), String::new()),
+                Change::Rename { from, to } => (to.clone(), String::new(), text_of(from)),
+            };
+            Review {
+                session: scope.session.cloned(),
+                call_id: call.clone(),
+                tool,
+                hunks: review::hunks(&old_text, &new_text),
+                path,
+                old_text,
+                new_text,
+            }
+        })
+        .collect()
+}
+
+/// The change as the user's reviews leave it: each file's change with only its accepted
+/// hunks (a deletion, a move, a new file: whole or not at all), and what the model is told
+/// when some hunks were rejected. Nothing accepted, or no answer, is an error saying so.
+pub(super) fn reviewed(
+    mut prepared: Prepared,
+    answers: Vec<(Review, Result<Vec<usize>, String>)>,
+    workspace: &super::Workspace,
+) -> Result<(Prepared, Option<String>), ToolError> {
+    let mut changes = Vec::new();
+    let mut reports = Vec::new();
+    let mut rejected = Vec::new();
+    for (change, (review, answer)) in prepared.set.changes.into_iter().zip(answers) {
+        let shown = workspace.display(&review.path);
+        let accepted = match answer {
+            Ok(accepted) => accepted,
+            Err(reason) => {
+                return Err(ToolError::new(format!(
+                    "the change to `{shown}` was not applied: it was sent to the user for review, and no answer came                      ({reason}); it counts as rejected"
+                )));
+            }
+        };
+        let accepted: Vec<usize> = review
+            .hunks
+            .iter()
+            .map(|h| h.index)
+            .filter(|i| accepted.contains(i))
+            .collect();
+        if accepted.is_empty() {
+            rejected.push(shown);
+            prepared.after.retain(|(path, _)| *path != review.path);
+            continue;
+        }
+        if accepted.len() == review.hunks.len() {
+            changes.push(change);
+            continue;
+        }
+        let text = review::build(&review.old_text, &review.hunks, &accepted);
+        reports.push(review::report(&shown, &review.hunks, &accepted));
+        for (path, after) in &mut prepared.after {
+            if *path == review.path {
+                *after = Some(hash(text.as_bytes()));
+            }
+        }
+        changes.push(match change {
+            Change::Edit {
+                path,
+                before,
+                version,
+                ..
+            } => {
+                let edit = minimal_edit(&before, &text);
+                Change::Edit {
+                    path,
+                    before,
+                    version,
+                    edits: vec![edit],
+                }
+            }
+            Change::Create {
+                path, overwrite, ..
+            } => Change::Create {
+                path,
+                content: text,
+                overwrite,
+            },
+            whole => whole,
+        });
+    }
+    if changes.is_empty() {
+        return Err(ToolError::new(format!(
+            "the user rejected the change to {}; nothing was changed — do not make it again unless the user asks",
+            rejected
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut report = reports;
+    if !rejected.is_empty() {
+        report.push(format!(
+            "The user rejected the change to {}; it was not made.",
+            rejected
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    prepared.set.changes = changes;
+    Ok((prepared, (!report.is_empty()).then(|| report.join("\n"))))
 }
 
 /// Lets `Args` read an array (only `multi_edit` takes one).

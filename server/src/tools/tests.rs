@@ -926,7 +926,10 @@ fn edits_of_open_buffers_go_to_the_editor_with_their_version() {
     let f = project();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<EditorRequest>(4);
     f.toolbox.set_mutations(Mutations {
-        applier: Applier::Editor(tx),
+        applier: Applier::Editor {
+            edits: tx,
+            reviews: None,
+        },
         approvals: Arc::new(Approvals::new(
             ApprovalsConfig::default(),
             Prompter::AllowAll,

@@ -51,6 +51,9 @@ pub struct Editor {
     /// Titles to pick in the coming `window/showMessageRequest`s (`None` dismisses the
     /// prompt); "Allow" when empty.
     pub prompt_answers: VecDeque<Option<String>>,
+    /// Answers to the coming `switchyard/reviewChange`s: the hunks to accept, or an error
+    /// message; every hunk when empty.
+    pub review_answers: VecDeque<Result<Vec<usize>, String>>,
     pub(crate) server: Option<ServerSocket>,
 }
 
@@ -61,6 +64,7 @@ impl Default for Editor {
             buffers: BTreeMap::new(),
             edit_answers: VecDeque::new(),
             prompt_answers: VecDeque::new(),
+            review_answers: VecDeque::new(),
             server: None,
         }
     }

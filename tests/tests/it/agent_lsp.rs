@@ -920,3 +920,186 @@ async fn rewind_restores_the_buffer_in_one_apply_edit_and_refuses_text_typed_sin
     })
     .await;
 }
+
+/// The tool result the model was sent in the last request matching `prompt`.
+fn tool_result(model: &MockModel, prompt: &str) -> String {
+    let requests = model.requests();
+    let request = requests
+        .iter()
+        .rev()
+        .find(|r| r.raw_body.contains(prompt))
+        .expect("a request of the prompt");
+    request
+        .messages()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn in_review_mode_only_the_hunks_the_user_accepts_land_and_the_model_is_told_the_rest() {
+    within(LIMIT, async {
+        let setup = setup();
+        let lib = setup.root.path().join("src/lib.rs");
+        let original = "fn a() -> u32 {\n    1\n}\n\nfn b() -> u32 {\n    2\n}\n";
+        std::fs::write(&lib, original).unwrap();
+        let proposed = original
+            .replace("    1\n", "    10\n")
+            .replace("    2\n", "    20\n");
+        let model =
+            MockModel::start(Script::new(vec![
+            Rule::openai(Response::tool_calls(vec![
+                ToolCall::new("write", json!({"path": "src/lib.rs", "content": proposed}))
+                    .with_id("call_write"),
+            ]))
+            .contains("Make both bigger.")
+            .turn(0),
+            Rule::openai(Response::text("Made a bigger.")).contains("Make both bigger.").turn(1),
+            Rule::openai(Response::tool_calls(vec![ToolCall::new(
+                "edit",
+                json!({"path": "src/lib.rs", "old_string": "    2\n", "new_string": "    200\n"}),
+            )]))
+            .contains("Make b huge.")
+            .turn(0),
+            Rule::openai(Response::text("Left it.")).contains("Make b huge.").turn(1),
+            Rule::openai(Response::tool_calls(vec![ToolCall::new(
+                "edit",
+                json!({"path": "src/lib.rs", "old_string": "fn b", "new_string": "fn c"}),
+            )]))
+            .contains("Rename b.")
+            .turn(0),
+            Rule::openai(Response::text("Could not.")).contains("Rename b.").turn(1),
+        ]))
+            .await;
+        let mut options = options(&setup, &model, "openai");
+        options.capabilities.workspace = Some(WorkspaceClientCapabilities {
+            apply_edit: Some(true),
+            ..WorkspaceClientCapabilities::default()
+        });
+        options.initialization_options = Some(json!({"review": "changes"}));
+        let (mut client, _) = LspClient::initialized(options).await;
+        let buffer = |client: &LspClient| client.editor.lock().text(&lib).map(str::to_string);
+        let events = |client: &mut LspClient| {
+            client.drain_events();
+            client.history.clone()
+        };
+
+        // Two hunks proposed; the user accepts the first only.
+        client.editor.lock().review_answers.push_back(Ok(vec![0]));
+        let asked = client
+            .ext_request::<Ask>(ask_params("Make both bigger."))
+            .await
+            .unwrap();
+        assert_eq!(asked.text, "Made a bigger.");
+        let reviews: Vec<_> = events(&mut client)
+            .into_iter()
+            .filter_map(|e| match e {
+                ServerEvent::ReviewChange(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reviews.len(), 1);
+        let review = &reviews[0];
+        assert_eq!(review.tool, "write");
+        assert_eq!(review.call_id.as_deref(), Some("call_write"));
+        assert_eq!(
+            review.session_id.as_deref(),
+            Some(asked.session_id.as_str())
+        );
+        assert_eq!(review.uri.as_str(), file_url(&lib).as_str());
+        assert_eq!(
+            (review.old_text.as_str(), review.new_text.as_str()),
+            (original, proposed.as_str())
+        );
+        let hunks: Vec<_> = review
+            .hunks
+            .iter()
+            .map(|h| {
+                (
+                    h.index,
+                    h.old_start,
+                    h.old_lines,
+                    h.new_start,
+                    h.new_lines,
+                    h.old_text.as_str(),
+                    h.new_text.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            hunks,
+            [
+                (0, 1, 1, 1, 1, "    1\n", "    10\n"),
+                (1, 5, 1, 5, 1, "    2\n", "    20\n")
+            ]
+        );
+        assert_eq!(
+            buffer(&client).unwrap(),
+            original.replace("    1\n", "    10\n"),
+            "the buffer holds exactly the accepted hunk"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&lib).unwrap(),
+            original,
+            "the server never writes"
+        );
+        let result = tool_result(&model, "Make both bigger.");
+        assert!(
+            result.contains("applied 1 of 2 — hunk 1 (line 2: `10`)")
+                && result.contains("Rejected, so not in the file: hunk 2 (line 6: `20`)"),
+            "{result}"
+        );
+
+        // Nothing accepted: the call fails and says so.
+        client.editor.lock().review_answers.push_back(Ok(vec![]));
+        client
+            .ext_request::<Ask>(ask_params("Make b huge."))
+            .await
+            .unwrap();
+        let result = tool_result(&model, "Make b huge.");
+        assert!(
+            result.contains("the user rejected the change to `src/lib.rs`"),
+            "{result}"
+        );
+
+        // An editor error is a rejection too, with why.
+        client
+            .editor
+            .lock()
+            .review_answers
+            .push_back(Err("the review was closed".into()));
+        client
+            .ext_request::<Ask>(ask_params("Rename b."))
+            .await
+            .unwrap();
+        let result = tool_result(&model, "Rename b.");
+        assert!(
+            result.contains(
+                "was not applied: it was sent to the user for review, and no answer came"
+            ) && result.contains("the review was closed"),
+            "{result}"
+        );
+
+        assert_eq!(
+            buffer(&client).unwrap(),
+            original.replace("    1\n", "    10\n"),
+            "rejected changes never reach the buffer"
+        );
+        let history = events(&mut client);
+        let count = |pick: fn(&ServerEvent) -> bool| history.iter().filter(|e| pick(e)).count();
+        assert_eq!(count(|e| matches!(e, ServerEvent::ReviewChange(_))), 3);
+        assert_eq!(
+            count(|e| matches!(e, ServerEvent::ApplyEdit(_))),
+            1,
+            "one workspace/applyEdit"
+        );
+        assert_eq!(
+            count(|e| matches!(e, ServerEvent::ShowMessageRequest(_))),
+            0,
+            "review replaces the approval prompt"
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}

@@ -29,6 +29,7 @@ fn sections(markdown: &str) -> BTreeMap<String, Section> {
                 "Commands" => Some(Kind::Command),
                 "Requests" => Some(Kind::Request),
                 "Notifications" => Some(Kind::Notification),
+                "Requests to the client" => Some(Kind::ClientRequest),
                 _ => None,
             };
             current = None;
