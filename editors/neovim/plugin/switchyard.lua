@@ -17,7 +17,7 @@ vim.api.nvim_create_user_command('Switchyard', function(opts)
 end, {
   nargs = '*',
   range = true,
-  desc = 'Switchyard: chat [new|{prompt}] | stop | sessions | model [name] | rewind | mcp [start] | analyze | ask {prompt} | cancel [id] | stats | deadletters | restart',
+  desc = 'Switchyard: chat [new|{prompt}] | stop | sessions | model [name] | rewind | mcp [start] | review [changes|off] | analyze | ask {prompt} | cancel [id] | stats | deadletters | restart',
   complete = function(arglead, cmdline, cursorpos)
     return require('switchyard').complete(arglead, cmdline, cursorpos)
   end,

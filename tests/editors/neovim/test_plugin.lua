@@ -21,6 +21,7 @@ T.run('plugin', function()
       'mcp',
       'model',
       'restart',
+      'review',
       'rewind',
       'sessions',
       'stats',

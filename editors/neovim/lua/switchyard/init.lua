@@ -607,6 +607,16 @@ local subcommands = {
   mcp = function(args)
     M.mcp(args == 'start')
   end,
+  review = function(args)
+    if args == '' then
+      notify('review: ' .. lsp.review())
+    elseif args == 'changes' or args == 'off' then
+      lsp.set_review(args)
+      notify('review: ' .. args)
+    else
+      notify(('review takes "changes" or "off", not `%s`'):format(args), levels.ERROR)
+    end
+  end,
 }
 
 --- The subcommand names, sorted.

@@ -418,10 +418,32 @@ M.handlers = handlers
 -- ---------------------------------------------------------------------------------------
 -- Starting and stopping
 
+--- `review` as set with `:Switchyard review`, over the option, until Neovim exits.
+local review_override = nil
+
+--- The review setting in force.
+function M.review()
+  return review_override or config.get().review
+end
+
+--- Puts `review` ("changes" or "off") in force now: every running server is told
+--- (`workspace/didChangeConfiguration`, then it pulls the `switchyard` section).
+function M.set_review(value)
+  review_override = value
+  for _, client in ipairs(M.clients()) do
+    local settings = client.config.settings or {}
+    settings.switchyard = settings.switchyard or {}
+    settings.switchyard.review = value
+    client.config.settings = settings
+    M.call(client, 'notify', 'workspace/didChangeConfiguration', { settings = settings })
+  end
+end
+
 local function client_config(cfg, root)
   local settings = cfg.settings or {}
-  if cfg.review ~= 'off' then
-    settings = vim.tbl_extend('force', {}, settings, { review = cfg.review })
+  local review = review_override or cfg.review
+  if review ~= 'off' or review_override then
+    settings = vim.tbl_extend('force', {}, settings, { review = review })
   end
   local has_settings = next(settings) ~= nil
   return {
