@@ -17,7 +17,7 @@ vim.api.nvim_create_user_command('Switchyard', function(opts)
 end, {
   nargs = '*',
   range = true,
-  desc = 'Switchyard: analyze | ask {prompt} | cancel [id] | stats | deadletters | restart',
+  desc = 'Switchyard: chat [new|{prompt}] | stop | sessions | model [name] | rewind | mcp [start] | review [changes|off] | analyze | ask {prompt} | cancel [id] | stats | deadletters | restart',
   complete = function(arglead, cmdline, cursorpos)
     return require('switchyard').complete(arglead, cmdline, cursorpos)
   end,
@@ -47,3 +47,43 @@ end, 'Switchyard: list and retry dead letters')
 plug('SwitchyardRestart', 'n', function()
   require('switchyard').restart()
 end, 'Switchyard: restart the language server')
+
+-- The chat (see :help switchyard-chat).
+plug('SwitchyardChat', 'n', function()
+  require('switchyard.chat').open()
+end, 'Switchyard: open the chat')
+plug('SwitchyardChatSubmit', { 'n', 'i' }, function()
+  require('switchyard.chat').submit()
+end, 'Switchyard: send the chat prompt')
+plug('SwitchyardChatStop', 'n', function()
+  require('switchyard.chat').stop()
+end, "Switchyard: stop the chat's request")
+plug('SwitchyardChatRewind', 'n', function()
+  require('switchyard.chat').rewind()
+end, 'Switchyard: rewind to the message under the cursor')
+plug('SwitchyardSessions', 'n', function()
+  require('switchyard.chat').sessions()
+end, 'Switchyard: switch, resume or delete a session')
+plug('SwitchyardModel', 'n', function()
+  require('switchyard.chat').pick_model()
+end, "Switchyard: pick the chat's model")
+plug('SwitchyardMcp', 'n', function()
+  require('switchyard').mcp()
+end, 'Switchyard: show the MCP servers')
+
+-- Review of a change (see :help switchyard-review); they act in the review's buffers.
+plug('SwitchyardReviewAccept', 'n', function()
+  require('switchyard.review').decide(true)
+end, 'Switchyard: accept the hunk under the cursor')
+plug('SwitchyardReviewReject', 'n', function()
+  require('switchyard.review').decide(false)
+end, 'Switchyard: reject the hunk under the cursor')
+plug('SwitchyardReviewAcceptAll', 'n', function()
+  require('switchyard.review').decide_all(true)
+end, 'Switchyard: accept every hunk and finish')
+plug('SwitchyardReviewRejectAll', 'n', function()
+  require('switchyard.review').decide_all(false)
+end, 'Switchyard: reject every hunk and finish')
+plug('SwitchyardReviewFinish', 'n', function()
+  require('switchyard.review').finish()
+end, 'Switchyard: finish the review (undecided hunks are rejected)')

@@ -216,6 +216,183 @@ function T.run(name, fn)
   end
 end
 
+--- Starts the mock model with the script `script` (a file in the suite's folder), its
+--- requests recorded; returns its port and the record file's path.
+function T.mock_model(script)
+  local port_file, record = T.tmp .. '/mock.port', T.tmp .. '/mock.requests.jsonl'
+  local mock = assert(os.getenv('SWITCHYARD_TEST_MOCK_MODEL'), 'SWITCHYARD_TEST_MOCK_MODEL is not set')
+  local job = vim.fn.jobstart({
+    mock,
+    '--script',
+    T.dir .. '/' .. script,
+    '--port-file',
+    port_file,
+    '--record',
+    record,
+    '--max-lifetime-secs',
+    '120',
+  }, {
+    on_stdout = function(_, data)
+      T.log('mock-model: %s', table.concat(data, ' '))
+    end,
+    on_stderr = function(_, data)
+      T.log('mock-model stderr: %s', table.concat(data, ' '))
+    end,
+  })
+  T.check(job > 0, 'mock-model started')
+  T.add_pid(vim.fn.jobpid(job), 'mock-model')
+  T.on_failure('requests the mock model received', function()
+    local text = T.read(record) or '(none)'
+    return #text > 6000 and (text:sub(1, 3000) .. '\n...\n' .. text:sub(-3000)) or text
+  end)
+  T.wait(10000, function()
+    return (T.read(port_file) or ''):match('%d+') ~= nil
+  end, 'the mock model port file')
+  return T.read(port_file):match('%d+'), record
+end
+
+--- The requests the mock model recorded, decoded, in order.
+function T.requests(record)
+  local out = {}
+  for _, line in ipairs(vim.split(T.read(record) or '', '\n')) do
+    if line ~= '' then
+      table.insert(out, vim.json.decode(line))
+    end
+  end
+  return out
+end
+
+--- The environment that points the server at the mock model on `port`.
+function T.model_env(port)
+  return {
+    OPENAI_BASE_URL = ('http://127.0.0.1:%s/v1'):format(port),
+    OPENAI_API_KEY = 'sk-mock',
+    SWITCHYARD_PROVIDER = 'openai',
+    SWITCHYARD_MODEL = 'mock',
+  }
+end
+
+--- Draws the floating windows over `grid` (rows of cells): a headless Neovim without a
+--- UI leaves them out of the screen that screenstring() reads. Their text, from the top
+--- line shown, inside a box when they have a border.
+local function overlay_floats(grid)
+  local api = vim.api
+  for _, win in ipairs(api.nvim_tabpage_list_wins(0)) do
+    local cfg = api.nvim_win_get_config(win)
+    if cfg.relative and cfg.relative ~= '' then
+      local pos = vim.fn.win_screenpos(win)
+      local top, left = pos[1], pos[2]
+      local width, height = api.nvim_win_get_width(win), api.nvim_win_get_height(win)
+      local first = vim.fn.line('w0', win)
+      local lines = api.nvim_buf_get_lines(api.nvim_win_get_buf(win), first - 1, first - 1 + height, false)
+      local function put(r, c, text)
+        if grid[r] then
+          local chars = vim.fn.split(text, '\\zs')
+          for i, ch in ipairs(chars) do
+            if grid[r][c + i - 1] ~= nil then
+              grid[r][c + i - 1] = ch
+            end
+          end
+        end
+      end
+      for i = 1, height do
+        local text = vim.fn.strcharpart(lines[i] or '', 0, width)
+        put(top + i - 1, left, text .. (' '):rep(width - vim.fn.strchars(text)))
+      end
+      local border = cfg.border
+      if border and border ~= 'none' and (type(border) ~= 'table' or #border > 0) then
+        put(top - 1, left - 1, '╭' .. ('─'):rep(width) .. '╮')
+        put(top + height, left - 1, '╰' .. ('─'):rep(width) .. '╯')
+        for i = 0, height - 1 do
+          put(top + i, left - 1, '│')
+          put(top + i, left + width, '│')
+        end
+      end
+    end
+  end
+end
+
+--- The visible screen as text, one string per row (what the user sees, after a redraw).
+function T.screen()
+  vim.cmd('redraw!')
+  local grid = {}
+  for r = 1, vim.o.lines do
+    grid[r] = {}
+    for c = 1, vim.o.columns do
+      grid[r][c] = vim.fn.screenstring(r, c)
+    end
+  end
+  overlay_floats(grid)
+  local rows = {}
+  for r = 1, vim.o.lines do
+    rows[r] = (table.concat(grid[r]):gsub('%s+$', ''))
+  end
+  return rows
+end
+
+local captures = 0
+--- Saves the visible screen as `NN-label.txt` in the suite's screens folder (printed
+--- with the failure dumps too) and returns its rows.
+function T.capture(label)
+  local rows = T.screen()
+  captures = captures + 1
+  local dir = os.getenv('SWITCHYARD_TEST_SCREENS')
+  if dir and dir ~= '' then
+    vim.fn.mkdir(dir, 'p')
+    local f = io.open(('%s/%02d-%s.txt'):format(dir, captures, label), 'w')
+    if f then
+      f:write(table.concat(rows, '\n') .. '\n')
+      f:close()
+    end
+  end
+  T.log('screen %s:\n%s', label, table.concat(rows, '\n'))
+  return rows
+end
+
+--- Presses `keys` (with mappings) in the current window, as typed.
+function T.press(keys)
+  vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(keys, true, false, true), 'mx', false)
+end
+
+--- Replaces vim.ui.select as a picker plugin would: it records each call (prompt and the
+--- items as shown) and answers with `choose(shown_items, prompt)` (an index, or nil to
+--- dismiss) — later, from the event loop, on a Neovim that can wait for it (0.10+), at
+--- once on 0.7. Returns the list of calls.
+function T.picker(choose)
+  local calls = {}
+  vim.ui.select = function(items, opts, on_choice)
+    opts = opts or {}
+    local shown = {}
+    for i, item in ipairs(items) do
+      shown[i] = opts.format_item and opts.format_item(item) or tostring(item)
+    end
+    local call = { prompt = opts.prompt, items = shown }
+    table.insert(calls, call)
+    local index = choose(shown, opts.prompt)
+    call.choice = index and shown[index] or nil
+    T.log('picker %q: %s -> %s', tostring(opts.prompt), vim.inspect(shown), tostring(call.choice))
+    local answer = function()
+      on_choice(index and items[index] or nil, index)
+    end
+    if vim.fn.has('nvim-0.10') == 1 then
+      vim.schedule(answer)
+    else
+      answer()
+    end
+  end
+  return calls
+end
+
+--- The index of the first of `items` containing `text`.
+function T.find(items, text)
+  for i, item in ipairs(items) do
+    if item:find(text, 1, true) then
+      return i
+    end
+  end
+  return nil
+end
+
 --- Records `$/progress` through this Neovim's own mechanism: on 0.10+ the `LspProgress`
 --- autocmd (and `vim.lsp.status()`), on 0.7 `User LspProgressUpdate` with
 --- `vim.lsp.util.get_progress_messages()`. Returns the list it fills with

@@ -6,67 +6,14 @@
 local T = dofile(os.getenv('SWITCHYARD_TEST_DIR') .. '/helpers.lua')
 
 T.run('ask', function()
-  local tmp = T.tmp
-  local port_file, record = tmp .. '/mock.port', tmp .. '/mock.requests.jsonl'
-  local mock = assert(os.getenv('SWITCHYARD_TEST_MOCK_MODEL'), 'SWITCHYARD_TEST_MOCK_MODEL is not set')
-  local job = vim.fn.jobstart({
-    mock,
-    '--script',
-    T.dir .. '/ask.mock.json',
-    '--port-file',
-    port_file,
-    '--record',
-    record,
-    '--max-lifetime-secs',
-    '120',
-  }, {
-    on_stdout = function(_, data)
-      T.log('mock-model: %s', table.concat(data, ' '))
-    end,
-    on_stderr = function(_, data)
-      T.log('mock-model stderr: %s', table.concat(data, ' '))
-    end,
-  })
-  T.check(job > 0, 'mock-model started')
-  T.add_pid(vim.fn.jobpid(job), 'mock-model')
-  T.on_failure('requests the mock model received', function()
-    local text = T.read(record) or '(none)'
-    return #text > 6000 and (text:sub(1, 3000) .. '\n...\n' .. text:sub(-3000)) or text
+  local port, record = T.mock_model('ask.mock.json')
+  vim.g.switchyard = { cmd_env = T.model_env(port) }
+
+  -- Approvals come through vim.ui.select; the test answers as a user would, with the
+  -- approving action.
+  local approvals = T.picker(function(items)
+    return T.find(items, 'Allow')
   end)
-  T.wait(10000, function()
-    return (T.read(port_file) or ''):match('%d+') ~= nil
-  end, 'the mock model port file')
-  local port = T.read(port_file):match('%d+')
-
-  vim.g.switchyard = {
-    cmd_env = {
-      OPENAI_BASE_URL = ('http://127.0.0.1:%s/v1'):format(port),
-      OPENAI_API_KEY = 'sk-mock',
-      SWITCHYARD_PROVIDER = 'openai',
-      SWITCHYARD_MODEL = 'mock',
-    },
-  }
-
-  -- Approvals: Neovim's own prompt stays; the test answers it as a user would, by typing
-  -- the number of the approving action.
-  local approvals = {}
-  local show_message_request = vim.lsp.handlers['window/showMessageRequest']
-  vim.lsp.handlers['window/showMessageRequest'] = function(err, result, ctx, c)
-    local titles = vim.tbl_map(function(a)
-      return a.title
-    end, (result or {}).actions or {})
-    local choice = 1
-    for i, title in ipairs(titles) do
-      if title:lower():find('allow') or title:lower():find('approve') or title:lower():find('yes') then
-        choice = i
-        break
-      end
-    end
-    table.insert(approvals, { message = result and result.message, actions = titles, choice = choice })
-    T.log('approval asked: %s %s -> %d', tostring(result and result.message), vim.inspect(titles), choice)
-    vim.api.nvim_input(choice .. '<CR>')
-    return show_message_request(err, result, ctx, c)
-  end
 
   vim.cmd('cd ' .. vim.fn.fnameescape(T.workspace))
   local path = T.workspace .. '/src/greeting.rs'
@@ -122,5 +69,6 @@ T.run('ask', function()
     return line ~= ''
   end, vim.split(T.read(record) or '', '\n'))
   T.eq(#requests, 2, 'model requests (a tool call turn, then the answer)')
-  T.log('approvals: %s', vim.inspect(approvals))
+  T.eq(#approvals, 1, 'one approval asked')
+  T.eq(approvals[1].items, { 'Allow', 'Allow for this session', 'Reject' }, 'the approval choices')
 end)

@@ -43,6 +43,12 @@ T.run('health', function()
   T.check(#matching(lines, 'OK', 'provider: openai', 'OPENAI_API_KEY is set') == 1, 'provider OK')
   T.check(#matching(lines, 'OK', 'model: mock') == 1, 'model OK')
   T.check(not text:find(secret, 1, true), 'the API key is never shown')
+  T.check(#matching(lines, 'chat layout: split; review: off') == 1, 'the chat and review settings')
+  if vim.fn.has('nvim-0.10') == 1 then
+    T.check(#matching(lines, 'OK', 'approvals and reviews wait for your answer') == 1, 'waiting answers OK')
+  else
+    T.check(#matching(lines, 'WARN', 'answers server requests before the handler returns') == 1, '0.7 says what it lacks')
+  end
   T.eq(matching(lines, 'ERROR'), {}, 'no errors')
 
   -- Invalid options: errors naming the keys, and a missing binary.

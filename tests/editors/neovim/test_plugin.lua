@@ -12,10 +12,24 @@ T.run('plugin', function()
   T.eq(vim.fn.exists(':Switchyard'), 2, ':Switchyard exists')
   T.eq(
     vim.fn.getcompletion('Switchyard ', 'cmdline'),
-    { 'analyze', 'ask', 'cancel', 'deadletters', 'restart', 'stats' },
+    {
+      'analyze',
+      'ask',
+      'cancel',
+      'chat',
+      'deadletters',
+      'mcp',
+      'model',
+      'restart',
+      'review',
+      'rewind',
+      'sessions',
+      'stats',
+      'stop',
+    },
     'subcommand completion'
   )
-  T.eq(vim.fn.getcompletion('Switchyard st', 'cmdline'), { 'stats' }, 'completion of a prefix')
+  T.eq(vim.fn.getcompletion('Switchyard st', 'cmdline'), { 'stats', 'stop' }, 'completion of a prefix')
   T.eq(vim.fn.getcompletion('Switchyard ask ', 'cmdline'), {}, 'no completion after the subcommand')
 
   -- <Plug> mappings, and no key mapped to them.

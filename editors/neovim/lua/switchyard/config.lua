@@ -23,6 +23,15 @@ M.defaults = {
   ask_output = 'buffer',
   -- How report and transcript buffers open.
   window = 'split',
+  -- The chat (`:Switchyard chat`): `layout` split | vsplit | float, its size (lines for a
+  -- split, columns for a vsplit, a share of the editor for a float), the prompt's height,
+  -- and whether the default keys are mapped inside the chat's buffers.
+  chat = { layout = 'split', size = 0.4, prompt_height = 3, mappings = true },
+  -- Models offered by `:Switchyard model`: "name" or "provider:name" (openai, anthropic).
+  models = {},
+  -- Review of every change (`switchyard.review` on the server): "off" applies changes as
+  -- they come, "changes" opens a diff of each one to accept or reject hunk by hunk.
+  review = 'off',
   -- Called as on_attach(client, bufnr) when the client attaches to a buffer.
   on_attach = nil,
 }
@@ -61,6 +70,47 @@ end
 
 local enum_window, window_expect = one_of('split', 'vsplit', 'tab', 'current')
 local enum_output, output_expect = one_of('buffer', 'notify')
+local enum_review, review_expect = one_of('off', 'changes')
+
+local chat_keys = {
+  layout = function(v)
+    return v == 'split' or v == 'vsplit' or v == 'float'
+  end,
+  size = function(v)
+    return type(v) == 'number' and v > 0
+  end,
+  prompt_height = function(v)
+    return type(v) == 'number' and v >= 1 and v == math.floor(v)
+  end,
+  mappings = function(v)
+    return type(v) == 'boolean'
+  end,
+}
+
+local function is_chat(v)
+  if type(v) ~= 'table' then
+    return false
+  end
+  for k, item in pairs(v) do
+    if not chat_keys[k] or not chat_keys[k](item) then
+      return false
+    end
+  end
+  return true
+end
+
+local function is_model_list(v)
+  if not is_list_of_strings(v, true) then
+    return false
+  end
+  for _, item in ipairs(v) do
+    local provider = item:match('^(%w+):.')
+    if provider and provider ~= 'openai' and provider ~= 'anthropic' then
+      return false
+    end
+  end
+  return true
+end
 
 --- key -> { check, what it must be, whether the offending value may be shown }
 local schema = {
@@ -92,6 +142,12 @@ local schema = {
   ask_output = { enum_output, output_expect, true },
   window = { enum_window, window_expect, true },
   on_attach = { vim.is_callable, 'a function' },
+  chat = {
+    is_chat,
+    'a table with layout ("split", "vsplit" or "float"), size (a number > 0), prompt_height (a whole number >= 1), mappings (a boolean)',
+  },
+  models = { is_model_list, 'a list of "name" or "openai:name" / "anthropic:name" strings' },
+  review = { enum_review, review_expect, true },
 }
 
 --- The valid option names, sorted.
@@ -197,6 +253,8 @@ function M.get()
     vim.list_extend(errors, errs)
   end
   local merged = vim.tbl_extend('force', {}, M.defaults, global or {}, from_setup)
+  -- `chat` is merged key by key, so `chat = { layout = 'float' }` keeps the other defaults.
+  merged.chat = vim.tbl_extend('force', {}, M.defaults.chat, (global or {}).chat or {}, from_setup.chat or {})
   return merged, errors
 end
 

@@ -154,6 +154,27 @@ local function check_client(h)
   h.info('lanes: ' .. (status == '' and 'idle' or status))
 end
 
+local function check_chat(h, cfg)
+  h.start('chat and review')
+  h.info(('chat layout: %s; review: %s; models offered: %s'):format(
+    cfg.chat.layout,
+    cfg.review,
+    #cfg.models > 0 and table.concat(cfg.models, ', ') or 'none (:Switchyard model asks for a name)'
+  ))
+  if vim.fn.has('nvim-0.10') == 1 then
+    h.ok('approvals and reviews wait for your answer (vim.ui.select and pickers that replace it work)')
+  else
+    h.warn('this Neovim answers server requests before the handler returns', {
+      'approvals: a vim.ui.select that answers later (telescope, fzf-lua, snacks) falls back to inputlist',
+      'reviews are modal: only their keys and motions work until you finish one',
+      'Neovim 0.10 or newer lifts both',
+    })
+  end
+  if cfg.chat.layout == 'float' and vim.fn.has('nvim-0.9') == 0 then
+    h.info('the chat float has no title before Neovim 0.9')
+  end
+end
+
 --- Runs the checks.
 function M.check()
   local h = reporter()
@@ -166,6 +187,7 @@ function M.check()
   check_options(h, cfg, errors)
   check_binary(h, cfg)
   check_provider(h, cfg)
+  check_chat(h, cfg)
   check_client(h)
 end
 

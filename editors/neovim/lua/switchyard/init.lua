@@ -38,6 +38,17 @@ function M.status()
   return lsp.status()
 end
 
+--- The fuller statusline component: the busy lanes, then the chat's session usage and
+--- cost (`Q 2 · G 1 │ 12,340 in, 456 out, $0.0123`). Empty when there is nothing to say.
+function M.statusline()
+  local lanes = lsp.status()
+  local chat = require('switchyard.chat').status()
+  if lanes ~= '' and chat ~= '' then
+    return lanes .. ' │ ' .. chat
+  end
+  return lanes .. chat
+end
+
 -- ---------------------------------------------------------------------------------------
 -- Scratch buffers
 
@@ -94,12 +105,7 @@ function M.buffer(name)
   return nil
 end
 
-local function error_text(err)
-  if type(err) == 'table' then
-    return err.message or vim.inspect(err)
-  end
-  return tostring(err)
-end
+local error_text = lsp.error_text
 
 local function cancelled(err)
   return type(err) == 'table' and err.code == lsp.errors.request_cancelled
@@ -153,7 +159,7 @@ end
 
 --- What the user is looking at: the file, and the selected lines when there is a range.
 --- (The single place that knows the shape of `switchyard/ask`'s `context`.)
-local function ask_context(client, bufnr, range)
+function M._context(client, bufnr, range)
   if not lsp.is_file_buffer(bufnr) then
     return nil
   end
@@ -226,6 +232,11 @@ local status_marks = { completed = '✓', failed = '✗', cancelled = '⊘' }
 
 --- Handles `switchyard/sessionUpdate` (ACP `session/update` kinds).
 function M._session_update(params)
+  local chat = require('switchyard.chat')
+  if chat.accepts(params) then
+    chat.update(params)
+    return
+  end
   local update = type(params.update) == 'table' and params.update or params
   local kind = update.sessionUpdate or update.kind
   if kind == 'agent_message_chunk' then
@@ -270,7 +281,7 @@ function M.ask(prompt, opts)
   end
   local bufnr = api.nvim_get_current_buf()
   lsp.with_client(bufnr, function(client)
-    local params = { prompt = prompt, context = ask_context(client, bufnr, opts.range) }
+    local params = { prompt = prompt, context = M._context(client, bufnr, opts.range) }
     if opts.session then
       params.sessionId = opts.session
     end
@@ -477,6 +488,73 @@ function M.restart()
 end
 
 -- ---------------------------------------------------------------------------------------
+-- MCP
+
+--- The lines of the MCP window for a `switchyard.mcpStatus` answer.
+function M._render_mcp(status)
+  local servers = type(status) == 'table' and status.servers or {}
+  local lines = { '# MCP servers', '' }
+  if #servers == 0 then
+    table.insert(lines, 'No MCP server is configured (`[mcp_servers.NAME]` in your config file).')
+    return lines
+  end
+  for _, server in ipairs(servers) do
+    local tools = server.tools or {}
+    table.insert(
+      lines,
+      ('## %s · %s · %d tool%s · %d restart%s'):format(
+        tostring(server.name),
+        tostring(server.state),
+        #tools,
+        #tools == 1 and '' or 's',
+        server.restarts or 0,
+        server.restarts == 1 and '' or 's'
+      )
+    )
+    if type(server.lastError) == 'string' then
+      table.insert(lines, 'last error: ' .. server.lastError:gsub('\n', ' '))
+    end
+    for _, tool in ipairs(tools) do
+      local flags = {}
+      if tool.readOnly then
+        table.insert(flags, 'read-only')
+      end
+      if tool.destructive then
+        table.insert(flags, 'destructive')
+      end
+      local description = vim.split(tostring(tool.description or ''), '\n', { plain = true })[1]
+      table.insert(
+        lines,
+        ('- `%s`%s%s'):format(
+          tostring(tool.name),
+          #flags > 0 and (' (' .. table.concat(flags, ', ') .. ')') or '',
+          description ~= '' and (' — ' .. description) or ''
+        )
+      )
+    end
+    table.insert(lines, '')
+  end
+  return lines
+end
+
+--- Shows the MCP servers (`switchyard.mcpStatus`): state, tools, last error. With
+--- `start`, servers not running yet are started first.
+function M.mcp(start)
+  lsp.with_client(0, function(client)
+    lsp.execute(client, lsp.commands.mcp_status, start and { start = true } or nil, function(err, result)
+      if err then
+        notify('MCP status failed: ' .. error_text(err), levels.ERROR)
+        return
+      end
+      local bufnr = scratch('switchyard://mcp', 'markdown')
+      set_lines(bufnr, 0, -1, M._render_mcp(result))
+      show(bufnr)
+      lsp.fire('SwitchyardMcp')
+    end)
+  end)
+end
+
+-- ---------------------------------------------------------------------------------------
 -- :Switchyard
 
 local subcommands = {
@@ -502,6 +580,42 @@ local subcommands = {
   end,
   restart = function()
     M.restart()
+  end,
+  chat = function(args)
+    local chat = require('switchyard.chat')
+    if args == 'new' then
+      chat.new()
+    else
+      chat.open()
+      if args ~= '' then
+        chat.send(args)
+      end
+    end
+  end,
+  stop = function()
+    require('switchyard.chat').stop()
+  end,
+  sessions = function()
+    require('switchyard.chat').sessions()
+  end,
+  model = function(args)
+    require('switchyard.chat').pick_model(args)
+  end,
+  rewind = function()
+    require('switchyard.chat').rewind()
+  end,
+  mcp = function(args)
+    M.mcp(args == 'start')
+  end,
+  review = function(args)
+    if args == '' then
+      notify('review: ' .. lsp.review())
+    elseif args == 'changes' or args == 'off' then
+      lsp.set_review(args)
+      notify('review: ' .. args)
+    else
+      notify(('review takes "changes" or "off", not `%s`'):format(args), levels.ERROR)
+    end
   end,
 }
 

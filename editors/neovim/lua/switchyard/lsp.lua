@@ -21,6 +21,7 @@ M.methods = {
   list_sessions = 'switchyard/listSessions',
   delete_session = 'switchyard/deleteSession',
   rewind = 'switchyard/rewind',
+  review_change = 'switchyard/reviewChange',
 }
 
 --- `workspace/executeCommand` commands (`switchyard.*`), as in `ext.rs`.
@@ -51,10 +52,10 @@ function M.call(client, method, ...)
   return client[method](...)
 end
 
---- Sends a request; `handler(err, result, ctx)`. Returns whether it was sent.
+--- Sends a request; `handler(err, result, ctx)`. Returns whether it was sent, and its id.
 function M.request(client, method, params, handler, bufnr)
-  local ok = M.call(client, 'request', method, params, handler, bufnr)
-  return ok
+  local ok, id = M.call(client, 'request', method, params, handler, bufnr)
+  return ok, id
 end
 
 --- Sends `workspace/executeCommand` for `command` with its one argument object (or none).
@@ -63,6 +64,14 @@ function M.execute(client, command, argument, handler)
     command = command,
     arguments = argument and { argument } or {},
   }, handler)
+end
+
+--- The message of an LSP error (or of anything else given as one).
+function M.error_text(err)
+  if type(err) == 'table' then
+    return err.message or vim.inspect(err)
+  end
+  return tostring(err)
 end
 
 local function notify(message, level)
@@ -318,20 +327,124 @@ local function on_session_update(_, params)
   end
 end
 
+--- Whether a server request may be answered later: from 0.10 Neovim runs each one in a
+--- coroutine, so the handler can yield until the user has answered; 0.7 needs the answer
+--- before the handler returns.
+function M.can_wait()
+  local co, is_main = coroutine.running()
+  return co ~= nil and not is_main
+end
+
+--- Said once per session of Neovim when 0.7 has to fall back.
+local said = {}
+function M.note_once(key, message)
+  if not said[key] then
+    said[key] = true
+    notify(message, vim.log.levels.WARN)
+  end
+end
+
+--- `window/showMessageRequest` (the approval prompt: Allow / Allow for this session /
+--- Reject) through `vim.ui.select`, so a picker plugin shows it. A dismissed prompt is
+--- `null`, which the server takes as a refusal.
+local function on_show_message_request(_, result, _ctx)
+  result = type(result) == 'table' and result or {}
+  local actions = type(result.actions) == 'table' and result.actions or {}
+  local message = tostring(result.message or '')
+  if #actions == 0 then
+    notify(message)
+    return vim.NIL
+  end
+  local opts = {
+    prompt = message,
+    kind = 'switchyard_approval',
+    format_item = function(action)
+      return action.title
+    end,
+  }
+  local function record(choice)
+    require('switchyard.chat')._approval(message, choice and choice.title or nil)
+  end
+  if M.can_wait() then
+    local co = coroutine.running()
+    vim.ui.select(actions, opts, function(choice)
+      record(choice)
+      vim.schedule(function()
+        coroutine.resume(co, choice or vim.NIL)
+      end)
+    end)
+    return coroutine.yield()
+  end
+  -- 0.7: the answer must be there when this returns. The built-in vim.ui.select answers
+  -- at once; a picker that answers later cannot be waited for, so inputlist asks instead.
+  local answered, answer = false, nil
+  vim.ui.select(actions, opts, function(choice)
+    answered, answer = true, choice
+  end)
+  if not answered then
+    M.note_once(
+      'select',
+      'this Neovim (before 0.10) cannot wait for an asynchronous vim.ui.select; the approval is asked with inputlist'
+    )
+    local items = { message }
+    for i, action in ipairs(actions) do
+      table.insert(items, ('%d. %s'):format(i, action.title))
+    end
+    local n = vim.fn.inputlist(items)
+    answer = actions[n]
+  end
+  record(answer)
+  return answer or vim.NIL
+end
+
+local function on_review_change(_, params)
+  if type(params) ~= 'table' then
+    return nil, vim.lsp.rpc.rpc_response_error(-32602, 'switchyard/reviewChange: params must be an object')
+  end
+  return require('switchyard.review').handle(params)
+end
+
 --- Client-specific handlers; every other method keeps Neovim's default (notably
---- `workspace/applyEdit` and `window/showMessageRequest`, the approvals prompt).
+--- `workspace/applyEdit`).
 local handlers = {
   ['$/progress'] = on_progress,
+  ['window/showMessageRequest'] = on_show_message_request,
   [M.methods.lane_status] = on_lane_status,
   [M.methods.session_update] = on_session_update,
+  [M.methods.review_change] = on_review_change,
 }
 M.handlers = handlers
 
 -- ---------------------------------------------------------------------------------------
 -- Starting and stopping
 
+--- `review` as set with `:Switchyard review`, over the option, until Neovim exits.
+local review_override = nil
+
+--- The review setting in force.
+function M.review()
+  return review_override or config.get().review
+end
+
+--- Puts `review` ("changes" or "off") in force now: every running server is told
+--- (`workspace/didChangeConfiguration`, then it pulls the `switchyard` section).
+function M.set_review(value)
+  review_override = value
+  for _, client in ipairs(M.clients()) do
+    local settings = client.config.settings or {}
+    settings.switchyard = settings.switchyard or {}
+    settings.switchyard.review = value
+    client.config.settings = settings
+    M.call(client, 'notify', 'workspace/didChangeConfiguration', { settings = settings })
+  end
+end
+
 local function client_config(cfg, root)
   local settings = cfg.settings or {}
+  local review = review_override or cfg.review
+  if review ~= 'off' or review_override then
+    settings = vim.tbl_extend('force', {}, settings, { review = review })
+  end
   local has_settings = next(settings) ~= nil
   return {
     name = M.name,
@@ -342,6 +455,10 @@ local function client_config(cfg, root)
     init_options = has_settings and settings or nil,
     settings = has_settings and { switchyard = settings } or {},
     handlers = handlers,
+    -- The server reads open buffers before the disk (the agent's tools, a rewind's check
+    -- that a file is still what the agent left): every change goes at once, so an edit
+    -- applied through workspace/applyEdit is known to the server when it asks next.
+    flags = { debounce_text_changes = 0 },
     on_init = function(client)
       local queue = pending[client.id] or {}
       pending[client.id] = nil
