@@ -5,8 +5,11 @@
 //! binds only the consumers of the repositories it has. The consumer's `ack_wait` is the
 //! lease (a worker renews it with in-progress acks), a nak with the lane's retry delay is the
 //! retry, and `max_deliver` exhausted is reported by JetStream's advisory and lands in the
-//! engine's dead-letter queue. Results come back on the submitting server's own subject and
-//! are taken once per task id. The bridge ([`bridge`]) drives the engine's external API
+//! engine's dead-letter queue. Results come back through a second stream
+//! (`SWITCHYARD_RESULTS`, subjects `switchyard.results.<instance>`) with one durable
+//! consumer per submitting server, so a result published while the submitter (or the broker)
+//! was away waits for it; a final result carries a message id JetStream de-duplicates, and
+//! the submitter takes the first one per task id. The bridge ([`bridge`]) drives the engine's external API
 //! (`claim`, `complete`); the engine knows nothing of the broker.
 
 pub mod bridge;
@@ -25,6 +28,13 @@ use crate::lanes::{RetryPolicy, TaskId};
 
 /// The stream of the Query lane.
 pub const QUERY_STREAM: &str = "SWITCHYARD_QUERY";
+/// The stream results travel back on.
+pub const RESULTS_STREAM: &str = "SWITCHYARD_RESULTS";
+/// How long a result nobody took stays in the results stream, and how long a submitter's
+/// results consumer outlives the submitter.
+const RESULTS_KEPT: Duration = Duration::from_secs(3600);
+/// How long publishing keeps trying while the broker is away (restarting, a leader moving).
+pub const PUBLISH_PATIENCE: Duration = Duration::from_secs(60);
 /// The header naming the subject a task's result goes to.
 pub const REPLY_HEADER: &str = "Switchyard-Reply";
 
@@ -163,6 +173,85 @@ pub async fn query_stream(js: &jetstream::Context) -> Result<stream::Stream, Str
     .await
     .map_err(|e| format!("cannot open the broker stream {QUERY_STREAM}: {e}"))
 }
+
+/// The stream results come back on, created when missing.
+pub async fn results_stream(js: &jetstream::Context) -> Result<stream::Stream, String> {
+    js.get_or_create_stream(stream::Config {
+        name: RESULTS_STREAM.to_string(),
+        subjects: vec!["switchyard.results.>".to_string()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        max_age: RESULTS_KEPT,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot open the broker stream {RESULTS_STREAM}: {e}"))
+}
+
+/// The durable consumer of the results sent to `subject`; the broker removes it when its
+/// submitter has been gone for an hour.
+pub async fn results_consumer(
+    stream: &stream::Stream,
+    subject: &str,
+) -> Result<consumer::PullConsumer, String> {
+    let name = subject.replace('.', "-");
+    stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: subject.to_string(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                inactive_threshold: RESULTS_KEPT,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot open the broker consumer {name}: {e}"))
+}
+
+/// Publishes `body` to `subject` on JetStream and waits for the broker to store it, trying
+/// again (under the same `id`, which JetStream de-duplicates) while the broker is away, for
+/// up to [`PUBLISH_PATIENCE`]. Returns the stored message's sequence.
+pub async fn publish_stored(
+    js: &jetstream::Context,
+    subject: String,
+    mut headers: async_nats::HeaderMap,
+    id: &str,
+    body: Vec<u8>,
+) -> Result<u64, String> {
+    headers.insert("Nats-Msg-Id", id);
+    let deadline = tokio::time::Instant::now() + PUBLISH_PATIENCE;
+    loop {
+        let error = match js
+            .publish_with_headers(subject.clone(), headers.clone(), body.clone().into())
+            .await
+        {
+            Ok(ack) => match ack.await {
+                Ok(ack) => return Ok(ack.sequence),
+                Err(e) => format!("the broker did not store it: {e}"),
+            },
+            Err(e) => format!("cannot hand it to the broker: {e}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(error);
+        }
+        tracing::debug!("publishing to {subject} again: {error}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The subject a task's cancellation is published on (core NATS: only a worker running it
+/// now cares; one that has not taken it yet never will, its message is deleted).
+pub fn cancel_subject(reply: &str, task: TaskId) -> String {
+    let instance = reply.strip_prefix(RESULTS_PREFIX).unwrap_or(reply);
+    format!("{CANCEL_PREFIX}{instance}.{task}")
+}
+
+/// Subjects of results, then the submitting server's instance.
+pub const RESULTS_PREFIX: &str = "switchyard.results.";
+/// Subjects of cancellations, then the instance and the task id.
+pub const CANCEL_PREFIX: &str = "switchyard.cancel.";
 
 /// The durable consumer of `repo`'s Query tasks, created with the lease and deliveries of
 /// `config` when missing.

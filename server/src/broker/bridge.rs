@@ -14,10 +14,13 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, query_consumer, query_stream,
+    Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, cancel_subject, publish_stored,
+    query_consumer, query_stream, results_consumer, results_stream,
 };
 use crate::config::BrokerConfig;
-use crate::lanes::{ClaimedTask, Lane, LaneMode, Lanes, TaskError, TaskId};
+use crate::lanes::{
+    ClaimedTask, EventKind, FinishStatus, Lane, LaneEvent, LaneMode, Lanes, TaskError, TaskId,
+};
 
 /// How long the engine's own lease of a task handed to the broker lasts: the broker's lease
 /// is the one that counts, so the engine's never runs out first.
@@ -96,11 +99,13 @@ async fn run(lanes: Lanes, config: BrokerConfig, url: String, root: PathBuf) -> 
     let repo = RepoId::of(&root);
     query_consumer(&stream, &repo, &config).await?;
     let instance = format!("{:016x}", fastrand::u64(..));
-    let reply = format!("switchyard.results.{instance}");
-    let mut results = client
-        .subscribe(reply.clone())
+    let reply = format!("{}{instance}", super::RESULTS_PREFIX);
+    let results_stream = results_stream(&js).await?;
+    let mut results = results_consumer(&results_stream, &reply)
+        .await?
+        .messages()
         .await
-        .map_err(|e| format!("cannot subscribe to results: {e}"))?;
+        .map_err(|e| format!("cannot read results: {e}"))?;
     let advisory = format!(
         "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
         super::QUERY_STREAM,
@@ -117,13 +122,32 @@ async fn run(lanes: Lanes, config: BrokerConfig, url: String, root: PathBuf) -> 
     let mut sweep = tokio::time::interval(SWEEP);
     loop {
         tokio::select! {
-            event = events.recv() => {
-                if matches!(&event, Ok(e) if e.lane != Lane::Query) {
+            event = events.recv() => match event {
+                Ok(e) if e.lane != Lane::Query => continue,
+                // A task cancelled here stops where it runs, or never starts there.
+                Ok(LaneEvent { task_id, kind: EventKind::Finished { status: FinishStatus::Cancelled, .. }, .. }) => {
+                    if let Some(task) = in_flight.remove(&task_id) {
+                        by_sequence.remove(&task.sequence);
+                        let _ = client.publish(cancel_subject(&reply, task_id), Default::default()).await;
+                        let _ = stream.delete_message(task.sequence).await;
+                    }
                     continue;
                 }
-            }
+                _ => {}
+            },
             _ = sweep.tick() => {}
-            Some(message) = results.next() => {
+            message = results.next() => {
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    // The broker is away: the consumer asks again when it is back.
+                    Some(Err(e)) => {
+                        tracing::debug!("reading results: {e}");
+                        continue;
+                    }
+                    None => return Err("the broker closed the results stream".to_string()),
+                };
+                // Taken: a result is stored until acked, and acked once read.
+                let _ = message.ack().await;
                 let Ok(result) = serde_json::from_slice::<ResultMessage>(&message.payload) else {
                     tracing::warn!("a result the bridge cannot read was dropped");
                     continue;
@@ -207,14 +231,10 @@ async fn publish(
     let mut headers = HeaderMap::new();
     headers.insert(REPLY_HEADER, reply);
     // JetStream drops a second publish of the same id within its duplicate window.
-    headers.insert("Nats-Msg-Id", format!("{reply}.{}", task.task_id).as_str());
-    let ack = js
-        .publish_with_headers(repo.subject(), headers, body.into())
+    let id = format!("{reply}.{}", task.task_id);
+    publish_stored(js, repo.subject(), headers, &id, body)
         .await
-        .map_err(|e| format!("cannot hand the task to the broker: {e}"))?
-        .await
-        .map_err(|e| format!("the broker did not take the task: {e}"))?;
-    Ok(ack.sequence)
+        .map_err(|e| format!("the broker did not take the task: {e}"))
 }
 
 /// A tool's `path` as the worker resolves it: relative to the repository's root.

@@ -6,17 +6,22 @@
 //! redelivered, and a result published twice is taken once. SIGTERM drains: no new task is
 //! pulled, the ones held are finished.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
+use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage};
+use super::{
+    Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, cancel_subject, publish_stored,
+};
 use crate::approvals::Prompter;
 use crate::config::Config;
 use crate::core::{Core, FrontEnd};
@@ -40,18 +45,30 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
     let stream = super::query_stream(&js).await?;
     let name = format!("worker-{}", std::process::id());
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let cancels = Arc::new(Cancels::default());
+    let mut cancelled = client
+        .subscribe(format!("{}>", super::CANCEL_PREFIX))
+        .await
+        .map_err(|e| format!("cannot subscribe to cancellations: {e}"))?;
+    let heard = Arc::clone(&cancels);
+    tokio::spawn(async move {
+        while let Some(message) = cancelled.next().await {
+            heard.cancel(message.subject.as_str());
+        }
+    });
     let mut running = JoinSet::new();
     let mut pullers = JoinSet::new();
     for root in &options.roots {
         let core = open(root)?;
         let repo = RepoId::of(root);
         eprintln!("{name}: serving {} ({})", root.display(), repo.identity);
-        let (stream, stop, slots, client, name) = (
+        let (stream, stop, slots, js, name, cancels) = (
             stream.clone(),
             stop.clone(),
             Arc::clone(&slots),
-            client.clone(),
+            js.clone(),
             name.clone(),
+            Arc::clone(&cancels),
         );
         pullers.spawn(async move {
             // The submitting server creates the consumer with its lease and deliveries.
@@ -88,15 +105,34 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
                     .expires(Duration::from_millis(500))
                     .messages()
                     .await;
-                let Ok(mut batch) = batch else { continue };
-                let message = tokio::select! {
-                    () = stop.cancelled() => break,
-                    message = batch.next() => message,
+                let message = match batch {
+                    Ok(mut batch) => tokio::select! {
+                        () = stop.cancelled() => break,
+                        message = batch.next() => message,
+                    },
+                    Err(e) => Some(Err(e.into())),
                 };
-                let Some(Ok(message)) = message else { continue };
-                let (core, client, name) = (core.clone(), client.clone(), name.clone());
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    None => continue,
+                    // The broker is away: ask again in a moment, not in a busy loop.
+                    Some(Err(e)) => {
+                        tracing::debug!("pulling a task: {e}");
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                        }
+                    }
+                };
+                let (core, js, name) = (core.clone(), js.clone(), name.clone());
+                let cancels = Arc::clone(&cancels);
                 tasks.push(tokio::spawn(async move {
-                    serve(core, client, &name, message, lease, max_deliver).await;
+                    let held = Held {
+                        message,
+                        lease,
+                        max_deliver,
+                    };
+                    serve(core, &js, &name, &cancels, held).await;
                     drop(permit);
                 }));
             }
@@ -131,14 +167,59 @@ fn open(root: &std::path::Path) -> Result<Core, String> {
     Ok(core)
 }
 
-async fn serve(
-    core: Core,
-    client: async_nats::Client,
-    name: &str,
+/// The cancellations heard: tokens of the tasks running here by their cancel subject, and
+/// the latest subjects of tasks not running here (a delivery may come after its cancel).
+#[derive(Default)]
+struct Cancels {
+    running: Mutex<HashMap<String, CancellationToken>>,
+    heard: Mutex<VecDeque<String>>,
+}
+
+impl Cancels {
+    const REMEMBERED: usize = 4096;
+
+    fn cancel(&self, subject: &str) {
+        if let Some(token) = self.running.lock().get(subject) {
+            token.cancel();
+            return;
+        }
+        let mut heard = self.heard.lock();
+        if heard.len() == Self::REMEMBERED {
+            heard.pop_front();
+        }
+        heard.push_back(subject.to_string());
+    }
+
+    /// The token of a task starting now; already cancelled if its cancel came first.
+    fn start(&self, subject: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        if self.heard.lock().iter().any(|s| s == subject) {
+            token.cancel();
+        }
+        self.running
+            .lock()
+            .insert(subject.to_string(), token.clone());
+        token
+    }
+
+    fn end(&self, subject: &str) {
+        self.running.lock().remove(subject);
+    }
+}
+
+/// A delivery a worker holds, and the consumer's terms for it.
+struct Held {
     message: jetstream::Message,
     lease: Duration,
     max_deliver: i64,
-) {
+}
+
+async fn serve(core: Core, js: &jetstream::Context, name: &str, cancels: &Cancels, held: Held) {
+    let Held {
+        message,
+        lease,
+        max_deliver,
+    } = held;
     let delivery = message.info().map(|i| i.delivered).unwrap_or(1);
     let delivery = u64::try_from(delivery).unwrap_or(1);
     let Some(reply) = message
@@ -170,9 +251,21 @@ async fn serve(
             let _ = message.ack_with(AckKind::Progress).await;
         }
     };
+    let cancel = cancel_subject(&reply, task.task_id);
+    let token = cancels.start(&cancel);
     let outcome = tokio::select! {
-        outcome = run_task(&core, &task) => outcome,
-        () = renew => unreachable_renew(),
+        outcome = run_task(&core, &task, &token) => outcome,
+        () = renew => Some(unreachable_renew()),
+    };
+    cancels.end(&cancel);
+    let Some(outcome) = outcome else {
+        // The submitter has finished with it: never again, to anyone.
+        let _ = message.ack_with(AckKind::Term).await;
+        eprintln!(
+            "{name}: cancelled task {} (delivery {delivery})",
+            task.task_id
+        );
+        return;
     };
     let nak = match &outcome {
         Outcome::AttemptFailed { .. } => Some(
@@ -187,9 +280,19 @@ async fn serve(
         worker: name.to_string(),
         outcome,
     };
-    if let Ok(body) = serde_json::to_vec(&result) {
-        let _ = client.publish(reply, body.into()).await;
-        let _ = client.flush().await;
+    let id = match &result.outcome {
+        // One final result per task reaches the results stream, whichever delivery sent it.
+        Outcome::Done { .. } | Outcome::Failed { .. } => format!("{reply}.{}", task.task_id),
+        Outcome::AttemptFailed { .. } => format!("{reply}.{}.{delivery}", task.task_id),
+    };
+    let stored = match serde_json::to_vec(&result) {
+        Ok(body) => publish_stored(js, reply, HeaderMap::new(), &id, body).await,
+        Err(e) => Err(format!("cannot encode the result: {e}")),
+    };
+    if let Err(e) = stored {
+        // Not acked: the task is delivered again after its lease, to whoever can answer.
+        eprintln!("{name}: could not return task {}: {e}", task.task_id);
+        return;
     }
     match nak {
         // The last delivery's failure: JetStream's advisory tells the submitter.
@@ -215,28 +318,38 @@ fn unreachable_renew() -> Outcome {
     }
 }
 
-async fn run_task(core: &Core, task: &TaskMessage) -> Outcome {
+/// Runs `task` here; `None` when `token` cancelled it first.
+async fn run_task(core: &Core, task: &TaskMessage, token: &CancellationToken) -> Option<Outcome> {
     match Tool::from_name(&task.name) {
         Some(tool) if tool.lane() == Lane::Query => {}
         _ => {
-            return Outcome::Failed {
+            return Some(Outcome::Failed {
                 error: format!("a worker runs read-only tools only, not `{}`", task.name),
-            };
+            });
         }
     }
     let toolbox = match core.toolbox() {
         Ok(toolbox) => toolbox,
         Err(e) => {
-            return Outcome::AttemptFailed {
+            return Some(Outcome::AttemptFailed {
                 error: e.to_string(),
-            };
+            });
         }
     };
     let call = match toolbox.task(&task.name, task.payload.clone(), &CallContext::default()) {
         Ok(call) => call,
-        Err(e) => return Outcome::Failed { error: e.message },
+        Err(e) => return Some(Outcome::Failed { error: e.message }),
     };
-    match core.lanes().submit(call).await {
+    let handle = core.lanes().submit(call);
+    let id = handle.id();
+    let result = tokio::select! {
+        result = handle => result,
+        () = token.cancelled() => {
+            core.lanes().cancel(id);
+            return None;
+        }
+    };
+    Some(match result {
         Ok(result) => match serde_json::to_value(result) {
             Ok(value) => Outcome::Done { value },
             Err(e) => Outcome::Failed {
@@ -246,5 +359,5 @@ async fn run_task(core: &Core, task: &TaskMessage) -> Outcome {
         Err(e) => Outcome::AttemptFailed {
             error: e.to_string(),
         },
-    }
+    })
 }

@@ -3,8 +3,9 @@
 //! processes — tasks spread over two workers, a worker killed mid-task (its task is
 //! redelivered after the lease and answered once), a poison task dead-lettered after
 //! `max_deliver`, a worker that drains on SIGTERM, a worker that never runs another
-//! repository's tasks, an unreachable broker failing the call at once, and Execute refused
-//! on a broker.
+//! repository's tasks, an unreachable broker failing the call at once, Execute refused
+//! on a broker, the broker itself killed and restarted mid-run (nothing lost, each result
+//! once), and a cancelled session whose remote task the worker stops.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,7 +13,11 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+use switchyard::lsp::ext::{Ask, AskParams, Cancel, CancelParams, CancelTarget};
 use switchyard_tests::cli::{self, Output};
+use switchyard_tests::lsp_client::{ClientOptions, Ext, LspClient, ServerEvent, within};
+use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
 use switchyard_tests::nats::NatsServer;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -322,4 +327,112 @@ fn a_worker_runs_only_tasks_of_the_repositories_it_has() {
         "a worker without the repository ran its task: {:#?}",
         stranger.said()
     );
+}
+
+#[test]
+fn a_broker_restarted_mid_run_loses_nothing() {
+    let fleet = Fleet::new(2_000, 5);
+    let a = fleet.worker(1, "");
+    let calls = 6;
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..calls).map(|_| s.spawn(|| fleet.grep())).collect();
+        // One task is answered, the others wait in the broker or run: then it crashes.
+        a.wait_for("finished task", "the worker answers a first task");
+        fleet.nats.restart();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for output in &outputs {
+        assert_one_answer(output);
+    }
+    assert!(
+        a.count("finished task") >= calls,
+        "every task ran to the end: {:#?}",
+        a.said()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_session_stops_its_remote_tasks() {
+    let fleet = Fleet::new(30_000, 3);
+    let worker = Arc::new(fleet.worker(1, ""));
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("grep", json!({"pattern": "need[l]e"})).with_id("call_grep"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("Stopped.")).turn(1),
+    ]))
+    .await;
+    let mut options = ClientOptions::new(fleet.repo.path());
+    options.env = [
+        ("XDG_CONFIG_HOME", fleet.home.path().join("config")),
+        ("XDG_STATE_HOME", fleet.home.path().join("state")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.display().to_string()))
+    .chain(model_env(&model))
+    .collect();
+    within(DEADLINE, async {
+        let (mut client, _) = LspClient::initialized(options).await;
+        let server = client.server.clone();
+        let ask = tokio::spawn(async move {
+            let params = AskParams {
+                session_id: None,
+                prompt: "find the needle".into(),
+                context: None,
+                model: None,
+                provider: None,
+                work_done_token: None,
+            };
+            server.request::<Ext<Ask>>(params).await
+        });
+        let running = Arc::clone(&worker);
+        tokio::task::spawn_blocking(move || {
+            running.wait_for("running task", "the worker takes the agent's grep")
+        })
+        .await
+        .unwrap();
+        let update = client
+            .event("the session's first update", |e| {
+                matches!(e, ServerEvent::SessionUpdate(_))
+            })
+            .await;
+        let ServerEvent::SessionUpdate(update) = update else {
+            unreachable!()
+        };
+        let cancelled = client
+            .command::<Cancel>(CancelParams {
+                id: Some(CancelTarget::Session(update.session_id.clone())),
+            })
+            .await
+            .unwrap();
+        assert!(cancelled.tasks >= 1, "{cancelled:?}");
+        let stopped = Arc::clone(&worker);
+        tokio::task::spawn_blocking(move || {
+            stopped.wait_for("cancelled task", "the worker stops the cancelled task")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            worker.count("finished task"),
+            0,
+            "the cancelled task ran to its end: {:#?}",
+            worker.said()
+        );
+        let _ = ask.await;
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+fn model_env(model: &MockModel) -> Vec<(String, String)> {
+    [
+        ("SWITCHYARD_PROVIDER", "openai".to_string()),
+        ("SWITCHYARD_MODEL", "mock-model".to_string()),
+        ("OPENAI_BASE_URL", model.openai_base_url()),
+        ("OPENAI_API_KEY", "sk-nats-key".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
