@@ -52,6 +52,19 @@ pub struct TaskMessage {
     pub repo: String,
     /// The submitting lane's retry policy: the delay of a nak.
     pub retry: RetryPolicy,
+    /// The editor's unsaved buffers in the repository: the worker's tools see them before
+    /// its disk, as the submitter's would.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buffers: Vec<Buffer>,
+}
+
+/// An unsaved editor buffer travelling with a task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Buffer {
+    /// Its path, relative to the repository's root.
+    pub path: String,
+    /// Its text.
+    pub text: String,
 }
 
 /// What a worker reports for one delivery of a task.

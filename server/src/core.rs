@@ -172,9 +172,10 @@ impl Core {
     fn put_workspace(&self, workspace: Option<Workspace>) {
         let inner = &self.inner;
         let broker = inner.config.get().broker.clone();
-        *inner.bridge.lock() = workspace
-            .as_ref()
-            .and_then(|w| Bridge::start(inner.lanes.clone(), broker, w.primary().to_path_buf()));
+        *inner.bridge.lock() = workspace.as_ref().and_then(|w| {
+            let root = w.primary().to_path_buf();
+            Bridge::start(inner.lanes.clone(), broker, root, inner.documents.clone())
+        });
         let parts = workspace.map(|workspace| {
             let toolbox = Toolbox::new(
                 workspace,

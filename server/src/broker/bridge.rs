@@ -14,10 +14,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, cancel_subject, publish_stored,
-    query_consumer, query_stream, results_consumer, results_stream,
+    Buffer, Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, cancel_subject,
+    publish_stored, query_consumer, query_stream, results_consumer, results_stream,
 };
 use crate::config::BrokerConfig;
+use crate::documents::Documents;
 use crate::lanes::{
     ClaimedTask, EventKind, FinishStatus, Lane, LaneEvent, LaneMode, Lanes, TaskError, TaskId,
 };
@@ -41,7 +42,12 @@ impl Drop for Bridge {
 
 impl Bridge {
     /// Starts the bridge of the workspace rooted at `root` on the current runtime.
-    pub fn start(lanes: Lanes, config: BrokerConfig, root: PathBuf) -> Option<Bridge> {
+    pub fn start(
+        lanes: Lanes,
+        config: BrokerConfig,
+        root: PathBuf,
+        documents: Documents,
+    ) -> Option<Bridge> {
         let url = config.url.clone()?;
         if lanes.config().query.mode != LaneMode::External {
             return None;
@@ -52,7 +58,7 @@ impl Bridge {
         runtime.spawn(async move {
             tokio::select! {
                 () = token.cancelled() => {}
-                result = run(lanes.clone(), config, url, root) => if let Err(e) = result {
+                result = run(lanes.clone(), config, url, root, documents) => if let Err(e) = result {
                     tracing::error!("external lanes on the broker stopped: {e}");
                     refuse(&lanes, &e, &token).await;
                 },
@@ -92,7 +98,13 @@ struct MaxDeliveries {
     deliveries: u64,
 }
 
-async fn run(lanes: Lanes, config: BrokerConfig, url: String, root: PathBuf) -> Result<(), String> {
+async fn run(
+    lanes: Lanes,
+    config: BrokerConfig,
+    url: String,
+    root: PathBuf,
+    documents: Documents,
+) -> Result<(), String> {
     let client = super::connect(&url).await?;
     let js = jetstream::new(client.clone());
     let stream = query_stream(&js).await?;
@@ -191,7 +203,12 @@ async fn run(lanes: Lanes, config: BrokerConfig, url: String, root: PathBuf) -> 
         for claimed in lanes.claim(Lane::Query, usize::MAX, ENGINE_LEASE) {
             let id = claimed.task.task_id;
             let lease_id = claimed.lease_id;
-            match publish(&js, &repo, &root, &reply, &lanes, claimed).await {
+            let at = Target {
+                repo: &repo,
+                root: &root,
+                documents: &documents,
+            };
+            match publish(&js, &at, &reply, &lanes, claimed).await {
                 Ok(sequence) => {
                     by_sequence.insert(sequence, id);
                     in_flight.insert(
@@ -211,10 +228,16 @@ async fn run(lanes: Lanes, config: BrokerConfig, url: String, root: PathBuf) -> 
     }
 }
 
+/// Where a task goes and what travels with it.
+struct Target<'a> {
+    repo: &'a RepoId,
+    root: &'a Path,
+    documents: &'a Documents,
+}
+
 async fn publish(
     js: &jetstream::Context,
-    repo: &RepoId,
-    root: &Path,
+    at: &Target<'_>,
     reply: &str,
     lanes: &Lanes,
     claimed: ClaimedTask,
@@ -223,16 +246,17 @@ async fn publish(
     let message = TaskMessage {
         task_id: task.task_id,
         name: task.name,
-        payload: relative_paths(task.payload, root),
-        repo: repo.identity.clone(),
+        payload: relative_paths(task.payload, at.root),
+        repo: at.repo.identity.clone(),
         retry: lanes.config().query.retry,
+        buffers: unsaved(at.documents, at.root),
     };
     let body = serde_json::to_vec(&message).map_err(|e| format!("cannot encode the task: {e}"))?;
     let mut headers = HeaderMap::new();
     headers.insert(REPLY_HEADER, reply);
     // JetStream drops a second publish of the same id within its duplicate window.
     let id = format!("{reply}.{}", task.task_id);
-    publish_stored(js, repo.subject(), headers, &id, body)
+    publish_stored(js, at.repo.subject(), headers, &id, body)
         .await
         .map_err(|e| format!("the broker did not take the task: {e}"))
 }
@@ -250,4 +274,21 @@ fn relative_paths(mut payload: Value, root: &Path) -> Value {
         };
     }
     payload
+}
+
+/// The open buffers under `root` whose text differs from the file's.
+fn unsaved(documents: &Documents, root: &Path) -> Vec<Buffer> {
+    documents
+        .paths()
+        .into_iter()
+        .filter_map(|path| {
+            let rest = path.strip_prefix(root).ok()?.to_str()?.to_string();
+            let text = documents.get(&path)?.text();
+            let on_disk = std::fs::read(&path).ok();
+            (on_disk.as_deref() != Some(text.as_bytes())).then(|| Buffer {
+                path: rest,
+                text: text.to_string(),
+            })
+        })
+        .collect()
 }

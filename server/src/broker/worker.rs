@@ -7,7 +7,7 @@
 //! pulled, the ones held are finished.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +20,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, cancel_subject, publish_stored,
+    Buffer, Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, cancel_subject,
+    publish_stored,
 };
 use crate::approvals::Prompter;
 use crate::config::Config;
 use crate::core::{Core, FrontEnd};
+use crate::documents::Documents;
 use crate::lanes::{Lane, LaneMode};
-use crate::tools::{CallContext, Tool};
+use crate::tools::{CallContext, Tool, Toolbox};
 
 /// What a worker serves.
 pub struct WorkerOptions {
@@ -329,7 +331,11 @@ async fn run_task(core: &Core, task: &TaskMessage, token: &CancellationToken) ->
         }
     }
     let toolbox = match core.toolbox() {
-        Ok(toolbox) => toolbox,
+        Ok(toolbox) if task.buffers.is_empty() => toolbox,
+        Ok(toolbox) => match with_buffers(core, &toolbox, &task.buffers) {
+            Ok(toolbox) => toolbox,
+            Err(error) => return Some(Outcome::Failed { error }),
+        },
         Err(e) => {
             return Some(Outcome::AttemptFailed {
                 error: e.to_string(),
@@ -360,4 +366,27 @@ async fn run_task(core: &Core, task: &TaskMessage, token: &CancellationToken) ->
             error: e.to_string(),
         },
     })
+}
+
+/// A toolbox over the same repository that sees the task's unsaved buffers before the disk.
+fn with_buffers(core: &Core, toolbox: &Toolbox, buffers: &[Buffer]) -> Result<Toolbox, String> {
+    let workspace = toolbox.workspace().clone();
+    let documents = Documents::new();
+    for buffer in buffers {
+        let path = Path::new(&buffer.path);
+        if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(format!(
+                "a buffer outside the repository cannot travel with a task: {}",
+                buffer.path
+            ));
+        }
+        documents.open(workspace.primary().join(path), 0, buffer.text.as_str());
+    }
+    let config = (*core.config()).clone();
+    Ok(Toolbox::new(
+        workspace,
+        core.lanes().clone(),
+        documents,
+        config,
+    ))
 }

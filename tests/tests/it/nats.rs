@@ -5,7 +5,8 @@
 //! `max_deliver`, a worker that drains on SIGTERM, a worker that never runs another
 //! repository's tasks, an unreachable broker failing the call at once, Execute refused
 //! on a broker, the broker itself killed and restarted mid-run (nothing lost, each result
-//! once), and a cancelled session whose remote task the worker stops.
+//! once), a cancelled session whose remote task the worker stops, a worker one commit
+//! behind that never runs the task, and an unsaved buffer that travels with its task.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -14,9 +15,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchyard::lsp::ext::{Ask, AskParams, Cancel, CancelParams, CancelTarget};
+use switchyard::lsp::ext::{
+    Ask, AskParams, Cancel, CancelParams, CancelTarget, RunTool, RunToolParams,
+};
 use switchyard_tests::cli::{self, Output};
-use switchyard_tests::lsp_client::{ClientOptions, Ext, LspClient, ServerEvent, within};
+use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
+use switchyard_tests::lsp_client::lsp_types::{DidOpenTextDocumentParams, TextDocumentItem};
+use switchyard_tests::lsp_client::{ClientOptions, Ext, LspClient, ServerEvent, file_url, within};
 use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
 use switchyard_tests::nats::NatsServer;
 
@@ -435,4 +440,103 @@ fn model_env(model: &MockModel) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn a_worker_without_the_repositorys_commit_never_runs_its_tasks() {
+    let fleet = Fleet::new(5_000, 3);
+    let repo = fleet.repo.path();
+    git(repo, &["init", "-q"]);
+    git(
+        repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://example.invalid/team/repo.git",
+        ],
+    );
+    git(repo, &["add", "."]);
+    git(repo, &["commit", "-qm", "first"]);
+    // The same repository one commit behind: same remote, another commit.
+    let behind = tempfile::tempdir().unwrap();
+    git(behind.path(), &["clone", "-q", repo.to_str().unwrap(), "."]);
+    git(
+        behind.path(),
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            "https://example.invalid/team/repo.git",
+        ],
+    );
+    std::fs::write(repo.join("later.txt"), "later\n").unwrap();
+    git(repo, &["add", "later.txt"]);
+    git(repo, &["commit", "-qm", "second"]);
+    let stale = Worker::start(&fleet.nats.url(), behind.path(), 1, "");
+    stale.wait_for("serving", "the worker one commit behind starts");
+    std::thread::scope(|s| {
+        let call = s.spawn(|| fleet.grep());
+        let current = fleet.worker(1, "");
+        assert_one_answer(&call.join().unwrap());
+        assert_eq!(current.count("finished task"), 1, "{:#?}", current.said());
+    });
+    assert_eq!(
+        stale.count("running task"),
+        0,
+        "a worker at another commit ran the task: {:#?}",
+        stale.said()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsaved_buffer_travels_with_its_task() {
+    let fleet = Fleet::new(5_000, 3);
+    let _worker = fleet.worker(1, "");
+    let mut options = ClientOptions::new(fleet.repo.path());
+    options.env = vec![(
+        "XDG_CONFIG_HOME".to_string(),
+        fleet.home.path().join("config").display().to_string(),
+    )];
+    within(DEADLINE, async {
+        let (client, _) = LspClient::initialized(options).await;
+        let path = fleet.repo.path().join("f7.txt");
+        client
+            .server
+            .notify::<DidOpenTextDocument>(DidOpenTextDocumentParams {
+                text_document: TextDocumentItem {
+                    uri: file_url(&path),
+                    language_id: "plaintext".into(),
+                    version: 1,
+                    text: "needle typed but not saved\n".into(),
+                },
+            })
+            .unwrap();
+        let result = client
+            .command::<RunTool>(RunToolParams {
+                name: "grep".into(),
+                arguments: json!({"pattern": "need[l]e typed"}),
+            })
+            .await
+            .unwrap();
+        assert!(
+            result.text.contains("needle typed but not saved"),
+            "the worker grepped the disk, not the buffer: {}",
+            result.text
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
 }
