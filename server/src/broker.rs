@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::BrokerConfig;
-use crate::lanes::{RetryPolicy, TaskId};
+use crate::lanes::{Lane, RetryPolicy, TaskId};
 
 /// The stream of the Query lane.
 pub const QUERY_STREAM: &str = "SWITCHYARD_QUERY";
@@ -265,6 +265,48 @@ pub fn cancel_subject(reply: &str, task: TaskId) -> String {
 pub const RESULTS_PREFIX: &str = "switchyard.results.";
 /// Subjects of cancellations, then the instance and the task id.
 pub const CANCEL_PREFIX: &str = "switchyard.cancel.";
+
+/// Subjects of worker heartbeats, then the worker's name.
+pub const HEARTBEAT_PREFIX: &str = "switchyard.workers.";
+/// How often a worker says it is alive; one not heard for three of these is gone.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// A worker's heartbeat and metrics: what it serves and what it has done since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    /// Its name (`worker-<pid>@<host>`).
+    pub name: String,
+    /// The lanes it serves.
+    pub lanes: Vec<Lane>,
+    /// The identities of the repositories it has (see [`RepoId`]).
+    pub repos: Vec<String>,
+    /// Tasks it runs now.
+    pub running: u64,
+    /// Tasks it answered (with a result or a final failure).
+    pub finished: u64,
+    /// Attempts that failed and were handed back for a retry.
+    pub attempts_failed: u64,
+    /// Tasks it stopped because their submitter cancelled them.
+    pub cancelled: u64,
+}
+
+/// An external lane on the broker as the submitting server sees it: where it goes and the
+/// workers serving its repository now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalLane {
+    /// The lane.
+    pub lane: Lane,
+    /// The broker's URL.
+    pub broker: String,
+    /// The repository its tasks name.
+    pub repo: String,
+    /// Whether this server is connected to the broker now.
+    pub connected: bool,
+    /// The workers heard from in the last three heartbeats that serve this repository.
+    pub workers: Vec<WorkerStatus>,
+}
 
 /// The durable consumer of `repo`'s Query tasks, created with the lease and deliveries of
 /// `config` when missing.

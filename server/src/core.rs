@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,7 @@ use crate::agent::ensemble::{self, EnsembleEvent, EnsembleInput, EnsembleReport}
 use crate::agent::{Agent, AgentError, RewindReport, RewindRequest, SessionStore};
 use crate::analyze::{self, Analysis, AnalyzeOptions};
 use crate::approvals::{Approvals, Prompter};
+use crate::broker::ExternalLane;
 use crate::broker::bridge::Bridge;
 use crate::config::{Config, ConfigError, Current};
 use crate::documents::Documents;
@@ -111,6 +113,26 @@ impl Analyzed {
             markdown.push_str(&report.to_markdown());
         }
         markdown
+    }
+}
+
+/// `switchyard.queueStats`: the engine's figures and, when a broker carries lanes, those
+/// lanes and their workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Every lane's figures.
+    #[serde(flatten)]
+    pub metrics: MetricsSnapshot,
+    /// The lanes on `[broker]`; absent without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<ExternalLane>,
+}
+
+impl QueueStats {
+    /// One lane's figures.
+    pub fn lane(&self, lane: crate::lanes::Lane) -> &crate::lanes::LaneMetrics {
+        self.metrics.lane(lane)
     }
 }
 
@@ -404,9 +426,23 @@ impl Core {
         Ok(path)
     }
 
-    /// A consistent snapshot of every lane's figures.
-    pub fn queue_stats(&self) -> MetricsSnapshot {
-        self.inner.lanes.metrics()
+    /// A consistent snapshot of every lane's figures, and the external lanes on a broker
+    /// with the workers serving them now.
+    pub fn queue_stats(&self) -> QueueStats {
+        QueueStats {
+            metrics: self.inner.lanes.metrics(),
+            external: self.external_lanes(),
+        }
+    }
+
+    /// The lanes carried by `[broker]`, with their workers; empty without a broker.
+    pub fn external_lanes(&self) -> Vec<ExternalLane> {
+        self.inner
+            .bridge
+            .lock()
+            .iter()
+            .map(Bridge::status)
+            .collect()
     }
 
     /// The dead letters kept now, oldest first.

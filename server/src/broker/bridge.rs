@@ -4,7 +4,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::connection::State;
+use parking_lot::Mutex;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
@@ -14,8 +18,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Buffer, Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, cancel_subject,
-    publish_stored, query_consumer, query_stream, results_consumer, results_stream,
+    Buffer, ExternalLane, HEARTBEAT, HEARTBEAT_PREFIX, Outcome, REPLY_HEADER, RepoId,
+    ResultMessage, TaskMessage, WorkerStatus, cancel_subject, publish_stored, query_consumer,
+    query_stream, results_consumer, results_stream,
 };
 use crate::config::BrokerConfig;
 use crate::documents::Documents;
@@ -32,6 +37,7 @@ const SWEEP: Duration = Duration::from_millis(200);
 /// A running bridge; dropping it stops it.
 pub struct Bridge {
     stop: CancellationToken,
+    status: Arc<Mutex<ExternalLane>>,
 }
 
 impl Drop for Bridge {
@@ -55,16 +61,30 @@ impl Bridge {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let stop = CancellationToken::new();
         let token = stop.clone();
+        let status = Arc::new(Mutex::new(ExternalLane {
+            lane: Lane::Query,
+            broker: url.clone(),
+            repo: String::new(),
+            connected: false,
+            workers: Vec::new(),
+        }));
+        let shared = Arc::clone(&status);
         runtime.spawn(async move {
             tokio::select! {
                 () = token.cancelled() => {}
-                result = run(lanes.clone(), config, url, root, documents) => if let Err(e) = result {
+                result = run(lanes.clone(), config, url, root, documents, shared) => if let Err(e) = result {
                     tracing::error!("external lanes on the broker stopped: {e}");
                     refuse(&lanes, &e, &token).await;
                 },
             }
         });
-        Some(Bridge { stop })
+        Some(Bridge { stop, status })
+    }
+
+    /// The external lane as it stands: the broker, the repository, and the workers serving
+    /// it now.
+    pub fn status(&self) -> ExternalLane {
+        self.status.lock().clone()
     }
 }
 
@@ -104,6 +124,7 @@ async fn run(
     url: String,
     root: PathBuf,
     documents: Documents,
+    status: Arc<Mutex<ExternalLane>>,
 ) -> Result<(), String> {
     let client = super::connect(&url).await?;
     let js = jetstream::new(client.clone());
@@ -127,6 +148,12 @@ async fn run(
         .subscribe(advisory)
         .await
         .map_err(|e| format!("cannot subscribe to dead-letter advisories: {e}"))?;
+    let mut heartbeats = client
+        .subscribe(format!("{HEARTBEAT_PREFIX}>"))
+        .await
+        .map_err(|e| format!("cannot subscribe to worker heartbeats: {e}"))?;
+    let mut workers: HashMap<String, (WorkerStatus, Instant)> = HashMap::new();
+    status.lock().repo = repo.identity.clone();
     tracing::info!("external query lane on {url} for {}", repo.identity);
     let mut events = lanes.subscribe();
     let mut in_flight: HashMap<TaskId, InFlight> = HashMap::new();
@@ -147,7 +174,22 @@ async fn run(
                 }
                 _ => {}
             },
-            _ = sweep.tick() => {}
+            _ = sweep.tick() => {
+                let now = Instant::now();
+                workers.retain(|_, (_, seen)| now.duration_since(*seen) < 3 * HEARTBEAT);
+                let mut status = status.lock();
+                status.connected = client.connection_state() == State::Connected;
+                status.workers = workers.values().map(|(w, _)| w.clone()).collect();
+                status.workers.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            Some(message) = heartbeats.next() => {
+                if let Ok(worker) = serde_json::from_slice::<WorkerStatus>(&message.payload)
+                    && worker.repos.contains(&repo.identity)
+                {
+                    workers.insert(worker.name.clone(), (worker, Instant::now()));
+                }
+                continue;
+            }
             message = results.next() => {
                 let message = match message {
                     Some(Ok(message)) => message,

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -20,8 +21,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Buffer, Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage, cancel_subject,
-    publish_stored,
+    Buffer, HEARTBEAT, HEARTBEAT_PREFIX, Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage,
+    WorkerStatus, cancel_subject, publish_stored,
 };
 use crate::approvals::Prompter;
 use crate::config::Config;
@@ -45,9 +46,18 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
     let client = super::connect(&options.broker).await?;
     let js = jetstream::new(client.clone());
     let stream = super::query_stream(&js).await?;
-    let name = format!("worker-{}", std::process::id());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name = format!("worker-{}@{}", std::process::id(), host.trim());
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let cancels = Arc::new(Cancels::default());
+    let tally = Arc::new(Tally::default());
+    let repos: Vec<String> = options
+        .roots
+        .iter()
+        .map(|r| RepoId::of(r).identity)
+        .collect();
+    let beat = heartbeat(client.clone(), name.clone(), repos, Arc::clone(&tally));
+    let beating = tokio::spawn(beat);
     let mut cancelled = client
         .subscribe(format!("{}>", super::CANCEL_PREFIX))
         .await
@@ -64,6 +74,7 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
         let core = open(root)?;
         let repo = RepoId::of(root);
         eprintln!("{name}: serving {} ({})", root.display(), repo.identity);
+        let tally = Arc::clone(&tally);
         let (stream, stop, slots, js, name, cancels) = (
             stream.clone(),
             stop.clone(),
@@ -127,14 +138,16 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
                     }
                 };
                 let (core, js, name) = (core.clone(), js.clone(), name.clone());
-                let cancels = Arc::clone(&cancels);
+                let (cancels, tally) = (Arc::clone(&cancels), Arc::clone(&tally));
                 tasks.push(tokio::spawn(async move {
                     let held = Held {
                         message,
                         lease,
                         max_deliver,
                     };
-                    serve(core, &js, &name, &cancels, held).await;
+                    tally.running.fetch_add(1, Ordering::Relaxed);
+                    serve(core, &js, &name, (&cancels, &tally), held).await;
+                    tally.running.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);
                 }));
             }
@@ -148,6 +161,7 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
     }
     // Draining: what was taken is finished.
     while running.join_next().await.is_some() {}
+    beating.abort();
     let _ = client.flush().await;
     eprintln!("{name}: drained");
     Ok(())
@@ -209,6 +223,45 @@ impl Cancels {
     }
 }
 
+/// What a worker has done since it started: its own metrics, sent with every heartbeat.
+#[derive(Default)]
+struct Tally {
+    running: AtomicU64,
+    finished: AtomicU64,
+    attempts_failed: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+/// Publishes the worker's status every [`HEARTBEAT`] on its own subject: submitting servers
+/// show the workers of their repository with it.
+async fn heartbeat(
+    client: async_nats::Client,
+    name: String,
+    repos: Vec<String>,
+    tally: Arc<Tally>,
+) {
+    let subject = format!(
+        "{HEARTBEAT_PREFIX}{}",
+        name.replace(['.', '*', '>', ' '], "_")
+    );
+    let mut every = tokio::time::interval(HEARTBEAT);
+    loop {
+        every.tick().await;
+        let status = WorkerStatus {
+            name: name.clone(),
+            lanes: vec![Lane::Query],
+            repos: repos.clone(),
+            running: tally.running.load(Ordering::Relaxed),
+            finished: tally.finished.load(Ordering::Relaxed),
+            attempts_failed: tally.attempts_failed.load(Ordering::Relaxed),
+            cancelled: tally.cancelled.load(Ordering::Relaxed),
+        };
+        if let Ok(body) = serde_json::to_vec(&status) {
+            let _ = client.publish(subject.clone(), body.into()).await;
+        }
+    }
+}
+
 /// A delivery a worker holds, and the consumer's terms for it.
 struct Held {
     message: jetstream::Message,
@@ -216,7 +269,13 @@ struct Held {
     max_deliver: i64,
 }
 
-async fn serve(core: Core, js: &jetstream::Context, name: &str, cancels: &Cancels, held: Held) {
+async fn serve(
+    core: Core,
+    js: &jetstream::Context,
+    name: &str,
+    (cancels, tally): (&Cancels, &Tally),
+    held: Held,
+) {
     let Held {
         message,
         lease,
@@ -263,6 +322,7 @@ async fn serve(core: Core, js: &jetstream::Context, name: &str, cancels: &Cancel
     let Some(outcome) = outcome else {
         // The submitter has finished with it: never again, to anyone.
         let _ = message.ack_with(AckKind::Term).await;
+        tally.cancelled.fetch_add(1, Ordering::Relaxed);
         eprintln!(
             "{name}: cancelled task {} (delivery {delivery})",
             task.task_id
@@ -296,6 +356,11 @@ async fn serve(core: Core, js: &jetstream::Context, name: &str, cancels: &Cancel
         eprintln!("{name}: could not return task {}: {e}", task.task_id);
         return;
     }
+    let counter = match nak {
+        Some(_) => &tally.attempts_failed,
+        None => &tally.finished,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     match nak {
         // The last delivery's failure: JetStream's advisory tells the submitter.
         Some(delay) if i64::try_from(delivery).unwrap_or(i64::MAX) < max_deliver => {

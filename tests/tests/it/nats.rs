@@ -6,7 +6,8 @@
 //! repository's tasks, an unreachable broker failing the call at once, Execute refused
 //! on a broker, the broker itself killed and restarted mid-run (nothing lost, each result
 //! once), a cancelled session whose remote task the worker stops, a worker one commit
-//! behind that never runs the task, and an unsaved buffer that travels with its task.
+//! behind that never runs the task, an unsaved buffer that travels with its task, and the
+//! external lane with its workers in `switchyard.queueStats` and `switchyard/laneStatus`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,8 +16,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use switchyard::lanes::Lane;
 use switchyard::lsp::ext::{
-    Ask, AskParams, Cancel, CancelParams, CancelTarget, RunTool, RunToolParams,
+    Ask, AskParams, Cancel, CancelParams, CancelTarget, NoParams, QueueStats, RunTool,
+    RunToolParams,
 };
 use switchyard_tests::cli::{self, Output};
 use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
@@ -536,6 +539,65 @@ async fn an_unsaved_buffer_travels_with_its_task() {
             "the worker grepped the disk, not the buffer: {}",
             result.text
         );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_stats_and_lane_status_show_the_external_lane_and_its_workers() {
+    let fleet = Fleet::new(5_000, 3);
+    let (a, b) = (fleet.worker(1, ""), fleet.worker(1, ""));
+    let mut options = ClientOptions::new(fleet.repo.path());
+    options.env = vec![(
+        "XDG_CONFIG_HOME".to_string(),
+        fleet.home.path().join("config").display().to_string(),
+    )];
+    within(DEADLINE, async {
+        let (mut client, _) = LspClient::initialized(options).await;
+        client
+            .event("a lane status with two workers on the query lane", |e| {
+                matches!(e, ServerEvent::LaneStatus(s)
+                    if s.lanes[Lane::Query.priority()].workers == Some(2)
+                        && s.lanes[Lane::Generate.priority()].workers.is_none())
+            })
+            .await;
+        client
+            .command::<RunTool>(RunToolParams {
+                name: "grep".into(),
+                arguments: json!({"pattern": "need[l]e"}),
+            })
+            .await
+            .unwrap();
+        // The worker that ran it says so in its next heartbeat.
+        let stats = loop {
+            let stats = client.command::<QueueStats>(NoParams {}).await.unwrap();
+            let finished: u64 = stats
+                .external
+                .iter()
+                .flat_map(|e| &e.workers)
+                .map(|w| w.finished)
+                .sum();
+            if finished == 1 {
+                break stats;
+            }
+            tokio::task::yield_now().await;
+        };
+        let [lane] = stats.external.as_slice() else {
+            panic!("one external lane: {stats:?}")
+        };
+        assert_eq!(lane.lane, Lane::Query);
+        assert_eq!(lane.broker, fleet.nats.url());
+        assert!(lane.connected);
+        assert!(lane.repo.starts_with("path:"), "{}", lane.repo);
+        let names: Vec<&str> = lane.workers.iter().map(|w| w.name.as_str()).collect();
+        for worker in [&a, &b] {
+            let pid = format!("worker-{}@", worker.child.id());
+            assert!(
+                names.iter().any(|n| n.starts_with(&pid)),
+                "{pid} in {names:?}"
+            );
+        }
         client.shutdown_and_exit().await;
     })
     .await;
