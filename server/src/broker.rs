@@ -9,7 +9,10 @@
 //! (`SWITCHYARD_RESULTS`, subjects `switchyard.results.<instance>`) with one durable
 //! consumer per submitting server, so a result published while the submitter (or the broker)
 //! was away waits for it; a final result carries a message id JetStream de-duplicates, and
-//! the submitter takes the first one per task id. The bridge ([`bridge`]) drives the engine's external API
+//! the submitter takes the first one per task id. A task cancelled by its submitter is
+//! deleted from the stream and announced on `switchyard.cancel.<instance>.<task>` (core
+//! NATS), which the worker running it obeys. Workers publish a heartbeat with their figures
+//! on `switchyard.workers.<name>`. The bridge ([`bridge`]) drives the engine's external API
 //! (`claim`, `complete`); the engine knows nothing of the broker.
 
 pub mod bridge;
