@@ -5,8 +5,14 @@
 //! binds only the consumers of the repositories it has. The consumer's `ack_wait` is the
 //! lease (a worker renews it with in-progress acks), a nak with the lane's retry delay is the
 //! retry, and `max_deliver` exhausted is reported by JetStream's advisory and lands in the
-//! engine's dead-letter queue. Results come back on the submitting server's own subject and
-//! are taken once per task id. The bridge ([`bridge`]) drives the engine's external API
+//! engine's dead-letter queue. Results come back through a second stream
+//! (`SWITCHYARD_RESULTS`, subjects `switchyard.results.<instance>`) with one durable
+//! consumer per submitting server, so a result published while the submitter (or the broker)
+//! was away waits for it; a final result carries a message id JetStream de-duplicates, and
+//! the submitter takes the first one per task id. A task cancelled by its submitter is
+//! deleted from the stream and announced on `switchyard.cancel.<instance>.<task>` (core
+//! NATS), which the worker running it obeys. Workers publish a heartbeat with their figures
+//! on `switchyard.workers.<name>`. The bridge ([`bridge`]) drives the engine's external API
 //! (`claim`, `complete`); the engine knows nothing of the broker.
 
 pub mod bridge;
@@ -21,10 +27,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::BrokerConfig;
-use crate::lanes::{RetryPolicy, TaskId};
+use crate::lanes::{Lane, RetryPolicy, TaskId};
 
 /// The stream of the Query lane.
 pub const QUERY_STREAM: &str = "SWITCHYARD_QUERY";
+/// The stream results travel back on.
+pub const RESULTS_STREAM: &str = "SWITCHYARD_RESULTS";
+/// How long a result nobody took stays in the results stream, and how long a submitter's
+/// results consumer outlives the submitter.
+const RESULTS_KEPT: Duration = Duration::from_secs(3600);
+/// How long publishing keeps trying while the broker is away (restarting, a leader moving).
+pub const PUBLISH_PATIENCE: Duration = Duration::from_secs(60);
 /// The header naming the subject a task's result goes to.
 pub const REPLY_HEADER: &str = "Switchyard-Reply";
 
@@ -42,6 +55,19 @@ pub struct TaskMessage {
     pub repo: String,
     /// The submitting lane's retry policy: the delay of a nak.
     pub retry: RetryPolicy,
+    /// The editor's unsaved buffers in the repository: the worker's tools see them before
+    /// its disk, as the submitter's would.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buffers: Vec<Buffer>,
+}
+
+/// An unsaved editor buffer travelling with a task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Buffer {
+    /// Its path, relative to the repository's root.
+    pub path: String,
+    /// Its text.
+    pub text: String,
 }
 
 /// What a worker reports for one delivery of a task.
@@ -162,6 +188,127 @@ pub async fn query_stream(js: &jetstream::Context) -> Result<stream::Stream, Str
     })
     .await
     .map_err(|e| format!("cannot open the broker stream {QUERY_STREAM}: {e}"))
+}
+
+/// The stream results come back on, created when missing.
+pub async fn results_stream(js: &jetstream::Context) -> Result<stream::Stream, String> {
+    js.get_or_create_stream(stream::Config {
+        name: RESULTS_STREAM.to_string(),
+        subjects: vec!["switchyard.results.>".to_string()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        max_age: RESULTS_KEPT,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot open the broker stream {RESULTS_STREAM}: {e}"))
+}
+
+/// The durable consumer of the results sent to `subject`; the broker removes it when its
+/// submitter has been gone for an hour.
+pub async fn results_consumer(
+    stream: &stream::Stream,
+    subject: &str,
+) -> Result<consumer::PullConsumer, String> {
+    let name = subject.replace('.', "-");
+    stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: subject.to_string(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                inactive_threshold: RESULTS_KEPT,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot open the broker consumer {name}: {e}"))
+}
+
+/// Publishes `body` to `subject` on JetStream and waits for the broker to store it, trying
+/// again (under the same `id`, which JetStream de-duplicates) while the broker is away, for
+/// up to [`PUBLISH_PATIENCE`]. Returns the stored message's sequence.
+pub async fn publish_stored(
+    js: &jetstream::Context,
+    subject: String,
+    mut headers: async_nats::HeaderMap,
+    id: &str,
+    body: Vec<u8>,
+) -> Result<u64, String> {
+    headers.insert("Nats-Msg-Id", id);
+    let deadline = tokio::time::Instant::now() + PUBLISH_PATIENCE;
+    loop {
+        let error = match js
+            .publish_with_headers(subject.clone(), headers.clone(), body.clone().into())
+            .await
+        {
+            Ok(ack) => match ack.await {
+                Ok(ack) => return Ok(ack.sequence),
+                Err(e) => format!("the broker did not store it: {e}"),
+            },
+            Err(e) => format!("cannot hand it to the broker: {e}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(error);
+        }
+        tracing::debug!("publishing to {subject} again: {error}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The subject a task's cancellation is published on (core NATS: only a worker running it
+/// now cares; one that has not taken it yet never will, its message is deleted).
+pub fn cancel_subject(reply: &str, task: TaskId) -> String {
+    let instance = reply.strip_prefix(RESULTS_PREFIX).unwrap_or(reply);
+    format!("{CANCEL_PREFIX}{instance}.{task}")
+}
+
+/// Subjects of results, then the submitting server's instance.
+pub const RESULTS_PREFIX: &str = "switchyard.results.";
+/// Subjects of cancellations, then the instance and the task id.
+pub const CANCEL_PREFIX: &str = "switchyard.cancel.";
+
+/// Subjects of worker heartbeats, then the worker's name.
+pub const HEARTBEAT_PREFIX: &str = "switchyard.workers.";
+/// How often a worker says it is alive; one not heard for three of these is gone.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// A worker's heartbeat and metrics: what it serves and what it has done since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    /// Its name (`worker-<pid>@<host>`).
+    pub name: String,
+    /// The lanes it serves.
+    pub lanes: Vec<Lane>,
+    /// The identities of the repositories it has (see [`RepoId`]).
+    pub repos: Vec<String>,
+    /// Tasks it runs now.
+    pub running: u64,
+    /// Tasks it answered (with a result or a final failure).
+    pub finished: u64,
+    /// Attempts that failed and were handed back for a retry.
+    pub attempts_failed: u64,
+    /// Tasks it stopped because their submitter cancelled them.
+    pub cancelled: u64,
+}
+
+/// An external lane on the broker as the submitting server sees it: where it goes and the
+/// workers serving its repository now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalLane {
+    /// The lane.
+    pub lane: Lane,
+    /// The broker's URL.
+    pub broker: String,
+    /// The repository its tasks name.
+    pub repo: String,
+    /// Whether this server is connected to the broker now.
+    pub connected: bool,
+    /// The workers heard from in the last three heartbeats that serve this repository.
+    pub workers: Vec<WorkerStatus>,
 }
 
 /// The durable consumer of `repo`'s Query tasks, created with the lease and deliveries of

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,7 @@ use crate::agent::ensemble::{self, EnsembleEvent, EnsembleInput, EnsembleReport}
 use crate::agent::{Agent, AgentError, RewindReport, RewindRequest, SessionStore};
 use crate::analyze::{self, Analysis, AnalyzeOptions};
 use crate::approvals::{Approvals, Prompter};
+use crate::broker::ExternalLane;
 use crate::broker::bridge::Bridge;
 use crate::config::{Config, ConfigError, Current};
 use crate::documents::Documents;
@@ -114,6 +116,26 @@ impl Analyzed {
     }
 }
 
+/// `switchyard.queueStats`: the engine's figures and, when a broker carries lanes, those
+/// lanes and their workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Every lane's figures.
+    #[serde(flatten)]
+    pub metrics: MetricsSnapshot,
+    /// The lanes on `[broker]`; absent without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<ExternalLane>,
+}
+
+impl QueueStats {
+    /// One lane's figures.
+    pub fn lane(&self, lane: crate::lanes::Lane) -> &crate::lanes::LaneMetrics {
+        self.metrics.lane(lane)
+    }
+}
+
 impl Core {
     /// A core on the current tokio runtime, with `config` in force and no workspace yet.
     pub fn new(config: Config, front: FrontEnd) -> Result<Core, CoreError> {
@@ -172,9 +194,10 @@ impl Core {
     fn put_workspace(&self, workspace: Option<Workspace>) {
         let inner = &self.inner;
         let broker = inner.config.get().broker.clone();
-        *inner.bridge.lock() = workspace
-            .as_ref()
-            .and_then(|w| Bridge::start(inner.lanes.clone(), broker, w.primary().to_path_buf()));
+        *inner.bridge.lock() = workspace.as_ref().and_then(|w| {
+            let root = w.primary().to_path_buf();
+            Bridge::start(inner.lanes.clone(), broker, root, inner.documents.clone())
+        });
         let parts = workspace.map(|workspace| {
             let toolbox = Toolbox::new(
                 workspace,
@@ -403,9 +426,23 @@ impl Core {
         Ok(path)
     }
 
-    /// A consistent snapshot of every lane's figures.
-    pub fn queue_stats(&self) -> MetricsSnapshot {
-        self.inner.lanes.metrics()
+    /// A consistent snapshot of every lane's figures, and the external lanes on a broker
+    /// with the workers serving them now.
+    pub fn queue_stats(&self) -> QueueStats {
+        QueueStats {
+            metrics: self.inner.lanes.metrics(),
+            external: self.external_lanes(),
+        }
+    }
+
+    /// The lanes carried by `[broker]`, with their workers; empty without a broker.
+    pub fn external_lanes(&self) -> Vec<ExternalLane> {
+        self.inner
+            .bridge
+            .lock()
+            .iter()
+            .map(Bridge::status)
+            .collect()
     }
 
     /// The dead letters kept now, oldest first.

@@ -6,22 +6,30 @@
 //! redelivered, and a result published twice is taken once. SIGTERM drains: no new task is
 //! pulled, the ones held are finished.
 
-use std::path::PathBuf;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
+use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage};
+use super::{
+    Buffer, HEARTBEAT, HEARTBEAT_PREFIX, Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage,
+    WorkerStatus, cancel_subject, publish_stored,
+};
 use crate::approvals::Prompter;
 use crate::config::Config;
 use crate::core::{Core, FrontEnd};
+use crate::documents::Documents;
 use crate::lanes::{Lane, LaneMode};
-use crate::tools::{CallContext, Tool};
+use crate::tools::{CallContext, Tool, Toolbox};
 
 /// What a worker serves.
 pub struct WorkerOptions {
@@ -38,20 +46,42 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
     let client = super::connect(&options.broker).await?;
     let js = jetstream::new(client.clone());
     let stream = super::query_stream(&js).await?;
-    let name = format!("worker-{}", std::process::id());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name = format!("worker-{}@{}", std::process::id(), host.trim());
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let cancels = Arc::new(Cancels::default());
+    let tally = Arc::new(Tally::default());
+    let repos: Vec<String> = options
+        .roots
+        .iter()
+        .map(|r| RepoId::of(r).identity)
+        .collect();
+    let beat = heartbeat(client.clone(), name.clone(), repos, Arc::clone(&tally));
+    let beating = tokio::spawn(beat);
+    let mut cancelled = client
+        .subscribe(format!("{}>", super::CANCEL_PREFIX))
+        .await
+        .map_err(|e| format!("cannot subscribe to cancellations: {e}"))?;
+    let heard = Arc::clone(&cancels);
+    tokio::spawn(async move {
+        while let Some(message) = cancelled.next().await {
+            heard.cancel(message.subject.as_str());
+        }
+    });
     let mut running = JoinSet::new();
     let mut pullers = JoinSet::new();
     for root in &options.roots {
         let core = open(root)?;
         let repo = RepoId::of(root);
         eprintln!("{name}: serving {} ({})", root.display(), repo.identity);
-        let (stream, stop, slots, client, name) = (
+        let tally = Arc::clone(&tally);
+        let (stream, stop, slots, js, name, cancels) = (
             stream.clone(),
             stop.clone(),
             Arc::clone(&slots),
-            client.clone(),
+            js.clone(),
             name.clone(),
+            Arc::clone(&cancels),
         );
         pullers.spawn(async move {
             // The submitting server creates the consumer with its lease and deliveries.
@@ -88,15 +118,36 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
                     .expires(Duration::from_millis(500))
                     .messages()
                     .await;
-                let Ok(mut batch) = batch else { continue };
-                let message = tokio::select! {
-                    () = stop.cancelled() => break,
-                    message = batch.next() => message,
+                let message = match batch {
+                    Ok(mut batch) => tokio::select! {
+                        () = stop.cancelled() => break,
+                        message = batch.next() => message,
+                    },
+                    Err(e) => Some(Err(e.into())),
                 };
-                let Some(Ok(message)) = message else { continue };
-                let (core, client, name) = (core.clone(), client.clone(), name.clone());
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    None => continue,
+                    // The broker is away: ask again in a moment, not in a busy loop.
+                    Some(Err(e)) => {
+                        tracing::debug!("pulling a task: {e}");
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                        }
+                    }
+                };
+                let (core, js, name) = (core.clone(), js.clone(), name.clone());
+                let (cancels, tally) = (Arc::clone(&cancels), Arc::clone(&tally));
                 tasks.push(tokio::spawn(async move {
-                    serve(core, client, &name, message, lease, max_deliver).await;
+                    let held = Held {
+                        message,
+                        lease,
+                        max_deliver,
+                    };
+                    tally.running.fetch_add(1, Ordering::Relaxed);
+                    serve(core, &js, &name, (&cancels, &tally), held).await;
+                    tally.running.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);
                 }));
             }
@@ -110,6 +161,7 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
     }
     // Draining: what was taken is finished.
     while running.join_next().await.is_some() {}
+    beating.abort();
     let _ = client.flush().await;
     eprintln!("{name}: drained");
     Ok(())
@@ -131,14 +183,104 @@ fn open(root: &std::path::Path) -> Result<Core, String> {
     Ok(core)
 }
 
-async fn serve(
-    core: Core,
+/// The cancellations heard: tokens of the tasks running here by their cancel subject, and
+/// the latest subjects of tasks not running here (a delivery may come after its cancel).
+#[derive(Default)]
+struct Cancels {
+    running: Mutex<HashMap<String, CancellationToken>>,
+    heard: Mutex<VecDeque<String>>,
+}
+
+impl Cancels {
+    const REMEMBERED: usize = 4096;
+
+    fn cancel(&self, subject: &str) {
+        if let Some(token) = self.running.lock().get(subject) {
+            token.cancel();
+            return;
+        }
+        let mut heard = self.heard.lock();
+        if heard.len() == Self::REMEMBERED {
+            heard.pop_front();
+        }
+        heard.push_back(subject.to_string());
+    }
+
+    /// The token of a task starting now; already cancelled if its cancel came first.
+    fn start(&self, subject: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        if self.heard.lock().iter().any(|s| s == subject) {
+            token.cancel();
+        }
+        self.running
+            .lock()
+            .insert(subject.to_string(), token.clone());
+        token
+    }
+
+    fn end(&self, subject: &str) {
+        self.running.lock().remove(subject);
+    }
+}
+
+/// What a worker has done since it started: its own metrics, sent with every heartbeat.
+#[derive(Default)]
+struct Tally {
+    running: AtomicU64,
+    finished: AtomicU64,
+    attempts_failed: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+/// Publishes the worker's status every [`HEARTBEAT`] on its own subject: submitting servers
+/// show the workers of their repository with it.
+async fn heartbeat(
     client: async_nats::Client,
-    name: &str,
+    name: String,
+    repos: Vec<String>,
+    tally: Arc<Tally>,
+) {
+    let subject = format!(
+        "{HEARTBEAT_PREFIX}{}",
+        name.replace(['.', '*', '>', ' '], "_")
+    );
+    let mut every = tokio::time::interval(HEARTBEAT);
+    loop {
+        every.tick().await;
+        let status = WorkerStatus {
+            name: name.clone(),
+            lanes: vec![Lane::Query],
+            repos: repos.clone(),
+            running: tally.running.load(Ordering::Relaxed),
+            finished: tally.finished.load(Ordering::Relaxed),
+            attempts_failed: tally.attempts_failed.load(Ordering::Relaxed),
+            cancelled: tally.cancelled.load(Ordering::Relaxed),
+        };
+        if let Ok(body) = serde_json::to_vec(&status) {
+            let _ = client.publish(subject.clone(), body.into()).await;
+        }
+    }
+}
+
+/// A delivery a worker holds, and the consumer's terms for it.
+struct Held {
     message: jetstream::Message,
     lease: Duration,
     max_deliver: i64,
+}
+
+async fn serve(
+    core: Core,
+    js: &jetstream::Context,
+    name: &str,
+    (cancels, tally): (&Cancels, &Tally),
+    held: Held,
 ) {
+    let Held {
+        message,
+        lease,
+        max_deliver,
+    } = held;
     let delivery = message.info().map(|i| i.delivered).unwrap_or(1);
     let delivery = u64::try_from(delivery).unwrap_or(1);
     let Some(reply) = message
@@ -170,9 +312,22 @@ async fn serve(
             let _ = message.ack_with(AckKind::Progress).await;
         }
     };
+    let cancel = cancel_subject(&reply, task.task_id);
+    let token = cancels.start(&cancel);
     let outcome = tokio::select! {
-        outcome = run_task(&core, &task) => outcome,
-        () = renew => unreachable_renew(),
+        outcome = run_task(&core, &task, &token) => outcome,
+        () = renew => Some(unreachable_renew()),
+    };
+    cancels.end(&cancel);
+    let Some(outcome) = outcome else {
+        // The submitter has finished with it: never again, to anyone.
+        let _ = message.ack_with(AckKind::Term).await;
+        tally.cancelled.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "{name}: cancelled task {} (delivery {delivery})",
+            task.task_id
+        );
+        return;
     };
     let nak = match &outcome {
         Outcome::AttemptFailed { .. } => Some(
@@ -187,10 +342,25 @@ async fn serve(
         worker: name.to_string(),
         outcome,
     };
-    if let Ok(body) = serde_json::to_vec(&result) {
-        let _ = client.publish(reply, body.into()).await;
-        let _ = client.flush().await;
+    let id = match &result.outcome {
+        // One final result per task reaches the results stream, whichever delivery sent it.
+        Outcome::Done { .. } | Outcome::Failed { .. } => format!("{reply}.{}", task.task_id),
+        Outcome::AttemptFailed { .. } => format!("{reply}.{}.{delivery}", task.task_id),
+    };
+    let stored = match serde_json::to_vec(&result) {
+        Ok(body) => publish_stored(js, reply, HeaderMap::new(), &id, body).await,
+        Err(e) => Err(format!("cannot encode the result: {e}")),
+    };
+    if let Err(e) = stored {
+        // Not acked: the task is delivered again after its lease, to whoever can answer.
+        eprintln!("{name}: could not return task {}: {e}", task.task_id);
+        return;
     }
+    let counter = match nak {
+        Some(_) => &tally.attempts_failed,
+        None => &tally.finished,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     match nak {
         // The last delivery's failure: JetStream's advisory tells the submitter.
         Some(delay) if i64::try_from(delivery).unwrap_or(i64::MAX) < max_deliver => {
@@ -215,28 +385,42 @@ fn unreachable_renew() -> Outcome {
     }
 }
 
-async fn run_task(core: &Core, task: &TaskMessage) -> Outcome {
+/// Runs `task` here; `None` when `token` cancelled it first.
+async fn run_task(core: &Core, task: &TaskMessage, token: &CancellationToken) -> Option<Outcome> {
     match Tool::from_name(&task.name) {
         Some(tool) if tool.lane() == Lane::Query => {}
         _ => {
-            return Outcome::Failed {
+            return Some(Outcome::Failed {
                 error: format!("a worker runs read-only tools only, not `{}`", task.name),
-            };
+            });
         }
     }
     let toolbox = match core.toolbox() {
-        Ok(toolbox) => toolbox,
+        Ok(toolbox) if task.buffers.is_empty() => toolbox,
+        Ok(toolbox) => match with_buffers(core, &toolbox, &task.buffers) {
+            Ok(toolbox) => toolbox,
+            Err(error) => return Some(Outcome::Failed { error }),
+        },
         Err(e) => {
-            return Outcome::AttemptFailed {
+            return Some(Outcome::AttemptFailed {
                 error: e.to_string(),
-            };
+            });
         }
     };
     let call = match toolbox.task(&task.name, task.payload.clone(), &CallContext::default()) {
         Ok(call) => call,
-        Err(e) => return Outcome::Failed { error: e.message },
+        Err(e) => return Some(Outcome::Failed { error: e.message }),
     };
-    match core.lanes().submit(call).await {
+    let handle = core.lanes().submit(call);
+    let id = handle.id();
+    let result = tokio::select! {
+        result = handle => result,
+        () = token.cancelled() => {
+            core.lanes().cancel(id);
+            return None;
+        }
+    };
+    Some(match result {
         Ok(result) => match serde_json::to_value(result) {
             Ok(value) => Outcome::Done { value },
             Err(e) => Outcome::Failed {
@@ -246,5 +430,28 @@ async fn run_task(core: &Core, task: &TaskMessage) -> Outcome {
         Err(e) => Outcome::AttemptFailed {
             error: e.to_string(),
         },
+    })
+}
+
+/// A toolbox over the same repository that sees the task's unsaved buffers before the disk.
+fn with_buffers(core: &Core, toolbox: &Toolbox, buffers: &[Buffer]) -> Result<Toolbox, String> {
+    let workspace = toolbox.workspace().clone();
+    let documents = Documents::new();
+    for buffer in buffers {
+        let path = Path::new(&buffer.path);
+        if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(format!(
+                "a buffer outside the repository cannot travel with a task: {}",
+                buffer.path
+            ));
+        }
+        documents.open(workspace.primary().join(path), 0, buffer.text.as_str());
     }
+    let config = (*core.config()).clone();
+    Ok(Toolbox::new(
+        workspace,
+        core.lanes().clone(),
+        documents,
+        config,
+    ))
 }

@@ -16,9 +16,7 @@ use tower_lsp_server::ls_types::notification::Notification;
 use tower_lsp_server::ls_types::request::Request;
 use tower_lsp_server::ls_types::{ProgressToken, Range, Uri};
 
-use crate::lanes::{
-    ClaimedTask, DeadLetter, DeadLetterId, Lane, MetricsSnapshot, PendingTask, TaskId,
-};
+use crate::lanes::{ClaimedTask, DeadLetter, DeadLetterId, Lane, PendingTask, TaskId};
 
 /// A `workspace/executeCommand` command: its name, its one argument and its result.
 ///
@@ -95,7 +93,7 @@ pub enum QueueStats {}
 impl Command for QueueStats {
     const NAME: &'static str = "switchyard.queueStats";
     type Params = NoParams;
-    type Result = MetricsSnapshot;
+    type Result = crate::core::QueueStats;
 }
 
 /// `switchyard.mcpStatus`: the MCP servers, their state, tools and last error.
@@ -632,6 +630,9 @@ pub struct LaneCounts {
     pub cancelled: u64,
     /// Put in the dead-letter queue.
     pub dead_lettered: u64,
+    /// For a lane on a broker, the workers serving it now; absent for a lane run here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u64>,
 }
 
 /// `switchyard/reviewChange` (server → client request): in review mode (`review =

@@ -30,6 +30,7 @@ use tower_lsp_server::ls_types::{
 
 use super::ext::{CancelResult, LaneStatus};
 use super::to_proto;
+use crate::core::Core;
 use crate::lanes::{EventKind, Lane, LaneEvent, Lanes, SessionId, TaskId};
 
 /// The least time between two progress reports, or two lane status notifications.
@@ -420,12 +421,15 @@ impl Reporter {
 }
 
 /// Sends `switchyard/laneStatus` whenever the lanes' figures change, at most once per
-/// [`THROTTLE`], starting with the figures now. Ends when the engine does.
-pub(crate) async fn lane_status(client: Client, lanes: Lanes) {
+/// [`THROTTLE`], starting with the figures now; with lanes on a broker, also when their
+/// workers come and go. Ends when the engine does.
+pub(crate) async fn lane_status(client: Client, core: Core) {
+    let lanes = core.lanes().clone();
     let mut events = lanes.subscribe();
     let mut last: Option<Value> = None;
     loop {
-        let status = to_proto::lane_status(&lanes.metrics());
+        let external = core.external_lanes();
+        let status = to_proto::lane_status(&lanes.metrics(), &external);
         let value = serde_json::to_value(&status).unwrap_or(Value::Null);
         if last.as_ref() != Some(&value) {
             client.send_notification::<LaneStatus>(status).await;
@@ -433,7 +437,16 @@ pub(crate) async fn lane_status(client: Client, lanes: Lanes) {
         }
         let sent = Instant::now();
         // Wait for something to happen, then let more happen before looking again.
-        match events.recv().await {
+        let event = if external.is_empty() {
+            events.recv().await
+        } else {
+            // Workers joining or leaving send no lane event: look again after a heartbeat.
+            match tokio::time::timeout(crate::broker::HEARTBEAT, events.recv()).await {
+                Ok(event) => event,
+                Err(_) => Err(broadcast::error::RecvError::Lagged(0)),
+            }
+        };
+        match event {
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
             Err(broadcast::error::RecvError::Closed) => return,
         }

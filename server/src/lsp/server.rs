@@ -621,7 +621,7 @@ impl LanguageServer for Server {
                 }
             });
         }
-        let status = progress::lane_status(inner.client.clone(), inner.lanes.clone());
+        let status = progress::lane_status(inner.client.clone(), inner.core.clone());
         let stopping = inner.stopping.clone();
         tokio::spawn(async move {
             tokio::select! {

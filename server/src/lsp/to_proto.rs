@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use tower_lsp_server::ls_types::{self as lsp, PositionEncodingKind};
 
+use crate::broker::ExternalLane;
+
 use super::ext::{
     AskResult, ContentBlock, LaneCounts, LaneStatusParams, TokenUsage, ToolCallContent,
     ToolCallStatus, ToolKind, Update,
@@ -34,7 +36,10 @@ pub(crate) fn uri(path: &Path) -> Result<lsp::Uri, String> {
 }
 
 /// The compact per-lane figures of `switchyard/laneStatus`.
-pub(crate) fn lane_status(snapshot: &MetricsSnapshot) -> LaneStatusParams {
+pub(crate) fn lane_status(
+    snapshot: &MetricsSnapshot,
+    external: &[ExternalLane],
+) -> LaneStatusParams {
     LaneStatusParams {
         lanes: snapshot
             .lanes
@@ -47,6 +52,10 @@ pub(crate) fn lane_status(snapshot: &MetricsSnapshot) -> LaneStatusParams {
                 failed: m.failed + m.timed_out,
                 cancelled: m.cancelled,
                 dead_lettered: m.dead_lettered,
+                workers: external
+                    .iter()
+                    .find(|e| e.lane == m.lane)
+                    .map(|e| e.workers.len() as u64),
             })
             .collect(),
         dead_letters: snapshot.dead_letters,

@@ -17,7 +17,11 @@ use switchyard_tests::lsp_client::{ClientOptions, LspClient, PATIENCE, ServerEve
 const LIMIT: Duration = Duration::from_secs(60);
 
 async fn stats(client: &LspClient) -> MetricsSnapshot {
-    client.command::<QueueStats>(NoParams {}).await.unwrap()
+    client
+        .command::<QueueStats>(NoParams {})
+        .await
+        .unwrap()
+        .metrics
 }
 
 fn max_concurrency(stats: &MetricsSnapshot, lane: Lane) -> Option<usize> {

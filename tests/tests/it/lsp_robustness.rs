@@ -30,7 +30,7 @@ fn frame(body: &str) -> String {
 
 async fn still_serving(client: &LspClient) {
     let stats = client.command::<QueueStats>(NoParams {}).await.unwrap();
-    assert_eq!(stats.lanes.len(), 4);
+    assert_eq!(stats.metrics.lanes.len(), 4);
 }
 
 async fn answer_to_garbage(client: &mut LspClient, garbage: String, code: i64) -> Value {

@@ -3,8 +3,11 @@
 //! processes — tasks spread over two workers, a worker killed mid-task (its task is
 //! redelivered after the lease and answered once), a poison task dead-lettered after
 //! `max_deliver`, a worker that drains on SIGTERM, a worker that never runs another
-//! repository's tasks, an unreachable broker failing the call at once, and Execute refused
-//! on a broker.
+//! repository's tasks, an unreachable broker failing the call at once, Execute refused
+//! on a broker, the broker itself killed and restarted mid-run (nothing lost, each result
+//! once), a cancelled session whose remote task the worker stops, a worker one commit
+//! behind that never runs the task, an unsaved buffer that travels with its task, and the
+//! external lane with its workers in `switchyard.queueStats` and `switchyard/laneStatus`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,7 +15,17 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+use switchyard::lanes::Lane;
+use switchyard::lsp::ext::{
+    Ask, AskParams, Cancel, CancelParams, CancelTarget, NoParams, QueueStats, RunTool,
+    RunToolParams,
+};
 use switchyard_tests::cli::{self, Output};
+use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
+use switchyard_tests::lsp_client::lsp_types::{DidOpenTextDocumentParams, TextDocumentItem};
+use switchyard_tests::lsp_client::{ClientOptions, Ext, LspClient, ServerEvent, file_url, within};
+use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
 use switchyard_tests::nats::NatsServer;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -322,4 +335,270 @@ fn a_worker_runs_only_tasks_of_the_repositories_it_has() {
         "a worker without the repository ran its task: {:#?}",
         stranger.said()
     );
+}
+
+#[test]
+fn a_broker_restarted_mid_run_loses_nothing() {
+    let fleet = Fleet::new(2_000, 5);
+    let a = fleet.worker(1, "");
+    let calls = 6;
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..calls).map(|_| s.spawn(|| fleet.grep())).collect();
+        // One task is answered, the others wait in the broker or run: then it crashes.
+        a.wait_for("finished task", "the worker answers a first task");
+        fleet.nats.restart();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for output in &outputs {
+        assert_one_answer(output);
+    }
+    assert!(
+        a.count("finished task") >= calls,
+        "every task ran to the end: {:#?}",
+        a.said()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_session_stops_its_remote_tasks() {
+    let fleet = Fleet::new(30_000, 3);
+    let worker = Arc::new(fleet.worker(1, ""));
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("grep", json!({"pattern": "need[l]e"})).with_id("call_grep"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("Stopped.")).turn(1),
+    ]))
+    .await;
+    let mut options = ClientOptions::new(fleet.repo.path());
+    options.env = [
+        ("XDG_CONFIG_HOME", fleet.home.path().join("config")),
+        ("XDG_STATE_HOME", fleet.home.path().join("state")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.display().to_string()))
+    .chain(model_env(&model))
+    .collect();
+    within(DEADLINE, async {
+        let (mut client, _) = LspClient::initialized(options).await;
+        let server = client.server.clone();
+        let ask = tokio::spawn(async move {
+            let params = AskParams {
+                session_id: None,
+                prompt: "find the needle".into(),
+                context: None,
+                model: None,
+                provider: None,
+                work_done_token: None,
+            };
+            server.request::<Ext<Ask>>(params).await
+        });
+        let running = Arc::clone(&worker);
+        tokio::task::spawn_blocking(move || {
+            running.wait_for("running task", "the worker takes the agent's grep")
+        })
+        .await
+        .unwrap();
+        let update = client
+            .event("the session's first update", |e| {
+                matches!(e, ServerEvent::SessionUpdate(_))
+            })
+            .await;
+        let ServerEvent::SessionUpdate(update) = update else {
+            unreachable!()
+        };
+        let cancelled = client
+            .command::<Cancel>(CancelParams {
+                id: Some(CancelTarget::Session(update.session_id.clone())),
+            })
+            .await
+            .unwrap();
+        assert!(cancelled.tasks >= 1, "{cancelled:?}");
+        let stopped = Arc::clone(&worker);
+        tokio::task::spawn_blocking(move || {
+            stopped.wait_for("cancelled task", "the worker stops the cancelled task")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            worker.count("finished task"),
+            0,
+            "the cancelled task ran to its end: {:#?}",
+            worker.said()
+        );
+        let _ = ask.await;
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+fn model_env(model: &MockModel) -> Vec<(String, String)> {
+    [
+        ("SWITCHYARD_PROVIDER", "openai".to_string()),
+        ("SWITCHYARD_MODEL", "mock-model".to_string()),
+        ("OPENAI_BASE_URL", model.openai_base_url()),
+        ("OPENAI_API_KEY", "sk-nats-key".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn a_worker_without_the_repositorys_commit_never_runs_its_tasks() {
+    let fleet = Fleet::new(5_000, 3);
+    let repo = fleet.repo.path();
+    git(repo, &["init", "-q"]);
+    git(
+        repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://example.invalid/team/repo.git",
+        ],
+    );
+    git(repo, &["add", "."]);
+    git(repo, &["commit", "-qm", "first"]);
+    // The same repository one commit behind: same remote, another commit.
+    let behind = tempfile::tempdir().unwrap();
+    git(behind.path(), &["clone", "-q", repo.to_str().unwrap(), "."]);
+    git(
+        behind.path(),
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            "https://example.invalid/team/repo.git",
+        ],
+    );
+    std::fs::write(repo.join("later.txt"), "later\n").unwrap();
+    git(repo, &["add", "later.txt"]);
+    git(repo, &["commit", "-qm", "second"]);
+    let stale = Worker::start(&fleet.nats.url(), behind.path(), 1, "");
+    stale.wait_for("serving", "the worker one commit behind starts");
+    std::thread::scope(|s| {
+        let call = s.spawn(|| fleet.grep());
+        let current = fleet.worker(1, "");
+        assert_one_answer(&call.join().unwrap());
+        assert_eq!(current.count("finished task"), 1, "{:#?}", current.said());
+    });
+    assert_eq!(
+        stale.count("running task"),
+        0,
+        "a worker at another commit ran the task: {:#?}",
+        stale.said()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsaved_buffer_travels_with_its_task() {
+    let fleet = Fleet::new(5_000, 3);
+    let _worker = fleet.worker(1, "");
+    let mut options = ClientOptions::new(fleet.repo.path());
+    options.env = vec![(
+        "XDG_CONFIG_HOME".to_string(),
+        fleet.home.path().join("config").display().to_string(),
+    )];
+    within(DEADLINE, async {
+        let (client, _) = LspClient::initialized(options).await;
+        let path = fleet.repo.path().join("f7.txt");
+        client
+            .server
+            .notify::<DidOpenTextDocument>(DidOpenTextDocumentParams {
+                text_document: TextDocumentItem {
+                    uri: file_url(&path),
+                    language_id: "plaintext".into(),
+                    version: 1,
+                    text: "needle typed but not saved\n".into(),
+                },
+            })
+            .unwrap();
+        let result = client
+            .command::<RunTool>(RunToolParams {
+                name: "grep".into(),
+                arguments: json!({"pattern": "need[l]e typed"}),
+            })
+            .await
+            .unwrap();
+        assert!(
+            result.text.contains("needle typed but not saved"),
+            "the worker grepped the disk, not the buffer: {}",
+            result.text
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_stats_and_lane_status_show_the_external_lane_and_its_workers() {
+    let fleet = Fleet::new(5_000, 3);
+    let (a, b) = (fleet.worker(1, ""), fleet.worker(1, ""));
+    let mut options = ClientOptions::new(fleet.repo.path());
+    options.env = vec![(
+        "XDG_CONFIG_HOME".to_string(),
+        fleet.home.path().join("config").display().to_string(),
+    )];
+    within(DEADLINE, async {
+        let (mut client, _) = LspClient::initialized(options).await;
+        client
+            .event("a lane status with two workers on the query lane", |e| {
+                matches!(e, ServerEvent::LaneStatus(s)
+                    if s.lanes[Lane::Query.priority()].workers == Some(2)
+                        && s.lanes[Lane::Generate.priority()].workers.is_none())
+            })
+            .await;
+        client
+            .command::<RunTool>(RunToolParams {
+                name: "grep".into(),
+                arguments: json!({"pattern": "need[l]e"}),
+            })
+            .await
+            .unwrap();
+        // The worker that ran it says so in its next heartbeat.
+        let stats = loop {
+            let stats = client.command::<QueueStats>(NoParams {}).await.unwrap();
+            let finished: u64 = stats
+                .external
+                .iter()
+                .flat_map(|e| &e.workers)
+                .map(|w| w.finished)
+                .sum();
+            if finished == 1 {
+                break stats;
+            }
+            tokio::task::yield_now().await;
+        };
+        let [lane] = stats.external.as_slice() else {
+            panic!("one external lane: {stats:?}")
+        };
+        assert_eq!(lane.lane, Lane::Query);
+        assert_eq!(lane.broker, fleet.nats.url());
+        assert!(lane.connected);
+        assert!(lane.repo.starts_with("path:"), "{}", lane.repo);
+        let names: Vec<&str> = lane.workers.iter().map(|w| w.name.as_str()).collect();
+        for worker in [&a, &b] {
+            let pid = format!("worker-{}@", worker.child.id());
+            assert!(
+                names.iter().any(|n| n.starts_with(&pid)),
+                "{pid} in {names:?}"
+            );
+        }
+        client.shutdown_and_exit().await;
+    })
+    .await;
 }

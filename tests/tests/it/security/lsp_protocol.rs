@@ -32,7 +32,7 @@ impl Notification for DollarBar {
 
 async fn still_serving(client: &LspClient) {
     let stats = client.command::<QueueStats>(NoParams {}).await.unwrap();
-    assert_eq!(stats.lanes.len(), 4);
+    assert_eq!(stats.metrics.lanes.len(), 4);
 }
 
 #[tokio::test]
