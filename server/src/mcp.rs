@@ -2,7 +2,8 @@
 //!
 //! Each `[mcp_servers.NAME]` (see [`config`]) is started on first use — every enabled server
 //! at once, in parallel, when an agent run first needs its tools, never while a front end
-//! starts — on the official SDK (`rmcp`) over stdio. Its tools are offered to the model as
+//! starts — on the official SDK (`rmcp`), over stdio (`command`) or streamable HTTP (`url`,
+//! its tokens read from the environment by name). Its tools are offered to the model as
 //! `mcp__<server>__<tool>` ([`exposed_name`]), with the server's input schema as given. A
 //! tool annotated `readOnlyHint: true` is [`Effect::ReadOnly`] (the Query lane, beside the
 //! other read-only calls of its turn); every other one is [`Effect::Runs`] (the Execute
@@ -11,7 +12,8 @@
 //! A server that crashes or answers garbage fails the call with a message saying so; the
 //! next call starts it again, after a backoff that grows with each failure in a row. A call
 //! that outlives `tool_timeout_ms`, or whose lane task is cancelled, is abandoned with
-//! `notifications/cancelled`. The server's stderr goes to the log.
+//! `notifications/cancelled`. The server's stderr goes to the log. A call's progress
+//! notifications go to its [`ProgressSink`] (the agent makes them tool-call updates).
 
 pub mod config;
 
