@@ -743,3 +743,51 @@ async fn http_headers_carry_tokens_read_from_the_environment_by_name() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_described_and_embedded_resources_quoted_for_a_text_only_provider() {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("mcp__everything__get-tiny-image", json!({})).with_id("image"),
+            ToolCall::new(
+                "mcp__everything__get-resource-reference",
+                json!({"resourceType": "Text", "resourceId": 1}),
+            )
+            .with_id("resource"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("seen")).turn(1),
+    ]))
+    .await;
+    let s = setup(
+        &model,
+        [(
+            "everything".to_string(),
+            node_server("server-everything", &["stdio"]),
+        )]
+        .into(),
+    );
+    let session = s.agent.new_session().await.unwrap();
+    ask(&session, "Show me.").await;
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    let results = tool_results(&requests[1].body);
+    // OpenAI's tool messages take text only: the image is said, not sent.
+    let image = &results["image"];
+    assert!(
+        image.starts_with("Here's the image you requested:\n[image: image/png, about "),
+        "{image}"
+    );
+    assert!(
+        image.ends_with("bytes, not shown]\nThe image above is the MCP logo."),
+        "{image}"
+    );
+    let resource = &results["resource"];
+    assert!(
+        resource.contains("[resource demo://resource/"),
+        "{resource}"
+    );
+    assert!(
+        resource.contains("You can access this resource using the URI"),
+        "{resource}"
+    );
+}
