@@ -806,6 +806,7 @@ impl Run<'_> {
             session: Some(Arc::clone(&self.session.state.id)),
             token: self.token.child_token(),
             call: None,
+            progress: None,
         };
         let events = self.events;
         // What the front ends are shown of each call, worked out up front (cheap); the lane
@@ -844,7 +845,7 @@ impl Run<'_> {
                     };
                     let task = match searches.group(i) {
                         Some(group) => toolbox.task_in(&call.name, args, &ctx, group),
-                        None => toolbox.task(&call.name, args, &ctx),
+                        None => toolbox.task(&call.name, args, &progress_of(&ctx, call, events)),
                     };
                     task.map_err(|e| e.message)
                 });
@@ -1104,6 +1105,25 @@ impl Run<'_> {
 }
 
 /// An error unless `id` can name a session.
+/// `ctx` for `call`, its progress reported as [`AgentEvent::ToolCallProgress`].
+fn progress_of(ctx: &CallContext, call: &ToolCall, events: &EventSender) -> CallContext {
+    let (call_id, name, events) = (call.id.clone(), call.name.clone(), events.clone());
+    let since = Instant::now();
+    CallContext {
+        progress: Some(crate::mcp::ProgressSink::new(move |p| {
+            let _ = events.send(AgentEvent::ToolCallProgress {
+                call_id: call_id.clone(),
+                name: name.clone(),
+                progress: p.progress,
+                total: p.total,
+                message: p.message,
+                elapsed: since.elapsed(),
+            });
+        })),
+        ..ctx.clone()
+    }
+}
+
 fn check_id(id: &str) -> Result<(), AgentError> {
     if store::valid_id(id) {
         return Ok(());

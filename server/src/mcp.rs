@@ -2,7 +2,8 @@
 //!
 //! Each `[mcp_servers.NAME]` (see [`config`]) is started on first use — every enabled server
 //! at once, in parallel, when an agent run first needs its tools, never while a front end
-//! starts — on the official SDK (`rmcp`) over stdio. Its tools are offered to the model as
+//! starts — on the official SDK (`rmcp`), over stdio (`command`) or streamable HTTP (`url`,
+//! its tokens read from the environment by name). Its tools are offered to the model as
 //! `mcp__<server>__<tool>` ([`exposed_name`]), with the server's input schema as given. A
 //! tool annotated `readOnlyHint: true` is [`Effect::ReadOnly`] (the Query lane, beside the
 //! other read-only calls of its turn); every other one is [`Effect::Runs`] (the Execute
@@ -11,7 +12,8 @@
 //! A server that crashes or answers garbage fails the call with a message saying so; the
 //! next call starts it again, after a backoff that grows with each failure in a row. A call
 //! that outlives `tool_timeout_ms`, or whose lane task is cancelled, is abandoned with
-//! `notifications/cancelled`. The server's stderr goes to the log.
+//! `notifications/cancelled`. The server's stderr goes to the log. A call's progress
+//! notifications go to its [`ProgressSink`] (the agent makes them tool-call updates).
 
 pub mod config;
 
@@ -25,9 +27,13 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use parking_lot::Mutex;
-use rmcp::model::{CallToolRequestParams, ClientConfig, Implementation};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientConfig,
+    ClientRequest, Implementation, NumberOrString,
+};
+use rmcp::service::PeerRequestOptions;
 use rmcp::service::{NotificationContext, RoleClient, RunningService};
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ServiceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -206,14 +212,68 @@ fn render_blocks(blocks: &[Value]) -> String {
         .join("\n")
 }
 
-/// The client side of one connection: notes that the tool list changed.
+/// How far a long call has come, as its server says (`notifications/progress`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolProgress {
+    /// The progress so far; it grows with each report.
+    pub progress: f64,
+    /// The total, when the server knows it.
+    pub total: Option<f64>,
+    /// What it is doing, in the server's words.
+    pub message: Option<String>,
+}
+
+/// Where a call reports its [`ToolProgress`]. Cheap to clone.
+#[derive(Clone)]
+pub struct ProgressSink(Arc<dyn Fn(ToolProgress) + Send + Sync>);
+
+impl ProgressSink {
+    /// A sink calling `report` with each report.
+    pub fn new(report: impl Fn(ToolProgress) + Send + Sync + 'static) -> ProgressSink {
+        ProgressSink(Arc::new(report))
+    }
+
+    /// Reports `progress`.
+    pub fn report(&self, progress: ToolProgress) {
+        (self.0)(progress);
+    }
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
+/// The calls of one server waiting for progress, by the progress token they were sent with.
+type Listeners = Arc<Mutex<BTreeMap<String, ProgressSink>>>;
+
+/// The client side of one connection: notes that the tool list changed, hands progress
+/// notifications to the call they belong to.
 struct Handler {
     stale: Arc<AtomicBool>,
+    listeners: Listeners,
 }
 
 impl ClientHandler for Handler {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.stale.store(true, Ordering::Relaxed);
+    }
+
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let token = token_key(&params.progress_token.0);
+        let sink = self.listeners.lock().get(&token).cloned();
+        if let Some(sink) = sink {
+            sink.report(ToolProgress {
+                progress: params.progress,
+                total: params.total,
+                message: params.message,
+            });
+        }
     }
 
     fn get_info(&self) -> ClientConfig {
@@ -233,7 +293,17 @@ struct Server {
     /// Held while starting, so concurrent first uses wait for one start.
     connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
     stale: Arc<AtomicBool>,
+    listeners: Listeners,
     permits: tokio::sync::Semaphore,
+}
+
+/// Takes a call's progress token out of the listeners when the call is over, however.
+struct Listening<'a>(&'a Listeners, String);
+
+impl Drop for Listening<'_> {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
+    }
 }
 
 /// The MCP servers of one workspace. Cheap to clone.
@@ -287,6 +357,7 @@ impl Mcp {
                     }),
                     connection: tokio::sync::Mutex::new(None),
                     stale: Arc::new(AtomicBool::new(false)),
+                    listeners: Listeners::default(),
                     permits: tokio::sync::Semaphore::new(settings.max_concurrency.max(1)),
                 })
             });
@@ -361,6 +432,8 @@ impl Mcp {
 
     /// Calls `tool` of `server` with `arguments`, within the server's concurrency limit and
     /// tool timeout; cancelling `token` abandons the call with `notifications/cancelled`.
+    /// With `progress`, the call asks for progress notifications (a `progressToken`) and
+    /// hands each to it.
     /// `Err` is what the model is told: the server's own error result (`isError`), or what
     /// went wrong with the server.
     pub async fn call(
@@ -368,6 +441,7 @@ impl Mcp {
         server: &str,
         tool: &str,
         arguments: Value,
+        progress: Option<ProgressSink>,
         token: &CancellationToken,
     ) -> Result<McpOutput, String> {
         let Some(server) = self.server(server) else {
@@ -392,9 +466,12 @@ impl Mcp {
             }
         }
         let timeout = Duration::from_millis(server.config.tool_timeout_ms);
-        // Dropping the request (cancelled, or timed out) sends `notifications/cancelled`.
+        // Dropping the call (cancelled, or timed out) sends `notifications/cancelled`.
         let answer = tokio::select! {
-            answer = tokio::time::timeout(timeout, connection.peer().call_tool(params)) => answer,
+            answer = tokio::time::timeout(
+                timeout,
+                call_tool(connection.peer(), params, progress.map(|p| (&server.listeners, p))),
+            ) => answer,
             () = token.cancelled() => return Err("cancelled".into()),
         };
         let name = &server.name;
@@ -447,6 +524,60 @@ impl Mcp {
             return Err(output.render(0));
         }
         Ok(output)
+    }
+}
+
+/// Sends one `tools/call` and waits for its result; `progress` hears the progress
+/// notifications sent with the request's progress token. Dropped before the answer, it
+/// tells the server with `notifications/cancelled`.
+async fn call_tool(
+    peer: &rmcp::Peer<RoleClient>,
+    params: CallToolRequestParams,
+    progress: Option<(&Listeners, ProgressSink)>,
+) -> Result<rmcp::model::CallToolResult, rmcp::ServiceError> {
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    let handle = peer
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await?;
+    let mut abandoned = Abandoned(Some((peer.clone(), handle.id.clone())));
+    // rmcp gives every request its own progress token; the sink listens to this one.
+    let _listening = progress.map(|(listeners, sink)| {
+        let key = token_key(&handle.progress_token.0);
+        listeners.lock().insert(key.clone(), sink);
+        Listening(listeners, key)
+    });
+    let answer = handle.await_response().await;
+    abandoned.0 = None;
+    match answer? {
+        rmcp::model::ServerResult::CallToolResult(result) => Ok(result),
+        _ => Err(rmcp::ServiceError::UnexpectedResponse),
+    }
+}
+
+/// A call's progress token as the listeners key it.
+fn token_key(token: &NumberOrString) -> String {
+    match token {
+        NumberOrString::String(s) => format!("s:{s}"),
+        NumberOrString::Number(n) => format!("n:{n}"),
+    }
+}
+
+/// Armed while a call's answer is awaited: dropped armed, it sends `notifications/cancelled`.
+struct Abandoned(Option<(rmcp::Peer<RoleClient>, rmcp::model::RequestId)>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some((peer, id)) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let cancelled = CancelledNotificationParam::new(
+                    Some(id),
+                    Some("the call was cancelled or timed out".into()),
+                );
+                let _ = peer.notify_cancelled(cancelled).await;
+            });
+        }
     }
 }
 
@@ -565,15 +696,36 @@ impl Server {
         }
     }
 
-    /// Spawns the server, initializes it and lists its tools.
+    /// Spawns the server (or reaches it at its `url`), initializes it and lists its tools.
     async fn start(&self, root: &Path) -> Result<(Connection, Vec<McpTool>), String> {
-        let Some(program) = &self.config.command else {
-            return Err(
-                "cannot be reached: streamable HTTP (`url`) is not supported yet; \
-                        run it over stdio with `command`"
-                    .to_string(),
-            );
+        self.stale.store(false, Ordering::Relaxed);
+        let handler = Handler {
+            stale: Arc::clone(&self.stale),
+            listeners: Arc::clone(&self.listeners),
         };
+        let connection = match (&self.config.command, &self.config.url) {
+            (Some(program), _) => {
+                let transport = self.spawn(program, root)?;
+                handler.serve(transport).await
+            }
+            (None, Some(url)) => {
+                let transport = self.http(url)?;
+                handler.serve(transport).await
+            }
+            (None, None) => return Err("has neither `command` nor `url`".into()),
+        }
+        .map_err(|e| format!("failed to initialize: {e}"))?;
+        let tools = connection
+            .peer()
+            .list_all_tools()
+            .await
+            .map_err(|e| format!("failed to list its tools: {e}"))?;
+        let tools = self.offered(tools);
+        Ok((connection, tools))
+    }
+
+    /// Starts `program` (stdio), its stderr going to the log.
+    fn spawn(&self, program: &str, root: &Path) -> Result<TokioChildProcess, String> {
         let mut command = tokio::process::Command::new(program);
         command
             .args(&self.config.args)
@@ -597,21 +749,39 @@ impl Server {
                 }
             });
         }
-        self.stale.store(false, Ordering::Relaxed);
-        let handler = Handler {
-            stale: Arc::clone(&self.stale),
-        };
-        let connection = handler
-            .serve(transport)
-            .await
-            .map_err(|e| format!("failed to initialize: {e}"))?;
-        let tools = connection
-            .peer()
-            .list_all_tools()
-            .await
-            .map_err(|e| format!("failed to list its tools: {e}"))?;
-        let tools = self.offered(tools);
-        Ok((connection, tools))
+        Ok(transport)
+    }
+
+    /// The streamable HTTP transport to `url`, with the configured headers (tokens read from
+    /// the environment now, by name).
+    fn http(
+        &self,
+        url: &str,
+    ) -> Result<impl rmcp::transport::Transport<RoleClient> + 'static, String> {
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        // reqwest 0.13 is built without a crypto provider: use ring, as the rest does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let headers = self
+            .config
+            .http_headers(&self.name, |name| std::env::var(name).ok())?;
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url);
+        let mut custom = std::collections::HashMap::new();
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case("authorization") {
+                let token = value.strip_prefix("Bearer ").unwrap_or(&value).to_string();
+                config = config.auth_header(token);
+                continue;
+            }
+            let header = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| format!("has a bad header name `{name}`: {e}"))?;
+            let mut value = http::HeaderValue::from_str(&value)
+                .map_err(|_| format!("has a value of header `{name}` that is not valid in HTTP"))?;
+            value.set_sensitive(true);
+            custom.insert(header, value);
+        }
+        Ok(StreamableHttpClientTransport::from_config(
+            config.custom_headers(custom),
+        ))
     }
 
     /// The tools `tools.allow` / `tools.deny` let through, as offered.

@@ -157,6 +157,8 @@ pub struct CallContext {
     pub token: CancellationToken,
     /// The model's id of the call, when a model made it (shown when a change is reviewed).
     pub call: Option<String>,
+    /// Where the call reports how far it has come (an MCP tool's progress notifications).
+    pub progress: Option<crate::mcp::ProgressSink>,
 }
 
 /// The tools over one workspace, every call run through the lanes. Cheap to clone.
@@ -450,10 +452,16 @@ impl Toolbox {
         };
         let inner = Arc::clone(&self.inner);
         let call_args = args.clone();
+        let progress = ctx.progress.clone();
         let task = Task::future(effect.lane(), tool.name.clone(), move |task| {
             let inner = Arc::clone(&inner);
             let (tool, server, args) = (tool.clone(), server.clone(), call_args.clone());
-            async move { Ok(inner.run_mcp(tool, server, policy, args, task).await) }
+            let progress = progress.clone();
+            async move {
+                Ok(inner
+                    .run_mcp(tool, server, policy, args, progress, task)
+                    .await)
+            }
         });
         let task = task.payload(args).cancelled_by(&ctx.token);
         Ok(match &ctx.session {
@@ -577,6 +585,7 @@ impl Inner {
         server: String,
         policy: Policy,
         args: Value,
+        progress: Option<crate::mcp::ProgressSink>,
         task: TaskContext,
     ) -> ToolResult {
         if policy != Policy::Allow {
@@ -611,7 +620,7 @@ impl Inner {
             }
         }
         self.mcp
-            .call(&server, &tool.tool, args, task.token())
+            .call(&server, &tool.tool, args, progress, task.token())
             .await
             .map(ToolOutput::Mcp)
     }

@@ -173,6 +173,24 @@ pub(crate) fn session_updates(
                 ),
             )]
         }
+        AgentEvent::ToolCallProgress {
+            call_id,
+            progress,
+            total,
+            message,
+            ..
+        } => vec![acp::SessionUpdate::ToolCallUpdate(
+            acp::ToolCallUpdate::new(
+                call_id.clone(),
+                acp::ToolCallUpdateFields::new()
+                    .status(acp::ToolCallStatus::InProgress)
+                    .content(vec![text(AgentEvent::progress_line(
+                        *progress,
+                        *total,
+                        message.as_deref(),
+                    ))]),
+            ),
+        )],
         AgentEvent::Usage { call, session, .. } => {
             // ACP's usage is the context window: the last call's prompt and answer are
             // what the next call starts from. Its size is the provider's, not known here:
@@ -363,6 +381,31 @@ mod tests {
                     {"type": "diff", "path": "/w/a.rs", "oldText": "let a = 1;\n", "newText": "let a = 2;\n"}
                 ]})
             ]
+        );
+    }
+
+    #[test]
+    fn progress_is_an_in_progress_tool_call_update() {
+        let updates = session_updates(
+            &AgentEvent::ToolCallProgress {
+                call_id: "c1".into(),
+                name: "mcp__everything__trigger-long-running-operation".into(),
+                progress: 2.0,
+                total: Some(5.0),
+                message: Some("halfway".into()),
+                elapsed: std::time::Duration::from_millis(40),
+            },
+            Path::new("/w"),
+            Vec::new(),
+        );
+        assert_eq!(
+            serde_json::to_value(&updates).unwrap(),
+            serde_json::json!([{
+                "sessionUpdate": "tool_call_update",
+                "toolCallId": "c1",
+                "status": "in_progress",
+                "content": [{"type": "content", "content": {"type": "text", "text": "2/5 (40%): halfway"}}],
+            }])
         );
     }
 

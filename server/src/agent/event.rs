@@ -59,6 +59,22 @@ pub enum AgentEvent {
         /// The arguments as the model sent them (`null` when they were not JSON).
         arguments: Value,
     },
+    /// A running tool call says how far it has come (an MCP server's progress
+    /// notification); any number of these come between its start and its end.
+    ToolCallProgress {
+        /// The model's id for the call.
+        call_id: String,
+        /// The tool's name.
+        name: String,
+        /// The progress so far; it grows with each report.
+        progress: f64,
+        /// The total, when the tool knows it.
+        total: Option<f64>,
+        /// What it is doing, in the tool's words.
+        message: Option<String>,
+        /// Since the call was handed to its lane.
+        elapsed: Duration,
+    },
     /// A tool call is over.
     ToolCallFinished {
         /// The model's id for the call.
@@ -140,6 +156,25 @@ pub enum StopReason {
     Refusal,
     /// The run was cancelled.
     Cancelled,
+}
+
+impl AgentEvent {
+    /// A line for a [`ToolCallProgress`](AgentEvent::ToolCallProgress): `2/5 (40%): message`,
+    /// or `2: message` without a total.
+    pub fn progress_line(progress: f64, total: Option<f64>, message: Option<&str>) -> String {
+        let mut line = match total {
+            Some(total) if total > 0.0 => format!(
+                "{progress}/{total} ({:.0}%)",
+                (progress / total * 100.0).clamp(0.0, 100.0)
+            ),
+            _ => format!("{progress}"),
+        };
+        if let Some(message) = message.filter(|m| !m.is_empty()) {
+            line.push_str(": ");
+            line.push_str(message);
+        }
+        line
+    }
 }
 
 impl StopReason {

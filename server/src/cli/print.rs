@@ -197,6 +197,17 @@ impl<O: Write, E: Write> AnswerPrinter<O, E> {
                 let lane = lane.map_or("-", |l| l.name());
                 self.note(&format!("  > {name} {summary} [{lane}]"));
             }
+            AgentEvent::ToolCallProgress {
+                name,
+                progress,
+                total,
+                message,
+                ..
+            } => {
+                self.settle();
+                let line = AgentEvent::progress_line(progress, total, message.as_deref());
+                self.note(&format!("  … {name} {line}"));
+            }
             AgentEvent::ToolCallFinished {
                 name,
                 status,
@@ -435,6 +446,26 @@ mod tests {
         let (out, err) = print(vec![chunk("Yes, and more"), retry(), chunk("Yes")], false);
         assert_eq!(out, "Yes, and more\nYes\n");
         assert!(err.contains("the answer starts over"), "{err}");
+    }
+
+    #[test]
+    fn tool_progress_goes_to_stderr() {
+        let (out, err) = print(
+            vec![switchyard::agent::AgentEvent::ToolCallProgress {
+                call_id: "c1".into(),
+                name: "mcp__everything__trigger-long-running-operation".into(),
+                progress: 2.0,
+                total: Some(5.0),
+                message: Some("halfway".into()),
+                elapsed: std::time::Duration::from_millis(40),
+            }],
+            false,
+        );
+        assert_eq!(out, "");
+        assert!(
+            err.contains("  … mcp__everything__trigger-long-running-operation 2/5 (40%): halfway"),
+            "{err}"
+        );
     }
 
     #[test]

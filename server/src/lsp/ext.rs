@@ -381,19 +381,25 @@ pub enum Update {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lane: Option<Lane>,
     },
-    /// A tool call is over (ACP `tool_call_update`).
+    /// A tool call is over, or says how far it has come (ACP `tool_call_update`).
     ToolCallUpdate {
         /// The call.
         tool_call_id: String,
-        /// `completed` or `failed` (a cancelled call is `failed`, its content says so).
+        /// `completed` or `failed` (a cancelled call is `failed`, its content says so);
+        /// `in_progress` for a progress report.
         status: ToolCallStatus,
-        /// A short summary of the result, or the error.
+        /// A short summary of the result, or the error; for a progress report, its line
+        /// (`2/5 (40%): message`).
         content: Vec<ToolCallContent>,
-        /// From handing it to its lane to its result.
+        /// From handing it to its lane to its result (to the report, for progress).
         duration_ms: u64,
         /// The lane it ran in; absent for a tool that does not exist.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lane: Option<Lane>,
+        /// How far a running call has come (an MCP tool's `notifications/progress`); only
+        /// on an `in_progress` update.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<ToolCallProgress>,
     },
     /// Tokens after a model call (not in ACP): that call's, the turn's so far and the
     /// session's so far, each with its cost when the model has a price.
@@ -491,6 +497,20 @@ pub enum ToolCallStatus {
     Completed,
     /// Failed, was refused, or was cancelled.
     Failed,
+}
+
+/// How far a running tool call has come.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolCallProgress {
+    /// The progress so far; it grows with each report.
+    pub progress: f64,
+    /// The total, when the tool knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+    /// What it is doing, in the tool's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// `switchyard/listSessions` (client → server request): the workspace's stored sessions,

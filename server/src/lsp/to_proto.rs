@@ -281,6 +281,30 @@ pub(crate) fn session_update(event: &AgentEvent) -> Option<Update> {
             }],
             duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
             lane: *lane,
+            progress: None,
+        },
+        AgentEvent::ToolCallProgress {
+            call_id,
+            progress,
+            total,
+            message,
+            elapsed,
+            ..
+        } => Update::ToolCallUpdate {
+            tool_call_id: call_id.clone(),
+            status: ToolCallStatus::InProgress,
+            content: vec![ToolCallContent::Content {
+                content: ContentBlock::Text {
+                    text: AgentEvent::progress_line(*progress, *total, message.as_deref()),
+                },
+            }],
+            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            lane: None,
+            progress: Some(crate::lsp::ext::ToolCallProgress {
+                progress: *progress,
+                total: *total,
+                message: message.clone(),
+            }),
         },
         AgentEvent::Usage {
             call,
@@ -393,6 +417,30 @@ mod tests {
 
     use super::*;
     use crate::lanes::Lane;
+
+    #[test]
+    fn progress_is_an_in_progress_tool_call_update() {
+        let update = session_update(&AgentEvent::ToolCallProgress {
+            call_id: "c1".into(),
+            name: "mcp__everything__trigger-long-running-operation".into(),
+            progress: 2.0,
+            total: Some(5.0),
+            message: Some("halfway".into()),
+            elapsed: std::time::Duration::from_millis(40),
+        })
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(update).unwrap(),
+            json!({
+                "sessionUpdate": "tool_call_update",
+                "toolCallId": "c1",
+                "status": "in_progress",
+                "content": [{"type": "content", "content": {"type": "text", "text": "2/5 (40%): halfway"}}],
+                "durationMs": 40,
+                "progress": {"progress": 2.0, "total": 5.0, "message": "halfway"},
+            })
+        );
+    }
 
     #[test]
     fn agent_events_become_acp_shaped_session_updates() {

@@ -25,9 +25,17 @@ pub struct McpServerConfig {
     pub env_vars: Vec<String>,
     /// Its working directory (default: the workspace root).
     pub cwd: Option<PathBuf>,
-    /// A streamable HTTP endpoint instead of a command (not supported yet: the server is
-    /// reported as failed, with the reason).
+    /// A streamable HTTP endpoint (`http://` or `https://`) instead of a command.
     pub url: Option<String>,
+    /// HTTP headers sent with every request to `url`, as written: never a secret (an
+    /// `Authorization` header here is refused; see `bearer_token_env_var`).
+    pub headers: BTreeMap<String, String>,
+    /// HTTP headers whose values are read from Switchyard's environment at start, by the
+    /// variable's name (`{ "X-Api-Key" = "MY_API_KEY" }`).
+    pub env_headers: BTreeMap<String, String>,
+    /// The environment variable holding a bearer token for `url`, sent as
+    /// `Authorization: Bearer <token>`; the token itself is never written in a file.
+    pub bearer_token_env_var: Option<String>,
     /// Whether it is started at all.
     pub enabled: bool,
     /// How long starting it (spawn, `initialize`, `tools/list`) may take.
@@ -53,6 +61,9 @@ impl Default for McpServerConfig {
             env_vars: Vec::new(),
             cwd: None,
             url: None,
+            headers: BTreeMap::new(),
+            env_headers: BTreeMap::new(),
+            bearer_token_env_var: None,
             enabled: true,
             startup_timeout_ms: 30_000,
             tool_timeout_ms: 120_000,
@@ -116,6 +127,36 @@ impl McpServerConfig {
         }
         out.into_iter().collect()
     }
+
+    /// The headers sent to `url`: `headers` as written, `env_headers` and the bearer token
+    /// read through `var` (Switchyard's environment). `Err` names the variable not set.
+    pub fn http_headers(
+        &self,
+        name: &str,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<(String, String)>, String> {
+        let read = |variable: &str, key: String| {
+            var(variable).filter(|v| !v.is_empty()).ok_or_else(|| {
+                format!("needs the environment variable `{variable}` (mcp_servers.{name}.{key}), which is not set")
+            })
+        };
+        let mut out: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (header, variable) in &self.env_headers {
+            out.push((
+                header.clone(),
+                read(variable, format!("env_headers.{header}"))?,
+            ));
+        }
+        if let Some(variable) = &self.bearer_token_env_var {
+            let token = read(variable, "bearer_token_env_var".into())?;
+            out.push(("Authorization".into(), format!("Bearer {token}")));
+        }
+        Ok(out)
+    }
 }
 
 /// What every program needs to run and find its files; none of it is a secret.
@@ -145,6 +186,52 @@ pub fn validate(servers: &BTreeMap<String, McpServerConfig>) -> Result<(), Strin
         if server.command.is_some() && server.url.is_some() {
             return Err(format!(
                 "mcp_servers.{name}: has both `command` and `url`; keep one"
+            ));
+        }
+        if let Some(url) = &server.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "mcp_servers.{name}.url must start with http:// or https://, got `{url}`"
+                ));
+            }
+            let stdio_only = [
+                ("args", !server.args.is_empty()),
+                ("env", !server.env.is_empty()),
+                ("env_vars", !server.env_vars.is_empty()),
+                ("cwd", server.cwd.is_some()),
+            ];
+            if let Some((key, _)) = stdio_only.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "mcp_servers.{name}.{key} is for a server started with `command`; this one has `url`"
+                ));
+            }
+        } else if !server.headers.is_empty()
+            || !server.env_headers.is_empty()
+            || server.bearer_token_env_var.is_some()
+        {
+            return Err(format!(
+                "mcp_servers.{name}: headers, env_headers and bearer_token_env_var are for a server reached by `url`"
+            ));
+        }
+        for header in server.headers.keys().chain(server.env_headers.keys()) {
+            if header.is_empty()
+                || !header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                return Err(format!(
+                    "mcp_servers.{name}: `{header}` is not an HTTP header name"
+                ));
+            }
+        }
+        if let Some(header) = server
+            .headers
+            .keys()
+            .find(|h| h.eq_ignore_ascii_case("authorization"))
+        {
+            return Err(format!(
+                "mcp_servers.{name}.headers.{header}: a token is never written in a file; name the \
+                 environment variable holding it with bearer_token_env_var (or env_headers)"
             ));
         }
         if server.max_concurrency == 0 {
@@ -185,6 +272,34 @@ mod tests {
     }
 
     #[test]
+    fn http_headers_read_tokens_from_the_environment_by_name() {
+        let server = McpServerConfig {
+            url: Some("https://example.com/mcp".into()),
+            headers: [("X-Team".to_string(), "core".to_string())].into(),
+            env_headers: [("X-Api-Key".to_string(), "API_KEY".to_string())].into(),
+            bearer_token_env_var: Some("TOKEN".into()),
+            ..McpServerConfig::default()
+        };
+        let env = |name: &str| match name {
+            "API_KEY" => Some("k1".to_string()),
+            "TOKEN" => Some("t1".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            server.http_headers("gh", env).unwrap(),
+            [
+                ("X-Team".to_string(), "core".to_string()),
+                ("X-Api-Key".to_string(), "k1".to_string()),
+                ("Authorization".to_string(), "Bearer t1".to_string()),
+            ]
+        );
+        assert_eq!(
+            server.http_headers("gh", |_| None).unwrap_err(),
+            "needs the environment variable `API_KEY` (mcp_servers.gh.env_headers.X-Api-Key), which is not set"
+        );
+    }
+
+    #[test]
     fn filters_and_policies() {
         let server = McpServerConfig {
             tools: McpToolFilter {
@@ -217,6 +332,39 @@ mod tests {
             check("a.b", &ok)
                 .unwrap_err()
                 .starts_with("mcp_servers.a.b: ")
+        );
+        let http = McpServerConfig {
+            url: Some("http://127.0.0.1:1/mcp".into()),
+            headers: [("X-Team".to_string(), "a".to_string())].into(),
+            bearer_token_env_var: Some("TOKEN".into()),
+            ..McpServerConfig::default()
+        };
+        assert!(check("remote", &http).is_ok());
+        let mut secret = http.clone();
+        secret
+            .headers
+            .insert("authorization".into(), "Bearer x".into());
+        assert!(
+            check("remote", &secret)
+                .unwrap_err()
+                .starts_with("mcp_servers.remote.headers.authorization: a token is never written")
+        );
+        let with_args = McpServerConfig {
+            args: vec!["x".into()],
+            ..http.clone()
+        };
+        assert_eq!(
+            check("remote", &with_args).unwrap_err(),
+            "mcp_servers.remote.args is for a server started with `command`; this one has `url`"
+        );
+        let ftp = McpServerConfig {
+            url: Some("ftp://x".into()),
+            ..McpServerConfig::default()
+        };
+        assert!(
+            check("f", &ftp)
+                .unwrap_err()
+                .contains("http:// or https://")
         );
         let err = check("db", &McpServerConfig::default()).unwrap_err();
         assert_eq!(

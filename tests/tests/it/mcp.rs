@@ -523,3 +523,271 @@ fn switchyard_mcp_lists_servers_and_ignores_those_an_untrusted_workspace_declare
         out.stdout
     );
 }
+
+/// server-everything in streamable HTTP mode on a free loopback port (see
+/// tests/fixtures/mcp/loopback.mjs: it listens on 127.0.0.1 only and exits when its stdin
+/// closes), killed by PID when dropped.
+struct HttpEverything {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpEverything {
+    fn start() -> HttpEverything {
+        use std::io::BufRead;
+        let script = provisioned("SWITCHYARD_MCP_MODULES")
+            .join("@modelcontextprotocol/server-everything/dist/index.js");
+        let preload = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mcp/loopback.mjs");
+        let mut child = std::process::Command::new(provisioned("SWITCHYARD_NODE24"))
+            .arg("--import")
+            .arg(format!("file://{}", preload.display()))
+            .arg(script)
+            .arg("streamableHttp")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = line.strip_prefix("LISTENING ") {
+                    let _ = tx.send(port.trim().to_string());
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(DEADLINE)
+            .expect("server-everything listens");
+        HttpEverything {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+impl Drop for HttpEverything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The progress reports of call `id`, as `(progress, total)`.
+fn progress_of(events: &[AgentEvent], id: &str) -> Vec<(f64, Option<f64>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            AgentEvent::ToolCallProgress {
+                call_id,
+                progress,
+                total,
+                ..
+            } if call_id == id => Some((*progress, *total)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Progress reports of a call of `total` steps: at least the first steps, in order.
+fn assert_steps(reports: &[(f64, Option<f64>)], total: f64) {
+    assert!(reports.len() >= 2, "{reports:?}");
+    for (i, (progress, of)) in reports.iter().enumerate() {
+        assert_eq!(
+            (*progress, *of),
+            ((i + 1) as f64, Some(total)),
+            "{reports:?}"
+        );
+    }
+}
+
+/// One turn calling echo and the long-running tool of the server `name`, then its answer.
+fn echo_and_long_running(server: &str) -> Script {
+    Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new(
+                format!("mcp__{server}__echo"),
+                json!({"message": "over the wire"}),
+            )
+            .with_id("echo"),
+            ToolCall::new(
+                format!("mcp__{server}__trigger-long-running-operation"),
+                json!({"duration": 0.3, "steps": 3}),
+            )
+            .with_id("long"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("done")).turn(1),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamable_http_server_answers_and_reports_progress() {
+    let everything = HttpEverything::start();
+    let model = MockModel::start(echo_and_long_running("remote")).await;
+    let remote = McpServerConfig {
+        url: Some(everything.url.clone()),
+        headers: [("X-Switchyard-Test".to_string(), "1".to_string())].into(),
+        startup_timeout_ms: DEADLINE.as_millis() as u64,
+        ..McpServerConfig::default()
+    };
+    let s = setup(&model, [("remote".to_string(), remote)].into());
+    let session = s.agent.new_session().await.unwrap();
+    let (outcome, events) = ask(&session, "Use the remote server.").await;
+    assert_eq!(outcome.stop, StopReason::EndTurn);
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    let results = tool_results(&requests[1].body);
+    assert_eq!(results["echo"], "Echo: over the wire");
+    assert!(
+        results["long"].contains("Long running operation completed"),
+        "{}",
+        results["long"]
+    );
+    // The steps' notifications/progress became progress events of that call, in order (a
+    // report racing the answer itself is of no use and may be dropped).
+    assert_steps(&progress_of(&events, "long"), 3.0);
+    assert!(progress_of(&events, "echo").is_empty());
+    let status = s.toolbox.mcp().status();
+    assert_eq!(status[0].state, ServerState::Running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_server_reports_progress_of_a_long_running_call() {
+    let model = MockModel::start(echo_and_long_running("everything")).await;
+    let s = setup(
+        &model,
+        [(
+            "everything".to_string(),
+            node_server("server-everything", &["stdio"]),
+        )]
+        .into(),
+    );
+    let session = s.agent.new_session().await.unwrap();
+    let (_, events) = ask(&session, "Go.").await;
+    assert_steps(&progress_of(&events, "long"), 3.0);
+    // Between the call's start and its end.
+    let at = |wanted: &dyn Fn(&AgentEvent) -> bool| events.iter().position(wanted).unwrap();
+    let started =
+        at(&|e| matches!(e, AgentEvent::ToolCallStarted { call_id, .. } if call_id == "long"));
+    let first =
+        at(&|e| matches!(e, AgentEvent::ToolCallProgress { call_id, .. } if call_id == "long"));
+    let finished =
+        at(&|e| matches!(e, AgentEvent::ToolCallFinished { call_id, .. } if call_id == "long"));
+    assert!(started < first && first < finished, "{events:?}");
+}
+
+/// Reads one HTTP request head from a connection to `listener`.
+async fn request_head(listener: &tokio::net::TcpListener) -> String {
+    use tokio::io::AsyncReadExt;
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the connection closed before the request head ended");
+        head.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&head).to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_headers_carry_tokens_read_from_the_environment_by_name() {
+    // A listener that only records what is sent: the token is the value of the variable
+    // named (PATH: set in every test's environment, and never written in a config).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let path = std::env::var("PATH").unwrap();
+    let server = McpServerConfig {
+        url: Some(url),
+        headers: [("X-Team".to_string(), "core".to_string())].into(),
+        env_headers: [("X-Api-Key".to_string(), "PATH".to_string())].into(),
+        bearer_token_env_var: Some("PATH".into()),
+        startup_timeout_ms: 5_000,
+        ..McpServerConfig::default()
+    };
+    let model = MockModel::start(Script::new(vec![])).await;
+    let s = setup(&model, [("remote".to_string(), server)].into());
+    let mcp = s.toolbox.mcp().clone();
+    let start = tokio::spawn(async move { mcp.start_all().await });
+    let head = tokio::time::timeout(DEADLINE, request_head(&listener))
+        .await
+        .expect("the server was reached");
+    assert!(head.starts_with("post /mcp "), "{head}");
+    let path = path.to_lowercase();
+    assert!(
+        head.contains(&format!("authorization: bearer {path}\r\n")),
+        "{head}"
+    );
+    assert!(head.contains(&format!("x-api-key: {path}\r\n")), "{head}");
+    assert!(head.contains("x-team: core\r\n"), "{head}");
+    drop(listener);
+    let _ = start.await;
+
+    // A variable that is not set: the server fails to start, saying which.
+    let missing = McpServerConfig {
+        url: Some("http://127.0.0.1:9/mcp".into()),
+        bearer_token_env_var: Some("SWITCHYARD_TEST_UNSET_TOKEN".into()),
+        ..McpServerConfig::default()
+    };
+    let s = setup(&model, [("remote".to_string(), missing)].into());
+    s.toolbox.mcp().start_all().await;
+    let status = s.toolbox.mcp().status();
+    assert_eq!(status[0].state, ServerState::Failed);
+    assert_eq!(
+        status[0].last_error.as_deref(),
+        Some(
+            "the MCP server `remote` needs the environment variable `SWITCHYARD_TEST_UNSET_TOKEN` \
+             (mcp_servers.remote.bearer_token_env_var), which is not set"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_described_and_embedded_resources_quoted_for_a_text_only_provider() {
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("mcp__everything__get-tiny-image", json!({})).with_id("image"),
+            ToolCall::new(
+                "mcp__everything__get-resource-reference",
+                json!({"resourceType": "Text", "resourceId": 1}),
+            )
+            .with_id("resource"),
+        ]))
+        .turn(0),
+        Rule::openai(Response::text("seen")).turn(1),
+    ]))
+    .await;
+    let s = setup(
+        &model,
+        [(
+            "everything".to_string(),
+            node_server("server-everything", &["stdio"]),
+        )]
+        .into(),
+    );
+    let session = s.agent.new_session().await.unwrap();
+    ask(&session, "Show me.").await;
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    let results = tool_results(&requests[1].body);
+    // OpenAI's tool messages take text only: the image is said, not sent.
+    let image = &results["image"];
+    assert!(
+        image.starts_with("Here's the image you requested:\n[image: image/png, about "),
+        "{image}"
+    );
+    assert!(
+        image.ends_with("bytes, not shown]\nThe image above is the MCP logo."),
+        "{image}"
+    );
+    let resource = &results["resource"];
+    assert!(
+        resource.contains("[resource demo://resource/"),
+        "{resource}"
+    );
+    assert!(
+        resource.contains("You can access this resource using the URI"),
+        "{resource}"
+    );
+}
