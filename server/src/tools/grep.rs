@@ -410,7 +410,6 @@ impl Tree<'_> {
                 &target,
                 &split,
                 part,
-                parts,
                 &stop_at,
                 search.token,
                 |entry, unit, dir| {

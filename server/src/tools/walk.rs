@@ -17,8 +17,8 @@
 //! The design (docs/architecture.md) forbids walkers with threads of their own inside the shared rayon pool. So a
 //! tree is walked in parallel the way this module does it: [`WalkOptions::split`] cuts it
 //! into ordered *units* at the first depth with enough directories, and each of a few
-//! sequential walkers — jobs on the pool — walks the whole tree from its root but prunes
-//! the units that belong to the others ([`WalkOptions::walk_part`]). Every walker is a real
+//! sequential walkers — jobs on the pool — walks the whole tree from its root but skips
+//! the units another walker reached first ([`WalkOptions::walk_part`]). Every walker is a real
 //! single walk from the root, so ignore files apply exactly as in one sequential walk, and
 //! are read once per walker rather than once per subtree. Sorting what the walkers found by
 //! `Path` gives the sequential walk's order; and because units are in path order, a search
@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
@@ -52,20 +52,27 @@ pub struct Split {
     /// non-directory) at or above it.
     pub units: Vec<PathBuf>,
     index: Arc<HashMap<PathBuf, usize>>,
+    /// The units a walker has taken: the first walker to reach a unit walks it, so a
+    /// walker that drew small units goes on to take more (units differ in size by orders
+    /// of magnitude; dealt out round-robin, one walker was often left with the big one).
+    claimed: Arc<Vec<AtomicBool>>,
     /// The depth of the directory units (≥ 1).
     depth: usize,
 }
 
 impl Split {
-    /// Whether walker `part` of `parts` goes into (and yields) `entry`: everything above
-    /// and below the units, and the units of its own before `stop`.
-    fn keeps(&self, entry: &Entry, part: usize, parts: usize, stop: usize) -> bool {
+    /// Whether walker `part` goes into (and yields) `entry`: everything above and below
+    /// the units, and the units before `stop` it is the first to reach. Every walker
+    /// lists the levels above the units in the same order, so each takes the next unit no
+    /// other has taken yet — a shared queue without a queue. Called once per entry a
+    /// walker meets: a unit it is refused is another's.
+    fn keeps(&self, entry: &Entry, part: usize, stop: usize) -> bool {
         let d = entry.depth;
         if d > self.depth || (d < self.depth && entry.is_dir()) {
             return true;
         }
         match self.index.get(&entry.path) {
-            Some(&unit) => unit % parts == part && unit < stop,
+            Some(&unit) => unit < stop && !self.claimed[unit].swap(true, Ordering::AcqRel),
             // Appeared after the split: one walker takes it.
             None => part == 0,
         }
@@ -631,7 +638,6 @@ impl WalkOptions {
                         root,
                         split,
                         part,
-                        parts,
                         unlimited,
                         token,
                         |e, _, _| visit(e),
@@ -689,15 +695,16 @@ impl WalkOptions {
             .map(|(i, p)| (p.clone(), i))
             .collect();
         Split {
+            claimed: Arc::new(units.iter().map(|_| AtomicBool::new(false)).collect()),
             units,
             index: Arc::new(index),
             depth,
         }
     }
 
-    /// Walks the share `part` of `parts` of a split tree: the whole tree from `root`, in no
-    /// particular order within a unit, skipping the units of other parts and every unit at
-    /// or past `stop` (which may drop while the walk runs). `visit` gets each entry with
+    /// Walks the share of walker `part` of a split tree: the whole tree from `root`, in no
+    /// particular order within a unit, skipping the units other walkers took first and
+    /// every unit at or past `stop` (which may drop while the walk runs). `visit` gets each entry with
     /// its unit (`None` for the directories above the units, which part 0 reports);
     /// `unit_done` is called when the walk has left a unit; and the handle of the
     /// directory the entry is in, to open it by its name alone ([`Workspace::open_entry`]).
@@ -709,14 +716,13 @@ impl WalkOptions {
         root: &Path,
         split: &Split,
         part: usize,
-        parts: usize,
         stop: &AtomicUsize,
         token: &CancellationToken,
         mut visit: impl FnMut(Entry, Option<usize>, &Dir),
         mut unit_done: impl FnMut(usize),
     ) -> Vec<String> {
         let depth = split.depth;
-        let keep = |e: &Entry| split.keeps(e, part, parts, stop.load(Ordering::Acquire));
+        let keep = |e: &Entry| split.keeps(e, part, stop.load(Ordering::Acquire));
         let mut current: Option<usize> = None;
         let mut on_entry = |entry: Entry, dir: &Dir| {
             let d = entry.depth;
@@ -834,7 +840,7 @@ pub fn walk_fused(
         for part in 0..parts {
             let (fused, split, errors) = (&fused, &split, &errors);
             scope.spawn(move |_| {
-                let found = fused.walk_part(workspace, root, split, part, parts);
+                let found = fused.walk_part(workspace, root, split, part);
                 let mut all = errors.lock();
                 for (mine, theirs) in all.iter_mut().zip(found) {
                     mine.extend(theirs);
@@ -868,9 +874,8 @@ impl Fused<'_> {
         root: &Path,
         split: &Split,
         part: usize,
-        parts: usize,
     ) -> Vec<Vec<String>> {
-        let keep = |e: &Entry| split.keeps(e, part, parts, usize::MAX);
+        let keep = |e: &Entry| split.keeps(e, part, usize::MAX);
         let mut errors = vec![Vec::new(); self.shares.len()];
         match self.union.start(workspace, root) {
             Ok(level) => {
