@@ -97,7 +97,12 @@ struct Inner {
     llm: Mutex<Llm>,
     store: Option<SessionStore>,
     sessions: Mutex<HashMap<SessionId, Arc<SessionState>>>,
+    /// Context windows the servers reported (or did not), by endpoint and model: asked once.
+    windows: Mutex<HashMap<(String, String), Option<u64>>>,
 }
+
+/// How long the server is asked for its context window, at the most.
+const WINDOW_PROBE: Duration = Duration::from_secs(2);
 
 /// Where the agent's model client comes from.
 enum Llm {
@@ -164,6 +169,7 @@ impl Agent {
             llm: Mutex::new(llm),
             store,
             sessions: Mutex::new(HashMap::new()),
+            windows: Mutex::new(HashMap::new()),
         };
         Agent {
             inner: Arc::new(inner),
@@ -524,7 +530,8 @@ impl Session {
         let mut history = self.state.history.lock().await;
         let token = CancellationToken::new();
         let model = client.config().model.clone();
-        let mut run = self.run(&client, &mut history, events, &token, max_turns, 1);
+        let window = self.window(&client).await;
+        let mut run = self.run(&client, window, &mut history, events, &token, max_turns, 1);
         let started = Instant::now();
         let result = run.turns(prompt, context).await;
         let mut outcome = run.outcome;
@@ -549,7 +556,8 @@ impl Session {
         let mut history = self.state.history.lock().await;
         let token = CancellationToken::new();
         let model = client.config().model.clone();
-        let mut run = self.run(&client, &mut history, events, &token, None, 0);
+        let window = self.window(&client).await;
+        let mut run = self.run(&client, window, &mut history, events, &token, None, 0);
         let started = Instant::now();
         let result = run.compact(Keep::LastExchange).await;
         let mut outcome = run.outcome;
@@ -572,9 +580,11 @@ impl Session {
     /// A run of this session over `history` (repaired first: a request whose future was
     /// dropped half way may have left calls without results, which the model would
     /// refuse), in turn `before + next` of the session.
+    #[allow(clippy::too_many_arguments)]
     fn run<'a>(
         &'a self,
         client: &'a Client,
+        window: u64,
         history: &'a mut Vec<Message>,
         events: &'a EventSender,
         token: &'a CancellationToken,
@@ -590,10 +600,7 @@ impl Session {
         }
         let model = client.config().model.clone();
         let price = snapshot.llm.pricing.get(&model).copied();
-        let window = snapshot
-            .llm
-            .context_window(&model)
-            .saturating_sub(u64::from(client.config().max_tokens.unwrap_or(0)));
+        let window = window.saturating_sub(u64::from(client.config().max_tokens.unwrap_or(0)));
         #[allow(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -628,6 +635,28 @@ impl Session {
                 timings: Timings::default(),
             },
         }
+    }
+
+    /// The model's context window: `llm.context_window`, else what the server reports
+    /// (asked once per endpoint and model, for at most [`WINDOW_PROBE`]), else the model
+    /// family's documented one, else the default.
+    async fn window(&self, client: &Client) -> u64 {
+        let llm = &self.agent.toolbox.config().get().llm;
+        let model = &client.config().model;
+        if let Some(window) = llm.context_window {
+            return window;
+        }
+        let key = (client.config().endpoint.to_string(), model.clone());
+        let known = self.agent.windows.lock().get(&key).copied();
+        let reported = match known {
+            Some(reported) => reported,
+            None => {
+                let reported = client.discover_window(WINDOW_PROBE).await;
+                self.agent.windows.lock().insert(key, reported);
+                reported
+            }
+        };
+        reported.unwrap_or_else(|| llm.context_window(model))
     }
 
     /// Keeps a run's usage in the session's totals and, when it persists, in its file.

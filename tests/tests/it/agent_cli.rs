@@ -13,7 +13,7 @@ use switchyard_tests::switchyard_bin;
 
 use serde_json::{Value, json};
 use switchyard_tests::mock_model::{
-    ErrorReply, MockModel, MockOptions, Response, Rule, Script, ToolCall, Usage,
+    ErrorReply, MockModel, MockOptions, Response, Rule, Script, ToolCall, Usage, WindowReport,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -1026,6 +1026,60 @@ fn ask_compact_summarizes_all_but_the_last_exchange_and_keeps_the_users_words() 
         "{}",
         no_session.stderr
     );
+}
+
+#[test]
+fn the_window_a_llama_cpp_or_vllm_server_reports_is_the_one_compaction_keeps_within() {
+    const WINDOW: u64 = 4_000;
+    const READS: u32 = 25;
+    for (reports, asked) in [
+        (WindowReport::LlamaCpp, "GET /props 200"),
+        (WindowReport::Vllm, "GET /v1/models 200"),
+    ] {
+        let env = Env::new();
+        write_big_file(&env);
+        let model = MockModel::start_with(
+            Script::new(vec![
+                Rule::openai(Response::text("Read big.txt again."))
+                    .contains(SUMMARIZER)
+                    .repeat(),
+                Rule::openai(Response::tool_calls(vec![ToolCall::new(
+                    "read",
+                    json!({"path": "big.txt"}),
+                )]))
+                .times(READS),
+                Rule::openai(Response::text("Done.")).repeat(),
+            ]),
+            MockOptions {
+                context_window: Some(WINDOW),
+                reports_window: Some(reports),
+                ..MockOptions::default()
+            },
+        )
+        .unwrap();
+        // No llm.context_window: without the server's word the agent would assume 32,768
+        // tokens and the server would refuse a request.
+        let out = env.ask(&model, "openai", &["Read big.txt 25 times."]);
+        assert_eq!(out.code, Some(0), "{reports:?}: {}", out.stderr);
+        assert!(out.stdout.ends_with("Done.\n"), "{}", out.stdout);
+        let requests = model.requests();
+        let refused: Vec<u64> = requests
+            .iter()
+            .filter(|r| r.status != 200 || r.tokens() > WINDOW)
+            .map(|r| r.seq)
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "{reports:?}: over the window: {refused:?}"
+        );
+        assert!(
+            requests.iter().any(|r| r.raw_body.contains(SUMMARIZER)),
+            "{reports:?}: compacted before the window"
+        );
+        let probes = model.probes();
+        assert!(probes.iter().any(|p| p == asked), "{reports:?}: {probes:?}");
+        assert!(probes.len() <= 2, "asked once per process: {probes:?}");
+    }
 }
 
 #[test]
