@@ -97,7 +97,12 @@ struct Inner {
     llm: Mutex<Llm>,
     store: Option<SessionStore>,
     sessions: Mutex<HashMap<SessionId, Arc<SessionState>>>,
+    /// Context windows the servers reported (or did not), by endpoint and model: asked once.
+    windows: Mutex<HashMap<(String, String), Option<u64>>>,
 }
+
+/// How long the server is asked for its context window, at the most.
+const WINDOW_PROBE: Duration = Duration::from_secs(2);
 
 /// Where the agent's model client comes from.
 enum Llm {
@@ -164,6 +169,7 @@ impl Agent {
             llm: Mutex::new(llm),
             store,
             sessions: Mutex::new(HashMap::new()),
+            windows: Mutex::new(HashMap::new()),
         };
         Agent {
             inner: Arc::new(inner),
@@ -519,28 +525,82 @@ impl Session {
         events: &EventSender,
         max_turns: Option<u32>,
     ) -> Result<RunOutcome, AgentError> {
-        let agent = Agent {
-            inner: Arc::clone(&self.agent),
-        };
         let chosen = self.state.model.lock().clone();
         let client = self.client_for(&chosen)?;
         let mut history = self.state.history.lock().await;
-        // A request whose future was dropped half way (a front end gave up on it) may have
-        // left calls without results: the model would refuse that history.
-        store::repair(&mut history);
         let token = CancellationToken::new();
+        let model = client.config().model.clone();
+        let window = self.window(&client).await;
+        let mut run = self.run(&client, window, &mut history, events, &token, max_turns, 1);
+        let started = Instant::now();
+        let result = run.turns(prompt, context).await;
+        let mut outcome = run.outcome;
+        outcome.timings.total = started.elapsed();
+        token.cancel();
+        // The prompt is in the history from the start: the turn counts whatever ended it.
+        self.settle_usage(&outcome, model).await;
+        let stop = result?;
+        outcome.stop = stop;
+        let _ = events.send(AgentEvent::Done { stop });
+        Ok(outcome)
+    }
+
+    /// Compacts the conversation now, whatever its size (`switchyard.compact`, `ask
+    /// --compact`): everything but the last exchange is summarized by the model, as when a
+    /// request would pass `agent.compact_at` of the window. Waits for a running request to
+    /// finish; [`Session::cancel`] cancels it. The summary's tokens count in the session's
+    /// usage (on its last turn). Nothing is replaced when there is no older exchange.
+    pub async fn compact(&self, events: &EventSender) -> Result<Compaction, AgentError> {
+        let chosen = self.state.model.lock().clone();
+        let client = self.client_for(&chosen)?;
+        let mut history = self.state.history.lock().await;
+        let token = CancellationToken::new();
+        let model = client.config().model.clone();
+        let window = self.window(&client).await;
+        let mut run = self.run(&client, window, &mut history, events, &token, None, 0);
+        let started = Instant::now();
+        let result = run.compact(Keep::LastExchange).await;
+        let mut outcome = run.outcome;
+        outcome.timings.total = started.elapsed();
+        token.cancel();
+        if outcome.usage != Usage::default() {
+            self.settle_usage(&outcome, model).await;
+        }
+        let (replaced, kept) = result?.unwrap_or((0, history.len()));
+        Ok(Compaction {
+            replaced,
+            kept,
+            usage: outcome.usage,
+            cost_usd: outcome.cost_usd,
+            session_usage: outcome.session_usage,
+            session_cost_usd: outcome.session_cost_usd,
+        })
+    }
+
+    /// A run of this session over `history` (repaired first: a request whose future was
+    /// dropped half way may have left calls without results, which the model would
+    /// refuse), in turn `before + next` of the session.
+    #[allow(clippy::too_many_arguments)]
+    fn run<'a>(
+        &'a self,
+        client: &'a Client,
+        window: u64,
+        history: &'a mut Vec<Message>,
+        events: &'a EventSender,
+        token: &'a CancellationToken,
+        max_turns: Option<u32>,
+        next: u32,
+    ) -> Run<'a> {
+        store::repair(history);
         *self.state.run.lock() = token.clone();
-        let snapshot = agent.inner.toolbox.config().get();
+        let snapshot = self.agent.toolbox.config().get();
         let mut config = snapshot.agent.clone();
         if let Some(max_turns) = max_turns {
             config.max_turns = max_turns;
         }
         let model = client.config().model.clone();
         let price = snapshot.llm.pricing.get(&model).copied();
-        let window = snapshot
-            .llm
-            .context_window(&model)
-            .saturating_sub(u64::from(client.config().max_tokens.unwrap_or(0)));
+        let window = window.saturating_sub(u64::from(client.config().max_tokens.unwrap_or(0)));
         #[allow(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -548,13 +608,13 @@ impl Session {
         )]
         let threshold = (window as f64 * config.compact_at) as u64;
         let before = *self.state.totals.lock();
-        let mut run = Run {
+        Run {
             session: self,
-            client: &client,
+            client,
             config,
-            history: &mut history,
+            history,
             events,
-            token: &token,
+            token,
             offered: Vec::new(),
             price,
             before,
@@ -565,7 +625,7 @@ impl Session {
                 session: self.state.id.to_string(),
                 text: String::new(),
                 stop: StopReason::EndTurn,
-                turn: before.turns + 1,
+                turn: before.turns + next,
                 usage: Usage::default(),
                 cost_usd: None,
                 session_usage: before.usage,
@@ -574,36 +634,79 @@ impl Session {
                 tool_calls: 0,
                 timings: Timings::default(),
             },
-        };
-        let started = Instant::now();
-        let result = run.turns(prompt, context).await;
-        let mut outcome = run.outcome;
-        outcome.timings.total = started.elapsed();
-        token.cancel();
-        // The prompt is in the history from the start: the turn counts whatever ended it.
-        {
-            let turn = TurnUsage {
-                turn: outcome.turn,
-                model,
-                usage: outcome.usage,
-                cost_usd: outcome.cost_usd,
-            };
-            *self.state.totals.lock() = Totals {
-                turns: turn.turn,
-                usage: outcome.session_usage,
-                cost_usd: outcome.session_cost_usd,
-            };
-            if let (true, Some(store)) = (self.state.persist, &self.agent.store)
-                && let Err(e) = store.append_usage(&self.state.id, &turn).await
-            {
-                tracing::warn!(session = %self.state.id, error = %e, "cannot save the session");
-            }
         }
-        let stop = result?;
-        outcome.stop = stop;
-        let _ = events.send(AgentEvent::Done { stop });
-        Ok(outcome)
     }
+
+    /// The model's context window: `llm.context_window`, else what the server reports
+    /// (asked once per endpoint and model, for at most [`WINDOW_PROBE`]), else the model
+    /// family's documented one, else the default.
+    async fn window(&self, client: &Client) -> u64 {
+        let llm = &self.agent.toolbox.config().get().llm;
+        let model = &client.config().model;
+        if let Some(window) = llm.context_window {
+            return window;
+        }
+        let key = (client.config().endpoint.to_string(), model.clone());
+        let known = self.agent.windows.lock().get(&key).copied();
+        let reported = match known {
+            Some(reported) => reported,
+            None => {
+                let reported = client.discover_window(WINDOW_PROBE).await;
+                self.agent.windows.lock().insert(key, reported);
+                reported
+            }
+        };
+        reported.unwrap_or_else(|| llm.context_window(model))
+    }
+
+    /// Keeps a run's usage in the session's totals and, when it persists, in its file.
+    async fn settle_usage(&self, outcome: &RunOutcome, model: String) {
+        let turn = TurnUsage {
+            turn: outcome.turn,
+            model,
+            usage: outcome.usage,
+            cost_usd: outcome.cost_usd,
+        };
+        *self.state.totals.lock() = Totals {
+            turns: turn.turn,
+            usage: outcome.session_usage,
+            cost_usd: outcome.session_cost_usd,
+        };
+        if let (true, Some(store)) = (self.state.persist, &self.agent.store)
+            && let Err(e) = store.append_usage(&self.state.id, &turn).await
+        {
+            tracing::warn!(session = %self.state.id, error = %e, "cannot save the session");
+        }
+    }
+}
+
+/// How much of the recent turns a compaction keeps as they are.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    /// Two fifths of the threshold: before a request would pass it.
+    Share,
+    /// One fifth: after the server said the request was too long.
+    Less,
+    /// Only the last exchange: compaction on demand.
+    LastExchange,
+}
+
+/// What an on-demand compaction did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compaction {
+    /// Messages replaced by the summary; 0 when there was nothing older than the last
+    /// exchange.
+    pub replaced: usize,
+    /// Recent messages kept as they were.
+    pub kept: usize,
+    /// The summarizer's tokens.
+    pub usage: Usage,
+    /// What they cost, when the model has a price.
+    pub cost_usd: Option<f64>,
+    /// Tokens over every turn of the session, the summary's included.
+    pub session_usage: Usage,
+    /// What those cost, when a model used had a price.
+    pub session_cost_usd: Option<f64>,
 }
 
 /// One request in progress.
@@ -697,12 +800,12 @@ impl Run<'_> {
             let mut sent = request(self.history);
             let mut bytes = compact::body_bytes(self.client.config(), &sent);
             if compact::tokens(bytes, self.ratio) > self.threshold {
-                match self.compact(false).await {
-                    Ok(true) => {
+                match self.compact(Keep::Share).await {
+                    Ok(Some(_)) => {
                         sent = request(self.history);
                         bytes = compact::body_bytes(self.client.config(), &sent);
                     }
-                    Ok(false) => {}
+                    Ok(None) => {}
                     // Our window is an estimate (often a default): the request goes as it
                     // is, and a server it is too long for says so, which compacts harder.
                     Err(e) => tracing::warn!("{e}; sending the request as it is"),
@@ -735,7 +838,7 @@ impl Run<'_> {
                         overflowed = true;
                         self.ratio *= 1.5;
                         self.outcome.turns -= 1;
-                        if self.compact(true).await? {
+                        if self.compact(Keep::Less).await?.is_some() {
                             continue;
                         }
                     }
@@ -939,20 +1042,28 @@ impl Run<'_> {
     }
 
     /// Summarizes the older part of the history (see [`compact`]) and puts the summary in
-    /// its place, in memory and as a record in the session file. `hard` keeps less of the
-    /// recent turns (after the server said the request was too long). Returns whether
-    /// anything was compacted.
-    async fn compact(&mut self, hard: bool) -> Result<bool, AgentError> {
+    /// its place, in memory and as a record in the session file; `keep` says how much of
+    /// the recent turns stays. Returns the messages replaced and kept, `None` when nothing
+    /// was compacted.
+    async fn compact(&mut self, keep: Keep) -> Result<Option<(usize, usize)>, AgentError> {
         let state = &self.session.state;
         let previous = *state.compacted.lock();
-        let keep = if hard {
-            self.threshold / 5
-        } else {
-            self.threshold * 2 / 5
+        let compacted = previous.is_some();
+        let from = match keep {
+            Keep::Share => compact::keep_from(
+                self.history,
+                compacted,
+                compact::bytes_for(self.threshold * 2 / 5, self.ratio),
+            ),
+            Keep::Less => compact::keep_from(
+                self.history,
+                compacted,
+                compact::bytes_for(self.threshold / 5, self.ratio),
+            ),
+            Keep::LastExchange => compact::last_exchange(self.history, compacted),
         };
-        let keep_bytes = compact::bytes_for(keep, self.ratio);
-        let Some(from) = compact::keep_from(self.history, previous.is_some(), keep_bytes) else {
-            return Ok(false);
+        let Some(from) = from else {
+            return Ok(None);
         };
         let text = compact::transcript(
             &self.history[..from],
@@ -979,7 +1090,7 @@ impl Run<'_> {
         self.outcome.timings.model += waited.elapsed();
         let answer = match answer {
             Ok(answer) => answer,
-            Err(_) if self.token.is_cancelled() => return Ok(false),
+            Err(_) if self.token.is_cancelled() => return Ok(None),
             Err(e) => {
                 return Err(AgentError::Model(format!(
                     "compacting the conversation failed: {}",
@@ -994,11 +1105,12 @@ impl Run<'_> {
         *state.compacted.lock() = Some(covered);
         self.append(&[store::Line::Compaction { covered, summary }])
             .await;
+        let kept = self.history.len() - 1;
         let _ = self.events.send(AgentEvent::Compacted {
             replaced: from,
-            kept: self.history.len() - 1,
+            kept,
         });
-        Ok(true)
+        Ok(Some((from, kept)))
     }
 
     /// Keeps, before a batch of calls runs, what the files they change are now (once per

@@ -26,7 +26,9 @@
 //! give them [`MockModel::openai_base_url`]; Anthropic clients append `/v1/messages` to a
 //! bare origin, so give them [`MockModel::anthropic_base_url`] (the same as
 //! [`MockModel::base_url`]). The server answers `/v1/chat/completions`,
-//! `/chat/completions` and `/v1/messages`.
+//! `/chat/completions` and `/v1/messages`; `GET /props` and `GET /v1/models` report the
+//! context window the way llama.cpp or vLLM do when [`MockOptions::reports_window`] says so
+//! (404s otherwise), logged apart in [`MockModel::probes`].
 //!
 //! Before consulting the script, requests are checked the way the real APIs check them: a
 //! body that is not a JSON object, a missing `model` or `messages` (and for Anthropic
@@ -67,6 +69,19 @@ pub struct MockOptions {
     /// characters: a request above it gets the provider's error for it (OpenAI 400
     /// `context_length_exceeded`, Anthropic 400 `prompt is too long`) whatever the script.
     pub context_window: Option<u64>,
+    /// How the mock tells a client its context window (`context_window`, else 4,096), as
+    /// servers do; `None`: it does not (`GET /props` and `GET /v1/models` are 404s).
+    pub reports_window: Option<WindowReport>,
+}
+
+/// Where a server reports its context window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowReport {
+    /// llama.cpp: `GET /props` has `default_generation_settings.n_ctx` (its `/v1/models`
+    /// has only the training context, `meta.n_ctx_train`, which is not the window).
+    LlamaCpp,
+    /// vLLM: `GET /v1/models` has `data[].max_model_len`.
+    Vllm,
 }
 
 /// A running mock model server. It stops, closing every connection, when dropped.
@@ -104,7 +119,12 @@ impl MockModel {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port)))
             .with_context(|| format!("cannot bind 127.0.0.1:{}", options.port))?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(script, record, options.context_window));
+        let shared = Arc::new(Shared::new(
+            script,
+            record,
+            options.context_window,
+            options.reports_window,
+        ));
         let cancel = CancellationToken::new();
         let thread = server::spawn(listener, Arc::clone(&shared), cancel.clone())
             .context("cannot start the mock model thread")?;
@@ -139,6 +159,12 @@ impl MockModel {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.state.lock().requests.clone()
+    }
+
+    /// The `GET /props` and `GET /v1/models` a client asked, in order, as `GET /props 200`
+    /// (kept apart from [`requests`](MockModel::requests)).
+    pub fn probes(&self) -> Vec<String> {
+        self.shared.state.lock().probes.clone()
     }
 
     /// Requests whose response is still being sent (or hanging).

@@ -98,6 +98,15 @@ pub(crate) fn keep_from(history: &[Message], compacted: bool, keep_bytes: usize)
     Some(chosen)
 }
 
+/// Where the last exchange starts (its user message), for a compaction on demand; `None`
+/// when there is no older exchange to compact.
+pub(crate) fn last_exchange(history: &[Message], compacted: bool) -> Option<usize> {
+    let first = usize::from(compacted) + 1;
+    cut_points(history, first)
+        .filter(|&i| matches!(history[i], Message::User { .. }))
+        .last()
+}
+
 /// The older part as text for the summarizer, large tool results as notes, at most
 /// `max_bytes` (the oldest part dropped first, the earlier summary kept).
 pub(crate) fn transcript(old: &[Message], max_bytes: usize) -> String {
@@ -249,6 +258,21 @@ mod tests {
             content.ends_with("verbatim:\nRead everything.\n---\nNow f9."),
             "{content}"
         );
+    }
+
+    #[test]
+    fn on_demand_the_last_exchange_stays_and_a_single_one_is_not_compacted() {
+        let user = |text: &str| Message::User {
+            content: text.into(),
+        };
+        let mut history = vec![user("Read f0.")];
+        history.extend(turn(0, "x"));
+        assert_eq!(last_exchange(&history, false), None, "one exchange only");
+        history.push(user("Now f1."));
+        history.extend(turn(1, "y"));
+        assert_eq!(last_exchange(&history, false), Some(3));
+        let compacted = [summary_message(&history[..3], "Read f0."), user("Now f1.")];
+        assert_eq!(last_exchange(&compacted, true), None, "nothing older left");
     }
 
     #[test]

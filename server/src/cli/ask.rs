@@ -12,8 +12,9 @@ use super::{fail, on_disk, open_core, print, sessions};
 /// `switchyard ask`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct AskArgs {
-    /// What to ask; `-` reads it from stdin.
-    prompt: String,
+    /// What to ask; `-` reads it from stdin. Optional with --compact.
+    #[arg(required_unless_present = "compact")]
+    prompt: Option<String>,
     /// The workspace root (default: the current directory).
     #[arg(long)]
     cwd: Option<PathBuf>,
@@ -33,6 +34,10 @@ pub struct AskArgs {
     /// Show the diff of every change and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Compact the session (--session) before the prompt: everything but its last
+    /// exchange is summarized by the model. Without a prompt, only compact.
+    #[arg(long, requires = "session")]
+    compact: bool,
 }
 
 fn parse_provider(name: &str) -> Result<ProviderKind, String> {
@@ -49,17 +54,17 @@ pub async fn run(args: AskArgs) -> ExitCode {
         Ok(agent) => agent,
         Err(e) => return fail(2, &e.to_string()),
     };
-    let prompt = match args.prompt.as_str() {
-        "-" => {
+    let prompt = match args.prompt.as_deref() {
+        Some("-") => {
             let mut text = String::new();
             if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
                 return fail(2, &format!("cannot read the prompt from stdin: {e}"));
             }
-            text
+            Some(text)
         }
-        prompt => prompt.to_string(),
+        prompt => prompt.map(str::to_string),
     };
-    if prompt.trim().is_empty() {
+    if prompt.as_ref().is_some_and(|p| p.trim().is_empty()) {
         return fail(2, "the prompt is empty");
     }
     if args.model.is_none()
@@ -81,6 +86,31 @@ pub async fn run(args: AskArgs) -> ExitCode {
         return fail(1, &e.to_string());
     }
 
+    if args.compact {
+        let (events, received) = mpsc::unbounded_channel();
+        let printer = tokio::spawn(print::events(received));
+        let compacted = session.compact(&events).await;
+        drop(events);
+        let _ = printer.await;
+        match compacted {
+            Ok(done) if done.replaced > 0 => eprintln!(
+                "switchyard: session {} compacted: {} messages summarized, {} kept ({}); session so far: {}",
+                session.id(),
+                done.replaced,
+                done.kept,
+                sessions::usage(done.usage, done.cost_usd),
+                sessions::usage(done.session_usage, done.session_cost_usd),
+            ),
+            Ok(_) => eprintln!(
+                "switchyard: session {} has nothing older than its last exchange to compact",
+                session.id()
+            ),
+            Err(e) => return fail(1, &e.to_string()),
+        }
+    }
+    let Some(prompt) = prompt else {
+        return ExitCode::SUCCESS;
+    };
     let (events, received) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print::events(received));
     let context = AskContext::default();

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use reqwest::Url;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
@@ -92,6 +93,55 @@ impl Client {
     /// The configuration this client was built from.
     pub fn config(&self) -> &ResolvedLlmConfig {
         &self.cfg
+    }
+
+    /// The context window the server reports for this client's model, where it does:
+    /// llama.cpp's `GET /props` (`default_generation_settings.n_ctx`), else vLLM's and
+    /// others' `GET <base>/models` (`data[].max_model_len`, of the model's entry or the only
+    /// one). Both are asked at once, for at most `limit`; `None` when neither says (the
+    /// hosted APIs do not, and are not asked). OpenAI wire format only.
+    pub async fn discover_window(&self, limit: Duration) -> Option<u64> {
+        let endpoint = &self.cfg.endpoint;
+        if self.cfg.provider != ProviderKind::OpenAi
+            || endpoint.host_str() == Some("api.openai.com")
+        {
+            return None;
+        }
+        let get = |url: Url| {
+            let mut headers = self.headers.clone();
+            headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+            headers.remove(header::CONTENT_TYPE);
+            let request = self.http.get(url).headers(headers).send();
+            async move {
+                let response = request.await.ok()?.error_for_status().ok()?;
+                response.json::<serde_json::Value>().await.ok()
+            }
+        };
+        let props = endpoint.join("/props").ok()?;
+        let models = endpoint.join("../models").ok()?;
+        let model = self.cfg.model.as_str();
+        let asked = async {
+            let (props, models) = tokio::join!(get(props), get(models));
+            let from_props =
+                props.and_then(|p| p.pointer("/default_generation_settings/n_ctx")?.as_u64());
+            from_props.or_else(|| {
+                let data = models?.get("data")?.as_array()?.clone();
+                let entry = match data
+                    .iter()
+                    .find(|m| m.get("id").and_then(|id| id.as_str()) == Some(model))
+                {
+                    Some(entry) => entry,
+                    None if data.len() == 1 => &data[0],
+                    None => return None,
+                };
+                entry.get("max_model_len")?.as_u64()
+            })
+        };
+        tokio::time::timeout(limit, asked)
+            .await
+            .ok()
+            .flatten()
+            .filter(|window| *window > 0)
     }
 
     /// Sends `req` and streams the answer: `on_event` sees each piece as it is decoded and

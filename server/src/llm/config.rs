@@ -180,8 +180,9 @@ pub struct LlmConfig {
         deserialize_with = "deserialize_duration"
     )]
     pub connect_timeout: Duration,
-    /// The model's context window in tokens; when unset, the documented window of a known
-    /// model family, else [`DEFAULT_CONTEXT_WINDOW`].
+    /// The model's context window in tokens; when unset, what the server reports (see
+    /// `Client::discover_window`), else the documented window of a known model family,
+    /// else [`DEFAULT_CONTEXT_WINDOW`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u64>,
     /// Prices per model name (`[llm.pricing."gpt-4o"]`), in US dollars per million tokens;

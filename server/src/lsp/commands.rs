@@ -11,8 +11,9 @@ use tower_lsp_server::ls_types::{ExecuteCommandParams, ProgressToken, ShowDocume
 
 use super::ext::{
     self, AnalyzeWorkspace, AnalyzeWorkspaceParams, AnalyzeWorkspaceResult, AskCommand, Cancel,
-    CancelParams, CancelResult, CancelTarget, Command, DeadLetters, McpStatus, McpStatusResult,
-    QueueStats, RetryDeadLetter, RetryDeadLetterResult, RunTool, RunToolParams, RunToolResult,
+    CancelParams, CancelResult, CancelTarget, Command, Compact, DeadLetters, McpStatus,
+    McpStatusResult, QueueStats, RetryDeadLetter, RetryDeadLetterResult, RunTool, RunToolParams,
+    RunToolResult,
 };
 use super::progress::{self, LongCommand};
 use super::server::Inner;
@@ -85,6 +86,10 @@ pub(crate) async fn execute(
             let params = arguments_of::<AskCommand>(arguments)?;
             let token = token.or_else(|| params.work_done_token.clone());
             reply::<AskCommand>(ask::ask(server, params, token).await?)
+        }
+        Compact::NAME => {
+            let params = arguments_of::<Compact>(arguments)?;
+            reply::<Compact>(super::sessions::compact(server, params).await?)
         }
         unknown => Err(Error::invalid_params(format!(
             "unknown command `{unknown}`; this server runs {}",

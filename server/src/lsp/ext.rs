@@ -235,6 +235,40 @@ impl Command for AskCommand {
     type Result = AskResult;
 }
 
+/// `switchyard.compact`: compacts a session now — everything but its last exchange
+/// summarized by the model, as when a request would pass `agent.compact_at` of the window.
+pub enum Compact {}
+
+impl Command for Compact {
+    const NAME: &'static str = "switchyard.compact";
+    type Params = CompactParams;
+    type Result = CompactResult;
+}
+
+/// The argument of [`Compact`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompactParams {
+    /// The session, live or kept on disk.
+    pub session_id: String,
+}
+
+/// What [`Compact`] returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompactResult {
+    /// Whether anything was compacted (not when the session has only one exchange).
+    pub compacted: bool,
+    /// Messages replaced by the summary.
+    pub replaced: usize,
+    /// Recent messages kept as they were.
+    pub kept: usize,
+    /// The summarizer's tokens.
+    pub usage: TokenUsage,
+    /// The session's tokens over every turn, the summary's included.
+    pub session_usage: TokenUsage,
+}
+
 // ---------------------------------------------------------------------------------------
 // Requests and notifications
 
@@ -872,6 +906,7 @@ pub fn catalog() -> Vec<Entry> {
         command::<Cancel>(),
         command::<RunTool>(),
         command::<AskCommand>(),
+        command::<Compact>(),
         request::<PendingTasks>(),
         request::<CompleteTask>(),
         request::<Ask>(),

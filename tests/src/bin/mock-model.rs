@@ -57,6 +57,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             record_file: args.record,
             port: 0,
             context_window: args.context_window,
+            ..MockOptions::default()
         },
     )?;
 

@@ -60,6 +60,10 @@ pub(crate) struct State {
     record: Option<File>,
     /// See [`super::MockOptions::context_window`].
     context_window: Option<u64>,
+    /// See [`super::MockOptions::reports_window`].
+    reports: Option<super::WindowReport>,
+    /// The `GET /props` and `GET /v1/models` asked, as `GET /props 200`.
+    pub(crate) probes: Vec<String>,
 }
 
 /// A rule and how many more requests it may answer (`None`: unlimited).
@@ -76,7 +80,12 @@ impl Slot {
 }
 
 impl Shared {
-    pub(crate) fn new(script: Script, record: Option<File>, context_window: Option<u64>) -> Shared {
+    pub(crate) fn new(
+        script: Script,
+        record: Option<File>,
+        context_window: Option<u64>,
+        reports: Option<super::WindowReport>,
+    ) -> Shared {
         Shared {
             state: Mutex::new(State {
                 rules: script.rules.into_iter().map(Slot::new).collect(),
@@ -88,6 +97,8 @@ impl Shared {
                 peaks: Vec::new(),
                 record,
                 context_window,
+                reports,
+                probes: Vec::new(),
             }),
             changed: watch::Sender::new(0),
         }
@@ -269,7 +280,54 @@ enum Verdict {
     Reject { status: u16, message: String },
 }
 
+/// The answer to `GET /props` (llama.cpp) or `GET /v1/models` (vLLM and others), as those
+/// servers shape them, when the mock reports its window that way; else a 404. Kept apart
+/// from the model requests, in [`super::MockModel::probes`].
+fn probe(shared: &Shared, path: &str) -> HttpResponse<Body> {
+    use super::WindowReport;
+    let mut state = shared.state.lock();
+    let window = state.context_window.unwrap_or(4_096);
+    let body = match (state.reports, path) {
+        (Some(WindowReport::LlamaCpp), "/props") => Some(serde_json::json!({
+            "default_generation_settings": {"n_ctx": window, "params": {"n_predict": -1}},
+            "total_slots": 1,
+            "model_path": "/models/mock-model.gguf",
+            "chat_template": "",
+        })),
+        (Some(WindowReport::LlamaCpp), "/v1/models" | "/models") => Some(serde_json::json!({
+            "object": "list",
+            "data": [{"id": "mock-model", "object": "model", "owned_by": "llamacpp",
+                      "meta": {"n_ctx_train": window * 8}}],
+        })),
+        (Some(WindowReport::Vllm), "/v1/models" | "/models") => Some(serde_json::json!({
+            "object": "list",
+            "data": [{"id": "mock-model", "object": "model", "created": 1, "owned_by": "vllm",
+                      "root": "mock-model", "parent": null, "max_model_len": window}],
+        })),
+        _ => None,
+    };
+    let status = if body.is_some() { 200 } else { 404 };
+    state.probes.push(format!("GET {path} {status}"));
+    drop(state);
+    shared.bump();
+    let body = body.map_or_else(
+        || format!("{{\"error\":\"mock: no {path} here\"}}"),
+        |b| b.to_string(),
+    );
+    let plan = Plan {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: PlanBody::Full(body.into_bytes()),
+    };
+    into_http(plan, 0, None, None)
+}
+
 async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> HttpResponse<Body> {
+    if request.method() == Method::GET
+        && matches!(request.uri().path(), "/props" | "/v1/models" | "/models")
+    {
+        return probe(&shared, request.uri().path());
+    }
     let in_flight = InFlight::enter(&shared);
     let (parts, body) = request.into_parts();
     let bytes = match body.collect().await {

@@ -907,3 +907,39 @@ async fn config_options_accept_mode_and_session_list() {
     assert_eq!(sessions[0]["title"], "Say bonjour");
     assert!(sessions[0]["updatedAt"].as_str().unwrap().ends_with('Z'));
 }
+
+#[tokio::test]
+async fn a_second_prompt_while_one_runs_is_refused_and_the_first_can_be_cancelled() {
+    let env = Env::new();
+    let model = MockModel::start(Script::new(vec![Rule::openai(Response::hang()).times(1)])).await;
+    let mut agent = Agent::start(&env, &model);
+    initialize(&mut agent, json!({}));
+    let session = new_session(&mut agent, 1, &env.root());
+    let prompt =
+        |text: &str| json!({"sessionId": session, "prompt": [{"type": "text", "text": text}]});
+    agent.request(2, "session/prompt", prompt("First"));
+    model
+        .wait_for_in_flight(1, std::time::Duration::from_secs(30))
+        .await;
+    agent.request(3, "session/prompt", prompt("Second"));
+    let (code, message) = error_of(&agent.answer(3));
+    assert_eq!(
+        (code, message),
+        (
+            -32600,
+            format!(
+                "session `{session}` is already answering a prompt; wait for its answer or send session/cancel"
+            )
+        )
+    );
+    agent.send(
+        json!({"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": session}}),
+    );
+    let first = agent.answer(2);
+    assert_eq!(first["result"]["stopReason"], "cancelled", "{first}");
+    assert_eq!(
+        model.requests().len(),
+        1,
+        "the second prompt never reached the model"
+    );
+}

@@ -13,7 +13,7 @@ use switchyard_tests::switchyard_bin;
 
 use serde_json::{Value, json};
 use switchyard_tests::mock_model::{
-    ErrorReply, MockModel, MockOptions, Response, Rule, Script, ToolCall, Usage,
+    ErrorReply, MockModel, MockOptions, Response, Rule, Script, ToolCall, Usage, WindowReport,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -929,6 +929,157 @@ fn a_long_session_is_compacted_to_stay_within_a_4000_token_window_over_110_turns
         "{}",
         shown.stdout
     );
+}
+
+#[test]
+fn ask_compact_summarizes_all_but_the_last_exchange_and_keeps_the_users_words() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::anthropic(Response::text(
+                "The user asked two questions; both answered.",
+            ))
+            .contains(SUMMARIZER)
+            .repeat(),
+            Rule::anthropic(Response::text("First answer.")).times(1),
+            Rule::anthropic(Response::text("Second answer.")).times(1),
+            Rule::anthropic(Response::text("Third answer.")).times(1),
+        ]),
+        MockOptions::default(),
+    )
+    .unwrap();
+    let first = env.ask(&model, "anthropic", &["First question."]);
+    assert_eq!(first.code, Some(0), "stderr: {}", first.stderr);
+    let id = session_id(&first);
+    let alone = env.ask(&model, "anthropic", &["--session", &id, "--compact"]);
+    assert_eq!(alone.code, Some(0), "stderr: {}", alone.stderr);
+    assert!(
+        alone
+            .stderr
+            .contains("has nothing older than its last exchange to compact"),
+        "{}",
+        alone.stderr
+    );
+    assert_eq!(model.requests().len(), 1, "no summary of a single exchange");
+    let second = env.ask(&model, "anthropic", &["--session", &id, "Second question."]);
+    assert_eq!(second.code, Some(0), "stderr: {}", second.stderr);
+
+    let third = env.ask(
+        &model,
+        "anthropic",
+        &["--session", &id, "--compact", "Third question."],
+    );
+    assert_eq!(third.code, Some(0), "stderr: {}", third.stderr);
+    assert_eq!(third.stdout, "Third answer.\n");
+    assert!(
+        third.stderr.contains(&format!(
+            "switchyard: session {id} compacted: 2 messages summarized, 2 kept"
+        )),
+        "{}",
+        third.stderr
+    );
+    let requests = model.requests();
+    assert_eq!(
+        requests.len(),
+        4,
+        "two answers, the summary, the third answer"
+    );
+    let summary = &requests[2];
+    assert!(summary.raw_body.contains(SUMMARIZER));
+    assert!(summary.raw_body.contains("First answer."));
+    assert!(!summary.raw_body.contains("Second question."));
+    let after = requests[3].messages();
+    let head = after[0]["content"].to_string();
+    assert!(
+        head.contains("compacted by Switchyard") && head.contains("First question."),
+        "the summary, then the user's own words: {head}"
+    );
+    assert_eq!(
+        after.len(),
+        3,
+        "the summary with the last question (one user turn in this format), its answer, the new prompt"
+    );
+
+    // Only compacting: nothing is printed on stdout, the summary is in the mock's log.
+    let again = env.ask(&model, "anthropic", &["--session", &id, "--compact"]);
+    assert_eq!(again.code, Some(0), "stderr: {}", again.stderr);
+    assert_eq!(again.stdout, "");
+    assert!(
+        again.stderr.contains("3 messages summarized, 2 kept"),
+        "{}",
+        again.stderr
+    );
+    assert!(model.requests()[4].raw_body.contains(SUMMARIZER));
+
+    // The session file still has the whole conversation.
+    let mut show = env.switchyard(&model, "anthropic", &["sessions", "show", &id]);
+    show.arg("--cwd").arg(env.root.path());
+    let shown = run(show);
+    for said in ["First question.", "Second answer.", "Third answer."] {
+        assert!(shown.stdout.contains(said), "{said}: {}", shown.stdout);
+    }
+
+    let no_session = env.ask(&model, "anthropic", &["--compact"]);
+    assert_eq!(no_session.code, Some(2), "{}", no_session.stderr);
+    assert!(
+        no_session.stderr.contains("--session"),
+        "{}",
+        no_session.stderr
+    );
+}
+
+#[test]
+fn the_window_a_llama_cpp_or_vllm_server_reports_is_the_one_compaction_keeps_within() {
+    const WINDOW: u64 = 4_000;
+    const READS: u32 = 25;
+    for (reports, asked) in [
+        (WindowReport::LlamaCpp, "GET /props 200"),
+        (WindowReport::Vllm, "GET /v1/models 200"),
+    ] {
+        let env = Env::new();
+        write_big_file(&env);
+        let model = MockModel::start_with(
+            Script::new(vec![
+                Rule::openai(Response::text("Read big.txt again."))
+                    .contains(SUMMARIZER)
+                    .repeat(),
+                Rule::openai(Response::tool_calls(vec![ToolCall::new(
+                    "read",
+                    json!({"path": "big.txt"}),
+                )]))
+                .times(READS),
+                Rule::openai(Response::text("Done.")).repeat(),
+            ]),
+            MockOptions {
+                context_window: Some(WINDOW),
+                reports_window: Some(reports),
+                ..MockOptions::default()
+            },
+        )
+        .unwrap();
+        // No llm.context_window: without the server's word the agent would assume 32,768
+        // tokens and the server would refuse a request.
+        let out = env.ask(&model, "openai", &["Read big.txt 25 times."]);
+        assert_eq!(out.code, Some(0), "{reports:?}: {}", out.stderr);
+        assert!(out.stdout.ends_with("Done.\n"), "{}", out.stdout);
+        let requests = model.requests();
+        let refused: Vec<u64> = requests
+            .iter()
+            .filter(|r| r.status != 200 || r.tokens() > WINDOW)
+            .map(|r| r.seq)
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "{reports:?}: over the window: {refused:?}"
+        );
+        assert!(
+            requests.iter().any(|r| r.raw_body.contains(SUMMARIZER)),
+            "{reports:?}: compacted before the window"
+        );
+        let probes = model.probes();
+        assert!(probes.iter().any(|p| p == asked), "{reports:?}: {probes:?}");
+        assert!(probes.len() <= 2, "asked once per process: {probes:?}");
+    }
 }
 
 #[test]

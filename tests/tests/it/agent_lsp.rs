@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use switchyard::lanes::Lane;
 use switchyard::lsp::ext::{
     AnalyzeWorkspace, AnalyzeWorkspaceParams, Ask, AskCommand, AskContext, AskParams, AskResult,
-    ContentBlock, DeleteSession, DeleteSessionParams, ListSessions, ListSessionsParams,
-    SessionUpdateParams, TokenUsage, ToolCallContent, ToolCallStatus, ToolKind, Update,
+    Compact, CompactParams, ContentBlock, DeleteSession, DeleteSessionParams, ListSessions,
+    ListSessionsParams, SessionUpdateParams, TokenUsage, ToolCallContent, ToolCallStatus, ToolKind,
+    Update,
 };
 use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
 use switchyard_tests::lsp_client::lsp_types::{
@@ -741,6 +742,100 @@ async fn usage_is_streamed_and_answered_per_turn_and_session_and_sessions_are_li
         assert_eq!(
             resumed.code.0, -32602,
             "a deleted session cannot be resumed"
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_compact_command_summarizes_a_session_on_demand_and_streams_the_compaction() {
+    within(LIMIT, async {
+        let setup = setup();
+        let summarizer = "You compact the conversation of a coding agent";
+        let model = MockModel::start(Script::new(vec![
+            Rule::openai(Response::text("Two questions, both answered.").usage(300, 20))
+                .contains(summarizer)
+                .times(1),
+            Rule::openai(Response::text("First answer.")).times(1),
+            Rule::openai(Response::text("Second answer.")).times(1),
+            Rule::openai(Response::text("Third answer.")).times(1),
+        ]))
+        .await;
+        let (mut client, _) = LspClient::initialized(options(&setup, &model, "openai")).await;
+        let first = client
+            .ext_request::<Ask>(ask_params("First question."))
+            .await
+            .unwrap();
+        let session = first.session_id.clone();
+        let ask = |prompt: &str| AskParams {
+            session_id: Some(session.clone()),
+            ..ask_params(prompt)
+        };
+        client
+            .ext_request::<Ask>(ask("Second question."))
+            .await
+            .unwrap();
+        let compacted = client
+            .command::<Compact>(CompactParams {
+                session_id: session.clone(),
+            })
+            .await
+            .unwrap();
+        assert!(compacted.compacted, "{compacted:?}");
+        assert_eq!((compacted.replaced, compacted.kept), (2, 2));
+        assert_eq!(
+            (compacted.usage.input_tokens, compacted.usage.output_tokens),
+            (300, 20)
+        );
+        let streamed: Vec<(usize, usize)> = updates(&mut client)
+            .into_iter()
+            .filter(|u| u.session_id == session)
+            .filter_map(|u| match u.update {
+                Update::Compaction {
+                    replaced_messages,
+                    kept_messages,
+                } => Some((replaced_messages, kept_messages)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(streamed, [(2, 2)]);
+
+        let third = client
+            .ext_request::<Ask>(ask("Third question."))
+            .await
+            .unwrap();
+        assert_eq!(third.text, "Third answer.");
+        assert_eq!(
+            third.session_usage.input_tokens,
+            compacted.session_usage.input_tokens + third.usage.input_tokens,
+            "the summary counts in the session's usage"
+        );
+        let requests = model.requests();
+        assert_eq!(requests.len(), 4);
+        assert!(requests[2].raw_body.contains(summarizer));
+        let sent = requests[3].messages();
+        // The system prompt, the summary, the last exchange, the new prompt.
+        assert_eq!(sent.len(), 5, "{sent:#?}");
+        let head = sent[1]["content"].as_str().unwrap();
+        assert!(
+            head.contains("compacted by Switchyard") && head.contains("First question."),
+            "{head}"
+        );
+        assert_eq!(sent[2]["content"], "Second question.");
+
+        let unknown = client
+            .command::<Compact>(CompactParams {
+                session_id: "0123456789abcdef".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code.0, -32602);
+        assert!(
+            unknown.message.starts_with("switchyard.compact: ")
+                && unknown.message.contains("0123456789abcdef"),
+            "{}",
+            unknown.message
         );
         client.shutdown_and_exit().await;
     })
