@@ -30,6 +30,7 @@ export const Command = {
     analyzeWorkspace: "switchyard.analyzeWorkspace",
     queueStats: "switchyard.queueStats",
     mcpStatus: "switchyard.mcpStatus",
+    compact: "switchyard.compact",
     deadLetters: "switchyard.deadLetters",
     retryDeadLetter: "switchyard.retryDeadLetter",
     cancel: "switchyard.cancel",

@@ -31,6 +31,7 @@ M.commands = {
   cancel = 'switchyard.cancel',
   queue_stats = 'switchyard.queueStats',
   mcp_status = 'switchyard.mcpStatus',
+  compact = 'switchyard.compact',
   dead_letters = 'switchyard.deadLetters',
   retry_dead_letter = 'switchyard.retryDeadLetter',
   run_tool = 'switchyard.runTool',
