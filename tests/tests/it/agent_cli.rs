@@ -856,6 +856,17 @@ fn write_big_file(env: &Env) {
 
 #[test]
 fn a_long_session_is_compacted_to_stay_within_a_4000_token_window_over_110_turns() {
+    long_session_stays_within_a_4000_token_window("openai");
+}
+
+#[test]
+fn a_long_anthropic_session_is_compacted_to_stay_within_a_4000_token_window_over_110_turns() {
+    long_session_stays_within_a_4000_token_window("anthropic");
+}
+
+/// 110 turns that each read a large file, against a mock model whose window is 4,000
+/// tokens, in `provider`'s wire format.
+fn long_session_stays_within_a_4000_token_window(provider: &str) {
     const WINDOW: u64 = 4_000;
     const READS: u32 = 110;
     let env = Env::new();
@@ -863,17 +874,17 @@ fn a_long_session_is_compacted_to_stay_within_a_4000_token_window_over_110_turns
     let summarizer = SUMMARIZER;
     let model = MockModel::start_with(
         Script::new(vec![
-            Rule::openai(Response::text(
+            Rule::new(Response::text(
                 "Read big.txt again and again; nothing else.",
             ))
             .contains(summarizer)
             .repeat(),
-            Rule::openai(Response::tool_calls(vec![ToolCall::new(
+            Rule::new(Response::tool_calls(vec![ToolCall::new(
                 "read",
                 json!({"path": "big.txt"}),
             )]))
             .times(READS),
-            Rule::openai(Response::text("Final answer: it is a large file.")).repeat(),
+            Rule::new(Response::text("Final answer: it is a large file.")).repeat(),
         ]),
         MockOptions {
             context_window: Some(WINDOW),
@@ -881,7 +892,7 @@ fn a_long_session_is_compacted_to_stay_within_a_4000_token_window_over_110_turns
         },
     )
     .unwrap();
-    let mut command = env.command(&model, "openai", &["Read big.txt until told otherwise."]);
+    let mut command = env.command(&model, provider, &["Read big.txt until told otherwise."]);
     command
         .env("SWITCHYARD_LLM__CONTEXT_WINDOW", WINDOW.to_string())
         .env("SWITCHYARD_AGENT__MAX_TURNS", "200");
@@ -920,7 +931,7 @@ fn a_long_session_is_compacted_to_stay_within_a_4000_token_window_over_110_turns
 
     // The session file keeps the whole transcript.
     let id = session_id(&out);
-    let mut show = env.switchyard(&model, "openai", &["sessions", "show", &id]);
+    let mut show = env.switchyard(&model, provider, &["sessions", "show", &id]);
     show.arg("--cwd").arg(env.root.path());
     let shown = run(show);
     assert_eq!(
