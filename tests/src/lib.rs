@@ -33,3 +33,51 @@ pub fn hello_workspace(dir: &std::path::Path) {
     std::fs::write(dir.join("README.md"), "# Demo\nSays hello.\n")
         .expect("the workspace folder can be written");
 }
+
+/// How the summarizer's prompt begins: what tells a compaction request apart in a mock
+/// model's log.
+pub const SUMMARIZER: &str = "You compact the conversation of a coding agent";
+
+/// Writes `big.txt` into `dir`: 60 long lines, so that a few reads of it fill a small
+/// context window.
+pub fn write_big_file(dir: &std::path::Path) {
+    let big: String = (0..60)
+        .map(|n| format!("line {n:02} of a large file, padded to be long enough to matter\n"))
+        .collect();
+    std::fs::write(dir.join("big.txt"), big).expect("the workspace folder can be written");
+}
+
+/// The script of a long session, in either wire format: every summary request answered
+/// with `summary`, then `reads` turns that each read `big.txt`, then `answer`.
+pub fn rereading_script(reads: u32, summary: &str, answer: &str) -> mock_model::Script {
+    use mock_model::{Response, Rule, Script, ToolCall};
+    Script::new(vec![
+        Rule::new(Response::text(summary))
+            .contains(SUMMARIZER)
+            .repeat(),
+        Rule::new(Response::tool_calls(vec![ToolCall::new(
+            "read",
+            serde_json::json!({"path": "big.txt"}),
+        )]))
+        .times(reads),
+        Rule::new(Response::text(answer)).repeat(),
+    ])
+}
+
+/// Asserts that no request a mock model logged was over `window` tokens or failed, and
+/// returns how many of them were summary requests (compactions).
+pub fn summaries_within(requests: &[mock_model::RecordedRequest], window: u64) -> usize {
+    let over: Vec<(u64, u64)> = requests
+        .iter()
+        .filter(|r| r.tokens() > window || r.status != 200)
+        .map(|r| (r.seq, r.tokens()))
+        .collect();
+    assert!(
+        over.is_empty(),
+        "requests above the window or failed: {over:?}"
+    );
+    requests
+        .iter()
+        .filter(|r| r.raw_body.contains(SUMMARIZER))
+        .count()
+}

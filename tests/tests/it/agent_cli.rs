@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use switchyard_tests::cli::{self, Output};
-use switchyard_tests::switchyard_bin;
+use switchyard_tests::{SUMMARIZER, rereading_script, switchyard_bin};
 
 use serde_json::{Value, json};
 use switchyard_tests::mock_model::{
@@ -844,14 +844,9 @@ fn rewind_restores_files_and_conversation_refuses_files_changed_since_and_says_w
 }
 
 /// What the summarizer's requests say, and only they.
-const SUMMARIZER: &str = "You compact the conversation of a coding agent";
-
 /// `big.txt`: about 4,000 characters, a quarter of the mock's 4,000-token window.
 fn write_big_file(env: &Env) {
-    let big: String = (0..60)
-        .map(|n| format!("line {n:02} of a large file, padded to be long enough to matter\n"))
-        .collect();
-    std::fs::write(env.root.path().join("big.txt"), big).unwrap();
+    switchyard_tests::write_big_file(env.root.path());
 }
 
 #[test]
@@ -871,21 +866,12 @@ fn long_session_stays_within_a_4000_token_window(provider: &str) {
     const READS: u32 = 110;
     let env = Env::new();
     write_big_file(&env);
-    let summarizer = SUMMARIZER;
     let model = MockModel::start_with(
-        Script::new(vec![
-            Rule::new(Response::text(
-                "Read big.txt again and again; nothing else.",
-            ))
-            .contains(summarizer)
-            .repeat(),
-            Rule::new(Response::tool_calls(vec![ToolCall::new(
-                "read",
-                json!({"path": "big.txt"}),
-            )]))
-            .times(READS),
-            Rule::new(Response::text("Final answer: it is a large file.")).repeat(),
-        ]),
+        rereading_script(
+            READS,
+            "Read big.txt again and again; nothing else.",
+            "Final answer: it is a large file.",
+        ),
         MockOptions {
             context_window: Some(WINDOW),
             ..MockOptions::default()
@@ -906,19 +892,7 @@ fn long_session_stays_within_a_4000_token_window(provider: &str) {
     assert!(out.stderr.contains("  ~ compacted: "), "{}", out.stderr);
 
     let requests = model.requests();
-    let over: Vec<(u64, u64)> = requests
-        .iter()
-        .filter(|r| r.tokens() > WINDOW || r.status != 200)
-        .map(|r| (r.seq, r.tokens()))
-        .collect();
-    assert!(
-        over.is_empty(),
-        "requests above the window or failed: {over:?}"
-    );
-    let summaries = requests
-        .iter()
-        .filter(|r| r.raw_body.contains(summarizer))
-        .count();
+    let summaries = switchyard_tests::summaries_within(&requests, WINDOW);
     let turns = requests.len() - summaries;
     assert!(
         summaries >= 5,
@@ -1050,17 +1024,7 @@ fn the_window_a_llama_cpp_or_vllm_server_reports_is_the_one_compaction_keeps_wit
         let env = Env::new();
         write_big_file(&env);
         let model = MockModel::start_with(
-            Script::new(vec![
-                Rule::openai(Response::text("Read big.txt again."))
-                    .contains(SUMMARIZER)
-                    .repeat(),
-                Rule::openai(Response::tool_calls(vec![ToolCall::new(
-                    "read",
-                    json!({"path": "big.txt"}),
-                )]))
-                .times(READS),
-                Rule::openai(Response::text("Done.")).repeat(),
-            ]),
+            rereading_script(READS, "Read big.txt again.", "Done."),
             MockOptions {
                 context_window: Some(WINDOW),
                 reports_window: Some(reports),

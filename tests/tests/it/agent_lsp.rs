@@ -24,7 +24,7 @@ use switchyard_tests::lsp_client::{
     ClientOptions, Ext, LspClient, PATIENCE, ServerEvent, file_url, within,
 };
 use switchyard_tests::mock_model::{
-    ErrorReply, MockModel, Response, Rule, Script, ToolCall, Usage,
+    ErrorReply, MockModel, MockOptions, Response, Rule, Script, ToolCall, Usage, WindowReport,
 };
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -1193,6 +1193,62 @@ async fn in_review_mode_only_the_hunks_the_user_accepts_land_and_the_model_is_to
             count(|e| matches!(e, ServerEvent::ShowMessageRequest(_))),
             0,
             "review replaces the approval prompt"
+        );
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
+
+/// The long-session test of the CLI, through the language server: 110 turns that each read
+/// a large file against a 4,000-token window that only the server's `/v1/models` reports
+/// (no `llm.context_window`): no request over the window, the answer arrives, the
+/// compactions stream as session updates.
+#[tokio::test]
+async fn a_long_lsp_session_stays_within_the_window_the_server_reports() {
+    const WINDOW: u64 = 4_000;
+    const READS: u32 = 110;
+    within(Duration::from_secs(180), async {
+        let setup = setup();
+        switchyard_tests::write_big_file(setup.root.path());
+        let model = MockModel::start_with(
+            switchyard_tests::rereading_script(
+                READS,
+                "Read big.txt again and again.",
+                "Final answer: a large file.",
+            ),
+            MockOptions {
+                context_window: Some(WINDOW),
+                reports_window: Some(WindowReport::Vllm),
+                ..MockOptions::default()
+            },
+        )
+        .unwrap();
+        let mut options = options(&setup, &model, "openai");
+        options
+            .env
+            .push(("SWITCHYARD_AGENT__MAX_TURNS".into(), "200".into()));
+        let (mut client, _) = LspClient::initialized(options).await;
+        let answer = client
+            .ext_request::<Ask>(ask_params("Read big.txt until told otherwise."))
+            .await
+            .unwrap();
+        assert_eq!(answer.text, "Final answer: a large file.");
+        let compactions = updates(&mut client)
+            .into_iter()
+            .filter(|u| matches!(u.update, Update::Compaction { .. }))
+            .count();
+        let requests = model.requests();
+        let summaries = switchyard_tests::summaries_within(&requests, WINDOW);
+        assert!(
+            summaries >= 5,
+            "the summary requests are in the log: {summaries}"
+        );
+        assert_eq!(compactions, summaries, "each compaction streamed");
+        assert_eq!(requests.len() - summaries, READS as usize + 1);
+        assert!(
+            model.probes().iter().any(|p| p == "GET /v1/models 200"),
+            "the window was asked of the server: {:?}",
+            model.probes()
         );
         client.shutdown_and_exit().await;
     })
