@@ -81,3 +81,25 @@ pub fn summaries_within(requests: &[mock_model::RecordedRequest], window: u64) -
         .filter(|r| r.raw_body.contains(SUMMARIZER))
         .count()
 }
+
+/// Asserts that a mock model refused at least one prompt as too long (status 400), and
+/// that each refusal was followed by a compaction and a retry that went through.
+pub fn assert_refusals_compacted_and_retried(requests: &[mock_model::RecordedRequest]) {
+    let rejected: Vec<usize> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == 400)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        !rejected.is_empty(),
+        "the server refused a prompt as too long"
+    );
+    for at in rejected {
+        assert!(
+            requests[at + 1].raw_body.contains(SUMMARIZER),
+            "a refusal is followed by a compaction"
+        );
+        assert_eq!(requests[at + 2].status, 200, "and the retry goes through");
+    }
+}

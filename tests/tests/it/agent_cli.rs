@@ -1087,23 +1087,7 @@ fn a_prompt_too_long_error_compacts_and_retries_instead_of_ending_the_session() 
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(out.stdout.ends_with("Done reading.\n"), "{}", out.stdout);
     let requests = model.requests();
-    let rejected: Vec<usize> = requests
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.status == 400)
-        .map(|(i, _)| i)
-        .collect();
-    assert!(
-        !rejected.is_empty(),
-        "the server refused a prompt as too long"
-    );
-    for at in rejected {
-        assert!(
-            requests[at + 1].raw_body.contains(summarizer),
-            "a refusal is followed by a compaction"
-        );
-        assert_eq!(requests[at + 2].status, 200, "and the retry goes through");
-    }
+    switchyard_tests::assert_refusals_compacted_and_retried(&requests);
 }
 
 #[test]

@@ -1254,3 +1254,36 @@ async fn a_long_lsp_session_stays_within_the_window_the_server_reports() {
     })
     .await;
 }
+
+/// A server that refuses a prompt as too long (OpenAI's `context_length_exceeded`, the
+/// agent believing in twice the server's window), through the language server: the
+/// session compacts and retries, and the answer arrives.
+#[tokio::test]
+async fn a_context_length_error_compacts_and_retries_over_lsp() {
+    within(LIMIT, async {
+        let setup = setup();
+        switchyard_tests::write_big_file(setup.root.path());
+        let model = MockModel::start_with(
+            switchyard_tests::rereading_script(30, "Read big.txt repeatedly.", "Done reading."),
+            MockOptions {
+                context_window: Some(4_000),
+                ..MockOptions::default()
+            },
+        )
+        .unwrap();
+        let mut options = options(&setup, &model, "openai");
+        options
+            .env
+            .push(("SWITCHYARD_LLM__CONTEXT_WINDOW".into(), "8000".into()));
+        let (client, _) = LspClient::initialized(options).await;
+        let answer = client
+            .ext_request::<Ask>(ask_params("Read big.txt thirty times."))
+            .await
+            .unwrap();
+        assert_eq!(answer.text, "Done reading.");
+        let requests = model.requests();
+        switchyard_tests::assert_refusals_compacted_and_retried(&requests);
+        client.shutdown_and_exit().await;
+    })
+    .await;
+}
