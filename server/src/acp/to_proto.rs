@@ -282,24 +282,8 @@ pub(crate) fn stop_reason(stop: StopReason) -> acp::StopReason {
 
 /// `2026-12-03T07:01:53Z` of Unix milliseconds (ACP's `updatedAt` is ISO 8601).
 pub(crate) fn iso8601(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_ms / 1000);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]

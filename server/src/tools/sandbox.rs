@@ -201,10 +201,7 @@ impl Workspace {
             .open_with(rel, OpenOptions::new().read(true).custom_flags(NONBLOCK))?
             .into_std();
         if !file.metadata()?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file (it changed while it was being searched)",
-            ));
+            return Err(no_longer_regular());
         }
         Ok(file)
     }
@@ -228,10 +225,7 @@ impl Workspace {
         )?;
         let stat = rustix::fs::fstat(&fd)?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file (it changed while it was being searched)",
-            ));
+            return Err(no_longer_regular());
         }
         Ok((
             std::fs::File::from(fd),
@@ -453,6 +447,14 @@ impl Workspace {
             self.describe_roots()
         )
     }
+}
+
+/// A file a walk saw as regular that is not any more (swapped since).
+fn no_longer_regular() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "not a regular file (it changed while it was being searched)",
+    )
 }
 
 /// `O_NONBLOCK`: opening a FIFO must not wait for a writer.
