@@ -111,6 +111,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(switchyard::lanes::cores())
         .enable_all()
         .build()
     {

@@ -42,6 +42,13 @@ pub use task::{
     TaskId, TaskOutput,
 };
 
+/// The cores this process may use, asked of the system once: the answer reads cgroup
+/// files each time it is asked, and a one-shot `switchyard tool` asked it a dozen times.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, usize::from))
+}
+
 /// A lane: a class of work with its own priority and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

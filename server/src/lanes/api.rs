@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
@@ -13,7 +13,8 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::dead_letter::DeadLetters;
 use super::engine::{
-    EVENT_CAPACITY, Engine, LaneState, State, build_pool, query_threads, run_blocking,
+    EVENT_CAPACITY, Engine, LaneState, State, build_pool, first_pool_threads, query_threads,
+    run_blocking,
 };
 use super::metrics::{Counter, Metrics};
 use super::task::Work;
@@ -39,7 +40,8 @@ impl Lanes {
     /// Starts an engine whose async work, timers and blocking work run on `runtime`.
     pub fn with_runtime(config: LanesConfig, runtime: Handle) -> Result<Lanes, EngineError> {
         config.validate()?;
-        let pool = build_pool(query_threads(&config))?;
+        let pool = build_pool(first_pool_threads(&config))?;
+        let pool_wanted = AtomicUsize::new(query_threads(&config));
         let (watchdog, watch_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let lane_state = || LaneState {
@@ -63,6 +65,8 @@ impl Lanes {
             state: Mutex::new(state),
             runtime,
             pool: RwLock::new(Arc::new(pool)),
+            pool_wanted,
+            pool_busy: Arc::new(AtomicUsize::new(0)),
             events,
             next_id: AtomicU64::new(1),
             watchdog,
@@ -222,11 +226,10 @@ impl Lanes {
     /// new limits allow it; running work is not disturbed.
     pub fn reconfigure(&self, config: LanesConfig) -> Result<(), EngineError> {
         config.validate()?;
-        let threads = query_threads(&config);
-        if self.engine.pool.read().current_num_threads() < threads {
-            // Running tasks finish on the old pool; new work goes to the larger one.
-            *self.engine.pool.write() = Arc::new(build_pool(threads)?);
-        }
+        // The pool grows to this the next time every thread of it is taken.
+        self.engine
+            .pool_wanted
+            .store(query_threads(&config), Ordering::Release);
         let mut launches = Vec::new();
         {
             let mut st = self.engine.state.lock();
@@ -242,6 +245,13 @@ impl Lanes {
     /// `rayon::scope`/`join`, which stay on this pool.
     pub fn pool(&self) -> Arc<rayon::ThreadPool> {
         self.engine.pool.read().clone()
+    }
+
+    /// Runs `job` on the Query pool as a Query task runs (work shared by Query tasks, such
+    /// as one walk serving a batch of searches), growing the pool first when every thread
+    /// of it is taken.
+    pub fn spawn_on_pool(&self, job: impl FnOnce() + Send + 'static) {
+        self.engine.spawn_on_pool(job);
     }
 
     /// The dead letters kept now, oldest first.

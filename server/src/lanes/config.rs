@@ -113,7 +113,7 @@ pub struct LaneConfig {
 impl LaneConfig {
     /// The default settings of `lane`, as the README's lane table lists them.
     pub fn default_for(lane: Lane) -> LaneConfig {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let cores = super::cores();
         let base = LaneConfig {
             min_concurrency: 0,
             max_concurrency: None,

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt;
@@ -40,7 +40,15 @@ pub(super) const FINISHED: u8 = 3;
 pub(super) struct Engine {
     pub(super) state: Mutex<State>,
     pub(super) runtime: Handle,
+    /// The Query pool. It starts with a thread per core and grows to
+    /// [`Engine::pool_wanted`] threads the first time more jobs than threads run on it
+    /// ([`Engine::spawn_on_pool`]): sixteen threads started for a one-shot call took longer
+    /// to start (and spun longer on two cores) than the call itself.
     pub(super) pool: RwLock<Arc<rayon::ThreadPool>>,
+    /// The threads the pool needs when every Query task the limits allow runs at once.
+    pub(super) pool_wanted: AtomicUsize,
+    /// Jobs on the pool now (Query tasks and fused searches).
+    pub(super) pool_busy: Arc<AtomicUsize>,
     pub(super) events: broadcast::Sender<LaneEvent>,
     pub(super) next_id: AtomicU64,
     pub(super) watchdog: mpsc::UnboundedSender<Watch>,
@@ -256,7 +264,7 @@ impl Engine {
                     engine.finish(job, result, started.elapsed());
                 };
                 if lane == Lane::Query {
-                    self.pool.read().spawn(run);
+                    self.spawn_on_pool(run);
                 } else {
                     self.runtime.spawn_blocking(run);
                 }
@@ -604,8 +612,48 @@ pub(super) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
 
 /// The pool needs a thread for every Query task that may run at once.
 pub(super) fn query_threads(config: &LanesConfig) -> usize {
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let cores = super::cores();
     config.query.max_concurrency.unwrap_or(cores).max(cores)
+}
+
+/// The threads the pool starts with: one per core, or fewer when the limits allow fewer
+/// Query tasks than that.
+pub(super) fn first_pool_threads(config: &LanesConfig) -> usize {
+    super::cores().min(query_threads(config))
+}
+
+impl Engine {
+    /// Runs `job` on the Query pool, first growing the pool to the threads the limits may
+    /// need when every thread already has a job (a Query task holds its thread until it
+    /// ends, so a task beyond the threads would wait for one although its lane let it run).
+    /// Jobs already on a smaller pool finish there.
+    pub(super) fn spawn_on_pool(&self, job: impl FnOnce() + Send + 'static) {
+        struct Busy(Arc<AtomicUsize>);
+        impl Drop for Busy {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let busy = self.pool_busy.fetch_add(1, Ordering::AcqRel) + 1;
+        let guard = Busy(Arc::clone(&self.pool_busy));
+        let mut pool = self.pool.read().clone();
+        let wanted = self.pool_wanted.load(Ordering::Acquire);
+        if busy > pool.current_num_threads() && pool.current_num_threads() < wanted {
+            let mut slot = self.pool.write();
+            if slot.current_num_threads() < wanted {
+                match build_pool(wanted) {
+                    Ok(bigger) => *slot = Arc::new(bigger),
+                    // The smaller pool still runs it, later.
+                    Err(e) => tracing::warn!("cannot grow the query pool: {e}"),
+                }
+            }
+            pool = Arc::clone(&slot);
+        }
+        pool.spawn(move || {
+            let _busy = guard;
+            job();
+        });
+    }
 }
 
 pub(super) fn build_pool(threads: usize) -> Result<rayon::ThreadPool, EngineError> {

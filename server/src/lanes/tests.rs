@@ -174,7 +174,8 @@ async fn a_configured_max_concurrency_is_the_one_in_force() {
     // complete (the test times out and fails), and the high-water mark shows none above five.
     let lanes = lanes(json!({"query": {"max_concurrency": 5}}));
     assert_eq!(lanes.config().query.max_concurrency, Some(5));
-    assert!(lanes.pool().current_num_threads() >= 5);
+    // The pool starts small and grows when a task finds every thread taken.
+    assert!(lanes.pool().current_num_threads() <= crate::lanes::cores());
     let barrier = Arc::new(std::sync::Barrier::new(5));
     let tracker = Arc::new(Tracker::default());
     let tasks: Vec<_> = (0..20)
@@ -197,6 +198,7 @@ async fn a_configured_max_concurrency_is_the_one_in_force() {
         lanes.metrics().lane(Lane::Query).config.max_concurrency,
         Some(5)
     );
+    assert!(lanes.pool().current_num_threads() >= 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -411,9 +411,9 @@ pub(super) fn task(
                         .lanes
                         .counter("search.fused_calls")
                         .add(members.len() as u64);
-                    let pool = inner.lanes.pool();
+                    let lanes = inner.lanes.clone();
                     let inner = Arc::clone(&inner);
-                    pool.spawn(move || {
+                    lanes.spawn_on_pool(move || {
                         let config = inner.tools_config();
                         serve(&members, &inner.workspace, &inner.documents, &config);
                     });

@@ -422,8 +422,8 @@ impl Workspace {
     /// absolute for anything under a root other than the primary one.
     pub fn display(&self, canonical: &Path) -> String {
         // Escaped where the name could forge a line of output or is not UTF-8.
-        if let Ok(rel) = canonical.strip_prefix(self.primary()) {
-            let s = super::names::escape(rel.as_os_str());
+        if let Some(rel) = below(canonical, self.primary()) {
+            let s = super::names::escape(rel);
             return if s.is_empty() {
                 ".".to_string()
             } else {
@@ -446,6 +446,32 @@ impl Workspace {
             "`{path}` is outside the workspace ({}); only paths inside it can be used",
             self.describe_roots()
         )
+    }
+}
+
+/// `path` relative to `root` when it lies below it. The walks build their paths by joining
+/// names onto the root, so a byte prefix answers at once (this runs for every path a
+/// search shows); a path with an empty or `.` component goes through [`Path::strip_prefix`]'s
+/// component-wise comparison, as does one outside the root.
+fn below<'a>(path: &'a Path, root: &Path) -> Option<&'a std::ffi::OsStr> {
+    use std::os::unix::ffi::OsStrExt;
+    let (bytes, prefix) = (path.as_os_str().as_bytes(), root.as_os_str().as_bytes());
+    let rest = bytes.strip_prefix(prefix).and_then(|rest| match rest {
+        [] => Some(rest),
+        [b'/', tail @ ..] if !prefix.ends_with(b"/") => Some(tail),
+        _ if prefix.ends_with(b"/") => Some(rest),
+        _ => None,
+    });
+    match rest {
+        Some([]) => Some(std::ffi::OsStr::new("")),
+        Some(rest)
+            if rest
+                .split(|&b| b == b'/')
+                .all(|c| !c.is_empty() && c != b".") =>
+        {
+            Some(std::ffi::OsStr::from_bytes(rest))
+        }
+        _ => path.strip_prefix(root).ok().map(Path::as_os_str),
     }
 }
 

@@ -98,7 +98,7 @@ pub fn sort_as_walked(paths: &mut [PathBuf]) {
 
 /// How many walkers to share a tree among on the current pool.
 pub fn parts() -> usize {
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let cores = crate::lanes::cores();
     rayon::current_num_threads().min(cores).max(1)
 }
 
