@@ -99,7 +99,11 @@ async fn thoughts_and_the_plan_stream_in_both_formats_and_load_replays_them() {
             {"content": "Look at main.rs", "priority": "medium", "status": "in_progress"},
             {"content": "Answer", "priority": "medium", "status": "pending"},
         ]);
-        assert_eq!(plans(&updates), std::slice::from_ref(&entries), "{provider}");
+        assert_eq!(
+            plans(&updates),
+            std::slice::from_ref(&entries),
+            "{provider}"
+        );
         let failed = updates
             .iter()
             .find(|u| u["toolCallId"] == "call_bad" && u["status"] == "failed")
