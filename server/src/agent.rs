@@ -49,7 +49,7 @@ use crate::config::Config;
 use crate::lanes::{Lane, LaneError, SessionId};
 use crate::llm::{self, Client, Message, ModelRequest, ToolCall, Usage};
 use crate::tools::{
-    CallContext, Effect, SealOnDrop, SearchGroup, Tool, ToolKind, ToolResult, Toolbox,
+    CallContext, Effect, SealOnDrop, SearchGroup, Tool, ToolKind, ToolOutput, ToolResult, Toolbox,
 };
 use schedule::{Progress, Step};
 
@@ -862,6 +862,7 @@ impl Run<'_> {
             self.record(vec![Message::Assistant {
                 text: answer.text,
                 tool_calls: answer.tool_calls,
+                thinking: answer.thinking,
             }])
             .await;
             if calls.is_empty() {
@@ -1004,6 +1005,9 @@ impl Run<'_> {
                         duration,
                         summary,
                     });
+                    if let Ok(Ok(ToolOutput::Plan(plan))) = result {
+                        let _ = events.send(AgentEvent::Plan(plan.clone()));
+                    }
                     contents[i] = Some((content, is_error));
                 }
             },

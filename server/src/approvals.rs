@@ -86,6 +86,8 @@ impl ApprovalsConfig {
             Tool::Glob => self.glob,
             Tool::Grep => self.grep,
             Tool::Ls => self.ls,
+            // It changes nothing and only shows the user a checklist.
+            Tool::UpdatePlan => Policy::Allow,
             Tool::Write => self.write,
             Tool::Edit => self.edit,
             Tool::MultiEdit => self.multi_edit,

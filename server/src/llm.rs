@@ -66,6 +66,11 @@ pub enum Message {
         text: String,
         /// The tools the model asked to run, in the model's order.
         tool_calls: Vec<ToolCall>,
+        /// The reasoning the model showed before answering, in its order. Kept so the
+        /// session can show it again, and sent back in the Anthropic format (which requires
+        /// signed thinking before tool calls); the OpenAI format never sends it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        thinking: Vec<Thinking>,
     },
     /// The outcome of one tool call, sent back to the model.
     ToolResult {
@@ -76,6 +81,27 @@ pub enum Message {
         /// Whether `content` describes a failure. The Anthropic format carries this flag;
         /// the OpenAI format has no field for it, so the content itself should say so.
         is_error: bool,
+    },
+}
+
+/// One block of a model's reasoning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Thinking {
+    /// Reasoning in words: OpenAI-compatible `reasoning_content` / `reasoning`, or an
+    /// Anthropic `thinking` block with the signature that must go back unchanged.
+    Text {
+        /// The reasoning.
+        text: String,
+        /// Anthropic's signature of the block; empty for the OpenAI format, whose
+        /// reasoning is never sent back.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        signature: String,
+    },
+    /// An Anthropic `redacted_thinking` block: encrypted, shown to no one, sent back as is.
+    Redacted {
+        /// The encrypted reasoning.
+        data: String,
     },
 }
 
@@ -127,6 +153,9 @@ pub struct ModelResponse {
     pub text: String,
     /// The tools the model asked to run, in the model's order.
     pub tool_calls: Vec<ToolCall>,
+    /// The reasoning the model showed, in its order.
+    #[serde(default)]
+    pub thinking: Vec<Thinking>,
     /// Tokens used by this call.
     pub usage: Usage,
     /// Why the model stopped.
@@ -179,6 +208,9 @@ pub enum StopReason {
 pub enum StreamEvent {
     /// More of the answer's text.
     TextDelta(String),
+    /// More of the model's reasoning (OpenAI-compatible `reasoning_content` /
+    /// `reasoning`, Anthropic `thinking_delta`); redacted reasoning sends nothing.
+    ThinkingDelta(String),
     /// The model began a tool call. `index` is the call's position in
     /// [`ModelResponse::tool_calls`].
     ToolCallStarted {

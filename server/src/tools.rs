@@ -13,6 +13,7 @@ mod grep;
 mod ls;
 mod mutate;
 pub mod names;
+mod plan;
 mod read;
 mod sandbox;
 mod table;
@@ -43,6 +44,7 @@ pub use glob::{GlobArgs, GlobOutput};
 pub use grep::{GrepArgs, GrepFile, GrepLine, GrepMode, GrepOutput};
 pub use ls::{EntryKind, LsArgs, LsEntry, LsOutput};
 pub use mutate::{ChangeOutput, Ledger, Mutation, Replacement};
+pub use plan::{Plan, PlanStep, StepStatus};
 pub use read::{ReadArgs, ReadOutput};
 pub use sandbox::{Workspace, WorkspaceError, is_escape};
 pub use table::{Effect, Tool, ToolKind, ToolSpec};
@@ -84,6 +86,8 @@ pub enum ToolOutput {
     Bash(BashOutput),
     /// What an MCP server's tool answered.
     Mcp(McpOutput),
+    /// The plan `update_plan` was given, checked.
+    Plan(Plan),
 }
 
 impl ToolOutput {
@@ -98,6 +102,7 @@ impl ToolOutput {
             ToolOutput::Change(out) => out.render(),
             ToolOutput::Bash(out) => out.render(),
             ToolOutput::Mcp(out) => out.render(max_bytes),
+            ToolOutput::Plan(plan) => plan.render(),
         }
     }
 }
@@ -718,6 +723,7 @@ enum Query {
     Glob(GlobArgs),
     Grep(GrepArgs),
     Ls(LsArgs),
+    Plan(Plan),
 }
 
 impl Call {
@@ -728,6 +734,7 @@ impl Call {
             Tool::Glob => Call::Query(Query::Glob(GlobArgs::parse(&args)?)),
             Tool::Grep => Call::Query(Query::Grep(GrepArgs::parse(&args)?)),
             Tool::Ls => Call::Query(Query::Ls(LsArgs::parse(&args)?)),
+            Tool::UpdatePlan => Call::Query(Query::Plan(Plan::parse(&args)?)),
             Tool::Write => Call::Change(Mutation::write(&args)?),
             Tool::Edit => Call::Change(Mutation::edit(&args)?),
             Tool::MultiEdit => Call::Change(Mutation::multi_edit(&args)?),
@@ -756,6 +763,7 @@ impl Query {
             Query::Glob(args) => glob::run(args, env).map(ToolOutput::Glob),
             Query::Grep(args) => grep::run(args, env).map(ToolOutput::Grep),
             Query::Ls(args) => ls::run(args, env).map(ToolOutput::Ls),
+            Query::Plan(plan) => Ok(ToolOutput::Plan(plan.clone())),
         }
     }
 }

@@ -54,7 +54,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use script::{Cut, ErrorReply, Provider, Response, Rule, Script, ToolCall, Usage};
+pub use script::{
+    Cut, ErrorReply, Provider, Reasoning, ReasoningField, Response, Rule, Script, ToolCall, Usage,
+};
 
 use server::{Shared, Slot};
 
@@ -289,6 +291,32 @@ impl RecordedRequest {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// The `thinking` and `redacted_thinking` blocks of each assistant message of an
+    /// Anthropic body, in order: what a client sent back of the model's reasoning.
+    pub fn thinking_blocks(&self) -> Vec<Vec<Value>> {
+        self.messages()
+            .iter()
+            .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+            .map(|m| {
+                m.get("content")
+                    .and_then(Value::as_array)
+                    .map(|blocks| {
+                        blocks
+                            .iter()
+                            .filter(|b| {
+                                matches!(
+                                    b.get("type").and_then(Value::as_str),
+                                    Some("thinking" | "redacted_thinking")
+                                )
+                            })
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     /// The `messages` array of the body (empty if absent).

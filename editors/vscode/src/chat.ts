@@ -272,6 +272,7 @@ export class Chat implements vscode.WebviewViewProvider, vscode.Disposable {
             this.state.sessionId = result.sessionId;
             user.turn = result.turn;
             this.update(user);
+            this.endStreaming();
             const last = this.state.items.at(-1);
             if (last?.kind === "assistant") {
                 last.streaming = false;
@@ -353,6 +354,34 @@ export class Chat implements vscode.WebviewViewProvider, vscode.Disposable {
 
     private show(u: ext.SessionUpdate): void {
         switch (u.sessionUpdate) {
+            case "agent_thought_chunk": {
+                const text = u.content.type === "text" ? u.content.text : "";
+                const last = this.state.items.at(-1);
+                if (last?.kind === "thought" && last.streaming) {
+                    last.text += text;
+                    this.update(last);
+                } else {
+                    this.endStreaming();
+                    this.push({
+                        kind: "thought",
+                        id: this.id(),
+                        version: 0,
+                        text,
+                        streaming: true,
+                    });
+                }
+                return;
+            }
+            case "plan":
+                this.endStreaming();
+                this.push({
+                    kind: "plan",
+                    id: this.id(),
+                    version: 0,
+                    entries: u.entries.map((e) => ({ content: e.content, status: e.status })),
+                    explanation: u.explanation,
+                });
+                return;
             case "agent_message_chunk": {
                 const text = u.content.type === "text" ? u.content.text : "";
                 const last = this.state.items.at(-1);
@@ -360,6 +389,7 @@ export class Chat implements vscode.WebviewViewProvider, vscode.Disposable {
                     last.text += text;
                     this.update(last);
                 } else {
+                    this.endStreaming();
                     this.push({
                         kind: "assistant",
                         id: this.id(),
@@ -636,7 +666,7 @@ export class Chat implements vscode.WebviewViewProvider, vscode.Disposable {
 
     private endStreaming(): void {
         const last = this.state.items.at(-1);
-        if (last?.kind === "assistant" && last.streaming) {
+        if ((last?.kind === "assistant" || last?.kind === "thought") && last.streaming) {
             last.streaming = false;
             this.update(last);
         }

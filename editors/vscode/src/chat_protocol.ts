@@ -29,6 +29,16 @@ export interface ReviewHunkView {
 export type Item =
     | { kind: "user"; id: string; version: number; text: string; turn?: number; chips: string[] }
     | { kind: "assistant"; id: string; version: number; text: string; streaming: boolean }
+    /** The model's reasoning, shown folded under "Thinking…". */
+    | { kind: "thought"; id: string; version: number; text: string; streaming: boolean }
+    /** The model's plan as it set it (`update_plan`), a checklist. */
+    | {
+          kind: "plan";
+          id: string;
+          version: number;
+          entries: { content: string; status: string }[];
+          explanation?: string;
+      }
     | {
           kind: "tool";
           id: string;

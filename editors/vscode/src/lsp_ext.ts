@@ -316,9 +316,18 @@ export interface ToolCallContent {
     content: ContentBlock;
 }
 
+/** One step of the model's plan (ACP `PlanEntry`). */
+export interface PlanEntry {
+    content: string;
+    priority: "high" | "medium" | "low";
+    status: "pending" | "in_progress" | "completed";
+}
+
 /** The kinds of `switchyard/sessionUpdate`, tagged by `sessionUpdate`. */
 export type SessionUpdate =
     | { sessionUpdate: "agent_message_chunk"; content: ContentBlock }
+    | { sessionUpdate: "agent_thought_chunk"; content: ContentBlock }
+    | { sessionUpdate: "plan"; entries: PlanEntry[]; explanation?: string }
     | {
           sessionUpdate: "tool_call";
           toolCallId: string;

@@ -353,6 +353,48 @@ function renderItem(item: Item): HTMLElement {
                 body,
             );
         }
+        case "thought": {
+            // Folded: the reasoning is there for who wants it, the answer is what counts.
+            const details = el("details", {
+                class: `thought${item.streaming ? " streaming" : ""}`,
+                "data-item": item.id,
+            });
+            details.open = saved.open.includes(item.id);
+            details.append(
+                el("summary", {}, "Thinking…"),
+                el("div", { class: "thought-text" }, item.text),
+            );
+            return details;
+        }
+        case "plan": {
+            const marks: Record<string, string> = {
+                completed: "✓",
+                in_progress: "▸",
+                pending: "○",
+            };
+            return el(
+                "div",
+                { class: "plan", "data-item": item.id, role: "group", "aria-label": "Plan" },
+                el("div", { class: "label" }, "Plan"),
+                el(
+                    "ul",
+                    {},
+                    ...item.entries.map((e) =>
+                        el(
+                            "li",
+                            { class: `step ${e.status}`, "data-status": e.status },
+                            el(
+                                "span",
+                                { class: "mark", "aria-label": e.status },
+                                marks[e.status] ?? "○",
+                            ),
+                            el("span", { class: "content" }, e.content),
+                        ),
+                    ),
+                ),
+                item.explanation ? el("div", { class: "explanation" }, item.explanation) : "",
+            );
+        }
         case "tool": {
             const details = el("details", {
                 class: `tool ${item.status}`,

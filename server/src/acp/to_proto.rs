@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::agent::{AgentEvent, StopReason, ToolStatus};
 use crate::edits::{Change, ChangeSet};
 use crate::llm::Message;
-use crate::tools::{Tool, ToolKind};
+use crate::tools::{Plan, StepStatus, Tool, ToolKind};
 
 /// ACP's kind of a tool, from the tool table.
 pub(crate) fn tool_kind(kind: ToolKind) -> acp::ToolKind {
@@ -102,6 +102,27 @@ fn chunk(text: impl Into<String>) -> acp::ContentChunk {
     acp::ContentChunk::new(acp::ContentBlock::Text(acp::TextContent::new(text)))
 }
 
+/// ACP's `plan` update of the model's plan: every step, at medium priority (the model gives
+/// none).
+pub(crate) fn plan(plan: &Plan) -> acp::SessionUpdate {
+    acp::SessionUpdate::Plan(acp::Plan::new(
+        plan.steps
+            .iter()
+            .map(|s| {
+                acp::PlanEntry::new(
+                    s.step.clone(),
+                    acp::PlanEntryPriority::Medium,
+                    match s.status {
+                        StepStatus::Pending => acp::PlanEntryStatus::Pending,
+                        StepStatus::InProgress => acp::PlanEntryStatus::InProgress,
+                        StepStatus::Completed => acp::PlanEntryStatus::Completed,
+                    },
+                )
+            })
+            .collect(),
+    ))
+}
+
 /// A tool call as it is first shown.
 pub(crate) fn tool_call(
     call_id: &str,
@@ -130,6 +151,10 @@ pub(crate) fn session_updates(
         AgentEvent::MessageChunk { text } => {
             vec![acp::SessionUpdate::AgentMessageChunk(chunk(text.clone()))]
         }
+        AgentEvent::ThoughtChunk { text } => {
+            vec![acp::SessionUpdate::AgentThoughtChunk(chunk(text.clone()))]
+        }
+        AgentEvent::Plan(p) => vec![plan(p)],
         AgentEvent::ToolCallStarted {
             call_id,
             name,
@@ -217,21 +242,40 @@ pub(crate) fn session_updates(
 }
 
 /// A stored conversation as the `session/update`s that show it again: the user's prompts,
-/// the agent's answers, its tool calls and their results.
+/// the model's reasoning, the agent's answers, its tool calls and their results, and each
+/// plan the model set (after the call that set it succeeded).
 pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate> {
     let mut updates = Vec::new();
+    // The plans of `update_plan` calls not answered yet, by call id.
+    let mut plans: Vec<(&str, Plan)> = Vec::new();
     for message in history {
         match message {
             Message::User { content } => {
                 updates.push(acp::SessionUpdate::UserMessageChunk(chunk(content.clone())));
             }
-            Message::Assistant { text, tool_calls } => {
+            Message::Assistant {
+                text,
+                tool_calls,
+                thinking,
+            } => {
+                for thought in thinking {
+                    if let crate::llm::Thinking::Text { text, .. } = thought
+                        && !text.is_empty()
+                    {
+                        updates.push(acp::SessionUpdate::AgentThoughtChunk(chunk(text.clone())));
+                    }
+                }
                 if !text.is_empty() {
                     updates.push(acp::SessionUpdate::AgentMessageChunk(chunk(text.clone())));
                 }
                 for call in tool_calls {
                     let arguments: Value =
                         serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+                    if Tool::from_name(&call.name) == Some(Tool::UpdatePlan)
+                        && let Ok(plan) = Plan::from_arguments(&arguments)
+                    {
+                        plans.push((&call.id, plan));
+                    }
                     let summary = crate::agent::summarize_arguments(&arguments);
                     updates.push(acp::SessionUpdate::ToolCall(
                         tool_call(
@@ -263,6 +307,12 @@ pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate
                             .content(vec![text(content.clone())]),
                     ),
                 ));
+                if let Some(at) = plans.iter().position(|(id, _)| id == call_id) {
+                    let (_, set) = plans.swap_remove(at);
+                    if !is_error {
+                        updates.push(plan(&set));
+                    }
+                }
             }
         }
     }

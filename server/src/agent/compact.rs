@@ -67,7 +67,9 @@ fn cut_points(history: &[Message], first: usize) -> impl Iterator<Item = usize> 
 fn size(message: &Message) -> usize {
     match message {
         Message::User { content } => content.len(),
-        Message::Assistant { text, tool_calls } => {
+        Message::Assistant {
+            text, tool_calls, ..
+        } => {
             text.len()
                 + tool_calls
                     .iter()
@@ -118,7 +120,9 @@ pub(crate) fn transcript(old: &[Message], max_bytes: usize) -> String {
                 format!("(earlier summary)\n{content}")
             }
             Message::User { content } => format!("USER: {content}"),
-            Message::Assistant { text, tool_calls } => {
+            Message::Assistant {
+            text, tool_calls, ..
+        } => {
                 let mut out = format!("AGENT: {text}");
                 for call in tool_calls {
                     names.insert(call.id.clone(), (call.name.clone(), call.arguments.clone()));
@@ -213,6 +217,7 @@ mod tests {
         vec![
             Message::Assistant {
                 text: String::new(),
+                thinking: vec![],
                 tool_calls: vec![ToolCall {
                     id: format!("c{n}"),
                     name: "read".into(),

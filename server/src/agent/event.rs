@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::lanes::Lane;
 use crate::llm::Usage;
-use crate::tools::ToolKind;
+use crate::tools::{Plan, ToolKind};
 
 /// Where a run sends its [`AgentEvent`]s. Unbounded so the loop never waits on a slow front
 /// end; a dropped receiver is fine (events are then discarded).
@@ -23,6 +23,13 @@ pub enum AgentEvent {
         /// The next piece of text.
         text: String,
     },
+    /// More of the model's reasoning, as it streams (shown apart from the answer, folded).
+    ThoughtChunk {
+        /// The next piece of reasoning.
+        text: String,
+    },
+    /// The model set its plan (`update_plan`): the whole plan, replacing the last one.
+    Plan(Plan),
     /// A model call failed in a way another attempt may fix, and the Generate lane will try
     /// again. Text already streamed by the failed attempt is void: the answer starts over.
     ModelRetry {

@@ -18,6 +18,8 @@ use crate::llm::{Client, LlmError, LlmErrorKind, ModelRequest, ModelResponse, St
 enum Signal {
     /// Streamed text of the attempt running now.
     Text(String),
+    /// Streamed reasoning of the attempt running now.
+    Thought(String),
     /// The attempt running now waits longer than usual.
     Waiting { what: String, up_to: Duration },
     /// `attempt` failed.
@@ -59,6 +61,9 @@ pub(crate) async fn call(
                     StreamEvent::TextDelta(text) => {
                         let _ = tx.send(Signal::Text(text));
                     }
+                    StreamEvent::ThinkingDelta(text) => {
+                        let _ = tx.send(Signal::Thought(text));
+                    }
                     StreamEvent::Waiting { what, up_to } => {
                         let _ = tx.send(Signal::Waiting { what, up_to });
                     }
@@ -86,6 +91,9 @@ pub(crate) async fn call(
         Signal::Text(text) => {
             streamed = true;
             let _ = events.send(AgentEvent::MessageChunk { text });
+        }
+        Signal::Thought(text) => {
+            let _ = events.send(AgentEvent::ThoughtChunk { text });
         }
         Signal::Waiting { what, up_to } => {
             let _ = events.send(AgentEvent::ModelWaiting { what, up_to });

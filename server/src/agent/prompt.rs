@@ -102,6 +102,15 @@ pub(crate) fn system_prompt(
         let summary = summary.trim_end_matches('.');
         let _ = writeln!(out, "- {} ({kind}): {summary}.", tool.name);
     }
+    if tools
+        .iter()
+        .any(|t| t.name == crate::tools::Tool::UpdatePlan.name())
+    {
+        out.push_str(
+            "For a task of several steps, keep a plan with `update_plan` and update it as you \
+             go; the user sees it as a checklist.\n",
+        );
+    }
     if !project.is_empty() {
         out.push_str(
             "\nProject instructions, from AGENTS.md files; a later file applies on top of an \

@@ -681,6 +681,7 @@ mod tests {
             },
             Message::Assistant {
                 text: String::new(),
+                thinking: vec![],
                 tool_calls: vec![ToolCall {
                     id: "c1".into(),
                     name: "ls".into(),
@@ -694,6 +695,7 @@ mod tests {
             },
             Message::Assistant {
                 text: "A library.".into(),
+                thinking: vec![],
                 tool_calls: vec![],
             },
         ];
@@ -783,6 +785,7 @@ mod tests {
             },
             Message::Assistant {
                 text: String::new(),
+                thinking: vec![],
                 tool_calls: vec![call("a"), call("b")],
             },
             Message::ToolResult {

@@ -3,12 +3,15 @@
 //! once (a retried model call that repeats it adds only what is new), and, on a terminal,
 //! nothing that drives the terminal — escape sequences (colours, cursor moves, OSC 52's
 //! clipboard writes, window titles) and control characters are dropped, leaving plain text,
-//! newlines and tabs. Output to a pipe or a file is left exactly as it came.
+//! newlines and tabs. Output to a pipe or a file is left exactly as it came. The model's
+//! reasoning goes to stderr, dimmed on a terminal and behind a `thinking: ` prefix
+//! elsewhere; its plan too, as a checklist.
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
 use switchyard::agent::{AgentEvent, ToolStatus};
+use switchyard::tools::StepStatus;
 use tokio::sync::mpsc;
 
 /// Where an escape sequence stands, across the pieces of a stream.
@@ -143,7 +146,20 @@ pub struct AnswerPrinter<O: Write, E: Write> {
     /// While a retried call's text is checked against `shown`: how much of it the retry
     /// has repeated so far.
     replaying: Option<usize>,
+    /// Reasoning is being printed to `err`: where its line stands, and the sanitizer that
+    /// cleans it on a terminal (it streams in pieces).
+    thought: Option<Thought>,
 }
+
+/// Reasoning being printed.
+struct Thought {
+    /// `err` stands at the start of a line.
+    line_start: bool,
+    clean: Sanitizer,
+}
+
+/// Prefixes each line of reasoning printed where there is no terminal to dim it.
+const THINKING: &str = "thinking: ";
 
 impl<O: Write, E: Write> AnswerPrinter<O, E> {
     /// A printer to `out` and `err`, cleaning what goes to the ones that are terminals.
@@ -158,13 +174,33 @@ impl<O: Write, E: Write> AnswerPrinter<O, E> {
             new_paragraph: false,
             shown: String::new(),
             replaying: None,
+            thought: None,
         }
     }
 
     /// Prints one event.
     pub fn event(&mut self, event: AgentEvent) {
+        if !matches!(event, AgentEvent::ThoughtChunk { .. }) {
+            self.end_thought();
+        }
         match event {
             AgentEvent::MessageChunk { text } => self.chunk(&text),
+            AgentEvent::ThoughtChunk { text } => self.think(&text),
+            AgentEvent::Plan(plan) => {
+                self.settle();
+                self.note("  plan:");
+                for step in &plan.steps {
+                    let mark = match step.status {
+                        StepStatus::Pending => "[ ]",
+                        StepStatus::InProgress => "[>]",
+                        StepStatus::Completed => "[x]",
+                    };
+                    self.note(&format!("    {mark} {}", step.step));
+                }
+                if let Some(why) = &plan.explanation {
+                    self.note(&format!("    ({why})"));
+                }
+            }
             AgentEvent::ModelRetry {
                 attempt,
                 max_attempts,
@@ -239,6 +275,7 @@ impl<O: Write, E: Write> AnswerPrinter<O, E> {
     /// Ends the output: whatever a retry still held back is settled, and the last line
     /// ended.
     pub fn finish(&mut self) {
+        self.end_thought();
         self.settle();
         if self.mid_line {
             let _ = self.out.write_all(b"\n");
@@ -315,6 +352,43 @@ impl<O: Write, E: Write> AnswerPrinter<O, E> {
         let _ = self.out.flush();
         self.wrote = true;
         self.mid_line = !text.ends_with('\n');
+    }
+
+    /// More reasoning on `err`: dimmed on a terminal, each line behind [`THINKING`]
+    /// elsewhere.
+    fn think(&mut self, text: &str) {
+        let thought = self.thought.get_or_insert_with(|| Thought {
+            line_start: true,
+            clean: Sanitizer::default(),
+        });
+        if self.err_terminal {
+            let text = thought.clean.clean(text);
+            if !text.is_empty() {
+                // Reset after every piece: an interrupted run leaves no dim terminal.
+                let _ = write!(self.err, "\u{1b}[2m{text}\u{1b}[0m");
+                thought.line_start = text.ends_with('\n');
+            }
+        } else {
+            let mut out = String::with_capacity(text.len() + THINKING.len());
+            for piece in text.split_inclusive('\n') {
+                if thought.line_start {
+                    out.push_str(THINKING);
+                }
+                out.push_str(piece);
+                thought.line_start = piece.ends_with('\n');
+            }
+            let _ = self.err.write_all(out.as_bytes());
+        }
+        let _ = self.err.flush();
+    }
+
+    /// Ends the line of reasoning being printed, if any.
+    fn end_thought(&mut self) {
+        if let Some(thought) = self.thought.take()
+            && !thought.line_start
+        {
+            let _ = self.err.write_all(b"\n");
+        }
     }
 
     /// A line on `err`, cleaned on a terminal.
@@ -465,6 +539,52 @@ mod tests {
         assert!(
             err.contains("  … mcp__everything__trigger-long-running-operation 2/5 (40%): halfway"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn thoughts_go_to_stderr_dimmed_on_a_terminal_prefixed_elsewhere() {
+        let thought = |text: &str| AgentEvent::ThoughtChunk { text: text.into() };
+        let events = vec![
+            thought("Look at the\nparser"),
+            thought(" first.\u{1b}[2J"),
+            chunk("Done."),
+        ];
+        let (out, err) = print(events.clone(), false);
+        assert_eq!(out, "Done.\n");
+        assert_eq!(
+            err,
+            "thinking: Look at the\nthinking: parser first.\u{1b}[2J\n"
+        );
+        let (out, err) = print(events, true);
+        assert_eq!(out, "Done.\n");
+        assert_eq!(
+            err,
+            "\u{1b}[2mLook at the\nparser\u{1b}[0m\u{1b}[2m first.\u{1b}[0m\n"
+        );
+    }
+
+    #[test]
+    fn a_plan_is_a_checklist_on_stderr() {
+        let step = |step: &str, status| switchyard::tools::PlanStep {
+            step: step.into(),
+            status,
+        };
+        let (out, err) = print(
+            vec![AgentEvent::Plan(switchyard::tools::Plan {
+                steps: vec![
+                    step("Read", StepStatus::Completed),
+                    step("Fix", StepStatus::InProgress),
+                    step("Test", StepStatus::Pending),
+                ],
+                explanation: Some("found it".into()),
+            })],
+            false,
+        );
+        assert_eq!(out, "");
+        assert_eq!(
+            err,
+            "  plan:\n    [x] Read\n    [>] Fix\n    [ ] Test\n    (found it)\n"
         );
     }
 

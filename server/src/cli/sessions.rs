@@ -125,7 +125,9 @@ fn show(loaded: &Loaded) -> String {
                 }
                 out.push_str(&format!("\n\n> {}\n\n", content.replace('\n', "\n> ")));
             }
-            Message::Assistant { text, tool_calls } => {
+            Message::Assistant {
+                text, tool_calls, ..
+            } => {
                 if !text.is_empty() {
                     out.push_str(text);
                     out.push_str("\n\n");

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::config::{DEFAULT_ANTHROPIC_MAX_TOKENS, ResolvedLlmConfig};
 use super::error::{self, LlmError, Target};
 use super::stream::{Draft, Event, Flow, malformed};
-use super::{Message, ModelRequest, ModelResponse, StopReason, StreamEvent, Usage};
+use super::{Message, ModelRequest, ModelResponse, StopReason, StreamEvent, Thinking, Usage};
 
 /// The `anthropic-version` header sent with every request.
 pub const API_VERSION: &str = "2023-06-01";
@@ -23,14 +23,35 @@ pub const API_VERSION: &str = "2023-06-01";
 /// model's JSON was malformed: the agent already answered that call with an error).
 /// Empty messages are dropped; the API rejects empty text blocks. `max_tokens` is
 /// required and defaults to [`DEFAULT_ANTHROPIC_MAX_TOKENS`].
+///
+/// An assistant message's signed `thinking` and its `redacted_thinking` go back first and
+/// unchanged (the API requires them before the tool calls they led to); reasoning without a
+/// signature (from an OpenAI-compatible server, before a switch) cannot be, and is left out.
+/// `llm.thinking_budget` turns thinking on (`thinking: {type: enabled, budget_tokens}`),
+/// without `temperature`, which the API refuses beside it.
 pub fn request_body(cfg: &ResolvedLlmConfig, req: &ModelRequest) -> Value {
     let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
     for message in &req.messages {
         let (role, blocks) = match message {
             Message::User { content } if content.is_empty() => continue,
             Message::User { content } => ("user", vec![json!({"type": "text", "text": content})]),
-            Message::Assistant { text, tool_calls } => {
-                let mut blocks = Vec::with_capacity(tool_calls.len() + 1);
+            Message::Assistant {
+                text,
+                tool_calls,
+                thinking,
+            } => {
+                let mut blocks = Vec::with_capacity(thinking.len() + tool_calls.len() + 1);
+                if !text.is_empty() || !tool_calls.is_empty() {
+                    blocks.extend(thinking.iter().filter_map(|t| match t {
+                        Thinking::Text { signature, .. } if signature.is_empty() => None,
+                        Thinking::Text { text, signature } => Some(
+                            json!({"type": "thinking", "thinking": text, "signature": signature}),
+                        ),
+                        Thinking::Redacted { data } => {
+                            Some(json!({"type": "redacted_thinking", "data": data}))
+                        }
+                    }));
+                }
                 if !text.is_empty() {
                     blocks.push(json!({"type": "text", "text": text}));
                 }
@@ -74,12 +95,21 @@ pub fn request_body(cfg: &ResolvedLlmConfig, req: &ModelRequest) -> Value {
         })
         .collect();
 
+    let budget = cfg.thinking_budget;
+    // The budget counts within `max_tokens`: an unset limit leaves the default for the answer.
+    let max_tokens = req
+        .max_tokens
+        .or(cfg.max_tokens)
+        .unwrap_or_else(|| DEFAULT_ANTHROPIC_MAX_TOKENS + budget.unwrap_or(0));
     let mut body = json!({
         "model": cfg.model,
-        "max_tokens": req.max_tokens.or(cfg.max_tokens).unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS),
+        "max_tokens": max_tokens,
         "messages": messages,
         "stream": true,
     });
+    if let Some(budget) = budget {
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+    }
     if !req.system.is_empty() {
         body["system"] = json!(req.system);
     }
@@ -93,14 +123,17 @@ pub fn request_body(cfg: &ResolvedLlmConfig, req: &ModelRequest) -> Value {
             body["tool_choice"] = json!({"type": "auto", "disable_parallel_tool_use": true});
         }
     }
-    if let Some(t) = req.temperature.or(cfg.temperature) {
+    if let Some(t) = req.temperature.or(cfg.temperature)
+        && budget.is_none()
+    {
         body["temperature"] = json!(t);
     }
     body
 }
 
 /// Decodes Messages stream events: `message_start`, `content_block_start` / `_delta` /
-/// `_stop` (text and tool use; thinking and other block kinds are skipped),
+/// `_stop` (text, tool use, thinking with its signature and redacted thinking; other block
+/// kinds are skipped),
 /// `message_delta`, `message_stop`, `ping` and `error`. Unknown event types are ignored,
 /// as Anthropic's versioning policy asks.
 #[derive(Debug, Default)]
@@ -164,6 +197,15 @@ enum Block {
         #[serde(default)]
         input: Option<Value>,
     },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+        #[serde(default)]
+        signature: String,
+    },
+    RedactedThinking {
+        data: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -176,6 +218,12 @@ enum BlockDelta {
     },
     InputJsonDelta {
         partial_json: String,
+    },
+    ThinkingDelta {
+        thinking: String,
+    },
+    SignatureDelta {
+        signature: String,
     },
     #[serde(other)]
     Other,
@@ -232,6 +280,17 @@ impl Decoder {
                     self.initial_inputs.insert(call, input);
                     self.draft.call_fragment(call, Some(&name), "", emit);
                 }
+                Block::Thinking {
+                    thinking,
+                    signature,
+                } => {
+                    self.draft.open_thinking();
+                    self.draft.thinking(&thinking, emit);
+                    self.draft.signature(&signature);
+                }
+                Block::RedactedThinking { data } => {
+                    self.draft.thinking.push(Thinking::Redacted { data });
+                }
                 Block::Other => {}
             },
             Payload::ContentBlockDelta { index, delta } => match delta {
@@ -241,6 +300,8 @@ impl Decoder {
                         self.draft.call_fragment(call, None, &partial_json, emit);
                     }
                 }
+                BlockDelta::ThinkingDelta { thinking } => self.draft.thinking(&thinking, emit),
+                BlockDelta::SignatureDelta { signature } => self.draft.signature(&signature),
                 BlockDelta::Other => {}
             },
             Payload::ContentBlockStop { index } => {
@@ -326,6 +387,7 @@ mod tests {
             api_key: None,
             max_tokens: None,
             temperature: None,
+            thinking_budget: None,
             first_byte_timeout: Duration::from_secs(1),
             request_budget: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(1),
@@ -352,6 +414,7 @@ mod tests {
                 },
                 Message::Assistant {
                     text: "Let me look.".into(),
+                    thinking: vec![],
                     tool_calls: vec![
                         call("toolu_1", "ls", r#"{"path":"src"}"#),
                         call("toolu_2", "read", r#"{"path":"src/lib.rs""#),
@@ -378,6 +441,7 @@ mod tests {
                 },
                 Message::Assistant {
                     text: String::new(),
+                    thinking: vec![],
                     tool_calls: vec![],
                 },
                 Message::User {
@@ -433,6 +497,7 @@ mod tests {
             messages: vec![
                 Message::Assistant {
                     text: String::new(),
+                    thinking: vec![],
                     tool_calls: vec![call("toolu_1", "ls", "{}")],
                 },
                 Message::User {
@@ -503,6 +568,7 @@ mod tests {
             result.unwrap(),
             ModelResponse {
                 text: "Okay, let\u{2019}s check \u{1F440}".into(),
+                thinking: vec![],
                 tool_calls: vec![
                     call(
                         "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
@@ -556,7 +622,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn thinking_blocks_and_unknown_events_are_skipped() {
+    async fn thinking_is_kept_with_its_signature_and_unknown_events_are_skipped() {
         let transcript = concat!(
             "event: message_start\n",
             "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
@@ -577,9 +643,17 @@ mod tests {
             "event: message_stop\n",
             "data: {\"type\":\"message_stop\"}\n\n",
         );
-        let (_, result) = run_split(ProviderKind::Anthropic, transcript).await;
+        let (events, result) = run_split(ProviderKind::Anthropic, transcript).await;
         let response = result.unwrap();
         assert_eq!(response.text, "Hi");
+        assert!(events.contains(&StreamEvent::ThinkingDelta("hmm".into())));
+        assert_eq!(
+            response.thinking,
+            vec![Thinking::Text {
+                text: "hmm".into(),
+                signature: "EqQB".into()
+            }]
+        );
         assert_eq!(response.stop, StopReason::MaxTokens);
         assert_eq!(
             response.usage,
@@ -589,6 +663,86 @@ mod tests {
                 ..Usage::default()
             }
         );
+    }
+
+    #[tokio::test]
+    async fn redacted_thinking_is_kept_and_streams_nothing() {
+        let transcript = concat!(
+            "event: message_start\n",
+            "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\n",
+            "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"EmwKAhgBEgy3\"}}\n\n",
+            "event: content_block_stop\n",
+            "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: content_block_start\n",
+            "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"Hi\"}}\n\n",
+            "event: message_stop\n",
+            "data: {\"type\":\"message_stop\"}\n\n",
+        );
+        let (events, result) = run_split(ProviderKind::Anthropic, transcript).await;
+        let response = result.unwrap();
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, StreamEvent::ThinkingDelta(_)))
+        );
+        assert_eq!(
+            response.thinking,
+            vec![Thinking::Redacted {
+                data: "EmwKAhgBEgy3".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn signed_thinking_goes_back_first_and_unsigned_reasoning_does_not() {
+        let mut cfg = cfg();
+        cfg.thinking_budget = Some(2048);
+        cfg.temperature = Some(0.3);
+        let req = ModelRequest {
+            messages: vec![
+                Message::User {
+                    content: "Fix it".into(),
+                },
+                Message::Assistant {
+                    text: "Looking.".into(),
+                    tool_calls: vec![call("toolu_1", "read", r#"{"path":"a"}"#)],
+                    thinking: vec![
+                        Thinking::Redacted { data: "Em".into() },
+                        Thinking::Text {
+                            text: "Read a first.".into(),
+                            signature: "sig_1".into(),
+                        },
+                        Thinking::Text {
+                            text: "from another provider".into(),
+                            signature: String::new(),
+                        },
+                    ],
+                },
+                Message::ToolResult {
+                    call_id: "toolu_1".into(),
+                    content: "x".into(),
+                    is_error: false,
+                },
+            ],
+            ..ModelRequest::default()
+        };
+        let body = request_body(&cfg, &req);
+        assert_eq!(
+            body["messages"][1]["content"],
+            json!([
+                {"type": "redacted_thinking", "data": "Em"},
+                {"type": "thinking", "thinking": "Read a first.", "signature": "sig_1"},
+                {"type": "text", "text": "Looking."},
+                {"type": "tool_use", "id": "toolu_1", "name": "read", "input": {"path": "a"}},
+            ])
+        );
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 2048})
+        );
+        assert_eq!(body["max_tokens"], json!(8192 + 2048));
+        assert_eq!(body.get("temperature"), None, "refused beside thinking");
     }
 
     #[tokio::test]

@@ -147,6 +147,10 @@ pub struct LlmConfig {
     /// Sampling temperature; the server's default when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Anthropic only: the tokens the model may think in before answering (extended
+    /// thinking, at least 1,024); unset sends no `thinking` and leaves it to the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_budget: Option<u32>,
     /// The longest wait for the response status and headers (the first byte), per attempt.
     /// `request_timeout` is its older name.
     #[serde(
@@ -226,6 +230,7 @@ impl Default for LlmConfig {
             api_key: None,
             max_tokens: None,
             temperature: None,
+            thinking_budget: None,
             // Hosted streaming APIs send the headers as soon as they accept the request, and
             // local servers once the prompt is queued: a silent minute is a server that will
             // not answer.
@@ -259,6 +264,8 @@ pub struct ResolvedLlmConfig {
     pub max_tokens: Option<u32>,
     /// See [`LlmConfig::temperature`].
     pub temperature: Option<f32>,
+    /// See [`LlmConfig::thinking_budget`].
+    pub thinking_budget: Option<u32>,
     /// See [`LlmConfig::first_byte_timeout`].
     pub first_byte_timeout: Duration,
     /// See [`LlmConfig::idle_stream_timeout`].
@@ -311,8 +318,21 @@ impl LlmConfig {
             .map_or(DEFAULT_CONTEXT_WINDOW, |(_, window)| *window)
     }
 
-    /// Checks what cannot be checked by type: prices are finite and not negative.
+    /// Checks what cannot be checked by type: prices are finite and not negative, a thinking
+    /// budget is one Anthropic accepts.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(budget) = self.thinking_budget {
+            if budget < 1024 {
+                return Err(format!(
+                    "llm.thinking_budget is {budget}; Anthropic needs at least 1024 tokens"
+                ));
+            }
+            if let Some(max) = self.max_tokens.filter(|max| budget >= *max) {
+                return Err(format!(
+                    "llm.thinking_budget ({budget}) must be below llm.max_tokens ({max}): the answer comes out of the same tokens"
+                ));
+            }
+        }
         for (model, price) in &self.pricing {
             let prices = [Some(price.input), Some(price.output), price.cached_input];
             if prices
@@ -416,6 +436,7 @@ impl LlmConfig {
             api_key,
             max_tokens: self.max_tokens,
             temperature: self.temperature,
+            thinking_budget: self.thinking_budget,
             first_byte_timeout: self.first_byte_timeout,
             idle_stream_timeout: self.idle_stream_timeout,
             request_budget: self.request_budget,

@@ -28,9 +28,14 @@ pub fn request_body(cfg: &ResolvedLlmConfig, req: &ModelRequest) -> Value {
             Message::User { content } => {
                 messages.push(json!({"role": "user", "content": content}));
             }
-            Message::Assistant { text, tool_calls } if text.is_empty() && tool_calls.is_empty() => {
-            }
-            Message::Assistant { text, tool_calls } => {
+            // Reasoning is never sent back: DeepSeek refuses `reasoning_content` in a request,
+            // and the others ignore it.
+            Message::Assistant {
+                text, tool_calls, ..
+            } if text.is_empty() && tool_calls.is_empty() => {}
+            Message::Assistant {
+                text, tool_calls, ..
+            } => {
                 let mut m = json!({"role": "assistant", "content": text});
                 if !tool_calls.is_empty() {
                     if text.is_empty() {
@@ -133,6 +138,12 @@ struct Choice {
 struct Delta {
     #[serde(default)]
     content: Option<String>,
+    /// Reasoning as llama.cpp, DeepSeek and vLLM name it.
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    /// Reasoning as OpenRouter and newer vLLM name it.
+    #[serde(default)]
+    reasoning: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<ToolCallFragment>>,
 }
@@ -195,6 +206,10 @@ impl Decoder {
                 continue;
             }
             if let Some(delta) = choice.delta {
+                // A server that sends both sends the same text twice.
+                if let Some(reasoning) = delta.reasoning_content.or(delta.reasoning) {
+                    self.draft.thinking(&reasoning, emit);
+                }
                 if let Some(text) = delta.content {
                     self.draft.text(&text, emit);
                 }
@@ -289,7 +304,7 @@ mod tests {
 
     use super::*;
     use crate::llm::stream::testing::{run, run_split};
-    use crate::llm::{LlmErrorKind, ProviderKind, ToolCall, ToolSpec};
+    use crate::llm::{LlmErrorKind, ProviderKind, Thinking, ToolCall, ToolSpec};
 
     fn cfg(endpoint: &str) -> ResolvedLlmConfig {
         ResolvedLlmConfig {
@@ -299,6 +314,7 @@ mod tests {
             api_key: None,
             max_tokens: None,
             temperature: None,
+            thinking_budget: None,
             first_byte_timeout: Duration::from_secs(1),
             request_budget: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(1),
@@ -316,6 +332,7 @@ mod tests {
                 },
                 Message::Assistant {
                     text: String::new(),
+                    thinking: vec![],
                     tool_calls: vec![
                         ToolCall {
                             id: "call_a".into(),
@@ -341,6 +358,7 @@ mod tests {
                 },
                 Message::Assistant {
                     text: "Two files.".into(),
+                    thinking: vec![],
                     tool_calls: vec![],
                 },
                 Message::User {
@@ -444,6 +462,7 @@ mod tests {
             response,
             ModelResponse {
                 text: "Checking \u{1F50D} caf\u{e9}".into(),
+                thinking: vec![],
                 tool_calls: vec![
                     ToolCall {
                         id: "call_A".into(),
@@ -510,6 +529,49 @@ mod tests {
                 StreamEvent::TextDelta("lo".into())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn reasoning_streams_from_either_field_and_is_never_sent_back() {
+        // llama.cpp / DeepSeek name it `reasoning_content`, OpenRouter `reasoning`.
+        for field in ["reasoning_content", "reasoning"] {
+            let transcript = format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":null,\"{field}\":\"Look at \"}},\"finish_reason\":null}}]}}\n\n\
+                 data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"{field}\":\"a.rs\"}},\"finish_reason\":null}}]}}\n\n\
+                 data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"Done.\"}},\"finish_reason\":\"stop\"}}]}}\n\n\
+                 data: [DONE]\n\n"
+            );
+            let (events, result) = run_split(ProviderKind::OpenAi, &transcript).await;
+            let response = result.unwrap();
+            assert_eq!(
+                events,
+                vec![
+                    StreamEvent::ThinkingDelta("Look at ".into()),
+                    StreamEvent::ThinkingDelta("a.rs".into()),
+                    StreamEvent::TextDelta("Done.".into()),
+                ],
+                "{field}"
+            );
+            assert_eq!(
+                response.thinking,
+                vec![Thinking::Text {
+                    text: "Look at a.rs".into(),
+                    signature: String::new()
+                }]
+            );
+            let req = ModelRequest {
+                messages: vec![Message::Assistant {
+                    text: response.text,
+                    tool_calls: vec![],
+                    thinking: response.thinking,
+                }],
+                ..ModelRequest::default()
+            };
+            assert_eq!(
+                request_body(&cfg("http://localhost:8080/v1/chat/completions"), &req)["messages"],
+                json!([{"role": "assistant", "content": "Done."}])
+            );
+        }
     }
 
     #[tokio::test]

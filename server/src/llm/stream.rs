@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{LlmError, LlmErrorKind, Target, error_chain};
 use super::{
-    ModelResponse, ProviderKind, StopReason, StreamEvent, ToolCall, Usage, anthropic, openai,
+    ModelResponse, ProviderKind, StopReason, StreamEvent, Thinking, ToolCall, Usage, anthropic,
+    openai,
 };
 
 /// Whether the stream goes on after an event.
@@ -67,6 +68,7 @@ impl Decoder {
 #[derive(Debug, Default)]
 pub(crate) struct Draft {
     pub text: String,
+    pub thinking: Vec<Thinking>,
     pub calls: Vec<DraftCall>,
     pub usage: Usage,
     pub stop: Option<StopReason>,
@@ -87,6 +89,36 @@ impl Draft {
         if !text.is_empty() {
             self.text.push_str(text);
             emit(StreamEvent::TextDelta(text.to_owned()));
+        }
+    }
+
+    /// Starts a new block of reasoning (Anthropic sends several, each signed).
+    pub(crate) fn open_thinking(&mut self) {
+        self.thinking.push(Thinking::Text {
+            text: String::new(),
+            signature: String::new(),
+        });
+    }
+
+    /// Adds reasoning to the block being written (a new one when there is none).
+    pub(crate) fn thinking(&mut self, delta: &str, emit: &mut dyn FnMut(StreamEvent)) {
+        if delta.is_empty() {
+            return;
+        }
+        match self.thinking.last_mut() {
+            Some(Thinking::Text { text, .. }) => text.push_str(delta),
+            _ => self.thinking.push(Thinking::Text {
+                text: delta.to_owned(),
+                signature: String::new(),
+            }),
+        }
+        emit(StreamEvent::ThinkingDelta(delta.to_owned()));
+    }
+
+    /// Adds to the signature of the reasoning block being written.
+    pub(crate) fn signature(&mut self, delta: &str) {
+        if let Some(Thinking::Text { signature, .. }) = self.thinking.last_mut() {
+            signature.push_str(delta);
         }
     }
 
@@ -158,6 +190,12 @@ impl Draft {
         };
         ModelResponse {
             text: self.text,
+            // A block Anthropic opened and never filled says nothing.
+            thinking: self
+                .thinking
+                .into_iter()
+                .filter(|t| !matches!(t, Thinking::Text { text, signature } if text.is_empty() && signature.is_empty()))
+                .collect(),
             tool_calls: self
                 .calls
                 .into_iter()

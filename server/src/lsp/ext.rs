@@ -398,6 +398,19 @@ pub enum Update {
         /// The text.
         content: ContentBlock,
     },
+    /// More of the model's reasoning, apart from the answer (ACP `agent_thought_chunk`).
+    AgentThoughtChunk {
+        /// The reasoning.
+        content: ContentBlock,
+    },
+    /// The model's plan, whole, replacing the last one (ACP `plan`).
+    Plan {
+        /// The steps, in order.
+        entries: Vec<PlanEntry>,
+        /// Why the plan changed, when the model said (not in ACP).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        explanation: Option<String>,
+    },
     /// A tool call started (ACP `tool_call`).
     ToolCall {
         /// The model's id for the call.
@@ -473,6 +486,18 @@ pub enum Update {
         /// The longest the wait lasts, in milliseconds.
         up_to_ms: u64,
     },
+}
+
+/// One step of a plan (ACP `PlanEntry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanEntry {
+    /// What the step is.
+    pub content: String,
+    /// `high`, `medium` or `low`; the model gives none, so `medium`.
+    pub priority: String,
+    /// `pending`, `in_progress` or `completed`.
+    pub status: String,
 }
 
 /// A piece of content (ACP `ContentBlock`; only text here).

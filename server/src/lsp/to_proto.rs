@@ -242,6 +242,21 @@ pub(crate) fn session_update(event: &AgentEvent) -> Option<Update> {
         AgentEvent::MessageChunk { text } => Update::AgentMessageChunk {
             content: ContentBlock::Text { text: text.clone() },
         },
+        AgentEvent::ThoughtChunk { text } => Update::AgentThoughtChunk {
+            content: ContentBlock::Text { text: text.clone() },
+        },
+        AgentEvent::Plan(plan) => Update::Plan {
+            entries: plan
+                .steps
+                .iter()
+                .map(|s| crate::lsp::ext::PlanEntry {
+                    content: s.step.clone(),
+                    priority: "medium".to_string(),
+                    status: s.status.as_str().to_string(),
+                })
+                .collect(),
+            explanation: plan.explanation.clone(),
+        },
         AgentEvent::ToolCallStarted {
             call_id,
             name,

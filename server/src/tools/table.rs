@@ -32,6 +32,8 @@ pub enum Tool {
     Grep,
     /// A directory listing.
     Ls,
+    /// The model's plan, shown to the user.
+    UpdatePlan,
     /// A whole file written.
     Write,
     /// One exact-text replacement.
@@ -140,7 +142,7 @@ struct Row {
 }
 
 /// Every built-in tool, read-only first; the order models and users are shown them in.
-const TABLE: [Row; 11] = [
+const TABLE: [Row; 12] = [
     Row {
         tool: Tool::Read,
         name: "read",
@@ -234,6 +236,38 @@ const TABLE: [Row; 11] = [
                     "include_hidden": {"type": "boolean", "description": "Also list hidden entries"},
                     "limit": {"type": "integer", "minimum": 1, "description": "Most entries to return"}
                 },
+                "additionalProperties": false
+            })
+        },
+    },
+    Row {
+        tool: Tool::UpdatePlan,
+        name: "update_plan",
+        kind: ToolKind::Other,
+        effect: Effect::ReadOnly,
+        description: "Keep a short plan of a multi-step task and show it to the user: send the whole plan each \
+                      time (it replaces the last one), one step `in_progress` at most, and mark steps `completed` as \
+                      you finish them. Skip it for a task of one or two steps. It changes no file.",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "plan": {
+                        "type": "array",
+                        "description": "The steps, in order",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "step": {"type": "string", "description": "What the step is, in a few words"},
+                                "status": {"type": "string", "enum": ["pending", "in_progress", "completed"]}
+                            },
+                            "required": ["step", "status"],
+                            "additionalProperties": false
+                        }
+                    },
+                    "explanation": {"type": "string", "description": "Why the plan changed, in a sentence"}
+                },
+                "required": ["plan"],
                 "additionalProperties": false
             })
         },

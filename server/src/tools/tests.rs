@@ -1021,7 +1021,7 @@ fn approvals_ask_reject_and_deny() {
     };
     assert_eq!(
         names(&f),
-        "read glob grep ls write edit multi_edit delete move copy"
+        "read glob grep ls update_plan write edit multi_edit delete move copy"
     );
     let config = ApprovalsConfig {
         delete: Policy::Deny,
@@ -1031,7 +1031,7 @@ fn approvals_ask_reject_and_deny() {
     f.allow_changes_on_disk(Prompter::Nobody, config);
     assert_eq!(
         names(&f),
-        "read glob grep ls write edit multi_edit move copy"
+        "read glob grep ls update_plan write edit multi_edit move copy"
     );
     let err = f.call("delete", json!({"path": "src/lib.rs"})).unwrap_err();
     assert_eq!(
@@ -1046,7 +1046,7 @@ fn approvals_ask_reject_and_deny() {
     assert!(f.on_disk("src/lib.rs").contains("DONE"));
     // A read-only toolbox offers no mutating tool, and refuses one called anyway.
     let read_only = project();
-    assert_eq!(names(&read_only), "read glob grep ls");
+    assert_eq!(names(&read_only), "read glob grep ls update_plan");
     let err = read_only
         .call("write", json!({"path": "x", "content": "y"}))
         .unwrap_err();
@@ -1115,6 +1115,7 @@ fn every_tool_runs_as_the_table_says() {
         (Tool::Glob, json!({"pattern": "*"})),
         (Tool::Grep, json!({"pattern": "x"})),
         (Tool::Ls, json!({})),
+        (Tool::UpdatePlan, json!({"plan": []})),
         (Tool::Write, json!({"path": "a", "content": ""})),
         (
             Tool::Edit,

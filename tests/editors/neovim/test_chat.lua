@@ -222,4 +222,30 @@ T.run('chat', function()
     return tostring(n.message):find('no float titles', 1, true) ~= nil
   end, T.notifications)
   T.eq(#untitled, vim.fn.has('nvim-0.9') == 1 and 0 or 1, 'a note about float titles, before 0.9 only')
+
+  -- 8. The model's reasoning, folded under a "Thinking…" line, and its plan as a checklist.
+  vim.cmd('Switchyard chat new')
+  send('iThink and plan<C-s>')
+  T.check(has_line('^%- %[x%] Read greeting%.rs$'), 'the completed step of the plan')
+  T.check(has_line('^%- %[>%] Answer$'), 'the step in progress')
+  T.check(has_line('^Planned and answered%.$'), 'the answer after the plan')
+  local thinking = {}
+  for i, line in ipairs(T.lines(transcript)) do
+    if line == '> _Thinking…_' then
+      table.insert(thinking, i)
+    end
+  end
+  T.eq(#thinking, 2, 'one Thinking… line per model call')
+  T.eq(T.lines(transcript)[thinking[1] + 1], '> Two steps:', 'the reasoning under its line')
+  T.eq(T.lines(transcript)[thinking[1] + 2], '> read, then answer.', 'its second line')
+  T.eq(T.lines(transcript)[thinking[2] + 1], '> Done reading.', 'the reasoning of the second call')
+  local win = vim.fn.bufwinid(transcript)
+  api.nvim_win_call(win, function()
+    T.eq(vim.fn.foldclosed(thinking[1]), thinking[1], 'the reasoning is folded, from its line')
+    T.eq(vim.fn.foldclosedend(thinking[1]), thinking[1] + 2, 'to its last line')
+    T.eq(vim.fn.foldclosed(thinking[2] + 1), thinking[2], 'the second reasoning is folded too')
+    local shown = vim.fn.foldtextresult(thinking[1])
+    T.check(shown:find('3 lines: > _Thinking…_', 1, true), 'the folded line says Thinking…: ' .. shown)
+  end)
+  T.capture('thoughts')
 end)

@@ -948,6 +948,40 @@ async function chatPart(wb, workspace) {
   if (!withoutFile || withoutFile.raw_body.includes("open in the editor")) {
     throw new Error("a removed context chip still reached the prompt");
   }
+  // The model's reasoning folded under "Thinking…", its plan as a checklist.
+  await sendChat(chat, "CHAT-T: think and plan");
+  await chatAnswered(wb, chat, "Thought it through.", "the answer to CHAT-T");
+  const thoughts = await chat.locator("details.thought").evaluateAll((els) =>
+    els.map((el) => ({
+      summary: el.querySelector("summary")?.textContent ?? "",
+      text: el.querySelector(".thought-text")?.textContent ?? "",
+      open: el.open,
+      streaming: el.classList.contains("streaming"),
+    })),
+  );
+  const wanted = ["Two steps: look, then answer.", "Now answer."];
+  if (
+    thoughts.length !== 2 ||
+    !thoughts.every((t, i) => t.summary === "Thinking…" && t.text === wanted[i]) ||
+    thoughts.some((t) => t.open || t.streaming)
+  ) {
+    throw new Error(`expected two folded thoughts: ${JSON.stringify(thoughts)}`);
+  }
+  if (await chat.locator("details.thought .thought-text").first().isVisible()) {
+    throw new Error("a folded thought shows its text");
+  }
+  const steps = await chat
+    .locator(".plan li")
+    .evaluateAll((els) =>
+      els.map((el) => `${el.dataset.status}:${el.querySelector(".content")?.textContent}`),
+    );
+  if (steps.join(",") !== "completed:Look at greet.rs,in_progress:Answer") {
+    throw new Error(`the plan's checklist shows: ${JSON.stringify(steps)}`);
+  }
+  await chat.locator("details.thought summary").first().click();
+  await chat.locator("details.thought[open] .thought-text").first().waitFor({ state: "visible" });
+  await wb.screenshot("15-chat-thoughts-and-plan");
+  said.push("two thoughts folded under Thinking… (one opened on click), the plan as a checklist");
   await wb.screenshot("15-chat-new-session");
   const first = await waitFor("the first session in the picker", DEADLINE.preview, async () => {
     const options = await chat

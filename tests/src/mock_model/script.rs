@@ -178,6 +178,9 @@ pub struct Response {
     /// Assistant text. With `tool_calls` it is the text before the calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Reasoning streamed before the text and the tool calls (see [`Reasoning`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
     /// Tool calls, in order; several make a parallel tool call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
@@ -256,6 +259,16 @@ impl Response {
             hang: true,
             ..Response::default()
         }
+    }
+
+    /// Adds reasoning before the answer, in the wire format's usual place: OpenAI
+    /// `delta.reasoning_content`, Anthropic a signed `thinking` block.
+    pub fn with_reasoning(mut self, text: impl Into<String>) -> Response {
+        self.reasoning = Some(Reasoning {
+            text: text.into(),
+            ..Reasoning::default()
+        });
+        self
     }
 
     /// Adds text (before any tool calls).
@@ -351,6 +364,36 @@ impl Response {
         }
         Ok(())
     }
+}
+
+/// What a model streams of its reasoning before it answers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reasoning {
+    /// The reasoning, streamed in `chunk_size` pieces.
+    pub text: String,
+    /// OpenAI: the delta's key for it.
+    #[serde(default)]
+    pub field: ReasoningField,
+    /// Anthropic: the `thinking` block's signature, sent in one `signature_delta` before
+    /// the block stops. Default `sig_mock_<request>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Anthropic: a `redacted_thinking` block with this (encrypted) data before the
+    /// `thinking` block, as Claude 3.7 sends when its reasoning was flagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<String>,
+}
+
+/// Where an OpenAI-compatible server puts reasoning in a stream's `delta`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasoningField {
+    /// `reasoning_content`: llama.cpp, DeepSeek, vLLM.
+    #[default]
+    ReasoningContent,
+    /// `reasoning`: OpenRouter and newer vLLM.
+    Reasoning,
 }
 
 /// One tool call the model makes.

@@ -521,7 +521,47 @@ fn check(arrival: &Arrival) -> Result<Provider, (u16, String)> {
     if provider == Provider::Anthropic && !body.get("max_tokens").is_some_and(Value::is_u64) {
         return Err(missing("max_tokens"));
     }
+    if provider == Provider::Anthropic {
+        thinking_kept(body)?;
+    }
     Ok(provider)
+}
+
+/// With `thinking` enabled, Anthropic refuses a tool loop whose last assistant message does
+/// not start with the model's thinking: it must come back, as it was sent.
+fn thinking_kept(body: &Value) -> Result<(), (u16, String)> {
+    if body.pointer("/thinking/type").and_then(Value::as_str) != Some("enabled") {
+        return Ok(());
+    }
+    let messages = body["messages"].as_array().map_or(&[][..], Vec::as_slice);
+    let Some((i, last)) = messages
+        .iter()
+        .enumerate()
+        .rfind(|(_, m)| m.get("role").and_then(Value::as_str) == Some("assistant"))
+    else {
+        return Ok(());
+    };
+    let blocks = last["content"].as_array().map_or(&[][..], Vec::as_slice);
+    let kind = |b: &Value| {
+        b.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if !blocks.iter().any(|b| kind(b) == "tool_use") {
+        return Ok(());
+    }
+    let first = blocks.first().map(kind).unwrap_or_default();
+    if first == "thinking" || first == "redacted_thinking" {
+        return Ok(());
+    }
+    Err((
+        400,
+        format!(
+            "mock: messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. \
+             When `thinking` is enabled, a final `assistant` message must start with a thinking block"
+        ),
+    ))
 }
 
 /// Assistant messages already in the request's history.

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::script::{ErrorReply, Provider, Response, Usage};
+use super::script::{ErrorReply, Provider, Reasoning, ReasoningField, Response, Usage};
 
 /// The `system_fingerprint` OpenAI chunks carry.
 const FINGERPRINT: &str = "fp_mock";
@@ -97,6 +97,7 @@ struct Answer {
     id: String,
     model: String,
     text: Option<String>,
+    reasoning: Option<Reasoning>,
     calls: Vec<Call>,
     usage: Usage,
     stop_reason: String,
@@ -125,6 +126,10 @@ impl Answer {
             })
             .collect();
         let output_chars = response.text.as_deref().map_or(0, |t| t.chars().count())
+            + response
+                .reasoning
+                .as_ref()
+                .map_or(0, |r| r.text.chars().count())
             + calls
                 .iter()
                 .map(|c| c.name.chars().count() + c.arguments.chars().count())
@@ -154,6 +159,14 @@ impl Answer {
                 .clone()
                 .unwrap_or_else(|| x.model.to_string()),
             text: response.text.clone(),
+            reasoning: response.reasoning.clone().map(|r| Reasoning {
+                signature: Some(
+                    r.signature
+                        .clone()
+                        .unwrap_or_else(|| format!("sig_mock_{}", x.seq)),
+                ),
+                ..r
+            }),
             calls,
             usage,
             stop_reason,
@@ -452,6 +465,10 @@ struct Delta<'a> {
     content: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -495,6 +512,8 @@ struct CompletionMessage<'a> {
     role: &'static str,
     content: Option<&'a str>,
     refusal: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<CompletionToolCall<'a>>,
 }
@@ -577,6 +596,7 @@ fn openai_completion<'a>(x: &Exchange<'_>, a: &'a Answer) -> Completion<'a> {
                 role: "assistant",
                 content: a.text.as_deref(),
                 refusal: None,
+                reasoning_content: a.reasoning.as_ref().map(|r| r.text.as_str()),
                 tool_calls: a
                     .calls
                     .iter()
@@ -617,12 +637,25 @@ fn openai_events(x: &Exchange<'_>, a: &Answer, unfinished: bool) -> Vec<Vec<u8>>
         })
     };
     let mut events = Vec::new();
+    if let Some(reasoning) = &a.reasoning {
+        for piece in pieces(&reasoning.text, a.chunk_size) {
+            let mut delta = Delta {
+                role: events.is_empty().then_some("assistant"),
+                ..Delta::default()
+            };
+            match reasoning.field {
+                ReasoningField::ReasoningContent => delta.reasoning_content = Some(piece),
+                ReasoningField::Reasoning => delta.reasoning = Some(piece),
+            }
+            events.push(chunk(delta, None));
+        }
+    }
     if a.has_text_part() {
         events.push(chunk(
             Delta {
-                role: Some("assistant"),
+                role: events.is_empty().then_some("assistant"),
                 content: Some(Some("")),
-                tool_calls: None,
+                ..Delta::default()
             },
             None,
         ));
@@ -656,6 +689,7 @@ fn openai_events(x: &Exchange<'_>, a: &Answer, unfinished: bool) -> Vec<Vec<u8>>
                 role: Some("assistant"),
                 content: Some(None),
                 tool_calls: Some(opening),
+                ..Delta::default()
             }
         } else {
             Delta {
@@ -725,13 +759,26 @@ enum Block<'a> {
         name: &'a str,
         input: Value,
     },
+    Thinking {
+        thinking: &'a str,
+        /// In a whole message; a streamed block gets it in a `signature_delta`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signature: Option<&'a str>,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
 }
 
+// The variants are the API's `type` names, which all end in `_delta`.
+#[allow(clippy::enum_variant_names)]
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BlockDelta<'a> {
     TextDelta { text: &'a str },
     InputJsonDelta { partial_json: &'a str },
+    ThinkingDelta { thinking: &'a str },
+    SignatureDelta { signature: &'a str },
 }
 
 #[derive(Clone, Copy, Serialize)]
@@ -804,6 +851,15 @@ struct AnthropicError<'a> {
 
 fn anthropic_message(a: &Answer) -> AnthropicMessage<'_> {
     let mut content = Vec::new();
+    if let Some(reasoning) = &a.reasoning {
+        if let Some(data) = &reasoning.redacted {
+            content.push(Block::RedactedThinking { data });
+        }
+        content.push(Block::Thinking {
+            thinking: &reasoning.text,
+            signature: reasoning.signature.as_deref(),
+        });
+    }
     if a.has_text_part() {
         content.push(Block::Text {
             text: a.text.as_deref().unwrap_or(""),
@@ -859,6 +915,55 @@ fn anthropic_events(a: &Answer, unfinished: bool) -> Vec<Vec<u8>> {
         return events;
     }
     let mut index = 0;
+    if let Some(reasoning) = &a.reasoning {
+        if let Some(data) = &reasoning.redacted {
+            events.push(sse(
+                "content_block_start",
+                &AnthropicEvent::ContentBlockStart {
+                    index,
+                    content_block: Block::RedactedThinking { data },
+                },
+            ));
+            events.push(sse(
+                "content_block_stop",
+                &AnthropicEvent::ContentBlockStop { index },
+            ));
+            index += 1;
+        }
+        events.push(sse(
+            "content_block_start",
+            &AnthropicEvent::ContentBlockStart {
+                index,
+                content_block: Block::Thinking {
+                    thinking: "",
+                    signature: None,
+                },
+            },
+        ));
+        for piece in pieces(&reasoning.text, a.chunk_size) {
+            events.push(sse(
+                "content_block_delta",
+                &AnthropicEvent::ContentBlockDelta {
+                    index,
+                    delta: BlockDelta::ThinkingDelta { thinking: piece },
+                },
+            ));
+        }
+        events.push(sse(
+            "content_block_delta",
+            &AnthropicEvent::ContentBlockDelta {
+                index,
+                delta: BlockDelta::SignatureDelta {
+                    signature: reasoning.signature.as_deref().unwrap_or(""),
+                },
+            },
+        ));
+        events.push(sse(
+            "content_block_stop",
+            &AnthropicEvent::ContentBlockStop { index },
+        ));
+        index += 1;
+    }
     if a.has_text_part() {
         events.push(sse(
             "content_block_start",

@@ -177,8 +177,12 @@ struct Agent {
 
 impl Agent {
     fn start(env: &Env, model: &MockModel) -> Agent {
-        let mut child = env
-            .switchyard(model, &["acp"])
+        Agent::spawn(env.switchyard(model, &["acp"]))
+    }
+
+    /// `command` (a `switchyard acp`) started and driven line by line.
+    fn spawn(mut command: Command) -> Agent {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -943,3 +947,5 @@ async fn a_second_prompt_while_one_runs_is_refused_and_the_first_can_be_cancelle
         "the second prompt never reached the model"
     );
 }
+
+mod thoughts;

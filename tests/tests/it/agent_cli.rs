@@ -1150,3 +1150,42 @@ fn ask_model_switches_the_session_to_another_model_and_wire_format() {
         bad.stderr
     );
 }
+
+#[test]
+fn ask_prints_thoughts_and_the_plan_to_stderr_and_only_the_answer_to_stdout() {
+    let env = Env::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(
+                Response::tool_calls(vec![ToolCall::new(
+                    "update_plan",
+                    json!({"plan": [
+                        {"step": "Read main.rs", "status": "completed"},
+                        {"step": "Answer", "status": "in_progress"},
+                    ]}),
+                )])
+                .with_reasoning("Plan,\nthen answer."),
+            )
+            .turn(0),
+            Rule::openai(Response::text("It prints hello.")).turn(1),
+        ]),
+        MockOptions::default(),
+    )
+    .unwrap();
+    let out = env.ask(&model, "openai", &["What does it do?"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.trim_end(), "It prints hello.");
+    // Not a terminal: plain lines with a prefix.
+    assert!(
+        out.stderr
+            .contains("thinking: Plan,\nthinking: then answer.\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("  plan:\n    [x] Read main.rs\n    [>] Answer\n"),
+        "{}",
+        out.stderr
+    );
+}

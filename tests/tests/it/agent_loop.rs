@@ -342,7 +342,7 @@ async fn unusable_arguments_and_unknown_tools_come_back_as_error_results() {
     assert_eq!(errors, [true, true, true, false, true, true, true]);
     assert_eq!(
         blocks[6].2,
-        "error: `write` is not available here; the tools are read, glob, grep, ls"
+        "error: `write` is not available here; the tools are read, glob, grep, ls, update_plan"
     );
     assert_eq!(
         std::fs::read_to_string(s.root.path().join("f1.txt")).unwrap(),

@@ -1287,3 +1287,5 @@ async fn a_context_length_error_compacts_and_retries_over_lsp() {
     })
     .await;
 }
+
+mod thoughts;

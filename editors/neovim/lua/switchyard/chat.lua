@@ -29,6 +29,7 @@ local S = {
   usage_row = nil,
   usage = nil,
   origin = nil,
+  thought = nil,
 }
 
 -- ---------------------------------------------------------------------------------------
@@ -314,6 +315,32 @@ local function tool_line(tool)
   return line
 end
 
+--- Writes the reasoning streamed so far under its `Thinking…` line and folds the two
+--- (closed) in every window that shows the transcript.
+local function end_thought()
+  local thought = S.thought
+  if not thought then
+    return
+  end
+  S.thought = nil
+  local lines = {}
+  for _, line in ipairs(vim.split(vim.trim(thought.text), '\n', { plain = true })) do
+    table.insert(lines, '> ' .. line)
+  end
+  local last = append_lines(lines) + #lines
+  local bufnr = M.transcript()
+  for _, win in ipairs(api.nvim_list_wins()) do
+    if api.nvim_win_get_buf(win) == bufnr then
+      api.nvim_win_call(win, function()
+        vim.wo[win].foldmethod = 'manual'
+        vim.cmd(('%d,%dfold'):format(thought.row + 1, last))
+      end)
+    end
+  end
+end
+
+local plan_marks = { completed = '[x]', in_progress = '[>]' }
+
 --- Whether a `switchyard/sessionUpdate` belongs to the chat (its running request).
 function M.accepts(params)
   return S.running ~= nil and (S.session == nil or params.sessionId == nil or params.sessionId == S.session)
@@ -326,7 +353,22 @@ function M.update(params)
   end
   local update = type(params.update) == 'table' and params.update or params
   local kind = update.sessionUpdate
-  if kind == 'agent_message_chunk' then
+  if kind ~= 'agent_thought_chunk' then
+    end_thought()
+  end
+  if kind == 'agent_thought_chunk' then
+    -- Kept apart until it ends, then shown folded under its line.
+    if not S.thought then
+      S.thought = { row = append_lines({ '', '> _Thinking…_' }) + 1, text = '' }
+    end
+    S.thought.text = S.thought.text .. content_text(update.content)
+  elseif kind == 'plan' then
+    local lines = { '', '**Plan**' .. (type(update.explanation) == 'string' and (' — ' .. update.explanation) or '') }
+    for _, entry in ipairs(type(update.entries) == 'table' and update.entries or {}) do
+      table.insert(lines, ('- %s %s'):format(plan_marks[entry.status] or '[ ]', tostring(entry.content)))
+    end
+    append_lines(lines)
+  elseif kind == 'agent_message_chunk' then
     local message = S.messages[#S.messages]
     if message then
       message.streamed = true
@@ -400,6 +442,7 @@ local function finish(run, err, result)
     return
   end
   local message = run.message
+  end_thought()
   S.running = nil
   if err then
     local stopped = type(err) == 'table' and err.code == lsp.errors.request_cancelled
@@ -525,6 +568,7 @@ end
 
 local function reset(lines)
   S.tools, S.messages, S.usage_row, S.streaming, S.usage = {}, {}, nil, false, nil
+  S.thought = nil
   set_lines(M.transcript(), 0, -1, lines or {})
   lsp.fire('SwitchyardStatus')
 end
