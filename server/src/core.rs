@@ -82,7 +82,7 @@ struct Inner {
     approvals: Arc<Approvals>,
     /// The tools and the agent over the current roots; `None` while there are none.
     parts: RwLock<Option<Parts>>,
-    /// The external Query lane's bridge to `[broker]`, over the primary root.
+    /// The bridge of the external lanes to `[broker]`, over every root.
     bridge: parking_lot::Mutex<Option<Bridge>>,
 }
 
@@ -195,8 +195,8 @@ impl Core {
         let inner = &self.inner;
         let broker = inner.config.get().broker.clone();
         *inner.bridge.lock() = workspace.as_ref().and_then(|w| {
-            let root = w.primary().to_path_buf();
-            Bridge::start(inner.lanes.clone(), broker, root, inner.documents.clone())
+            let roots = w.roots().to_vec();
+            Bridge::start(inner.lanes.clone(), broker, roots, inner.documents.clone())
         });
         let parts = workspace.map(|workspace| {
             let toolbox = Toolbox::new(
@@ -441,7 +441,7 @@ impl Core {
             .bridge
             .lock()
             .iter()
-            .map(Bridge::status)
+            .flat_map(Bridge::status)
             .collect()
     }
 

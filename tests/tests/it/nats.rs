@@ -25,7 +25,7 @@ use switchyard_tests::cli::{self, Output};
 use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
 use switchyard_tests::lsp_client::lsp_types::{DidOpenTextDocumentParams, TextDocumentItem};
 use switchyard_tests::lsp_client::{ClientOptions, Ext, LspClient, ServerEvent, file_url, within};
-use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
+use switchyard_tests::mock_model::{ErrorReply, MockModel, Response, Rule, Script, ToolCall};
 use switchyard_tests::nats::NatsServer;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -94,20 +94,28 @@ struct Worker {
 
 impl Worker {
     fn start(url: &str, root: &Path, concurrency: usize, config: &str) -> Worker {
+        let args = [
+            "--lanes",
+            "query",
+            "--root",
+            root.to_str().unwrap(),
+            "--concurrency",
+            &concurrency.to_string(),
+        ];
+        Worker::spawn(url, &args, config, &[])
+    }
+
+    /// `switchyard worker --broker URL ARGS`, configured by `config`, with `env` besides a
+    /// clean model environment.
+    fn spawn(url: &str, args: &[&str], config: &str, env: &[(String, String)]) -> Worker {
         let home = tempfile::tempdir().unwrap();
         write_config(home.path(), config);
-        let args = [
-            "worker".to_string(),
-            "--broker".to_string(),
-            url.to_string(),
-            "--lanes".to_string(),
-            "query".to_string(),
-            "--root".to_string(),
-            root.to_str().unwrap().to_string(),
-            "--concurrency".to_string(),
-            concurrency.to_string(),
-        ];
+        let args: Vec<&str> = ["worker", "--broker", url]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
         let mut child = cli::switchyard(home.path(), &args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -601,4 +609,166 @@ async fn queue_stats_and_lane_status_show_the_external_lane_and_its_workers() {
         client.shutdown_and_exit().await;
     })
     .await;
+}
+
+/// A broker, an empty repository and the caller's home whose configuration puts the
+/// Generate lane on the broker. The caller names the model but has no key and no base URL:
+/// the worker has them.
+struct ModelFleet {
+    nats: NatsServer,
+    repo: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+const WORKER_KEY: &str = "sk-worker-only-key";
+
+impl ModelFleet {
+    fn new() -> ModelFleet {
+        let nats = NatsServer::start();
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join("README.md"), "# A repository\n").unwrap();
+        let home = tempfile::tempdir().unwrap();
+        write_config(
+            home.path(),
+            &format!(
+                "[broker]\nurl = \"{}\"\nlease_ms = 5000\nmax_deliver = 3\n\n\
+                 [lanes.generate]\nmode = \"external\"\n\n\
+                 [lanes.generate.retry]\nbase_delay_ms = 10\nmax_delay_ms = 50\n\n\
+                 [llm]\nprovider = \"openai\"\nmodel = \"mock-model\"\n",
+                nats.url()
+            ),
+        );
+        ModelFleet { nats, repo, home }
+    }
+
+    /// A worker serving the Generate lane, pointed at `model`, with the key when `key`.
+    fn worker(&self, model: &MockModel, key: bool) -> Worker {
+        let mut env = vec![("OPENAI_BASE_URL".to_string(), model.openai_base_url())];
+        if key {
+            env.push(("OPENAI_API_KEY".to_string(), WORKER_KEY.to_string()));
+        }
+        let worker = Worker::spawn(&self.nats.url(), &["--lanes", "generate"], "", &env);
+        worker.wait_for("serving model calls", "the model worker starts");
+        worker
+    }
+
+    /// `switchyard ask PROMPT` in the repository, through the broker.
+    fn ask(&self, prompt: &str) -> Output {
+        let repo = self.repo.path().to_str().unwrap();
+        let args = ["ask", "--cwd", repo, prompt];
+        cli::run(cli::switchyard(self.home.path(), &args), DEADLINE)
+    }
+}
+
+#[test]
+fn ask_through_an_external_generate_lane_answers() {
+    let fleet = ModelFleet::new();
+    let model = MockModel::start_with(
+        Script::new(vec![Rule::openai(
+            Response::text("Answered by the fleet.").usage(12, 5),
+        )]),
+        Default::default(),
+    )
+    .unwrap();
+    let worker = fleet.worker(&model, true);
+    let output = fleet.ask("Who answers?");
+    assert_eq!(output.code, Some(0), "the ask failed: {}", output.stderr);
+    assert_eq!(output.stdout, "Answered by the fleet.\n");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let sent = &requests[0];
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {WORKER_KEY}").as_str()),
+        "the worker's key goes to the provider"
+    );
+    assert_eq!(sent.body["model"], "mock-model", "the caller's model");
+    assert!(
+        sent.raw_body.contains("Who answers?"),
+        "the caller's conversation travels in the task: {}",
+        sent.raw_body
+    );
+    assert_eq!(worker.count("finished task"), 1, "{:#?}", worker.said());
+    // The usage came back with the answer: the session recorded the tokens.
+    let status = cli::run(
+        cli::switchyard(
+            fleet.home.path(),
+            &[
+                "sessions",
+                "list",
+                "--cwd",
+                fleet.repo.path().to_str().unwrap(),
+            ],
+        ),
+        DEADLINE,
+    );
+    assert!(
+        status.stdout.contains("12 in · 5 out"),
+        "the session's usage: {status:?}"
+    );
+    for (who, said) in [
+        ("worker", worker.said().join("\n")),
+        ("caller", output.stderr),
+    ] {
+        assert!(
+            !said.contains(WORKER_KEY),
+            "the {who} printed the key: {said}"
+        );
+    }
+}
+
+#[test]
+fn a_429_on_the_worker_is_retried_after_its_retry_after() {
+    let fleet = ModelFleet::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::error(ErrorReply::new(429).retry_after(1))),
+            Rule::openai(Response::text("Worth the wait.")),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let worker = fleet.worker(&model, true);
+    let output = fleet.ask("Anything?");
+    assert_eq!(output.code, Some(0), "the ask failed: {}", output.stderr);
+    assert_eq!(output.stdout, "Worth the wait.\n");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    let gap = requests[1]
+        .received_at
+        .duration_since(requests[0].received_at)
+        .unwrap();
+    // The backoff alone is at most 50 ms here: the second second is Retry-After's.
+    assert!(
+        gap >= Duration::from_millis(950),
+        "redelivered after {gap:?}"
+    );
+    assert_eq!(worker.count("(delivery 2)"), 2, "{:#?}", worker.said());
+}
+
+#[test]
+fn a_worker_without_a_key_fails_the_model_call_with_a_clear_error() {
+    let fleet = ModelFleet::new();
+    let model = MockModel::start_with(
+        Script::new(vec![Rule::openai(Response::text("Never sent."))]),
+        Default::default(),
+    )
+    .unwrap();
+    let worker = fleet.worker(&model, false);
+    assert_eq!(
+        worker.count("without an API key"),
+        1,
+        "the worker warns when it starts: {:#?}",
+        worker.said()
+    );
+    let output = fleet.ask("Anything?");
+    assert_eq!(output.code, Some(1), "{output:?}");
+    for said in ["no API key", "OPENAI_API_KEY"] {
+        assert!(
+            output.stderr.contains(said),
+            "`{said}` in {}",
+            output.stderr
+        );
+    }
+    assert!(model.requests().is_empty(), "{:#?}", model.requests());
 }
