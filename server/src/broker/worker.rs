@@ -28,6 +28,7 @@ use super::{
     Buffer, HEARTBEAT, HEARTBEAT_PREFIX, ModelTask, Outcome, Queue, REPLY_HEADER, RepoId,
     ResultMessage, TaskMessage, WorkerStatus, cancel_subject, lane_stream, publish_stored,
 };
+use crate::analyze;
 use crate::approvals::Prompter;
 use crate::config::Config;
 use crate::core::{Core, FrontEnd};
@@ -522,6 +523,9 @@ async fn run_model(
 /// Runs the tool call of `task` over `core`'s repository; `None` when `token` cancelled it
 /// first.
 async fn run_tool(core: &Core, task: &TaskMessage, token: &CancellationToken) -> Option<Outcome> {
+    if task.name == analyze::TASK {
+        return run_analysis(core, task, token).await;
+    }
     match Tool::from_name(&task.name) {
         Some(tool) if tool.lane() == Lane::Query => {}
         _ => {
@@ -559,6 +563,35 @@ async fn run_tool(core: &Core, task: &TaskMessage, token: &CancellationToken) ->
             },
         },
         Err(e) => attempt_failed(e.to_string()),
+    })
+}
+
+/// Runs the whole analysis of `task` over `core`'s repository, fanned out on this worker's
+/// own lanes; `None` when `token` cancelled it first.
+async fn run_analysis(
+    core: &Core,
+    task: &TaskMessage,
+    token: &CancellationToken,
+) -> Option<Outcome> {
+    let options = match analyze::task_options(&task.payload) {
+        Ok(options) => options,
+        Err(error) => return Some(Outcome::Failed { error }),
+    };
+    let toolbox = match core.toolbox() {
+        Ok(toolbox) => toolbox,
+        Err(e) => return Some(attempt_failed(e.to_string())),
+    };
+    let session = format!("analyze-{}", task.task_id);
+    let analysis = analyze::run(&toolbox, &options, session.into(), token.clone()).await;
+    if token.is_cancelled() {
+        return None;
+    }
+    Some(match analysis.map(serde_json::to_value) {
+        Ok(Ok(value)) => Outcome::Done { value },
+        Ok(Err(e)) => Outcome::Failed {
+            error: format!("cannot encode the analysis: {e}"),
+        },
+        Err(error) => Outcome::Failed { error },
     })
 }
 

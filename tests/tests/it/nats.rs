@@ -772,3 +772,108 @@ fn a_worker_without_a_key_fails_the_model_call_with_a_clear_error() {
     }
     assert!(model.requests().is_empty(), "{:#?}", model.requests());
 }
+
+/// Two repositories of the provisioned corpus (real projects, C and C++ with docs and
+/// build files).
+fn two_repositories() -> [std::path::PathBuf; 2] {
+    let corpus = std::env::var_os("SWITCHYARD_MIXED_CORPUS")
+        .expect("SWITCHYARD_MIXED_CORPUS is set (source the env file tests/provision prints)");
+    let corpus = Path::new(&corpus);
+    ["fmtlib-9.1.0+ds1", "libxkbcommon-1.5.0"].map(|name| corpus.join(name))
+}
+
+/// `switchyard analyze DIR… --json` with the configuration under `home`.
+fn analyze_json(home: &Path, dirs: &[&Path]) -> serde_json::Value {
+    let mut args = vec!["analyze".to_string(), "--json".to_string()];
+    args.extend(dirs.iter().map(|d| d.display().to_string()));
+    let output = cli::run(cli::switchyard(home, &args), DEADLINE);
+    assert_eq!(
+        output.code,
+        Some(0),
+        "the analysis failed: {}",
+        output.stderr
+    );
+    serde_json::from_str(&output.stdout).expect("the analysis is JSON")
+}
+
+/// An analysis without what depends on where and how fast it ran.
+fn findings(mut analysis: serde_json::Value) -> serde_json::Value {
+    let object = analysis.as_object_mut().expect("an analysis is an object");
+    object.remove("elapsedMs");
+    object.remove("tasks");
+    analysis
+}
+
+#[test]
+fn two_repositories_are_analysed_at_once_with_a_report_each_and_a_summary() {
+    let home = tempfile::tempdir().unwrap();
+    let [a, b] = two_repositories();
+    let both = analyze_json(home.path(), &[&a, &b]);
+    let repositories = both["repositories"].as_array().expect("repositories");
+    assert_eq!(repositories.len(), 2, "{both:#}");
+    let mut files = 0;
+    for (entry, dir) in repositories.iter().zip([&a, &b]) {
+        let alone = analyze_json(home.path(), &[dir]);
+        files += alone["total"]["files"].as_u64().unwrap();
+        assert_eq!(
+            findings(entry["analysis"].clone()),
+            findings(alone),
+            "{} analysed with another repository differs from alone",
+            dir.display()
+        );
+    }
+    assert_eq!(both["summary"]["repositories"], 2);
+    assert_eq!(both["summary"]["failed"], 0);
+    assert_eq!(both["summary"]["files"], files);
+    let args = ["analyze", a.to_str().unwrap(), b.to_str().unwrap()];
+    let markdown = cli::run(cli::switchyard(home.path(), &args), DEADLINE);
+    assert_eq!(markdown.code, Some(0), "{}", markdown.stderr);
+    assert_eq!(
+        markdown.stdout.matches("# Workspace analysis").count(),
+        2,
+        "{}",
+        markdown.stdout
+    );
+    let summary = &markdown.stdout[markdown.stdout.find("# Summary").expect("a summary")..];
+    for dir in [&a, &b] {
+        assert!(summary.contains(dir.to_str().unwrap()), "{summary}");
+    }
+}
+
+#[test]
+fn the_analysis_through_an_external_query_lane_equals_the_local_one() {
+    let nats = NatsServer::start();
+    let [a, b] = two_repositories();
+    let local = analyze_json(tempfile::tempdir().unwrap().path(), &[&a, &b]);
+    let home = tempfile::tempdir().unwrap();
+    write_config(
+        home.path(),
+        &format!(
+            "[broker]\nurl = \"{}\"\nlease_ms = 10000\nmax_deliver = 3\n\n\
+             [lanes.query]\nmode = \"external\"\n",
+            nats.url()
+        ),
+    );
+    let args = ["--lanes", "query", "--root", a.to_str().unwrap()];
+    let args = [&args[..], &["--root", b.to_str().unwrap()]].concat();
+    let workers = [
+        Worker::spawn(&nats.url(), &args, "", &[]),
+        Worker::spawn(&nats.url(), &args, "", &[]),
+    ];
+    let remote = analyze_json(home.path(), &[&a, &b]);
+    let ran: usize = workers.iter().map(|w| w.count("finished task")).sum();
+    assert_eq!(
+        ran,
+        2,
+        "the workers ran one analysis per repository: {:#?}",
+        workers.iter().map(Worker::said).collect::<Vec<_>>()
+    );
+    let [local, remote] = [local, remote].map(|all| {
+        let mut all = all;
+        for entry in all["repositories"].as_array_mut().unwrap() {
+            entry["analysis"] = findings(entry["analysis"].take());
+        }
+        all
+    });
+    assert_eq!(remote, local);
+}
