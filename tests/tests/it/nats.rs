@@ -1,13 +1,16 @@
-//! External Query lanes on a real NATS JetStream broker: `switchyard tool` calls whose
-//! Query lane is `mode = "external"` on `[broker]`, served by `switchyard worker`
-//! processes — tasks spread over two workers, a worker killed mid-task (its task is
-//! redelivered after the lease and answered once), a poison task dead-lettered after
-//! `max_deliver`, a worker that drains on SIGTERM, a worker that never runs another
-//! repository's tasks, an unreachable broker failing the call at once, Execute refused
-//! on a broker, the broker itself killed and restarted mid-run (nothing lost, each result
-//! once), a cancelled session whose remote task the worker stops, a worker one commit
-//! behind that never runs the task, an unsaved buffer that travels with its task, and the
-//! external lane with its workers in `switchyard.queueStats` and `switchyard/laneStatus`.
+//! External lanes on a real NATS JetStream broker, served by `switchyard worker` processes.
+//! The Query lane: `switchyard tool` calls — tasks spread over two workers, a worker killed
+//! mid-task (its task is redelivered after the lease and answered once), a poison task
+//! dead-lettered after `max_deliver`, a worker that drains on SIGTERM, a worker that never
+//! runs another repository's tasks, an unreachable broker failing the call at once, Execute
+//! refused on a broker, the broker itself killed and restarted mid-run (nothing lost, each
+//! result once), a cancelled session whose remote task the worker stops, a worker one
+//! commit behind that never runs the task, an unsaved buffer that travels with its task,
+//! and the external lane with its workers in `switchyard.queueStats` and
+//! `switchyard/laneStatus`. The Generate lane: `switchyard ask` answered by a worker that
+//! holds the key the caller lacks, a 429 retried after its `Retry-After`, a worker without
+//! a key. Batch analysis: two repositories analysed at once, locally and through two
+//! workers, with the same findings.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
