@@ -156,6 +156,27 @@ impl Worker {
         }
     }
 
+    /// Waits until `workers` together said `text` at least `n` times: a worker says it
+    /// finished a task only after the caller may already have its answer.
+    fn wait_for_total(workers: &[&Worker], text: &str, n: usize) {
+        let deadline = Instant::now() + DEADLINE;
+        let total = || workers.iter().map(|w| w.count(text)).sum::<usize>();
+        while total() < n {
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` said {} times, not {n}, within {DEADLINE:?}: {:#?}",
+                total(),
+                workers.iter().map(|w| w.said()).collect::<Vec<_>>()
+            );
+            // Woken by the first worker's next line, or soon for the others'.
+            let (store, changed) = &*workers[0].lines;
+            let lines = store.lock().unwrap();
+            let _ = changed
+                .wait_timeout(lines, Duration::from_millis(20))
+                .unwrap();
+        }
+    }
+
     fn count(&self, text: &str) -> usize {
         let lines = self.lines.0.lock().unwrap();
         lines.iter().filter(|l| l.contains(text)).count()
@@ -202,6 +223,7 @@ fn tasks_spread_over_two_workers() {
     for output in &outputs {
         assert_one_answer(output);
     }
+    Worker::wait_for_total(&[&a, &b], "finished task", calls);
     let (ran_a, ran_b) = (a.count("finished task"), b.count("finished task"));
     assert!(
         ran_a >= 1 && ran_b >= 1,
@@ -230,6 +252,7 @@ fn a_task_of_a_killed_worker_is_redelivered_and_answered_once() {
         b.wait_for("(delivery 2)", "the task is redelivered after the lease");
         let output = call.join().unwrap();
         assert_one_answer(&output);
+        b.wait_for("finished task", "the waiting worker says it answered");
         assert_eq!(b.count("finished task"), 1, "{:#?}", b.said());
     });
 }
@@ -338,6 +361,7 @@ fn a_worker_runs_only_tasks_of_the_repositories_it_has() {
         let call = s.spawn(|| fleet.grep());
         let owner = fleet.worker(1, "");
         assert_one_answer(&call.join().unwrap());
+        owner.wait_for("finished task", "the owner says it answered");
         assert_eq!(owner.count("finished task"), 1, "{:#?}", owner.said());
     });
     assert_eq!(
@@ -363,6 +387,7 @@ fn a_broker_restarted_mid_run_loses_nothing() {
     for output in &outputs {
         assert_one_answer(output);
     }
+    Worker::wait_for_total(&[&a], "finished task", calls);
     assert!(
         a.count("finished task") >= calls,
         "every task ran to the end: {:#?}",
@@ -505,6 +530,7 @@ fn a_worker_without_the_repositorys_commit_never_runs_its_tasks() {
         let call = s.spawn(|| fleet.grep());
         let current = fleet.worker(1, "");
         assert_one_answer(&call.join().unwrap());
+        current.wait_for("finished task", "the current worker says it answered");
         assert_eq!(current.count("finished task"), 1, "{:#?}", current.said());
     });
     assert_eq!(
@@ -691,6 +717,7 @@ fn ask_through_an_external_generate_lane_answers() {
         "the caller's conversation travels in the task: {}",
         sent.raw_body
     );
+    worker.wait_for("finished task", "the worker says it answered");
     assert_eq!(worker.count("finished task"), 1, "{:#?}", worker.said());
     // The usage came back with the answer: the session recorded the tokens.
     let status = cli::run(
@@ -864,6 +891,7 @@ fn the_analysis_through_an_external_query_lane_equals_the_local_one() {
         Worker::spawn(&nats.url(), &args, "", &[]),
     ];
     let remote = analyze_json(home.path(), &[&a, &b]);
+    Worker::wait_for_total(&[&workers[0], &workers[1]], "finished task", 2);
     let ran: usize = workers.iter().map(|w| w.count("finished task")).sum();
     assert_eq!(
         ran,
