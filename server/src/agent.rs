@@ -646,6 +646,11 @@ impl Session {
         if let Some(window) = llm.context_window {
             return window;
         }
+        // A model served by the broker's workers is not at this client's endpoint.
+        let lanes = self.agent.toolbox.lanes();
+        if lanes.config().generate.mode == crate::lanes::LaneMode::External {
+            return llm.context_window(model);
+        }
         let key = (client.config().endpoint.to_string(), model.clone());
         let known = self.agent.windows.lock().get(&key).copied();
         let reported = match known {

@@ -306,6 +306,51 @@ pub async fn run(
     Ok(analysis)
 }
 
+/// The name of a whole analysis as one Query task ([`task`]).
+pub const TASK: &str = "analyze";
+
+/// The analysis of `options.root` as one Query task whose payload says everything it needs
+/// (`{"path": ROOT, "markerLocations": …, "largestFiles": …}`, the shape [`task_options`]
+/// reads): what an external lane hands to a worker that has the repository. It fans out on
+/// its own lanes there. Here it runs [`run`] in `session`; a caller running here calls
+/// [`run`] itself instead, so the analysis's own tasks never wait behind their parent's slot.
+pub fn task(toolbox: &Toolbox, options: &AnalyzeOptions, session: SessionId) -> Task<Analysis> {
+    let payload = json!({
+        "path": options.root,
+        "markerLocations": options.marker_locations,
+        "largestFiles": options.largest_files,
+    });
+    let (toolbox, options, inner) = (toolbox.clone(), options.clone(), session.clone());
+    Task::future(Lane::Query, TASK, move |ctx| {
+        let (toolbox, options, session) = (toolbox.clone(), options.clone(), inner.clone());
+        async move {
+            run(&toolbox, &options, session, ctx.token().clone())
+                .await
+                .map_err(crate::lanes::TaskError::fatal)
+        }
+    })
+    .session(session)
+    .payload(payload)
+}
+
+/// The options of an analysis [`task`]'s payload.
+pub fn task_options(payload: &serde_json::Value) -> Result<AnalyzeOptions, String> {
+    let defaults = AnalyzeOptions::default();
+    let root = payload.get("path").and_then(serde_json::Value::as_str);
+    let count = |key: &str, default: usize| match payload.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| format!("an analysis task's `{key}` is not a count: {v}")),
+    };
+    Ok(AnalyzeOptions {
+        root: root.map_or(defaults.root, PathBuf::from),
+        marker_locations: count("markerLocations", defaults.marker_locations)?,
+        largest_files: count("largestFiles", defaults.largest_files)?,
+    })
+}
+
 fn cancelled(root: &std::path::Path) -> String {
     format!("the analysis of {} was cancelled", root.display())
 }

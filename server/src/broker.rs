@@ -1,8 +1,11 @@
 //! External lanes on a NATS JetStream broker (`[broker]`) and the worker that serves them.
 //!
-//! Each broker lane is a work-queue stream (`SWITCHYARD_QUERY`, subjects
-//! `switchyard.query.<repo>`) with one durable pull consumer per repository: a worker
-//! binds only the consumers of the repositories it has. The consumer's `ack_wait` is the
+//! Each broker lane is a work-queue stream. The Query lane's (`SWITCHYARD_QUERY`, subjects
+//! `switchyard.query.<repo>`) has one durable pull consumer per repository: a worker binds
+//! only the consumers of the repositories it has. The Generate lane's (`SWITCHYARD_GENERATE`,
+//! subject `switchyard.generate.all`, consumer `generate`) carries model calls: the request
+//! in the task ([`ModelTask`]), the provider key and base URL only on the worker that makes
+//! the call. The consumer's `ack_wait` is the
 //! lease (a worker renews it with in-progress acks), a nak with the lane's retry delay is the
 //! retry, and `max_deliver` exhausted is reported by JetStream's advisory and lands in the
 //! engine's dead-letter queue. Results come back through a second stream
@@ -28,9 +31,15 @@ use serde_json::Value;
 
 use crate::config::BrokerConfig;
 use crate::lanes::{Lane, RetryPolicy, TaskId};
+use crate::llm::{ModelRequest, ResolvedLlmConfig};
 
 /// The stream of the Query lane.
 pub const QUERY_STREAM: &str = "SWITCHYARD_QUERY";
+/// The stream of the Generate lane.
+pub const GENERATE_STREAM: &str = "SWITCHYARD_GENERATE";
+/// The subject model calls are published on, and their one durable consumer.
+const GENERATE_SUBJECT: &str = "switchyard.generate.all";
+const GENERATE_CONSUMER: &str = "generate";
 /// The stream results travel back on.
 pub const RESULTS_STREAM: &str = "SWITCHYARD_RESULTS";
 /// How long a result nobody took stays in the results stream, and how long a submitter's
@@ -59,6 +68,31 @@ pub struct TaskMessage {
     /// its disk, as the submitter's would.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buffers: Vec<Buffer>,
+}
+
+/// The payload of a Generate task when the lane is external: the whole model call, neutral
+/// of the provider. The API key and the base URL are not in it: the worker that makes the
+/// call uses its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelTask {
+    /// The model to ask, as the submitter named it.
+    pub model: String,
+    /// The request, with the submitter's `llm.max_tokens` and `llm.temperature` filled in
+    /// where the request leaves them unset.
+    pub request: ModelRequest,
+}
+
+impl ModelTask {
+    /// The call of `request` as the client configured by `llm` would make it.
+    pub fn new(llm: &ResolvedLlmConfig, request: &ModelRequest) -> ModelTask {
+        let mut request = request.clone();
+        request.max_tokens = request.max_tokens.or(llm.max_tokens);
+        request.temperature = request.temperature.or(llm.temperature);
+        ModelTask {
+            model: llm.model.clone(),
+            request,
+        }
+    }
 }
 
 /// An unsaved editor buffer travelling with a task.
@@ -102,6 +136,10 @@ pub enum Outcome {
     AttemptFailed {
         /// Why.
         error: String,
+        /// How long the failing service asked to wait (`Retry-After`), in milliseconds:
+        /// the redelivery waits at least this long.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -177,17 +215,21 @@ pub async fn connect(url: &str) -> Result<async_nats::Client, String> {
         .map_err(|e| format!("cannot connect to the broker at {url}: {e}"))
 }
 
-/// The Query lane's stream, created when missing.
-pub async fn query_stream(js: &jetstream::Context) -> Result<stream::Stream, String> {
+/// The stream of `lane` (Query or Generate), created when missing.
+pub async fn lane_stream(js: &jetstream::Context, lane: Lane) -> Result<stream::Stream, String> {
+    let name = match lane {
+        Lane::Generate => GENERATE_STREAM,
+        _ => QUERY_STREAM,
+    };
     js.get_or_create_stream(stream::Config {
-        name: QUERY_STREAM.to_string(),
-        subjects: vec!["switchyard.query.>".to_string()],
+        name: name.to_string(),
+        subjects: vec![format!("switchyard.{lane}.>")],
         retention: stream::RetentionPolicy::WorkQueue,
         storage: stream::StorageType::File,
         ..Default::default()
     })
     .await
-    .map_err(|e| format!("cannot open the broker stream {QUERY_STREAM}: {e}"))
+    .map_err(|e| format!("cannot open the broker stream {name}: {e}"))
 }
 
 /// The stream results come back on, created when missing.
@@ -303,34 +345,77 @@ pub struct ExternalLane {
     pub lane: Lane,
     /// The broker's URL.
     pub broker: String,
-    /// The repository its tasks name.
+    /// The repository its tasks name; empty for Generate (a model call names none).
     pub repo: String,
     /// Whether this server is connected to the broker now.
     pub connected: bool,
-    /// The workers heard from in the last three heartbeats that serve this repository.
+    /// The workers heard from in the last three heartbeats that serve this lane (and for
+    /// Query this repository).
     pub workers: Vec<WorkerStatus>,
 }
 
-/// The durable consumer of `repo`'s Query tasks, created with the lease and deliveries of
-/// `config` when missing.
-pub async fn query_consumer(
-    stream: &stream::Stream,
-    repo: &RepoId,
-    config: &BrokerConfig,
-) -> Result<consumer::PullConsumer, String> {
-    let name = repo.consumer();
-    stream
-        .get_or_create_consumer(
-            &name,
-            consumer::pull::Config {
-                durable_name: Some(name.clone()),
-                filter_subject: repo.subject(),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_millis(config.lease_ms),
-                max_deliver: i64::from(config.max_deliver),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| format!("cannot open the broker consumer {name}: {e}"))
+/// Where a lane's tasks go on the broker: its subject and its durable consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// The lane.
+    pub lane: Lane,
+    /// The repository the tasks need (Query); `None` for Generate.
+    pub repo: Option<RepoId>,
+}
+
+impl Queue {
+    /// The Generate lane's one queue.
+    pub fn generate() -> Queue {
+        Queue {
+            lane: Lane::Generate,
+            repo: None,
+        }
+    }
+
+    /// The Query queue of `repo`.
+    pub fn query(repo: RepoId) -> Queue {
+        Queue {
+            lane: Lane::Query,
+            repo: Some(repo),
+        }
+    }
+
+    /// The subject its tasks are published on.
+    pub fn subject(&self) -> String {
+        match &self.repo {
+            Some(repo) => repo.subject(),
+            None => GENERATE_SUBJECT.to_string(),
+        }
+    }
+
+    /// Its durable consumer.
+    pub fn consumer(&self) -> String {
+        match &self.repo {
+            Some(repo) => repo.consumer(),
+            None => GENERATE_CONSUMER.to_string(),
+        }
+    }
+
+    /// The durable consumer, created with the lease and deliveries of `config` when missing.
+    pub async fn open(
+        &self,
+        stream: &stream::Stream,
+        config: &BrokerConfig,
+    ) -> Result<consumer::PullConsumer, String> {
+        let name = self.consumer();
+        stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: self.subject(),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_millis(config.lease_ms),
+                    max_deliver: i64::from(config.max_deliver),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("cannot open the broker consumer {name}: {e}"))
+    }
 }

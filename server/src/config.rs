@@ -148,18 +148,12 @@ impl BrokerConfig {
                 continue;
             }
             match lane {
-                Lane::Query => {}
+                Lane::Query | Lane::Generate => {}
                 Lane::Control | Lane::Execute => {
                     return Err(format!(
                         "lanes.{lane}.mode = \"external\" cannot go to [broker]: {lane} work \
                          changes files or answers the editor and never leaves this machine; \
-                         only query may be external on a broker"
-                    ));
-                }
-                Lane::Generate => {
-                    return Err(format!(
-                        "lanes.{lane}.mode = \"external\" on [broker] is not supported yet: \
-                         only query may be external on a broker"
+                         only query and generate may be external on a broker"
                     ));
                 }
             }
@@ -502,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn a_broker_carries_only_the_query_lane() {
+    fn a_broker_carries_only_the_query_and_generate_lanes() {
         let on_broker = |lane: &str| {
             Config::from_layers(&[layer(
                 "user",
@@ -511,7 +505,8 @@ mod tests {
         };
         let config = on_broker("query").unwrap();
         assert_eq!(config.broker.url.as_deref(), Some("nats://127.0.0.1:4222"));
-        for lane in ["control", "execute", "generate"] {
+        assert!(on_broker("generate").is_ok());
+        for lane in ["control", "execute"] {
             let error = on_broker(lane).unwrap_err().to_string();
             assert!(error.contains(&format!("lanes.{lane}.mode")), "{error}");
         }

@@ -27,7 +27,8 @@ use crate::config::{Config, ConfigError, Current};
 use crate::documents::Documents;
 use crate::edits::{Applier, ApplyOutcome, WriteError};
 use crate::lanes::{
-    DeadLetter, DeadLetterId, EngineError, Lanes, MetricsSnapshot, SessionId, TaskHandle, TaskId,
+    DeadLetter, DeadLetterId, EngineError, LaneMode, Lanes, MetricsSnapshot, SessionId, TaskHandle,
+    TaskId,
 };
 use crate::tools::{
     CallContext, Mutations, ToolError, ToolOutput, Toolbox, Workspace, WorkspaceError,
@@ -82,7 +83,7 @@ struct Inner {
     approvals: Arc<Approvals>,
     /// The tools and the agent over the current roots; `None` while there are none.
     parts: RwLock<Option<Parts>>,
-    /// The external Query lane's bridge to `[broker]`, over the primary root.
+    /// The bridge of the external lanes to `[broker]`, over every root.
     bridge: parking_lot::Mutex<Option<Bridge>>,
 }
 
@@ -195,8 +196,8 @@ impl Core {
         let inner = &self.inner;
         let broker = inner.config.get().broker.clone();
         *inner.bridge.lock() = workspace.as_ref().and_then(|w| {
-            let root = w.primary().to_path_buf();
-            Bridge::start(inner.lanes.clone(), broker, root, inner.documents.clone())
+            let roots = w.roots().to_vec();
+            Bridge::start(inner.lanes.clone(), broker, roots, inner.documents.clone())
         });
         let parts = workspace.map(|workspace| {
             let toolbox = Toolbox::new(
@@ -360,8 +361,75 @@ impl Core {
         token: CancellationToken,
     ) -> Result<Analyzed, String> {
         let analysis = self.analyze(root, session, token.clone()).await?;
+        self.explained(analysis, llm, events, &token).await
+    }
+
+    /// The analyses of several repositories, roots of the workspace, at once within the
+    /// Query lane's limits: each fans out here, or — with an external Query lane — runs
+    /// whole as one task on a worker that has the repository ([`analyze::task`]). With
+    /// `llm` each is then explained in turn. One result per root, in their order.
+    pub async fn analyze_each(
+        &self,
+        roots: &[PathBuf],
+        llm: bool,
+        session: SessionId,
+        events: &mpsc::UnboundedSender<EnsembleEvent>,
+        token: CancellationToken,
+    ) -> Vec<Result<Analyzed, String>> {
+        let analyses = roots
+            .iter()
+            .map(|root| self.analyze_anywhere(root, session.clone(), token.clone()));
+        let analyses = futures::future::join_all(analyses).await;
+        let mut each = Vec::with_capacity(analyses.len());
+        for analysis in analyses {
+            each.push(match analysis {
+                Ok(analysis) => self.explained(analysis, llm, events, &token).await,
+                Err(e) => Err(e),
+            });
+        }
+        each
+    }
+
+    /// The analysis of `root`, here or on the external Query lane's workers.
+    async fn analyze_anywhere(
+        &self,
+        root: &Path,
+        session: SessionId,
+        token: CancellationToken,
+    ) -> Result<Analysis, String> {
+        let lanes = &self.inner.lanes;
+        if lanes.config().query.mode != LaneMode::External {
+            return self.analyze(root, session, token).await;
+        }
+        let toolbox = self.toolbox().map_err(|e| e.to_string())?;
+        let root = toolbox
+            .workspace()
+            .resolve(&root.to_string_lossy())
+            .map_err(|e| e.message)?;
+        let options = AnalyzeOptions {
+            root: root.clone(),
+            ..AnalyzeOptions::default()
+        };
+        let task = analyze::task(&toolbox, &options, session).cancelled_by(&token);
+        let mut analysis = lanes
+            .submit(task)
+            .await
+            .map_err(|e| format!("the analysis of {} failed: {e}", root.display()))?;
+        // The worker's checkout may live elsewhere: the report names this one.
+        analysis.root = root.display().to_string();
+        Ok(analysis)
+    }
+
+    /// `analysis`, explained by the module agents when `llm`.
+    async fn explained(
+        &self,
+        analysis: Analysis,
+        llm: bool,
+        events: &mpsc::UnboundedSender<EnsembleEvent>,
+        token: &CancellationToken,
+    ) -> Result<Analyzed, String> {
         let (ensemble, no_provider) = if llm {
-            match self.explain(&analysis, events, &token).await? {
+            match self.explain(&analysis, events, token).await? {
                 Ok(report) => (Some(report), None),
                 Err(reason) => (None, Some(reason)),
             }
@@ -441,7 +509,7 @@ impl Core {
             .bridge
             .lock()
             .iter()
-            .map(Bridge::status)
+            .flat_map(Bridge::status)
             .collect()
     }
 

@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{AgentEvent, EventSender};
-use crate::lanes::{Lane, LaneError, Lanes, SessionId, Task, TaskError};
+use crate::broker::ModelTask;
+use crate::lanes::{Lane, LaneError, LaneMode, Lanes, SessionId, Task, TaskError};
 use crate::llm::{Client, LlmError, LlmErrorKind, ModelRequest, ModelResponse, StreamEvent};
 
 /// What the task tells the waiting run, attempt by attempt.
@@ -44,11 +45,18 @@ pub(crate) async fn call(
     name: &'static str,
 ) -> Result<ModelResponse, LaneError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let payload = json!({
-        "model": client.config().model,
-        "provider": client.config().provider.as_str(),
-        "messages": request.messages.len(),
-    });
+    // An external lane's worker makes the call itself: the whole request travels, the key
+    // and the base URL do not (see `broker::ModelTask`).
+    let external = lanes.config().generate.mode == LaneMode::External;
+    let payload = if external {
+        serde_json::to_value(ModelTask::new(client.config(), &request)).unwrap_or_default()
+    } else {
+        json!({
+            "model": client.config().model,
+            "provider": client.config().provider.as_str(),
+            "messages": request.messages.len(),
+        })
+    };
     let request = Arc::new(request);
     let client = client.clone();
     let deadline = Instant::now() + client.config().request_budget;
@@ -134,6 +142,13 @@ pub(crate) async fn call(
     // Whatever the task sent before it returned is already queued.
     while let Ok(signal) = rx.try_recv() {
         forward(signal);
+    }
+    // A worker returns the answer whole: it is shown as one chunk.
+    if let (true, Ok(answer)) = (external, &result)
+        && !answer.text.is_empty()
+    {
+        let text = answer.text.clone();
+        let _ = events.send(AgentEvent::MessageChunk { text });
     }
     result
 }

@@ -1,10 +1,14 @@
-//! `switchyard worker`: serves the broker's Query tasks of the repositories it has.
+//! `switchyard worker`: serves the broker's Query tasks of the repositories it has, and its
+//! Generate tasks (model calls) with its own provider key.
 //!
-//! Per repository it pulls one task at a time per free slot, runs it as a tool call through
-//! its own lanes (read-only tools only), renews the lease while it runs, publishes the result
-//! to the submitter and only then acks — so a worker that dies mid-task leaves the task to be
-//! redelivered, and a result published twice is taken once. SIGTERM drains: no new task is
-//! pulled, the ones held are finished.
+//! Per queue (a repository's, or the Generate lane's) it pulls one task at a time per free
+//! slot, runs it — a Query task as a tool call through its own lanes (read-only tools
+//! only), a model call straight to its provider (the broker's queue is that call's lane:
+//! its slots, its nak as the retry, its `max_deliver`) — renews the lease while it runs,
+//! publishes the result to the submitter and only then acks, so a worker that dies mid-task
+//! leaves the task to be redelivered, and a result published twice is taken once. A model
+//! call refused with `Retry-After` is handed back with a nak delayed that long. SIGTERM
+//! drains: no new task is pulled, the ones held are finished.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Component, Path, PathBuf};
@@ -21,138 +25,108 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Buffer, HEARTBEAT, HEARTBEAT_PREFIX, Outcome, REPLY_HEADER, RepoId, ResultMessage, TaskMessage,
-    WorkerStatus, cancel_subject, publish_stored,
+    Buffer, HEARTBEAT, HEARTBEAT_PREFIX, ModelTask, Outcome, Queue, REPLY_HEADER, RepoId,
+    ResultMessage, TaskMessage, WorkerStatus, cancel_subject, lane_stream, publish_stored,
 };
+use crate::analyze;
 use crate::approvals::Prompter;
 use crate::config::Config;
 use crate::core::{Core, FrontEnd};
 use crate::documents::Documents;
 use crate::lanes::{Lane, LaneMode};
+use crate::llm::{Client, LlmConfig, LlmErrorKind};
 use crate::tools::{CallContext, Tool, Toolbox};
 
 /// What a worker serves.
 pub struct WorkerOptions {
     /// The broker's URL.
     pub broker: String,
-    /// The repositories it has.
+    /// The lanes it serves: Query, Generate or both.
+    pub lanes: Vec<Lane>,
+    /// The repositories it has (its Query tasks).
     pub roots: Vec<PathBuf>,
     /// Tasks it runs at once.
     pub concurrency: usize,
+}
+
+/// What runs the tasks of one queue.
+#[derive(Clone)]
+enum Runner {
+    /// Tool calls over one repository, through the worker's own lanes.
+    Query(Core),
+    /// Model calls, with this worker's `[llm]` (its provider, base URL and key).
+    Generate(Arc<LlmConfig>),
+}
+
+/// What every queue's puller shares.
+struct Shared {
+    js: jetstream::Context,
+    name: String,
+    slots: Arc<Semaphore>,
+    cancels: Cancels,
+    tally: Tally,
+    stop: CancellationToken,
 }
 
 /// Runs a worker until `stop` is cancelled, then drains.
 pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), String> {
     let client = super::connect(&options.broker).await?;
     let js = jetstream::new(client.clone());
-    let stream = super::query_stream(&js).await?;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let name = format!("worker-{}@{}", std::process::id(), host.trim());
-    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let cancels = Arc::new(Cancels::default());
-    let tally = Arc::new(Tally::default());
-    let repos: Vec<String> = options
-        .roots
+    let serves = |lane| options.lanes.contains(&lane);
+    let mut queues = Vec::new();
+    if serves(Lane::Query) {
+        let stream = lane_stream(&js, Lane::Query).await?;
+        for root in &options.roots {
+            let core = open(root)?;
+            let repo = RepoId::of(root);
+            eprintln!("{name}: serving {} ({})", root.display(), repo.identity);
+            queues.push((Queue::query(repo), stream.clone(), Runner::Query(core)));
+        }
+    }
+    if serves(Lane::Generate) {
+        let stream = lane_stream(&js, Lane::Generate).await?;
+        let (config, _) = Config::load(None).map_err(|e| e.to_string())?;
+        let llm = config.llm;
+        match key_env(&llm) {
+            None => eprintln!("{name}: serving model calls"),
+            Some(env) => eprintln!(
+                "{name}: serving model calls without an API key: they will fail until \
+                 {env} or llm.api_key is set for this worker"
+            ),
+        }
+        queues.push((Queue::generate(), stream, Runner::Generate(Arc::new(llm))));
+    }
+    let repos: Vec<String> = queues
         .iter()
-        .map(|r| RepoId::of(r).identity)
+        .filter_map(|(q, _, _)| q.repo.as_ref().map(|r| r.identity.clone()))
         .collect();
-    let beat = heartbeat(client.clone(), name.clone(), repos, Arc::clone(&tally));
+    let shared = Arc::new(Shared {
+        js,
+        name: name.clone(),
+        slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
+        cancels: Cancels::default(),
+        tally: Tally::default(),
+        stop,
+    });
+    let lanes = options.lanes.clone();
+    let beat = heartbeat(client.clone(), lanes, repos, Arc::clone(&shared));
     let beating = tokio::spawn(beat);
     let mut cancelled = client
         .subscribe(format!("{}>", super::CANCEL_PREFIX))
         .await
         .map_err(|e| format!("cannot subscribe to cancellations: {e}"))?;
-    let heard = Arc::clone(&cancels);
+    let heard = Arc::clone(&shared);
     tokio::spawn(async move {
         while let Some(message) = cancelled.next().await {
-            heard.cancel(message.subject.as_str());
+            heard.cancels.cancel(message.subject.as_str());
         }
     });
     let mut running = JoinSet::new();
     let mut pullers = JoinSet::new();
-    for root in &options.roots {
-        let core = open(root)?;
-        let repo = RepoId::of(root);
-        eprintln!("{name}: serving {} ({})", root.display(), repo.identity);
-        let tally = Arc::clone(&tally);
-        let (stream, stop, slots, js, name, cancels) = (
-            stream.clone(),
-            stop.clone(),
-            Arc::clone(&slots),
-            js.clone(),
-            name.clone(),
-            Arc::clone(&cancels),
-        );
-        pullers.spawn(async move {
-            // The submitting server creates the consumer with its lease and deliveries.
-            let mut consumer = loop {
-                match stream
-                    .get_consumer::<jetstream::consumer::pull::Config>(&repo.consumer())
-                    .await
-                {
-                    Ok(consumer) => break consumer,
-                    Err(_) => tokio::select! {
-                        () = stop.cancelled() => return Vec::new(),
-                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    },
-                }
-            };
-            let lease = consumer
-                .info()
-                .await
-                .map(|i| i.config.ack_wait)
-                .unwrap_or(Duration::from_secs(30));
-            let max_deliver = consumer.cached_info().config.max_deliver;
-            let mut tasks = Vec::new();
-            loop {
-                let permit = tokio::select! {
-                    () = stop.cancelled() => break,
-                    permit = Arc::clone(&slots).acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                };
-                let batch = consumer
-                    .batch()
-                    .max_messages(1)
-                    .expires(Duration::from_millis(500))
-                    .messages()
-                    .await;
-                let message = match batch {
-                    Ok(mut batch) => tokio::select! {
-                        () = stop.cancelled() => break,
-                        message = batch.next() => message,
-                    },
-                    Err(e) => Some(Err(e.into())),
-                };
-                let message = match message {
-                    Some(Ok(message)) => message,
-                    None => continue,
-                    // The broker is away: ask again in a moment, not in a busy loop.
-                    Some(Err(e)) => {
-                        tracing::debug!("pulling a task: {e}");
-                        tokio::select! {
-                            () = stop.cancelled() => break,
-                            () = tokio::time::sleep(Duration::from_millis(200)) => continue,
-                        }
-                    }
-                };
-                let (core, js, name) = (core.clone(), js.clone(), name.clone());
-                let (cancels, tally) = (Arc::clone(&cancels), Arc::clone(&tally));
-                tasks.push(tokio::spawn(async move {
-                    let held = Held {
-                        message,
-                        lease,
-                        max_deliver,
-                    };
-                    tally.running.fetch_add(1, Ordering::Relaxed);
-                    serve(core, &js, &name, (&cancels, &tally), held).await;
-                    tally.running.fetch_sub(1, Ordering::Relaxed);
-                    drop(permit);
-                }));
-            }
-            tasks
-        });
+    for (queue, stream, runner) in queues {
+        pullers.spawn(pull(Arc::clone(&shared), queue, stream, runner));
     }
     while let Some(tasks) = pullers.join_next().await {
         for task in tasks.unwrap_or_default() {
@@ -165,6 +139,96 @@ pub async fn run(options: WorkerOptions, stop: CancellationToken) -> Result<(), 
     let _ = client.flush().await;
     eprintln!("{name}: drained");
     Ok(())
+}
+
+/// The environment variable this worker's provider key would come from, when it has none.
+fn key_env(llm: &LlmConfig) -> Option<&'static str> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut probe = llm.clone();
+    probe.model = Some("any".to_string());
+    match probe.resolve(&env) {
+        Ok(resolved) if resolved.api_key.is_some() => None,
+        Ok(resolved) => Some(resolved.provider.api_key_env()),
+        Err(_) => Some("a provider's API key variable"),
+    }
+}
+
+/// Pulls `queue`'s tasks while the worker is not stopping, one per free slot; returns the
+/// tasks still running.
+async fn pull(
+    shared: Arc<Shared>,
+    queue: Queue,
+    stream: jetstream::stream::Stream,
+    runner: Runner,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let stop = shared.stop.clone();
+    // The submitting server creates the consumer with its lease and deliveries.
+    let mut consumer = loop {
+        match stream
+            .get_consumer::<jetstream::consumer::pull::Config>(&queue.consumer())
+            .await
+        {
+            Ok(consumer) => break consumer,
+            Err(_) => tokio::select! {
+                () = stop.cancelled() => return Vec::new(),
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            },
+        }
+    };
+    let lease = consumer
+        .info()
+        .await
+        .map(|i| i.config.ack_wait)
+        .unwrap_or(Duration::from_secs(30));
+    let max_deliver = consumer.cached_info().config.max_deliver;
+    let mut tasks = Vec::new();
+    loop {
+        let permit = tokio::select! {
+            () = stop.cancelled() => break,
+            permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await;
+        let message = match batch {
+            Ok(mut batch) => tokio::select! {
+                () = stop.cancelled() => break,
+                message = batch.next() => message,
+            },
+            Err(e) => Some(Err(e.into())),
+        };
+        let message = match message {
+            Some(Ok(message)) => message,
+            None => continue,
+            // The broker is away: ask again in a moment, not in a busy loop.
+            Some(Err(e)) => {
+                tracing::debug!("pulling a task: {e}");
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                }
+            }
+        };
+        let (runner, shared) = (runner.clone(), Arc::clone(&shared));
+        tasks.push(tokio::spawn(async move {
+            let held = Held {
+                message,
+                lease,
+                max_deliver,
+            };
+            shared.tally.running.fetch_add(1, Ordering::Relaxed);
+            serve(&runner, &shared, held).await;
+            shared.tally.running.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        }));
+    }
+    tasks
 }
 
 /// The core over `root` with every lane run here and no broker: a worker never forwards.
@@ -236,10 +300,11 @@ struct Tally {
 /// show the workers of their repository with it.
 async fn heartbeat(
     client: async_nats::Client,
-    name: String,
+    lanes: Vec<Lane>,
     repos: Vec<String>,
-    tally: Arc<Tally>,
+    shared: Arc<Shared>,
 ) {
+    let (name, tally) = (&shared.name, &shared.tally);
     let subject = format!(
         "{HEARTBEAT_PREFIX}{}",
         name.replace(['.', '*', '>', ' '], "_")
@@ -249,7 +314,7 @@ async fn heartbeat(
         every.tick().await;
         let status = WorkerStatus {
             name: name.clone(),
-            lanes: vec![Lane::Query],
+            lanes: lanes.clone(),
             repos: repos.clone(),
             running: tally.running.load(Ordering::Relaxed),
             finished: tally.finished.load(Ordering::Relaxed),
@@ -269,13 +334,9 @@ struct Held {
     max_deliver: i64,
 }
 
-async fn serve(
-    core: Core,
-    js: &jetstream::Context,
-    name: &str,
-    (cancels, tally): (&Cancels, &Tally),
-    held: Held,
-) {
+async fn serve(runner: &Runner, shared: &Shared, held: Held) {
+    let (js, name) = (&shared.js, shared.name.as_str());
+    let (cancels, tally) = (&shared.cancels, &shared.tally);
     let Held {
         message,
         lease,
@@ -315,7 +376,7 @@ async fn serve(
     let cancel = cancel_subject(&reply, task.task_id);
     let token = cancels.start(&cancel);
     let outcome = tokio::select! {
-        outcome = run_task(&core, &task, &token) => outcome,
+        outcome = run_task(runner, &task, &token) => outcome,
         () = renew => Some(unreachable_renew()),
     };
     cancels.end(&cancel);
@@ -330,10 +391,10 @@ async fn serve(
         return;
     };
     let nak = match &outcome {
-        Outcome::AttemptFailed { .. } => Some(
-            task.retry
-                .delay(u32::try_from(delivery).unwrap_or(u32::MAX), None),
-        ),
+        Outcome::AttemptFailed { retry_after_ms, .. } => Some(task.retry.delay(
+            u32::try_from(delivery).unwrap_or(u32::MAX),
+            retry_after_ms.map(Duration::from_millis),
+        )),
         _ => None,
     };
     let result = ResultMessage {
@@ -380,13 +441,91 @@ async fn serve(
 }
 
 fn unreachable_renew() -> Outcome {
+    attempt_failed("the lease renewal stopped".to_string())
+}
+
+fn attempt_failed(error: String) -> Outcome {
     Outcome::AttemptFailed {
-        error: "the lease renewal stopped".to_string(),
+        error,
+        retry_after_ms: None,
     }
 }
 
 /// Runs `task` here; `None` when `token` cancelled it first.
-async fn run_task(core: &Core, task: &TaskMessage, token: &CancellationToken) -> Option<Outcome> {
+async fn run_task(
+    runner: &Runner,
+    task: &TaskMessage,
+    token: &CancellationToken,
+) -> Option<Outcome> {
+    match runner {
+        Runner::Query(core) => run_tool(core, task, token).await,
+        Runner::Generate(llm) => run_model(llm, task, token).await,
+    }
+}
+
+/// Makes the model call of `task` with this worker's provider, base URL and key; `None`
+/// when `token` cancelled it first.
+async fn run_model(
+    llm: &LlmConfig,
+    task: &TaskMessage,
+    token: &CancellationToken,
+) -> Option<Outcome> {
+    let call: ModelTask = match serde_json::from_value(task.payload.clone()) {
+        Ok(call) => call,
+        Err(e) => {
+            return Some(Outcome::Failed {
+                error: format!("a model call this worker cannot read: {e}"),
+            });
+        }
+    };
+    let mut llm = llm.clone();
+    llm.model = Some(call.model);
+    let env = |name: &str| std::env::var(name).ok();
+    let resolved = match llm.resolve(&env) {
+        Ok(resolved) => resolved,
+        Err(e) => return Some(Outcome::Failed { error: e.message }),
+    };
+    if resolved.api_key.is_none() {
+        let error = format!(
+            "the worker has no API key for {}: set {} or llm.api_key where the worker runs \
+             (the requesting server sends none)",
+            resolved.provider.as_str(),
+            resolved.provider.api_key_env()
+        );
+        return Some(Outcome::Failed { error });
+    }
+    let deadline = std::time::Instant::now() + resolved.request_budget;
+    let client = match Client::new(resolved) {
+        Ok(client) => client,
+        Err(e) => return Some(Outcome::Failed { error: e.message }),
+    };
+    let answer = client
+        .stream_until(&call.request, deadline, token, |_| {})
+        .await;
+    Some(match answer {
+        Ok(answer) => match serde_json::to_value(answer) {
+            Ok(value) => Outcome::Done { value },
+            Err(e) => Outcome::Failed {
+                error: format!("cannot encode the answer: {e}"),
+            },
+        },
+        Err(e) if e.kind == LlmErrorKind::Cancelled => return None,
+        Err(e) if e.retryable => Outcome::AttemptFailed {
+            error: e.message,
+            retry_after_ms: e
+                .retry_after
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        },
+        Err(e) => Outcome::Failed { error: e.message },
+    })
+}
+
+/// Runs the tool call of `task` over `core`'s repository; `None` when `token` cancelled it
+/// first.
+async fn run_tool(core: &Core, task: &TaskMessage, token: &CancellationToken) -> Option<Outcome> {
+    if task.name == analyze::TASK {
+        return run_analysis(core, task, token).await;
+    }
     match Tool::from_name(&task.name) {
         Some(tool) if tool.lane() == Lane::Query => {}
         _ => {
@@ -401,11 +540,7 @@ async fn run_task(core: &Core, task: &TaskMessage, token: &CancellationToken) ->
             Ok(toolbox) => toolbox,
             Err(error) => return Some(Outcome::Failed { error }),
         },
-        Err(e) => {
-            return Some(Outcome::AttemptFailed {
-                error: e.to_string(),
-            });
-        }
+        Err(e) => return Some(attempt_failed(e.to_string())),
     };
     let call = match toolbox.task(&task.name, task.payload.clone(), &CallContext::default()) {
         Ok(call) => call,
@@ -427,9 +562,36 @@ async fn run_task(core: &Core, task: &TaskMessage, token: &CancellationToken) ->
                 error: format!("cannot encode the result: {e}"),
             },
         },
-        Err(e) => Outcome::AttemptFailed {
-            error: e.to_string(),
+        Err(e) => attempt_failed(e.to_string()),
+    })
+}
+
+/// Runs the whole analysis of `task` over `core`'s repository, fanned out on this worker's
+/// own lanes; `None` when `token` cancelled it first.
+async fn run_analysis(
+    core: &Core,
+    task: &TaskMessage,
+    token: &CancellationToken,
+) -> Option<Outcome> {
+    let options = match analyze::task_options(&task.payload) {
+        Ok(options) => options,
+        Err(error) => return Some(Outcome::Failed { error }),
+    };
+    let toolbox = match core.toolbox() {
+        Ok(toolbox) => toolbox,
+        Err(e) => return Some(attempt_failed(e.to_string())),
+    };
+    let session = format!("analyze-{}", task.task_id);
+    let analysis = analyze::run(&toolbox, &options, session.into(), token.clone()).await;
+    if token.is_cancelled() {
+        return None;
+    }
+    Some(match analysis.map(serde_json::to_value) {
+        Ok(Ok(value)) => Outcome::Done { value },
+        Ok(Err(e)) => Outcome::Failed {
+            error: format!("cannot encode the analysis: {e}"),
         },
+        Err(error) => Outcome::Failed { error },
     })
 }
 

@@ -1,9 +1,10 @@
-//! `switchyard worker --broker URL --lanes query --root DIR…`: serves external lanes.
+//! `switchyard worker --broker URL --lanes generate,query --root DIR…`: serves external lanes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use switchyard::broker::worker::{self, WorkerOptions};
+use switchyard::lanes::Lane;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -16,10 +17,12 @@ pub struct WorkerArgs {
     /// file named by SWITCHYARD_BROKER_CREDS).
     #[arg(long)]
     broker: String,
-    /// The lanes served, comma-separated; `query` is the one a broker carries now.
+    /// The lanes served, comma-separated: `query` (tool calls over the repositories it has)
+    /// and `generate` (model calls, with this worker's provider key and base URL).
     #[arg(long, value_delimiter = ',', default_value = "query")]
     lanes: Vec<String>,
-    /// A repository this worker has (repeat for more); the current directory by default.
+    /// A repository this worker has (repeat for more); the current directory by default
+    /// when it serves `query`.
     #[arg(long = "root")]
     roots: Vec<PathBuf>,
     /// Tasks run at once.
@@ -28,13 +31,23 @@ pub struct WorkerArgs {
 }
 
 pub async fn run(a: WorkerArgs) -> ExitCode {
-    if let Some(lane) = a.lanes.iter().find(|l| l.as_str() != "query") {
-        return fail(
-            2,
-            &format!("--lanes: `{lane}` cannot be served from a broker; only `query` can"),
-        );
+    let mut lanes = Vec::new();
+    for name in &a.lanes {
+        match name.as_str() {
+            "query" => lanes.push(Lane::Query),
+            "generate" => lanes.push(Lane::Generate),
+            other => {
+                return fail(
+                    2,
+                    &format!(
+                        "--lanes: `{other}` cannot be served from a broker; only `query` and \
+                         `generate` can"
+                    ),
+                );
+            }
+        }
     }
-    let roots = if a.roots.is_empty() {
+    let roots = if a.roots.is_empty() && lanes.contains(&Lane::Query) {
         match std::env::current_dir() {
             Ok(dir) => vec![dir],
             Err(e) => return fail(2, &format!("cannot read the current directory: {e}")),
@@ -57,6 +70,7 @@ pub async fn run(a: WorkerArgs) -> ExitCode {
     });
     let options = WorkerOptions {
         broker: a.broker,
+        lanes,
         roots,
         concurrency: a.concurrency,
     };

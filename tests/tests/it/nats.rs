@@ -1,13 +1,16 @@
-//! External Query lanes on a real NATS JetStream broker: `switchyard tool` calls whose
-//! Query lane is `mode = "external"` on `[broker]`, served by `switchyard worker`
-//! processes — tasks spread over two workers, a worker killed mid-task (its task is
-//! redelivered after the lease and answered once), a poison task dead-lettered after
-//! `max_deliver`, a worker that drains on SIGTERM, a worker that never runs another
-//! repository's tasks, an unreachable broker failing the call at once, Execute refused
-//! on a broker, the broker itself killed and restarted mid-run (nothing lost, each result
-//! once), a cancelled session whose remote task the worker stops, a worker one commit
-//! behind that never runs the task, an unsaved buffer that travels with its task, and the
-//! external lane with its workers in `switchyard.queueStats` and `switchyard/laneStatus`.
+//! External lanes on a real NATS JetStream broker, served by `switchyard worker` processes.
+//! The Query lane: `switchyard tool` calls — tasks spread over two workers, a worker killed
+//! mid-task (its task is redelivered after the lease and answered once), a poison task
+//! dead-lettered after `max_deliver`, a worker that drains on SIGTERM, a worker that never
+//! runs another repository's tasks, an unreachable broker failing the call at once, Execute
+//! refused on a broker, the broker itself killed and restarted mid-run (nothing lost, each
+//! result once), a cancelled session whose remote task the worker stops, a worker one
+//! commit behind that never runs the task, an unsaved buffer that travels with its task,
+//! and the external lane with its workers in `switchyard.queueStats` and
+//! `switchyard/laneStatus`. The Generate lane: `switchyard ask` answered by a worker that
+//! holds the key the caller lacks, a 429 retried after its `Retry-After`, a worker without
+//! a key. Batch analysis: two repositories analysed at once, locally and through two
+//! workers, with the same findings.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -25,7 +28,7 @@ use switchyard_tests::cli::{self, Output};
 use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
 use switchyard_tests::lsp_client::lsp_types::{DidOpenTextDocumentParams, TextDocumentItem};
 use switchyard_tests::lsp_client::{ClientOptions, Ext, LspClient, ServerEvent, file_url, within};
-use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
+use switchyard_tests::mock_model::{ErrorReply, MockModel, Response, Rule, Script, ToolCall};
 use switchyard_tests::nats::NatsServer;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -94,20 +97,28 @@ struct Worker {
 
 impl Worker {
     fn start(url: &str, root: &Path, concurrency: usize, config: &str) -> Worker {
+        let args = [
+            "--lanes",
+            "query",
+            "--root",
+            root.to_str().unwrap(),
+            "--concurrency",
+            &concurrency.to_string(),
+        ];
+        Worker::spawn(url, &args, config, &[])
+    }
+
+    /// `switchyard worker --broker URL ARGS`, configured by `config`, with `env` besides a
+    /// clean model environment.
+    fn spawn(url: &str, args: &[&str], config: &str, env: &[(String, String)]) -> Worker {
         let home = tempfile::tempdir().unwrap();
         write_config(home.path(), config);
-        let args = [
-            "worker".to_string(),
-            "--broker".to_string(),
-            url.to_string(),
-            "--lanes".to_string(),
-            "query".to_string(),
-            "--root".to_string(),
-            root.to_str().unwrap().to_string(),
-            "--concurrency".to_string(),
-            concurrency.to_string(),
-        ];
+        let args: Vec<&str> = ["worker", "--broker", url]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
         let mut child = cli::switchyard(home.path(), &args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -142,6 +153,27 @@ impl Worker {
                 "{what}: no `{text}` within {DEADLINE:?}; the worker said {lines:#?}"
             );
             lines = changed.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    /// Waits until `workers` together said `text` at least `n` times: a worker says it
+    /// finished a task only after the caller may already have its answer.
+    fn wait_for_total(workers: &[&Worker], text: &str, n: usize) {
+        let deadline = Instant::now() + DEADLINE;
+        let total = || workers.iter().map(|w| w.count(text)).sum::<usize>();
+        while total() < n {
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` said {} times, not {n}, within {DEADLINE:?}: {:#?}",
+                total(),
+                workers.iter().map(|w| w.said()).collect::<Vec<_>>()
+            );
+            // Woken by the first worker's next line, or soon for the others'.
+            let (store, changed) = &*workers[0].lines;
+            let lines = store.lock().unwrap();
+            let _ = changed
+                .wait_timeout(lines, Duration::from_millis(20))
+                .unwrap();
         }
     }
 
@@ -191,6 +223,7 @@ fn tasks_spread_over_two_workers() {
     for output in &outputs {
         assert_one_answer(output);
     }
+    Worker::wait_for_total(&[&a, &b], "finished task", calls);
     let (ran_a, ran_b) = (a.count("finished task"), b.count("finished task"));
     assert!(
         ran_a >= 1 && ran_b >= 1,
@@ -219,6 +252,7 @@ fn a_task_of_a_killed_worker_is_redelivered_and_answered_once() {
         b.wait_for("(delivery 2)", "the task is redelivered after the lease");
         let output = call.join().unwrap();
         assert_one_answer(&output);
+        b.wait_for("finished task", "the waiting worker says it answered");
         assert_eq!(b.count("finished task"), 1, "{:#?}", b.said());
     });
 }
@@ -327,6 +361,7 @@ fn a_worker_runs_only_tasks_of_the_repositories_it_has() {
         let call = s.spawn(|| fleet.grep());
         let owner = fleet.worker(1, "");
         assert_one_answer(&call.join().unwrap());
+        owner.wait_for("finished task", "the owner says it answered");
         assert_eq!(owner.count("finished task"), 1, "{:#?}", owner.said());
     });
     assert_eq!(
@@ -352,6 +387,7 @@ fn a_broker_restarted_mid_run_loses_nothing() {
     for output in &outputs {
         assert_one_answer(output);
     }
+    Worker::wait_for_total(&[&a], "finished task", calls);
     assert!(
         a.count("finished task") >= calls,
         "every task ran to the end: {:#?}",
@@ -494,6 +530,7 @@ fn a_worker_without_the_repositorys_commit_never_runs_its_tasks() {
         let call = s.spawn(|| fleet.grep());
         let current = fleet.worker(1, "");
         assert_one_answer(&call.join().unwrap());
+        current.wait_for("finished task", "the current worker says it answered");
         assert_eq!(current.count("finished task"), 1, "{:#?}", current.said());
     });
     assert_eq!(
@@ -601,4 +638,273 @@ async fn queue_stats_and_lane_status_show_the_external_lane_and_its_workers() {
         client.shutdown_and_exit().await;
     })
     .await;
+}
+
+/// A broker, an empty repository and the caller's home whose configuration puts the
+/// Generate lane on the broker. The caller names the model but has no key and no base URL:
+/// the worker has them.
+struct ModelFleet {
+    nats: NatsServer,
+    repo: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+const WORKER_KEY: &str = "sk-worker-only-key";
+
+impl ModelFleet {
+    fn new() -> ModelFleet {
+        let nats = NatsServer::start();
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join("README.md"), "# A repository\n").unwrap();
+        let home = tempfile::tempdir().unwrap();
+        write_config(
+            home.path(),
+            &format!(
+                "[broker]\nurl = \"{}\"\nlease_ms = 5000\nmax_deliver = 3\n\n\
+                 [lanes.generate]\nmode = \"external\"\n\n\
+                 [lanes.generate.retry]\nbase_delay_ms = 10\nmax_delay_ms = 50\n\n\
+                 [llm]\nprovider = \"openai\"\nmodel = \"mock-model\"\n",
+                nats.url()
+            ),
+        );
+        ModelFleet { nats, repo, home }
+    }
+
+    /// A worker serving the Generate lane, pointed at `model`, with the key when `key`.
+    fn worker(&self, model: &MockModel, key: bool) -> Worker {
+        let mut env = vec![("OPENAI_BASE_URL".to_string(), model.openai_base_url())];
+        if key {
+            env.push(("OPENAI_API_KEY".to_string(), WORKER_KEY.to_string()));
+        }
+        let worker = Worker::spawn(&self.nats.url(), &["--lanes", "generate"], "", &env);
+        worker.wait_for("serving model calls", "the model worker starts");
+        worker
+    }
+
+    /// `switchyard ask PROMPT` in the repository, through the broker.
+    fn ask(&self, prompt: &str) -> Output {
+        let repo = self.repo.path().to_str().unwrap();
+        let args = ["ask", "--cwd", repo, prompt];
+        cli::run(cli::switchyard(self.home.path(), &args), DEADLINE)
+    }
+}
+
+#[test]
+fn ask_through_an_external_generate_lane_answers() {
+    let fleet = ModelFleet::new();
+    let model = MockModel::start_with(
+        Script::new(vec![Rule::openai(
+            Response::text("Answered by the fleet.").usage(12, 5),
+        )]),
+        Default::default(),
+    )
+    .unwrap();
+    let worker = fleet.worker(&model, true);
+    let output = fleet.ask("Who answers?");
+    assert_eq!(output.code, Some(0), "the ask failed: {}", output.stderr);
+    assert_eq!(output.stdout, "Answered by the fleet.\n");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let sent = &requests[0];
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {WORKER_KEY}").as_str()),
+        "the worker's key goes to the provider"
+    );
+    assert_eq!(sent.body["model"], "mock-model", "the caller's model");
+    assert!(
+        sent.raw_body.contains("Who answers?"),
+        "the caller's conversation travels in the task: {}",
+        sent.raw_body
+    );
+    worker.wait_for("finished task", "the worker says it answered");
+    assert_eq!(worker.count("finished task"), 1, "{:#?}", worker.said());
+    // The usage came back with the answer: the session recorded the tokens.
+    let status = cli::run(
+        cli::switchyard(
+            fleet.home.path(),
+            &[
+                "sessions",
+                "list",
+                "--cwd",
+                fleet.repo.path().to_str().unwrap(),
+            ],
+        ),
+        DEADLINE,
+    );
+    assert!(
+        status.stdout.contains("12 in · 5 out"),
+        "the session's usage: {status:?}"
+    );
+    for (who, said) in [
+        ("worker", worker.said().join("\n")),
+        ("caller", output.stderr),
+    ] {
+        assert!(
+            !said.contains(WORKER_KEY),
+            "the {who} printed the key: {said}"
+        );
+    }
+}
+
+#[test]
+fn a_429_on_the_worker_is_retried_after_its_retry_after() {
+    let fleet = ModelFleet::new();
+    let model = MockModel::start_with(
+        Script::new(vec![
+            Rule::openai(Response::error(ErrorReply::new(429).retry_after(1))),
+            Rule::openai(Response::text("Worth the wait.")),
+        ]),
+        Default::default(),
+    )
+    .unwrap();
+    let worker = fleet.worker(&model, true);
+    let output = fleet.ask("Anything?");
+    assert_eq!(output.code, Some(0), "the ask failed: {}", output.stderr);
+    assert_eq!(output.stdout, "Worth the wait.\n");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    let gap = requests[1]
+        .received_at
+        .duration_since(requests[0].received_at)
+        .unwrap();
+    // The backoff alone is at most 50 ms here: the second second is Retry-After's.
+    assert!(
+        gap >= Duration::from_millis(950),
+        "redelivered after {gap:?}"
+    );
+    assert_eq!(worker.count("(delivery 2)"), 2, "{:#?}", worker.said());
+}
+
+#[test]
+fn a_worker_without_a_key_fails_the_model_call_with_a_clear_error() {
+    let fleet = ModelFleet::new();
+    let model = MockModel::start_with(
+        Script::new(vec![Rule::openai(Response::text("Never sent."))]),
+        Default::default(),
+    )
+    .unwrap();
+    let worker = fleet.worker(&model, false);
+    assert_eq!(
+        worker.count("without an API key"),
+        1,
+        "the worker warns when it starts: {:#?}",
+        worker.said()
+    );
+    let output = fleet.ask("Anything?");
+    assert_eq!(output.code, Some(1), "{output:?}");
+    for said in ["no API key", "OPENAI_API_KEY"] {
+        assert!(
+            output.stderr.contains(said),
+            "`{said}` in {}",
+            output.stderr
+        );
+    }
+    assert!(model.requests().is_empty(), "{:#?}", model.requests());
+}
+
+/// Two repositories of the provisioned corpus (real projects, C and C++ with docs and
+/// build files).
+fn two_repositories() -> [std::path::PathBuf; 2] {
+    let corpus = std::env::var_os("SWITCHYARD_MIXED_CORPUS")
+        .expect("SWITCHYARD_MIXED_CORPUS is set (source the env file tests/provision prints)");
+    let corpus = Path::new(&corpus);
+    ["fmtlib-9.1.0+ds1", "libxkbcommon-1.5.0"].map(|name| corpus.join(name))
+}
+
+/// `switchyard analyze DIR… --json` with the configuration under `home`.
+fn analyze_json(home: &Path, dirs: &[&Path]) -> serde_json::Value {
+    let mut args = vec!["analyze".to_string(), "--json".to_string()];
+    args.extend(dirs.iter().map(|d| d.display().to_string()));
+    let output = cli::run(cli::switchyard(home, &args), DEADLINE);
+    assert_eq!(
+        output.code,
+        Some(0),
+        "the analysis failed: {}",
+        output.stderr
+    );
+    serde_json::from_str(&output.stdout).expect("the analysis is JSON")
+}
+
+/// An analysis without what depends on where and how fast it ran.
+fn findings(mut analysis: serde_json::Value) -> serde_json::Value {
+    let object = analysis.as_object_mut().expect("an analysis is an object");
+    object.remove("elapsedMs");
+    object.remove("tasks");
+    analysis
+}
+
+#[test]
+fn two_repositories_are_analysed_at_once_with_a_report_each_and_a_summary() {
+    let home = tempfile::tempdir().unwrap();
+    let [a, b] = two_repositories();
+    let both = analyze_json(home.path(), &[&a, &b]);
+    let repositories = both["repositories"].as_array().expect("repositories");
+    assert_eq!(repositories.len(), 2, "{both:#}");
+    let mut files = 0;
+    for (entry, dir) in repositories.iter().zip([&a, &b]) {
+        let alone = analyze_json(home.path(), &[dir]);
+        files += alone["total"]["files"].as_u64().unwrap();
+        assert_eq!(
+            findings(entry["analysis"].clone()),
+            findings(alone),
+            "{} analysed with another repository differs from alone",
+            dir.display()
+        );
+    }
+    assert_eq!(both["summary"]["repositories"], 2);
+    assert_eq!(both["summary"]["failed"], 0);
+    assert_eq!(both["summary"]["files"], files);
+    let args = ["analyze", a.to_str().unwrap(), b.to_str().unwrap()];
+    let markdown = cli::run(cli::switchyard(home.path(), &args), DEADLINE);
+    assert_eq!(markdown.code, Some(0), "{}", markdown.stderr);
+    assert_eq!(
+        markdown.stdout.matches("# Workspace analysis").count(),
+        2,
+        "{}",
+        markdown.stdout
+    );
+    let summary = &markdown.stdout[markdown.stdout.find("# Summary").expect("a summary")..];
+    for dir in [&a, &b] {
+        assert!(summary.contains(dir.to_str().unwrap()), "{summary}");
+    }
+}
+
+#[test]
+fn the_analysis_through_an_external_query_lane_equals_the_local_one() {
+    let nats = NatsServer::start();
+    let [a, b] = two_repositories();
+    let local = analyze_json(tempfile::tempdir().unwrap().path(), &[&a, &b]);
+    let home = tempfile::tempdir().unwrap();
+    write_config(
+        home.path(),
+        &format!(
+            "[broker]\nurl = \"{}\"\nlease_ms = 10000\nmax_deliver = 3\n\n\
+             [lanes.query]\nmode = \"external\"\n",
+            nats.url()
+        ),
+    );
+    let args = ["--lanes", "query", "--root", a.to_str().unwrap()];
+    let args = [&args[..], &["--root", b.to_str().unwrap()]].concat();
+    let workers = [
+        Worker::spawn(&nats.url(), &args, "", &[]),
+        Worker::spawn(&nats.url(), &args, "", &[]),
+    ];
+    let remote = analyze_json(home.path(), &[&a, &b]);
+    Worker::wait_for_total(&[&workers[0], &workers[1]], "finished task", 2);
+    let ran: usize = workers.iter().map(|w| w.count("finished task")).sum();
+    assert_eq!(
+        ran,
+        2,
+        "the workers ran one analysis per repository: {:#?}",
+        workers.iter().map(Worker::said).collect::<Vec<_>>()
+    );
+    let [local, remote] = [local, remote].map(|all| {
+        let mut all = all;
+        for entry in all["repositories"].as_array_mut().unwrap() {
+            entry["analysis"] = findings(entry["analysis"].take());
+        }
+        all
+    });
+    assert_eq!(remote, local);
 }
