@@ -207,13 +207,44 @@ pub(crate) fn session_updates(
             usage.meta = Some(meta);
             vec![acp::SessionUpdate::UsageUpdate(usage)]
         }
-        // ACP has no update for these: retries and waits are the agent's business, and a
-        // compaction changes what the model sees, not the conversation the client shows.
+        // ACP has no update for these: retries and waits are the agent's business. A
+        // compaction is shown only to a client that says it shows them: see `compaction`.
         AgentEvent::ModelRetry { .. }
         | AgentEvent::ModelWaiting { .. }
         | AgentEvent::Compacted { .. }
         | AgentEvent::Done { .. } => Vec::new(),
     }
+}
+
+/// What a client is told of a compaction (`AgentEvent::Compacted`), by what it says it
+/// shows (`clientCapabilities.session`): a `compaction_update` (completed: the agent
+/// reports it once done; `_meta.switchyard` has the counts) to a client that shows
+/// compactions, else an informational `notice` to one that shows notices, else nothing —
+/// a compaction changes what the model sees, not the conversation, so it is never passed
+/// off as the agent's message or thought. `id` is unique within the session.
+pub(crate) fn compaction(
+    id: String,
+    replaced: usize,
+    kept: usize,
+    client: &acp::ClientCapabilities,
+) -> Option<acp::SessionUpdate> {
+    let session = client.session.as_ref()?;
+    if session.compaction.is_some() {
+        let mut meta = acp::Meta::new();
+        meta.insert(
+            "switchyard".into(),
+            serde_json::json!({"replacedMessages": replaced, "keptMessages": kept}),
+        );
+        let update = acp::CompactionUpdate::new(id, acp::CompactionStatus::Completed).meta(meta);
+        return Some(acp::SessionUpdate::CompactionUpdate(update));
+    }
+    session.notices.as_ref()?;
+    Some(acp::SessionUpdate::Notice(
+        acp::Notice::new(acp::NoticeSeverity::Info, "Conversation compacted").description(format!(
+            "{replaced} earlier messages were summarized to fit the model's context \
+                 window; the last {kept} are kept as they were"
+        )),
+    ))
 }
 
 /// A stored conversation as the `session/update`s that show it again: the user's prompts,
@@ -391,6 +422,36 @@ mod tests {
                 "content": [{"type": "content", "content": {"type": "text", "text": "2/5 (40%): halfway"}}],
             }])
         );
+    }
+
+    #[test]
+    fn a_compaction_is_shown_only_as_the_client_says_it_shows_them() {
+        let client = |session: Value| {
+            serde_json::from_value::<acp::ClientCapabilities>(json!({"session": session})).unwrap()
+        };
+        let shown = |caps: &acp::ClientCapabilities| {
+            compaction("compaction-1".into(), 12, 3, caps).map(|u| serde_json::to_value(u).unwrap())
+        };
+        assert_eq!(
+            shown(&client(json!({"compaction": {}, "notices": {}}))),
+            Some(json!({
+                "sessionUpdate": "compaction_update",
+                "compactionId": "compaction-1",
+                "status": "completed",
+                "_meta": {"switchyard": {"replacedMessages": 12, "keptMessages": 3}},
+            }))
+        );
+        assert_eq!(
+            shown(&client(json!({"notices": {}}))),
+            Some(json!({
+                "sessionUpdate": "notice",
+                "severity": "info",
+                "title": "Conversation compacted",
+                "description": "12 earlier messages were summarized to fit the model's context window; the last 3 are kept as they were",
+            }))
+        );
+        assert_eq!(shown(&client(json!({}))), None);
+        assert_eq!(shown(&acp::ClientCapabilities::default()), None);
     }
 
     #[test]
