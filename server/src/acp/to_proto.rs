@@ -247,10 +247,40 @@ pub(crate) fn compaction(
     ))
 }
 
+/// The `diff` content of a stored call that changed files, from its arguments (what the
+/// model asked for: `edit` and `multi_edit` as the replaced and replacing text, `write` as
+/// the new text — its old text is not stored). Nothing for other tools.
+fn replayed_diffs(name: &str, arguments: &Value, root: &Path) -> Vec<acp::ToolCallContent> {
+    let field = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    let Some(path) = field(arguments, "path").map(|p| root.join(p)) else {
+        return Vec::new();
+    };
+    let edit = |e: &Value| {
+        let (old, new) = (field(e, "old_string")?, field(e, "new_string")?);
+        Some(acp::ToolCallContent::Diff(
+            acp::Diff::new(path.clone(), new).old_text(old),
+        ))
+    };
+    match name {
+        "write" => field(arguments, "content")
+            .map(|content| acp::ToolCallContent::Diff(acp::Diff::new(path.clone(), content)))
+            .into_iter()
+            .collect(),
+        "edit" => edit(arguments).into_iter().collect(),
+        "multi_edit" => arguments
+            .get("edits")
+            .and_then(Value::as_array)
+            .map(|edits| edits.iter().filter_map(edit).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// A stored conversation as the `session/update`s that show it again: the user's prompts,
-/// the agent's answers, its tool calls and their results.
+/// the agent's answers, its tool calls and their results (with the `diff` of a change).
 pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate> {
     let mut updates = Vec::new();
+    let mut calls = std::collections::HashMap::new();
     for message in history {
         match message {
             Message::User { content } => {
@@ -264,6 +294,10 @@ pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate
                     let arguments: Value =
                         serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
                     let summary = crate::agent::summarize_arguments(&arguments);
+                    calls.insert(
+                        call.id.as_str(),
+                        replayed_diffs(&call.name, &arguments, root),
+                    );
                     updates.push(acp::SessionUpdate::ToolCall(
                         tool_call(
                             &call.id,
@@ -282,6 +316,10 @@ pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate
                 content,
                 is_error,
             } => {
+                let mut shown = vec![text(content.clone())];
+                if !*is_error {
+                    shown.extend(calls.remove(call_id.as_str()).unwrap_or_default());
+                }
                 updates.push(acp::SessionUpdate::ToolCallUpdate(
                     acp::ToolCallUpdate::new(
                         call_id.clone(),
@@ -291,7 +329,7 @@ pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate
                             } else {
                                 acp::ToolCallStatus::Completed
                             })
-                            .content(vec![text(content.clone())]),
+                            .content(shown),
                     ),
                 ));
             }

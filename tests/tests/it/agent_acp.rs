@@ -720,6 +720,16 @@ async fn sdk_client_buffers_cancel_and_load() {
         shape.contains(&"tool_call_update call_edit completed".to_string()),
         "{shape:?}"
     );
+    // The edit is replayed with its diff, as it was shown live.
+    let edit_done = replayed
+        .iter()
+        .find(|u| u["toolCallId"] == "call_edit" && u["status"] == "completed")
+        .unwrap();
+    assert_eq!(
+        edit_done["content"][1],
+        json!({"type": "diff", "path": main_rs, "oldText": "from the unsaved buffer", "newText": "from the agent"}),
+        "{edit_done}"
+    );
     assert_eq!(shape.last().unwrap(), "agent_message_chunk");
     assert_eq!(replayed.last().unwrap()["content"]["text"], "In main.");
 }
