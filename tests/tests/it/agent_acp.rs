@@ -803,6 +803,7 @@ async fn acpx_exec_reads_greps_in_parallel_and_edits() {
     let mut steps = Vec::new();
     let mut text = String::new();
     let mut diff = None;
+    let mut reads = Vec::new();
     for m in &messages {
         match (m["method"].as_str(), &m["params"]["update"]) {
             (Some("session/update"), u) if u["sessionUpdate"] == "agent_message_chunk" => {
@@ -821,6 +822,7 @@ async fn acpx_exec_reads_greps_in_parallel_and_edits() {
             (Some(method @ ("session/request_permission" | "fs/write_text_file")), _) => {
                 steps.push(method.to_string());
             }
+            (Some("fs/read_text_file"), _) => reads.push(m["params"].clone()),
             (Some(_), _) => {}
             // acpx's answers to the agent's requests.
             (None, _) if m["result"]["outcome"].is_object() => {
@@ -853,6 +855,19 @@ async fn acpx_exec_reads_greps_in_parallel_and_edits() {
         "both reads run before either finishes; the edit asks, then the client writes"
     );
     assert_eq!(text, "Let me look.It says goodbye now.");
+    // acpx offers fs/read_text_file: `read` asked it, for its window and a line more.
+    assert_eq!(
+        reads
+            .iter()
+            .map(|r| (&r["path"], &r["line"], &r["limit"]))
+            .collect::<Vec<_>>(),
+        [(
+            &json!(env.root().join("src/main.rs")),
+            &json!(1),
+            &json!(2001)
+        )],
+        "{reads:?}"
+    );
     let diff = diff.expect("the edit shows a diff");
     assert_eq!(
         diff["oldText"],
