@@ -3,8 +3,15 @@
 //! a read and a grep, then a text answer. Per run, in a fresh session of a warm server:
 //! 1. from sending the prompt (`session/prompt`, `switchyard/ask`) to the first update
 //!    (`session/update`, `switchyard/sessionUpdate`) — the goal is ACP within 1.1x of LSP;
-//! 2. per tool call, from its `tool_call` update to its completed update;
-//! 3. the whole prompt to its answer.
+//! 2. per tool call, from its `tool_call` update to its completed update, as the client
+//!    sees it — a figure that rewards a front end for showing the call late: the sooner
+//!    its `tool_call` reaches the client, the longer the call seems (the LSP front end
+//!    writes header, body and flush per message, so its `tool_call`s queue behind the
+//!    text before them and arrive just before they complete);
+//! 3. the agent's own time per tool call, which no delivery lag skews: the whole prompt
+//!    with the two calls (and the model turn after them) less the same prompt answered
+//!    with text at once, halved — both end at the answer, which follows every update;
+//! 4. the whole prompt to its answer.
 //!
 //! Medians of interleaved runs; the ratios compare figures measured in the same run. The
 //! clients write JSON-RPC by hand and answer the server's requests with `null`: they
@@ -23,6 +30,8 @@ use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 const RUNS: usize = 21;
+/// The prompt answered with text at once (no tool call).
+const PLAIN: &str = "Just say hello.";
 
 /// How a front end frames a message.
 #[derive(Clone, Copy, PartialEq)]
@@ -44,6 +53,8 @@ struct Run {
     first_update: Duration,
     per_tool: Duration,
     total: Duration,
+    /// The agent's own time per tool call (see the module's doc), set by the caller.
+    own: Duration,
 }
 
 impl Server {
@@ -140,6 +151,7 @@ impl Server {
                     first_update: first_update.unwrap(),
                     per_tool: per_tool / tools.max(1),
                     total: started.elapsed(),
+                    own: Duration::ZERO,
                 };
             }
             if message["method"] != update {
@@ -185,6 +197,9 @@ fn main() {
         .build()
         .unwrap();
     let model = runtime.block_on(MockModel::start(Script::new(vec![
+        Rule::openai(Response::text("Hello."))
+            .contains(PLAIN)
+            .repeat(),
         Rule::openai(
             Response::tool_calls(vec![
                 ToolCall::new("read", json!({"path": "src/main.rs"})),
@@ -222,21 +237,34 @@ fn main() {
     lsp.send(&json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}));
 
     let prompt = "What does main print?";
-    let run_acp = |server: &mut Server| {
+    let acp_prompt = |server: &mut Server, text: &str| {
         let session = server.request("session/new", json!({"cwd": root, "mcpServers": []}));
         let session = session["result"]["sessionId"].clone();
         server.prompt(
             "session/prompt",
-            json!({"sessionId": session, "prompt": [{"type": "text", "text": prompt}]}),
+            json!({"sessionId": session, "prompt": [{"type": "text", "text": text}]}),
             "session/update",
         )
     };
-    let run_lsp = |server: &mut Server| {
+    let lsp_prompt = |server: &mut Server, text: &str| {
         server.prompt(
             "switchyard/ask",
-            json!({"prompt": prompt}),
+            json!({"prompt": text}),
             "switchyard/sessionUpdate",
         )
+    };
+    // A run: the prompt with tool calls, then the plain one; `own` is their difference.
+    let run_acp = |server: &mut Server| {
+        let mut run = acp_prompt(server, prompt);
+        let plain = acp_prompt(server, PLAIN);
+        run.own = run.total.saturating_sub(plain.total) / 2;
+        run
+    };
+    let run_lsp = |server: &mut Server| {
+        let mut run = lsp_prompt(server, prompt);
+        let plain = lsp_prompt(server, PLAIN);
+        run.own = run.total.saturating_sub(plain.total) / 2;
+        run
     };
     // Warm both up, then interleave so drift in the machine's load hits both alike.
     run_acp(&mut acp);
@@ -257,9 +285,10 @@ fn main() {
     println!("\nACP vs LSP, same script, medians of {RUNS} runs:");
     println!("{:<34} {:>10} {:>10} {:>7}", "", "ACP", "LSP", "ratio");
     type Pick = fn(&Run) -> Duration;
-    let rows: [(&str, Pick); 3] = [
+    let rows: [(&str, Pick); 4] = [
         ("prompt → first update", |r| r.first_update),
         ("per tool call (shown → done)", |r| r.per_tool),
+        ("per tool call (agent's own time)", |r| r.own),
         ("prompt → answer", |r| r.total),
     ];
     for (name, pick) in rows {

@@ -3,6 +3,12 @@
 //! `textDocument/didOpen`/`didChange`/`didClose`, applying incremental changes with the
 //! position arithmetic of [`line_index`].
 //!
+//! An ACP client pushes nothing: it serves a buffer when asked (`fs/read_text_file`). Its
+//! front end sets an [editor](Documents::set_editor) here that `read` asks instead of the
+//! disk, and keeps the texts the client served or wrote [per session](Documents::serve):
+//! snapshots (the client does not say when the user types on), which `grep` and the edits
+//! see until the session ends or the front end refreshes them.
+//!
 //! A buffer is kept in a rope ([`ropey::Rope`]): an incremental change costs O(log n), so a
 //! keystroke in a 50 MB buffer does not hold up the server (its stats and cancel requests
 //! wait behind `didChange`). The flat text the tools search is made from the rope only when
@@ -16,6 +22,9 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use ropey::Rope;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::lanes::SessionId;
 
 pub use line_index::{LineIndex, Position, PositionEncoding, Range, rope_offset};
 
@@ -61,6 +70,9 @@ pub struct Document {
     rope: Rope,
     /// The text made flat, on first use; shared by every holder of this version.
     flat: Arc<OnceLock<Arc<str>>>,
+    /// The session an editor served this text to (a snapshot it does not keep current);
+    /// `None` for a buffer the editor keeps current (the language server's).
+    pub served_to: Option<SessionId>,
 }
 
 impl Document {
@@ -73,6 +85,7 @@ impl Document {
             version,
             rope,
             flat: Arc::new(cell),
+            served_to: None,
         }
     }
 
@@ -106,10 +119,28 @@ impl Document {
     }
 }
 
+/// A request for a buffer's text to an editor that serves its buffers when asked (ACP's
+/// `fs/read_text_file`).
+#[derive(Debug)]
+pub struct BufferRequest {
+    /// The session whose call asks.
+    pub session: Option<SessionId>,
+    /// The file, absolute, inside the workspace.
+    pub path: PathBuf,
+    /// The first line wanted, 1-based; `None`: from the start.
+    pub line: Option<u32>,
+    /// The most lines wanted; `None`: to the end.
+    pub limit: Option<u32>,
+    /// The text, `None` when the editor says there is no such file, or the editor's error.
+    pub reply: oneshot::Sender<Result<Option<String>, String>>,
+}
+
 /// The open buffers, keyed by absolute path. Cheap to clone; clones share the store.
 #[derive(Debug, Clone, Default)]
 pub struct Documents {
     open: Arc<RwLock<HashMap<PathBuf, Arc<Document>>>>,
+    /// The editor that serves buffers when asked, if there is one.
+    editor: Arc<RwLock<Option<mpsc::Sender<BufferRequest>>>>,
 }
 
 impl Documents {
@@ -155,7 +186,11 @@ impl Documents {
         };
         let mut rope = doc.rope.clone();
         apply_to_rope(&mut rope, changes, encoding);
-        *doc = Arc::new(Document::new(version, rope, None));
+        let served_to = doc.served_to.clone();
+        *doc = Arc::new(Document {
+            served_to,
+            ..Document::new(version, rope, None)
+        });
         true
     }
 
@@ -178,6 +213,45 @@ impl Documents {
     pub fn is_empty(&self) -> bool {
         self.open.read().is_empty()
     }
+
+    /// Records the text an editor served to (or wrote for) `session`: a snapshot that wins
+    /// over the disk until [`forget_session`](Documents::forget_session) or a newer one.
+    pub fn serve(&self, path: PathBuf, session: &SessionId, text: impl Into<Arc<str>>) {
+        let doc = Document {
+            served_to: Some(session.clone()),
+            ..whole(0, text.into())
+        };
+        self.open.write().insert(path, Arc::new(doc));
+    }
+
+    /// The paths of the snapshots served to `session`.
+    pub fn served(&self, session: &SessionId) -> Vec<PathBuf> {
+        let open = self.open.read();
+        let mut paths: Vec<PathBuf> = open
+            .iter()
+            .filter(|(_, doc)| doc.served_to.as_ref() == Some(session))
+            .map(|(path, _)| path.clone())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    /// Drops the snapshots served to `session` (it ended).
+    pub fn forget_session(&self, session: &SessionId) {
+        self.open
+            .write()
+            .retain(|_, doc| doc.served_to.as_ref() != Some(session));
+    }
+
+    /// Makes `editor` the one `read` asks for a buffer before the disk.
+    pub fn set_editor(&self, editor: mpsc::Sender<BufferRequest>) {
+        *self.editor.write() = Some(editor);
+    }
+
+    /// The editor that serves buffers when asked, if there is one.
+    pub fn editor(&self) -> Option<mpsc::Sender<BufferRequest>> {
+        self.editor.read().clone()
+    }
 }
 
 /// A document whose whole text is `text`: the rope, and the flat text already made.
@@ -188,6 +262,25 @@ fn whole(version: i32, text: Arc<str>) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn served_snapshots_belong_to_their_session() {
+        let docs = Documents::new();
+        let (a, b): (SessionId, SessionId) = (Arc::from("a"), Arc::from("b"));
+        docs.open(PathBuf::from("/w/lsp.rs"), 3, "kept current");
+        docs.serve(PathBuf::from("/w/x.rs"), &a, "served to a");
+        docs.serve(PathBuf::from("/w/y.rs"), &b, "served to b");
+        assert_eq!(docs.served(&a), [PathBuf::from("/w/x.rs")]);
+        assert_eq!(
+            &*docs.get(Path::new("/w/x.rs")).unwrap().text(),
+            "served to a"
+        );
+        docs.forget_session(&a);
+        assert!(docs.get(Path::new("/w/x.rs")).is_none());
+        assert!(docs.get(Path::new("/w/y.rs")).is_some());
+        assert!(docs.get(Path::new("/w/lsp.rs")).is_some());
+        assert!(docs.served(&a).is_empty());
+    }
 
     #[test]
     fn a_closed_buffer_falls_back_to_disk() {

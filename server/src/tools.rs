@@ -368,9 +368,22 @@ impl Toolbox {
         }
         let lane = tool.lane();
         let inner = Arc::clone(&self.inner);
-        let task = match call {
-            Call::Query(query) => self.read_only_task(lane, tool, query),
-            Call::Change(mutation) => {
+        let editor = inner.documents.editor();
+        let task = match (call, editor) {
+            // An editor that serves its buffers is asked what `read` shows.
+            (Call::Query(Query::Read(args)), Some(editor)) => {
+                Task::future(lane, tool.name(), move |task| {
+                    let (inner, args, editor) = (Arc::clone(&inner), args.clone(), editor.clone());
+                    async move {
+                        Ok(read::through_editor(inner, args, editor, task)
+                            .await
+                            .map(ToolOutput::Read)
+                            .map_err(|e| e.message))
+                    }
+                })
+            }
+            (Call::Query(query), _) => self.read_only_task(lane, tool, query),
+            (Call::Change(mutation), _) => {
                 let call = ctx.call.clone();
                 Task::future(lane, tool.name(), move |task| {
                     let (inner, mutation, call) =
@@ -383,7 +396,7 @@ impl Toolbox {
                     }
                 })
             }
-            Call::Run(bash) => Task::future(lane, tool.name(), move |task| {
+            (Call::Run(bash), _) => Task::future(lane, tool.name(), move |task| {
                 let (inner, bash) = (Arc::clone(&inner), bash.clone());
                 async move { Ok(inner.run_bash(bash, task).await.map_err(|e| e.message)) }
             }),
@@ -479,16 +492,7 @@ impl Toolbox {
         let inner = Arc::clone(&self.inner);
         Task::blocking(lane, tool.name(), move |task| {
             let config = inner.tools_config();
-            let env = Env {
-                workspace: &inner.workspace,
-                documents: &inner.documents,
-                config: &config,
-                cache: &inner.cache,
-                line_index: &inner.line_index,
-                ledger: &inner.ledger,
-                task,
-            };
-            let result = query.run(&env);
+            let result = query.run(&inner.env(&config, task));
             // Work that stopped because it was cancelled reports that, not a half result.
             task.checkpoint()?;
             Ok(result.map_err(|e| e.message))
@@ -521,6 +525,19 @@ pub fn lane_result(result: Result<ToolResult, LaneError>) -> Result<ToolOutput, 
 }
 
 impl Inner {
+    /// What a read-only call needs while it runs.
+    fn env<'a>(&'a self, config: &'a ToolsConfig, task: &'a TaskContext) -> Env<'a> {
+        Env {
+            workspace: &self.workspace,
+            documents: &self.documents,
+            config,
+            cache: &self.cache,
+            line_index: &self.line_index,
+            ledger: &self.ledger,
+            task,
+        }
+    }
+
     /// The tool settings in force now; the read cache follows its bound.
     fn tools_config(&self) -> ToolsConfig {
         let tools = self.config.get().tools.clone();

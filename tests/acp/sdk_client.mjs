@@ -8,8 +8,11 @@
 // @agentclientprotocol/sdk); the model settings are inherited by the agent.
 //
 // Scenarios:
-//   buffers  the client serves an unsaved buffer of src/main.rs through fs/read_text_file,
-//            receives the agent's edit through fs/write_text_file and allows it once;
+//   buffers  the client serves an unsaved buffer of src/main.rs through fs/read_text_file
+//            (honouring line/limit), receives the agent's edit through fs/write_text_file
+//            into that buffer and allows it once; then prompts again in the session (the
+//            agent greps and reads again). Other files: not found, except src/locked.rs,
+//            which the client refuses with an internal error;
 //   cancel   sends session/cancel after the first streamed chunk, then prompts again;
 //   load     loads SESSION_ID, after writing garbage lines to the agent's stdin;
 //   terminal lets the agent run bash in a client terminal (terminal/*).
@@ -46,7 +49,10 @@ const seen = {
   stops: [],
   errors: [],
 };
-const buffer = 'fn main() {\n    println!("hello from the unsaved buffer");\n}\n';
+// The client's buffers: unsaved text that differs from the disk.
+const buffers = new Map([
+  [path.join(root, "src/main.rs"), 'fn main() {\n    println!("hello from the unsaved buffer");\n}\n'],
+]);
 let onChunk = () => {};
 const terminals = new Map();
 
@@ -64,12 +70,21 @@ class Client {
     if (params.update.sessionUpdate === "agent_message_chunk") onChunk();
   }
   async readTextFile(params) {
-    seen.reads.push(params.path);
-    if (params.path === path.join(root, "src/main.rs")) return { content: buffer };
-    throw acp.RequestError.resourceNotFound(params.path);
+    seen.reads.push({ path: params.path, line: params.line ?? null, limit: params.limit ?? null });
+    if (params.path === path.join(root, "src/locked.rs")) {
+      throw acp.RequestError.internalError(undefined, "src/locked.rs is locked by the user");
+    }
+    const text = buffers.get(params.path);
+    if (text === undefined) throw acp.RequestError.resourceNotFound(params.path);
+    // As Zed does: lines from `line` (1-based), at most `limit` of them.
+    const lines = text.split(/(?<=\n)/);
+    const from = (params.line ?? 1) - 1;
+    const to = params.limit == null ? lines.length : from + params.limit;
+    return { content: lines.slice(from, to).join("") };
   }
   async writeTextFile(params) {
     seen.writes.push({ path: params.path, content: params.content });
+    buffers.set(params.path, params.content);
     return {};
   }
   async createTerminal(params) {
@@ -131,6 +146,9 @@ if (scenario === "buffers") {
     ],
   });
   seen.stops.push(answer.stopReason);
+  seen.readsInFirstPrompt = seen.reads.length;
+  const again = await connection.prompt({ sessionId, prompt: [text("Where is the greeting now?")] });
+  seen.stops.push(again.stopReason);
 } else if (scenario === "cancel") {
   const { sessionId } = await connection.newSession({ cwd: root, mcpServers: [] });
   seen.sessionId = sessionId;

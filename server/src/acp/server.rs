@@ -4,13 +4,17 @@
 //! loaded with the trust rules, as the CLI does). Its front end is this module: changes go
 //! through [`Applier::Client`] (written by the client's `fs/write_text_file` when it offers
 //! it, else on disk) and approvals through [`Prompter::Editor`], both routed by session to
-//! the prompt running in it. While a prompt runs, one task per prompt forwards the run's
+//! the prompt running in it. When the client offers `fs/read_text_file`, `read` asks it
+//! (see [`Documents::set_editor`](crate::documents::Documents::set_editor)), and what it
+//! served or wrote whole stays in the core's documents for the session, refreshed at each
+//! prompt. While a prompt runs, one task per prompt forwards the run's
 //! events as `session/update`s and answers the core's questions in the order they happen,
 //! so a permission request always follows the `tool_call` it is about.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use acp::{Error, ErrorCode};
 use agent_client_protocol_schema::v1 as acp;
@@ -24,6 +28,7 @@ use super::{from_proto, to_proto};
 use crate::agent::{AgentError, AgentEvent, Session};
 use crate::approvals::{ApprovalRequest, Decision, Prompter, Subject};
 use crate::core::{Core, FrontEnd};
+use crate::documents::BufferRequest;
 use crate::edits::{Applier, ApplyOutcome, Change, EditorRequest};
 use crate::tools::{BashOutput, TerminalRequest};
 
@@ -59,6 +64,8 @@ struct Live {
     mode: Mutex<&'static str>,
     /// Tools the user rejected for good in this session.
     rejected: Mutex<HashSet<Subject>>,
+    /// How many compactions the client was told of (their ids).
+    compactions: std::sync::atomic::AtomicU64,
 }
 
 /// A question of the core about a session's running prompt.
@@ -115,6 +122,7 @@ impl Agent {
             acp::ClientRequest::CloseSessionRequest(r) => {
                 let live = self.live(&r.session_id)?;
                 live.session.close();
+                live.core.documents().forget_session(&live.session_key());
                 self.sessions.lock().remove(&live.id);
                 to_value(acp::CloseSessionResponse::new())
             }
@@ -198,9 +206,13 @@ impl Agent {
         if let Some(core) = self.state.lock().cores.get(cwd) {
             return Ok(core.clone());
         }
-        let (writes_files, terminals) = {
+        let (writes_files, terminals, reads) = {
             let client = &self.state.lock().client;
-            (client.fs.write_text_file, client.terminal)
+            (
+                client.fs.write_text_file,
+                client.terminal,
+                client.fs.read_text_file,
+            )
         };
         let (edits_tx, edits_rx) = mpsc::channel(8);
         let (approvals_tx, approvals_rx) = mpsc::channel(8);
@@ -222,7 +234,40 @@ impl Agent {
             state.cores.entry(cwd.to_path_buf()).or_insert(core).clone()
         };
         self.route(edits_rx, approvals_rx, terminal_rx);
+        if reads {
+            let (reads_tx, reads_rx) = mpsc::channel(64);
+            core.documents().set_editor(reads_tx);
+            self.serve_reads(reads_rx);
+        }
         Ok(core)
+    }
+
+    /// Asks the client for the buffers `read` wants, each at once on a task of its own
+    /// (reads run in parallel; none waits behind the prompt's updates).
+    fn serve_reads(&self, mut reads: mpsc::Receiver<BufferRequest>) {
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            while let Some(request) = reads.recv().await {
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    let answer = match &request.session {
+                        Some(session) => {
+                            read_text_file(
+                                &conn,
+                                session,
+                                request.path.clone(),
+                                request.line,
+                                request.limit,
+                            )
+                            .await
+                        }
+                        // Not a call of an ACP session: no client to ask.
+                        None => Ok(None),
+                    };
+                    let _ = request.reply.send(answer);
+                });
+            }
+        });
     }
 
     /// Sends the core's questions to the prompt running in their session; with none
@@ -279,6 +324,9 @@ impl Agent {
     }
 
     fn register(&self, cwd: &Path, core: Core, session: Session) -> Arc<Live> {
+        // A session served again (loaded twice) starts from the client's buffers anew.
+        core.documents()
+            .forget_session(&crate::lanes::SessionId::from(session.id()));
         let cancel = CancellationToken::new();
         let live = Arc::new(Live {
             id: session.id().to_string(),
@@ -289,6 +337,7 @@ impl Agent {
             cancel: Mutex::new(cancel),
             mode: Mutex::new(MODE_ASK),
             rejected: Mutex::new(HashSet::new()),
+            compactions: std::sync::atomic::AtomicU64::new(0),
         });
         self.sessions
             .lock()
@@ -512,46 +561,49 @@ impl Agent {
         cancel: CancellationToken,
     ) -> Result<acp::PromptResponse, Error> {
         let reads = self.state.lock().client.fs.read_text_file;
-        // The files the prompt names, as the client has them: what the tools read first,
-        // for this prompt (after it the client may change them without telling).
-        let mut overlaid = Vec::new();
-        for (path, text) in prompt.files {
+        let documents = live.core.documents();
+        let key = live.session_key();
+        // The files the prompt names, and those the client served or wrote earlier in the
+        // session, as the client has them now (the user may have typed in them since):
+        // what the tools see before the disk. Asked all at once.
+        let mut wanted: Vec<(PathBuf, Option<String>)> = prompt.files;
+        for path in documents.served(&key) {
+            if !wanted.iter().any(|(p, _)| *p == path) {
+                wanted.push((path, None));
+            }
+        }
+        let fetched = futures::future::join_all(wanted.into_iter().map(|(path, text)| async {
             let text = match text {
-                Some(text) => Some(text),
-                None if reads => self
-                    .conn
-                    .request(
-                        "fs/read_text_file",
-                        acp::ReadTextFileRequest::new(live.id.clone(), path.clone()),
-                    )
-                    .await
-                    .ok()
-                    .and_then(|v| serde_json::from_value::<acp::ReadTextFileResponse>(v).ok())
-                    .map(|r| r.content),
-                None => None,
+                Some(text) => Ok(Some(text)),
+                None if reads => read_text_file(&self.conn, &key, path.clone(), None, None).await,
+                None => Ok(None),
             };
-            if let Some(text) = text {
-                live.core.documents().open(path.clone(), 0, text);
-                overlaid.push(path);
+            (path, text)
+        }))
+        .await;
+        for (path, text) in fetched {
+            match text {
+                Ok(Some(text)) => documents.serve(path, &key, text),
+                // Gone from the client, or it cannot say: the disk decides.
+                Ok(None) | Err(_) => {
+                    documents.close(&path);
+                }
             }
         }
         // A cancel that came while the files were fetched (before the run has a token of
         // its own to cancel) ends the prompt here.
         if cancel.is_cancelled() {
-            for path in overlaid {
-                live.core.documents().close(&path);
-            }
             return Ok(acp::PromptResponse::new(acp::StopReason::Cancelled));
         }
         let (events, received) = mpsc::unbounded_channel::<AgentEvent>();
         let turn = Turn {
+            client: self.state.lock().client.clone(),
             conn: self.conn.clone(),
             live: Arc::clone(live),
             cancel,
             started: HashMap::new(),
             changing: None,
             changes: HashMap::new(),
-            written: Vec::new(),
         };
         let forward = tokio::spawn(turn.forward(received, questions));
         let result = live
@@ -559,12 +611,7 @@ impl Agent {
             .send(&prompt.text, &prompt.context, &events)
             .await;
         drop(events);
-        if let Ok(written) = forward.await {
-            overlaid.extend(written);
-        }
-        for path in overlaid {
-            live.core.documents().close(&path);
-        }
+        let _ = forward.await;
         match result {
             Ok(outcome) => Ok(acp::PromptResponse::new(to_proto::stop_reason(
                 outcome.stop,
@@ -577,6 +624,8 @@ impl Agent {
 
 /// One running prompt's forwarder: its events in order, and the core's questions about it.
 struct Turn {
+    /// What the client said it can do and show.
+    client: acp::ClientCapabilities,
     conn: Connection,
     live: Arc<Live>,
     cancel: CancellationToken,
@@ -586,17 +635,15 @@ struct Turn {
     changing: Option<String>,
     /// Diff content of the changes each call made.
     changes: HashMap<String, Vec<acp::ToolCallContent>>,
-    /// Files the client wrote: their new text is what the tools read until the prompt ends.
-    written: Vec<PathBuf>,
 }
 
 impl Turn {
-    /// Forwards until the run's events end; returns the files the client wrote.
+    /// Forwards until the run's events end.
     async fn forward(
         mut self,
         mut events: mpsc::UnboundedReceiver<AgentEvent>,
         mut questions: mpsc::UnboundedReceiver<FromCore>,
-    ) -> Vec<PathBuf> {
+    ) {
         loop {
             // Events first: a question is asked after the event of its call was sent.
             tokio::select! {
@@ -612,7 +659,6 @@ impl Turn {
                 },
             }
         }
-        self.written
     }
 
     fn notify(&self, update: acp::SessionUpdate) {
@@ -645,6 +691,13 @@ impl Turn {
                     self.changing = None;
                 }
                 changes = self.changes.remove(call_id).unwrap_or_default();
+            }
+            AgentEvent::Compacted { replaced, kept } => {
+                let n = self.live.compactions.fetch_add(1, Ordering::Relaxed) + 1;
+                let id = format!("compaction-{n}");
+                if let Some(update) = to_proto::compaction(id, *replaced, *kept, &self.client) {
+                    self.notify(update);
+                }
             }
             _ => {}
         }
@@ -756,8 +809,10 @@ impl Turn {
                 return;
             }
             // The client holds the new text now (maybe unsaved): later reads see it.
-            self.live.core.documents().open(path.clone(), 0, content);
-            self.written.push(path.clone());
+            self.live
+                .core
+                .documents()
+                .serve(path.clone(), &self.live.session_key(), content);
         }
         let _ = request.reply.send(ApplyOutcome::Applied);
     }
@@ -857,6 +912,34 @@ impl Turn {
                 .map_err(|e| format!("the editor's terminal failed: {}", e.message));
             let _ = request.reply.send(result);
         });
+    }
+}
+
+impl Live {
+    /// The session's id as the core's lanes and documents know it.
+    fn session_key(&self) -> crate::lanes::SessionId {
+        crate::lanes::SessionId::from(self.id.as_str())
+    }
+}
+
+/// The client's text of `path` (`fs/read_text_file`), `None` when it says there is no
+/// such file (`-32002`, resource not found); any other error is the client's message.
+async fn read_text_file(
+    conn: &Connection,
+    session: &str,
+    path: PathBuf,
+    line: Option<u32>,
+    limit: Option<u32>,
+) -> Result<Option<String>, String> {
+    let request = acp::ReadTextFileRequest::new(session.to_string(), path)
+        .line(line)
+        .limit(limit);
+    match conn.request("fs/read_text_file", request).await {
+        Ok(value) => serde_json::from_value::<acp::ReadTextFileResponse>(value)
+            .map(|r| Some(r.content))
+            .map_err(|e| format!("malformed answer: {e}")),
+        Err(e) if e.code == ErrorCode::ResourceNotFound => Ok(None),
+        Err(e) => Err(e.message),
     }
 }
 

@@ -232,8 +232,8 @@ pub(crate) fn session_updates(
             usage.meta = Some(meta);
             vec![acp::SessionUpdate::UsageUpdate(usage)]
         }
-        // ACP has no update for these: retries and waits are the agent's business, and a
-        // compaction changes what the model sees, not the conversation the client shows.
+        // ACP has no update for these: retries and waits are the agent's business. A
+        // compaction is shown only to a client that says it shows them: see `compaction`.
         AgentEvent::ModelRetry { .. }
         | AgentEvent::ModelWaiting { .. }
         | AgentEvent::Compacted { .. }
@@ -241,11 +241,72 @@ pub(crate) fn session_updates(
     }
 }
 
+/// What a client is told of a compaction (`AgentEvent::Compacted`), by what it says it
+/// shows (`clientCapabilities.session`): a `compaction_update` (completed: the agent
+/// reports it once done; `_meta.switchyard` has the counts) to a client that shows
+/// compactions, else an informational `notice` to one that shows notices, else nothing —
+/// a compaction changes what the model sees, not the conversation, so it is never passed
+/// off as the agent's message or thought. `id` is unique within the session.
+pub(crate) fn compaction(
+    id: String,
+    replaced: usize,
+    kept: usize,
+    client: &acp::ClientCapabilities,
+) -> Option<acp::SessionUpdate> {
+    let session = client.session.as_ref()?;
+    if session.compaction.is_some() {
+        let mut meta = acp::Meta::new();
+        meta.insert(
+            "switchyard".into(),
+            serde_json::json!({"replacedMessages": replaced, "keptMessages": kept}),
+        );
+        let update = acp::CompactionUpdate::new(id, acp::CompactionStatus::Completed).meta(meta);
+        return Some(acp::SessionUpdate::CompactionUpdate(update));
+    }
+    session.notices.as_ref()?;
+    Some(acp::SessionUpdate::Notice(
+        acp::Notice::new(acp::NoticeSeverity::Info, "Conversation compacted").description(format!(
+            "{replaced} earlier messages were summarized to fit the model's context \
+                 window; the last {kept} are kept as they were"
+        )),
+    ))
+}
+
+/// The `diff` content of a stored call that changed files, from its arguments (what the
+/// model asked for: `edit` and `multi_edit` as the replaced and replacing text, `write` as
+/// the new text — its old text is not stored). Nothing for other tools.
+fn replayed_diffs(name: &str, arguments: &Value, root: &Path) -> Vec<acp::ToolCallContent> {
+    let field = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    let Some(path) = field(arguments, "path").map(|p| root.join(p)) else {
+        return Vec::new();
+    };
+    let edit = |e: &Value| {
+        let (old, new) = (field(e, "old_string")?, field(e, "new_string")?);
+        Some(acp::ToolCallContent::Diff(
+            acp::Diff::new(path.clone(), new).old_text(old),
+        ))
+    };
+    match name {
+        "write" => field(arguments, "content")
+            .map(|content| acp::ToolCallContent::Diff(acp::Diff::new(path.clone(), content)))
+            .into_iter()
+            .collect(),
+        "edit" => edit(arguments).into_iter().collect(),
+        "multi_edit" => arguments
+            .get("edits")
+            .and_then(Value::as_array)
+            .map(|edits| edits.iter().filter_map(edit).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// A stored conversation as the `session/update`s that show it again: the user's prompts,
-/// the model's reasoning, the agent's answers, its tool calls and their results, and each
-/// plan the model set (after the call that set it succeeded).
+/// the model's reasoning, the agent's answers, its tool calls and their results (with the
+/// `diff` of a change), and each plan the model set (after the call that set it succeeded).
 pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate> {
     let mut updates = Vec::new();
+    let mut calls = std::collections::HashMap::new();
     // The plans of `update_plan` calls not answered yet, by call id.
     let mut plans: Vec<(&str, Plan)> = Vec::new();
     for message in history {
@@ -277,6 +338,10 @@ pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate
                         plans.push((&call.id, plan));
                     }
                     let summary = crate::agent::summarize_arguments(&arguments);
+                    calls.insert(
+                        call.id.as_str(),
+                        replayed_diffs(&call.name, &arguments, root),
+                    );
                     updates.push(acp::SessionUpdate::ToolCall(
                         tool_call(
                             &call.id,
@@ -295,6 +360,10 @@ pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate
                 content,
                 is_error,
             } => {
+                let mut shown = vec![text(content.clone())];
+                if !*is_error {
+                    shown.extend(calls.remove(call_id.as_str()).unwrap_or_default());
+                }
                 updates.push(acp::SessionUpdate::ToolCallUpdate(
                     acp::ToolCallUpdate::new(
                         call_id.clone(),
@@ -304,7 +373,7 @@ pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate
                             } else {
                                 acp::ToolCallStatus::Completed
                             })
-                            .content(vec![text(content.clone())]),
+                            .content(shown),
                     ),
                 ));
                 if let Some(at) = plans.iter().position(|(id, _)| id == call_id) {
@@ -441,6 +510,36 @@ mod tests {
                 "content": [{"type": "content", "content": {"type": "text", "text": "2/5 (40%): halfway"}}],
             }])
         );
+    }
+
+    #[test]
+    fn a_compaction_is_shown_only_as_the_client_says_it_shows_them() {
+        let client = |session: Value| {
+            serde_json::from_value::<acp::ClientCapabilities>(json!({"session": session})).unwrap()
+        };
+        let shown = |caps: &acp::ClientCapabilities| {
+            compaction("compaction-1".into(), 12, 3, caps).map(|u| serde_json::to_value(u).unwrap())
+        };
+        assert_eq!(
+            shown(&client(json!({"compaction": {}, "notices": {}}))),
+            Some(json!({
+                "sessionUpdate": "compaction_update",
+                "compactionId": "compaction-1",
+                "status": "completed",
+                "_meta": {"switchyard": {"replacedMessages": 12, "keptMessages": 3}},
+            }))
+        );
+        assert_eq!(
+            shown(&client(json!({"notices": {}}))),
+            Some(json!({
+                "sessionUpdate": "notice",
+                "severity": "info",
+                "title": "Conversation compacted",
+                "description": "12 earlier messages were summarized to fit the model's context window; the last 3 are kept as they were",
+            }))
+        );
+        assert_eq!(shown(&client(json!({}))), None);
+        assert_eq!(shown(&acp::ClientCapabilities::default()), None);
     }
 
     #[test]

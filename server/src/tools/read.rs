@@ -5,13 +5,22 @@
 //! line index so a second ranged read of the same file goes straight to its window. Binary
 //! files are refused, invalid UTF-8 is decoded lossily (and said so), a UTF-8 BOM is
 //! dropped, CRLF shows as lines, and over-long lines are cut with a marker.
+//!
+//! With an editor that serves its buffers when asked (an ACP client's `fs/read_text_file`,
+//! see [`Documents::set_editor`](crate::documents::Documents::set_editor)), the editor is
+//! asked instead, for the same window, and its answer shown as a disk read would be.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-use super::{Args, Env, ToolError, thousands};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Args, Env, Inner, ToolError, thousands};
+use crate::documents::BufferRequest;
+use crate::lanes::TaskContext;
 use crate::read_cache::{FileKey, FileText, LineIndex};
 
 /// How many leading bytes decide whether a file is binary (a NUL among them), as git and
@@ -152,6 +161,112 @@ pub(super) fn run(args: &ReadArgs, env: &Env<'_>) -> Result<ReadOutput, ToolErro
     )?;
     env.ledger.saw(env.task.session(), &path, text.bytes());
     window(&text, &shown, args.offset, limit, env)
+}
+
+/// `read` through an editor that serves its buffers. The path is checked against the
+/// workspace before the editor is asked. The window asked for is the one shown, and one
+/// line more (to know whether more follow; the total stays unknown, as for a streamed
+/// file); a negative offset, or an offset past the end, asks for the whole text, to count.
+/// A whole text the editor served is kept for the session (grep and edits see it). When
+/// the editor says the file does not exist, the disk is read; another error of the editor
+/// fails the call with its message.
+pub(super) async fn through_editor(
+    inner: Arc<Inner>,
+    args: ReadArgs,
+    editor: mpsc::Sender<BufferRequest>,
+    task: TaskContext,
+) -> Result<ReadOutput, ToolError> {
+    let path = inner.workspace.resolve(&args.path)?;
+    let shown = inner.workspace.display(&path);
+    let config = inner.tools_config();
+    let limit = args.limit.unwrap_or(config.read_default_lines as u64);
+    let session = task.session().cloned();
+    let ask = |line: Option<u64>, limit: Option<u64>| {
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let (reply, answer) = oneshot::channel();
+        let request = BufferRequest {
+            session: session.clone(),
+            path: path.clone(),
+            line: line.map(clamp),
+            limit: limit.map(clamp),
+            reply,
+        };
+        let (editor, shown) = (editor.clone(), shown.clone());
+        async move {
+            editor.send(request).await.map_err(|_| {
+                ToolError::new(format!(
+                    "cannot read `{shown}`: the editor connection is closed"
+                ))
+            })?;
+            match answer.await {
+                Ok(Ok(text)) => Ok(text),
+                Ok(Err(message)) => Err(ToolError::new(format!(
+                    "the editor could not read `{shown}`: {message}"
+                ))),
+                Err(_) => Err(ToolError::new(format!(
+                    "cannot read `{shown}`: the editor did not answer"
+                ))),
+            }
+        }
+    };
+    let start = match args.offset {
+        Some(n) if n < 0 => None,
+        offset => Some(offset.map_or(1, |n| n as u64)),
+    };
+    let mut whole = match start {
+        Some(start) => ask(Some(start), Some(limit.saturating_add(1))).await?,
+        None => ask(None, None).await?,
+    };
+    let Some(text) = whole.take() else {
+        // No such file in the editor: the disk decides (a snapshot of it goes too).
+        inner.documents.close(&path);
+        return tokio::task::spawn_blocking(move || {
+            let config = inner.tools_config();
+            run(&args, &inner.env(&config, &task))
+        })
+        .await
+        .map_err(|e| ToolError::new(format!("cannot read `{shown}`: {e}")))?;
+    };
+    let env = inner.env(&config, &task);
+    let mut text = FileText::new(text.into_bytes());
+    let served = text.line_count() as u64;
+    let is_whole = match start {
+        None => true,
+        Some(start) => start == 1 && served <= limit,
+    };
+    if let Some(start) = start
+        && !is_whole
+    {
+        if served > 0 {
+            // A window: its lines, numbered from `start`.
+            let mut builder = WindowBuilder::new(&shown, start, text.bytes().len() as u64, &env);
+            let keep = builder.keep_bytes();
+            for i in 0..served.min(limit) {
+                let line = text.line(i as usize);
+                if !builder.push(start + i, &line[..line.len().min(keep)], line.len() as u64) {
+                    break;
+                }
+            }
+            builder.out.total_lines = (served <= limit).then(|| start - 1 + served);
+            return Ok(builder.out);
+        }
+        // Past the end: the whole text says how long it is.
+        match ask(None, None).await? {
+            Some(all) => text = FileText::new(all.into_bytes()),
+            None => {
+                return Err(ToolError::new(format!(
+                    "cannot read `{shown}`: the editor no longer has it"
+                )));
+            }
+        }
+    }
+    if let Some(session) = &session
+        && let Ok(flat) = std::str::from_utf8(text.bytes())
+    {
+        inner.documents.serve(path.clone(), session, flat);
+    }
+    env.ledger.saw(session.as_ref(), &path, text.bytes());
+    window(&text, &shown, args.offset, limit, &env)
 }
 
 fn refuse_binary(shown: &str, head: &[u8], size: u64) -> Result<(), ToolError> {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_tests::cli;
-use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
+use switchyard_tests::mock_model::{MockModel, MockOptions, Response, Rule, Script, ToolCall};
 
 /// The longest any one exchange may take before the test fails (a hang guard, not a
 /// timing).
@@ -149,6 +149,16 @@ fn tool_result(model: &MockModel, i: usize) -> String {
     result["content"].as_str().unwrap().to_string()
 }
 
+/// What the model was told of every tool result in its request number `i`, in order.
+fn tool_results(model: &MockModel, i: usize) -> Vec<String> {
+    model.requests()[i]
+        .messages()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The kinds of a list of session updates, with the tool call and status where they have
 /// them: `tool_call call_1 read pending`.
 fn shapes(updates: &[Value]) -> Vec<String> {
@@ -177,7 +187,14 @@ struct Agent {
 
 impl Agent {
     fn start(env: &Env, model: &MockModel) -> Agent {
-        Agent::spawn(env.switchyard(model, &["acp"]))
+        Agent::start_with(env, model, &[])
+    }
+
+    /// [`Agent::start`] with more environment variables.
+    fn start_with(env: &Env, model: &MockModel, vars: &[(&str, &str)]) -> Agent {
+        let mut command = env.switchyard(model, &["acp"]);
+        command.envs(vars.iter().copied());
+        Agent::spawn(command)
     }
 
     /// `command` (a `switchyard acp`) started and driven line by line.
@@ -546,6 +563,22 @@ async fn sdk_client_buffers_cancel_and_load() {
         .contains("Change the greeting")
         .turn(1),
         Rule::openai(Response::text("Done.")).contains("Change the greeting").turn(2),
+        // buffers, the same session again: grep and read see the client's buffers; a file
+        // the client does not have is read from disk; one it refuses fails the call; one
+        // outside the workspace is refused before the client is asked.
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new("grep", json!({"pattern": "from the agent"})).with_id("call_grep"),
+            ToolCall::new("read", json!({"path": "src/main.rs", "offset": 2, "limit": 1}))
+                .with_id("call_window"),
+            ToolCall::new("read", json!({"path": "README.md"})).with_id("call_disk"),
+            ToolCall::new("read", json!({"path": "src/locked.rs"})).with_id("call_locked"),
+            ToolCall::new("read", json!({"path": "../outside.txt"})).with_id("call_outside"),
+        ]))
+        .contains("Where is the greeting now?")
+        .turn(3),
+        Rule::openai(Response::text("In main."))
+            .contains("Where is the greeting now?")
+            .turn(4),
         // cancel: a slow stream, cancelled after its first chunk; then a quick answer.
         Rule::openai(
             Response::text("one two three four five six seven eight nine ten eleven twelve")
@@ -557,18 +590,29 @@ async fn sdk_client_buffers_cancel_and_load() {
     ]))
     .await;
 
+    std::fs::write(env.root.path().join("src/locked.rs"), "on disk\n").unwrap();
     let seen = sdk(&env, &model, "buffers", &[]);
     let main_rs = env.root().join("src/main.rs");
+    let file = |name: &str| env.root().join(name);
     assert_eq!(seen["protocolVersion"], 1);
-    assert_eq!(seen["stops"], json!(["end_turn"]), "{seen}");
+    assert_eq!(seen["stops"], json!(["end_turn", "end_turn"]), "{seen}");
+    let reads = seen["reads"].as_array().unwrap();
+    let first = seen["readsInFirstPrompt"].as_u64().unwrap() as usize;
     assert_eq!(
-        seen["reads"],
-        json!([main_rs]),
-        "the linked file is read from the client"
+        reads[..first],
+        [
+            json!({"path": main_rs, "line": null, "limit": null}),
+            json!({"path": main_rs, "line": 1, "limit": 2001}),
+        ],
+        "the linked file is read from the client, then `read` asks it for its window \
+         (and a line more)"
     );
-    // The read tool saw the unsaved buffer, not the disk.
+    // The read tool saw the unsaved buffer, not the disk, numbered as a disk read is.
     let read = tool_result(&model, 1);
-    assert!(read.contains("hello from the unsaved buffer"), "{read}");
+    assert_eq!(
+        read,
+        "     1\tfn main() {\n     2\t    println!(\"hello from the unsaved buffer\");\n     3\t}\n"
+    );
     assert_eq!(
         seen["writes"],
         json!([{"path": main_rs, "content": "fn main() {\n    println!(\"hello from the agent\");\n}\n"}]),
@@ -585,6 +629,7 @@ async fn sdk_client_buffers_cancel_and_load() {
         shapes(updates)
             .into_iter()
             .filter(|s| s.starts_with("tool_call"))
+            .take(6)
             .collect::<Vec<_>>(),
         [
             "tool_call call_read read pending",
@@ -594,6 +639,51 @@ async fn sdk_client_buffers_cancel_and_load() {
             "tool_call_update call_edit in_progress",
             "tool_call_update call_edit completed",
         ]
+    );
+    // The second prompt: the written buffer is asked for again (the user may have typed),
+    // then the calls' own reads, in parallel; the outside path never reaches the client.
+    let mut later: Vec<String> = reads[first..].iter().map(Value::to_string).collect();
+    later.sort();
+    let mut expected: Vec<String> = [
+        json!({"path": main_rs, "line": null, "limit": null}),
+        json!({"path": main_rs, "line": 2, "limit": 2}),
+        json!({"path": file("README.md"), "line": 1, "limit": 2001}),
+        json!({"path": file("src/locked.rs"), "line": 1, "limit": 2001}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect();
+    expected.sort();
+    assert_eq!(later, expected);
+    // The last five results are the second prompt's (the first prompt's come before).
+    let results = tool_results(&model, 4);
+    let [grep, window, disk, locked, outside] = &results[results.len() - 5..] else {
+        panic!("five results: {results:?}")
+    };
+    assert!(
+        grep.contains("src/main.rs") && grep.contains("hello from the agent"),
+        "grep sees the text the client holds, not the disk's: {grep}"
+    );
+    assert_eq!(
+        window,
+        "     2\t    println!(\"hello from the agent\");\n\
+         (lines 2–2 of an unscanned total; continue with offset=3)\n"
+    );
+    assert_eq!(
+        disk, "     1\t# Demo\n     2\tSays hello.\n",
+        "not found: disk"
+    );
+    assert!(
+        locked.contains("the editor could not read `src/locked.rs`")
+            && locked.contains("locked by the user")
+            && !locked.contains("on disk"),
+        "{locked}"
+    );
+    assert!(outside.contains("outside"), "{outside}");
+    assert_eq!(
+        std::fs::read_to_string(&main_rs).unwrap(),
+        "fn main() {\n    println!(\"hello\");\n}\n",
+        "the disk is still untouched"
     );
     let session = seen["sessionId"].as_str().unwrap().to_string();
 
@@ -635,8 +725,18 @@ async fn sdk_client_buffers_cancel_and_load() {
         shape.contains(&"tool_call_update call_edit completed".to_string()),
         "{shape:?}"
     );
+    // The edit is replayed with its diff, as it was shown live.
+    let edit_done = replayed
+        .iter()
+        .find(|u| u["toolCallId"] == "call_edit" && u["status"] == "completed")
+        .unwrap();
+    assert_eq!(
+        edit_done["content"][1],
+        json!({"type": "diff", "path": main_rs, "oldText": "from the unsaved buffer", "newText": "from the agent"}),
+        "{edit_done}"
+    );
     assert_eq!(shape.last().unwrap(), "agent_message_chunk");
-    assert_eq!(replayed.last().unwrap()["content"]["text"], "Done.");
+    assert_eq!(replayed.last().unwrap()["content"]["text"], "In main.");
 }
 
 fn acpx(env: &Env, model: &MockModel, args: &[&str]) -> cli::Output {
@@ -708,6 +808,7 @@ async fn acpx_exec_reads_greps_in_parallel_and_edits() {
     let mut steps = Vec::new();
     let mut text = String::new();
     let mut diff = None;
+    let mut reads = Vec::new();
     for m in &messages {
         match (m["method"].as_str(), &m["params"]["update"]) {
             (Some("session/update"), u) if u["sessionUpdate"] == "agent_message_chunk" => {
@@ -726,6 +827,7 @@ async fn acpx_exec_reads_greps_in_parallel_and_edits() {
             (Some(method @ ("session/request_permission" | "fs/write_text_file")), _) => {
                 steps.push(method.to_string());
             }
+            (Some("fs/read_text_file"), _) => reads.push(m["params"].clone()),
             (Some(_), _) => {}
             // acpx's answers to the agent's requests.
             (None, _) if m["result"]["outcome"].is_object() => {
@@ -758,6 +860,19 @@ async fn acpx_exec_reads_greps_in_parallel_and_edits() {
         "both reads run before either finishes; the edit asks, then the client writes"
     );
     assert_eq!(text, "Let me look.It says goodbye now.");
+    // acpx offers fs/read_text_file: `read` asked it, for its window and a line more.
+    assert_eq!(
+        reads
+            .iter()
+            .map(|r| (&r["path"], &r["line"], &r["limit"]))
+            .collect::<Vec<_>>(),
+        [(
+            &json!(env.root().join("src/main.rs")),
+            &json!(1),
+            &json!(2001)
+        )],
+        "{reads:?}"
+    );
     let diff = diff.expect("the edit shows a diff");
     assert_eq!(
         diff["oldText"],
@@ -946,6 +1061,79 @@ async fn a_second_prompt_while_one_runs_is_refused_and_the_first_can_be_cancelle
         1,
         "the second prompt never reached the model"
     );
+}
+
+/// A long prompt in a small context window is compacted on the way: a client that shows
+/// compactions gets a `compaction_update`, one that shows notices a `notice`, and neither
+/// sees it as a message of the agent.
+#[tokio::test]
+async fn a_compaction_is_told_as_the_client_says_it_shows_them() {
+    const WINDOW: u64 = 4_000;
+    for (session_caps, shown) in [
+        (json!({"compaction": {}}), "compaction_update"),
+        (json!({"notices": {}}), "notice"),
+    ] {
+        let env = Env::new();
+        switchyard_tests::write_big_file(env.root.path());
+        let model = MockModel::start_with(
+            switchyard_tests::rereading_script(8, "Read big.txt again.", "It is large."),
+            MockOptions {
+                context_window: Some(WINDOW),
+                ..MockOptions::default()
+            },
+        )
+        .unwrap();
+        let window = WINDOW.to_string();
+        let mut agent =
+            Agent::start_with(&env, &model, &[("SWITCHYARD_LLM__CONTEXT_WINDOW", &window)]);
+        initialize(&mut agent, json!({"session": session_caps}));
+        let session = new_session(&mut agent, 1, &env.root());
+        agent.request(
+            2,
+            "session/prompt",
+            json!({"sessionId": session, "prompt": [{"type": "text", "text": "Read big.txt until told otherwise."}]}),
+        );
+        let messages = agent.until_answer(2);
+        let answer = messages.last().unwrap();
+        assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+        let updates: Vec<&Value> = messages
+            .iter()
+            .filter(|m| m["method"] == "session/update")
+            .map(|m| &m["params"]["update"])
+            .collect();
+        let compactions = switchyard_tests::summaries_within(&model.requests(), WINDOW);
+        assert!(compactions > 0, "the prompt was compacted");
+        let told: Vec<&&Value> = updates
+            .iter()
+            .filter(|u| u["sessionUpdate"] == shown)
+            .collect();
+        assert_eq!(
+            told.len(),
+            compactions,
+            "one {shown} a compaction: {told:?}"
+        );
+        match shown {
+            "compaction_update" => {
+                assert_eq!(told[0]["compactionId"], "compaction-1");
+                assert_eq!(told[0]["status"], "completed");
+                let kept = &told[0]["_meta"]["switchyard"];
+                assert!(kept["replacedMessages"].as_u64().unwrap() > 0, "{kept}");
+            }
+            _ => {
+                assert_eq!(told[0]["severity"], "info");
+                assert_eq!(told[0]["title"], "Conversation compacted");
+            }
+        }
+        let text: String = updates
+            .iter()
+            .filter(|u| u["sessionUpdate"] == "agent_message_chunk")
+            .map(|u| u["content"]["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            text, "It is large.",
+            "nothing of the compaction in the text"
+        );
+    }
 }
 
 mod thoughts;
