@@ -250,6 +250,7 @@ pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate
                 call_id,
                 content,
                 is_error,
+                ..
             } => {
                 updates.push(acp::SessionUpdate::ToolCallUpdate(
                     acp::ToolCallUpdate::new(
