@@ -266,6 +266,7 @@ impl Agent {
         if let Some(state) = &live {
             state.run.lock().cancel();
             self.inner.toolbox.lanes().cancel_session(&state.id);
+            self.inner.toolbox.mcp().end_session(&state.id);
         }
         let stored = match self.inner.store.as_ref() {
             Some(store) => store.delete(id).await.map_err(AgentError::Session)?,
@@ -503,6 +504,7 @@ impl Session {
     pub fn close(&self) {
         self.cancel();
         self.agent.sessions.lock().remove(&self.state.id);
+        self.agent.toolbox.mcp().end_session(&self.state.id);
     }
 
     /// Sends `prompt` and runs turns until the model is done, reporting on `events`.
@@ -744,8 +746,9 @@ impl Run<'_> {
         context: &AskContext,
     ) -> Result<StopReason, AgentError> {
         let agent = &self.session.agent;
-        agent.toolbox.start_mcp().await;
-        let specs = agent.toolbox.specs();
+        let session = Some(&self.session.state.id);
+        agent.toolbox.start_mcp(session).await;
+        let specs = agent.toolbox.specs(session);
         self.offered = specs.iter().map(|s| s.name.clone()).collect();
         // Read for every request: an edited AGENTS.md applies from the next prompt.
         let project = {
@@ -923,7 +926,7 @@ impl Run<'_> {
         let shown: Vec<(Option<Lane>, AgentEvent)> = calls
             .iter()
             .map(|call| {
-                let class = toolbox.class(&call.name);
+                let class = toolbox.class(&call.name, ctx.session.as_ref());
                 let lane = class.map(|(_, effect)| effect.lane());
                 let arguments = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
                 let started = AgentEvent::ToolCallStarted {
@@ -938,12 +941,12 @@ impl Run<'_> {
             })
             .collect();
         let mut answers: Vec<Option<String>> = vec![None; calls.len()];
-        let searches = SearchRuns::of(toolbox, calls);
+        let searches = SearchRuns::of(toolbox, calls, ctx.session.as_ref());
         // Indexed rather than over `&ToolCall`: a closure taking a reference would make the
         // future of `send` not provably `Send` (rust-lang/rust#110338).
         let steps = (0..calls.len()).map(|i| {
             let call = &calls[i];
-            let class = toolbox.class(&call.name);
+            let class = toolbox.class(&call.name, ctx.session.as_ref());
             let planned = self
                 .offer(&call.name)
                 .and_then(|()| parse_arguments(&call.name, &call.arguments))
@@ -981,7 +984,8 @@ impl Run<'_> {
             }
         });
         // What each call tells the model, rendered once as it finishes.
-        let mut contents: Vec<Option<(String, bool)>> = vec![None; calls.len()];
+        let mut contents: Vec<Option<(String, bool, Vec<llm::ToolImage>)>> =
+            vec![None; calls.len()];
         schedule::run(
             toolbox.lanes(),
             steps,
@@ -991,7 +995,7 @@ impl Run<'_> {
                     let _ = events.send(shown[i].1.clone());
                 }
                 Progress::Finished(i, result, duration) => {
-                    let (content, is_error) = tool_content(toolbox, result);
+                    let (content, is_error, images) = tool_content(toolbox, result);
                     let status = match result {
                         Err(LaneError::Cancelled) => ToolStatus::Cancelled,
                         _ if is_error => ToolStatus::Failed,
@@ -1013,7 +1017,7 @@ impl Run<'_> {
                     if let Ok(Ok(ToolOutput::Plan(plan))) = result {
                         let _ = events.send(AgentEvent::Plan(plan.clone()));
                     }
-                    contents[i] = Some((content, is_error));
+                    contents[i] = Some((content, is_error, images));
                 }
             },
         )
@@ -1027,12 +1031,13 @@ impl Run<'_> {
             .zip(answers)
             .zip(contents)
             .map(|((call, answer), content)| {
-                let (content, is_error) = match (answer, content) {
-                    (Some(message), _) => (message, true),
+                let (content, is_error, images) = match (answer, content) {
+                    (Some(message), _) => (message, true, Vec::new()),
                     (None, Some(content)) => content,
                     (None, None) => (
                         "the call was not run: the request was cancelled".to_string(),
                         true,
+                        Vec::new(),
                     ),
                 };
                 // The OpenAI format has no error flag: the text itself says so.
@@ -1045,6 +1050,7 @@ impl Run<'_> {
                     call_id: call.id.clone(),
                     content,
                     is_error,
+                    images,
                 }
             })
             .collect()
@@ -1137,7 +1143,7 @@ impl Run<'_> {
             .iter()
             .filter(|c| {
                 toolbox
-                    .class(&c.name)
+                    .class(&c.name, Some(&state.id))
                     .is_some_and(|(_, effect)| effect == Effect::Runs)
             })
             .map(|c| store::Line::Unrestorable {
@@ -1149,7 +1155,7 @@ impl Run<'_> {
             .iter()
             .filter(|c| {
                 toolbox
-                    .class(&c.name)
+                    .class(&c.name, Some(&state.id))
                     .is_some_and(|(_, effect)| !effect.parallel_safe())
             })
             .filter_map(|c| Some((c.name.clone(), serde_json::from_str(&c.arguments).ok()?)))
@@ -1206,10 +1212,17 @@ impl Run<'_> {
             return Ok(());
         }
         let tools = self.offered.join(", ");
-        Err(match self.session.agent.toolbox.class(name) {
-            Some(_) => format!("`{name}` is not available here; the tools are {tools}"),
-            None => format!("unknown tool `{name}`; the tools are {tools}"),
-        })
+        Err(
+            match self
+                .session
+                .agent
+                .toolbox
+                .class(name, Some(&self.session.state.id))
+            {
+                Some(_) => format!("`{name}` is not available here; the tools are {tools}"),
+                None => format!("unknown tool `{name}`; the tools are {tools}"),
+            },
+        )
     }
 
     /// Adds messages to the history and, when the session persists, to its file. A failed
@@ -1272,13 +1285,20 @@ fn parse_arguments(tool: &str, raw: &str) -> Result<Value, String> {
     }
 }
 
-/// What the model is told of a call that ran: the rendered output, or the error.
-fn tool_content(toolbox: &Toolbox, result: &Result<ToolResult, LaneError>) -> (String, bool) {
+/// What the model is told of a call that ran: the rendered output (with its images), or
+/// the error.
+fn tool_content(
+    toolbox: &Toolbox,
+    result: &Result<ToolResult, LaneError>,
+) -> (String, bool, Vec<llm::ToolImage>) {
     match result {
-        Ok(Ok(output)) => (toolbox.render(output), false),
-        Ok(Err(message)) => (message.clone(), true),
-        Err(LaneError::Cancelled) => ("cancelled by the user".to_string(), true),
-        Err(e) => (e.to_string(), true),
+        Ok(Ok(output)) => {
+            let (text, images) = toolbox.render_with_images(output);
+            (text, false, images)
+        }
+        Ok(Err(message)) => (message.clone(), true, Vec::new()),
+        Err(LaneError::Cancelled) => ("cancelled by the user".to_string(), true, Vec::new()),
+        Err(e) => (e.to_string(), true, Vec::new()),
     }
 }
 
@@ -1336,13 +1356,13 @@ struct SearchRuns {
 }
 
 impl SearchRuns {
-    fn of(toolbox: &Toolbox, calls: &[ToolCall]) -> SearchRuns {
+    fn of(toolbox: &Toolbox, calls: &[ToolCall], session: Option<&SessionId>) -> SearchRuns {
         let is_search = |call: &ToolCall| {
             Tool::from_name(&call.name).is_some_and(|tool| matches!(tool, Tool::Grep | Tool::Glob))
         };
         let mut runs: Vec<Vec<usize>> = vec![Vec::new()];
         for (i, call) in calls.iter().enumerate() {
-            match toolbox.class(&call.name) {
+            match toolbox.class(&call.name, session) {
                 Some((_, effect)) if !effect.parallel_safe() => runs.push(Vec::new()),
                 _ if is_search(call) => runs.last_mut().into_iter().for_each(|r| r.push(i)),
                 _ => {}

@@ -234,6 +234,9 @@ impl Core {
             self.inner.lanes.reconfigure(config.lanes.clone())?;
         }
         self.inner.config.replace(config);
+        if let Ok(toolbox) = self.toolbox() {
+            toolbox.mcp().reconfigure();
+        }
         Ok(())
     }
 
@@ -256,9 +259,23 @@ impl Core {
     ) -> Result<Vec<crate::mcp::ServerStatus>, CoreError> {
         let toolbox = self.toolbox()?;
         if start {
-            toolbox.start_mcp().await;
+            toolbox.start_mcp(None).await;
         }
         Ok(toolbox.mcp().status())
+    }
+
+    /// Adds MCP servers for session `session` only, in place of those it added before (an
+    /// ACP client's `mcpServers`): its model is offered their tools beside the configured
+    /// ones, no other session sees them, and they stop when the session is closed.
+    pub fn add_session_mcp(
+        &self,
+        session: &str,
+        servers: std::collections::BTreeMap<String, crate::mcp::McpServerConfig>,
+    ) -> Result<(), CoreError> {
+        self.toolbox()?
+            .mcp()
+            .add_session(&session.into(), servers)
+            .map_err(|e| CoreError::Config(ConfigError::Invalid(e)))
     }
 
     /// The approval policies in force and who is asked.

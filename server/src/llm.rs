@@ -81,6 +81,11 @@ pub enum Message {
         /// Whether `content` describes a failure. The Anthropic format carries this flag;
         /// the OpenAI format has no field for it, so the content itself should say so.
         is_error: bool,
+        /// Images of the result (an MCP tool's), each standing for the description of it in
+        /// `content`: a format that takes images in a tool result sends the image there,
+        /// another sends the description. Absent in sessions kept before images were.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<ToolImage>,
     },
 }
 
@@ -103,6 +108,17 @@ pub enum Thinking {
         /// The encrypted reasoning.
         data: String,
     },
+}
+
+/// An image in a tool's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolImage {
+    /// Its type (`image/png`).
+    pub media_type: String,
+    /// The image, base64-encoded.
+    pub data: String,
+    /// The byte range of its description in the result's text.
+    pub at: std::ops::Range<usize>,
 }
 
 /// A tool the model asked to run.

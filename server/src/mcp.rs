@@ -18,7 +18,7 @@
 pub mod config;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -41,6 +41,8 @@ use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Current;
+use crate::lanes::SessionId;
+use crate::llm::ToolImage;
 use crate::tools::{Effect, ToolKind, ToolSpec};
 
 pub use config::{McpServerConfig, McpToolFilter};
@@ -147,19 +149,33 @@ pub struct McpOutput {
     pub structured_content: Option<Value>,
 }
 
+/// The largest image (its base64 text) kept for a model that takes images; a larger one is
+/// only described. Anthropic takes images of up to 5 MB.
+pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
 impl McpOutput {
     /// The text a model sees: text blocks as they are, embedded text resources with their
     /// URI, anything else described; the structured content when there is no text. At most
     /// about `max_bytes` (0: no cap).
     pub fn render(&self, max_bytes: usize) -> String {
-        let mut out = render_blocks(&self.content);
+        self.render_with_images(max_bytes).0
+    }
+
+    /// [`McpOutput::render`], and the images it describes (each at most
+    /// [`MAX_IMAGE_BYTES`], within the cap), for a model that takes them in place of their
+    /// description.
+    pub fn render_with_images(&self, max_bytes: usize) -> (String, Vec<ToolImage>) {
+        let (mut out, mut images) = render_blocks(&self.content);
         if out.trim().is_empty() {
+            images.clear();
             out = match &self.structured_content {
                 Some(value) => value.to_string(),
                 None => "(no content)".to_string(),
             };
         }
-        cap(out, max_bytes)
+        let out = cap(out, max_bytes);
+        images.retain(|image| max_bytes == 0 || image.at.end <= max_bytes.min(out.len()));
+        (out, images)
     }
 }
 
@@ -178,17 +194,38 @@ fn cap(mut text: String, max_bytes: usize) -> String {
     text
 }
 
-fn render_blocks(blocks: &[Value]) -> String {
+/// The blocks as text, and the images among them small enough and well-formed enough to
+/// be sent, each with the range of its description in the text.
+fn render_blocks(blocks: &[Value]) -> (String, Vec<ToolImage>) {
     let described = |kind: &str, block: &Value| {
         let mime = block["mimeType"].as_str().unwrap_or("unknown type");
         let bytes = block["data"].as_str().map_or(0, |d| d.len() / 4 * 3);
         format!("[{kind}: {mime}, about {bytes} bytes, not shown]")
     };
-    blocks
-        .iter()
-        .map(|block| match block["type"].as_str() {
+    let mut out = String::new();
+    let mut images = Vec::new();
+    for (i, block) in blocks.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let start = out.len();
+        let text = match block["type"].as_str() {
             Some("text") => block["text"].as_str().unwrap_or_default().to_string(),
-            Some("image") => described("image", block),
+            Some("image") => {
+                let text = described("image", block);
+                if let (Some(media_type), Some(data)) =
+                    (block["mimeType"].as_str(), block["data"].as_str())
+                    && data.len() <= MAX_IMAGE_BYTES
+                    && is_base64(data)
+                {
+                    images.push(ToolImage {
+                        media_type: media_type.to_string(),
+                        data: data.to_string(),
+                        at: start..start + text.len(),
+                    });
+                }
+                text
+            }
             Some("audio") => described("audio", block),
             Some("resource") => {
                 let resource = &block["resource"];
@@ -207,9 +244,20 @@ fn render_blocks(blocks: &[Value]) -> String {
                 block["name"].as_str().unwrap_or_default()
             ),
             _ => block.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+        };
+        out.push_str(&text);
+    }
+    (out, images)
+}
+
+/// Whether `data` is standard padded base64 (what a provider will decode).
+fn is_base64(data: &str) -> bool {
+    !data.is_empty()
+        && data.len().is_multiple_of(4)
+        && data
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 /// How far a long call has come, as its server says (`notifications/progress`).
@@ -316,6 +364,10 @@ struct Hub {
     config: Current,
     root: PathBuf,
     servers: Mutex<BTreeMap<String, Arc<Server>>>,
+    /// The servers a front end added for one session only (ACP's `mcpServers`), by session:
+    /// that session sees them beside the configured ones (one of the same name hides the
+    /// configured one), no other session does, and they stop when it ends.
+    sessions: Mutex<HashMap<SessionId, BTreeMap<String, Arc<Server>>>>,
 }
 
 impl Mcp {
@@ -326,55 +378,110 @@ impl Mcp {
                 config,
                 root: root.to_path_buf(),
                 servers: Mutex::new(BTreeMap::new()),
+                sessions: Mutex::new(HashMap::new()),
             }),
         }
     }
 
     /// The servers of the configuration in force, kept while their settings are the same
-    /// (a changed server is stopped and starts anew on next use).
-    fn servers(&self) -> Vec<Arc<Server>> {
+    /// (a changed server is stopped and starts anew on next use), then those `session`
+    /// added (see [`Mcp::add_session`]).
+    fn servers(&self, session: Option<&SessionId>) -> Vec<Arc<Server>> {
         let config = self.inner.config.get();
-        let mut servers = self.inner.servers.lock();
-        servers.retain(|name, server| config.mcp_servers.get(name) == Some(&server.config));
-        for (name, settings) in &config.mcp_servers {
-            servers.entry(name.clone()).or_insert_with(|| {
-                let state = if settings.enabled {
-                    ServerState::Idle
-                } else {
-                    ServerState::Disabled
-                };
-                Arc::new(Server {
-                    name: name.clone(),
-                    config: settings.clone(),
-                    status: Mutex::new(ServerStatus {
-                        name: name.clone(),
-                        state,
-                        tools: Vec::new(),
-                        last_error: None,
-                        restarts: 0,
-                        failures: 0,
-                        next_start: None,
-                    }),
-                    connection: tokio::sync::Mutex::new(None),
-                    stale: Arc::new(AtomicBool::new(false)),
-                    listeners: Listeners::default(),
-                    permits: tokio::sync::Semaphore::new(settings.max_concurrency.max(1)),
-                })
-            });
+        let mut all: Vec<Arc<Server>> = {
+            let mut servers = self.inner.servers.lock();
+            servers.retain(|name, server| config.mcp_servers.get(name) == Some(&server.config));
+            for (name, settings) in &config.mcp_servers {
+                servers
+                    .entry(name.clone())
+                    .or_insert_with(|| Server::new(name, settings));
+            }
+            servers.values().cloned().collect()
+        };
+        if let Some(own) = session.and_then(|id| self.inner.sessions.lock().get(id).cloned()) {
+            all.retain(|server| !own.contains_key(&server.name));
+            all.extend(own.into_values());
         }
-        servers.values().cloned().collect()
+        all
     }
 
-    fn server(&self, name: &str) -> Option<Arc<Server>> {
-        self.servers().into_iter().find(|s| s.name == name)
+    /// Puts the configuration in force now: a server that is gone or whose settings changed
+    /// is stopped, and a changed one that was running starts again at once (in the
+    /// background), so an edited setting applies without waiting for the next call.
+    pub fn reconfigure(&self) {
+        let running: Vec<String> = self
+            .inner
+            .servers
+            .lock()
+            .values()
+            .filter(|s| s.status.lock().state == ServerState::Running)
+            .map(|s| s.name.clone())
+            .collect();
+        let restart: Vec<Arc<Server>> = self
+            .servers(None)
+            .into_iter()
+            .filter(|s| running.contains(&s.name) && s.status.lock().state == ServerState::Idle)
+            .collect();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        for server in restart {
+            let root = self.inner.root.clone();
+            runtime.spawn(async move {
+                tracing::info!(server = %server.name, "MCP server settings changed; starting it again");
+                if let Err(e) = server.connect(&root).await {
+                    tracing::warn!(server = %server.name, "MCP server not available: {e}");
+                }
+            });
+        }
+    }
+
+    fn server(&self, name: &str, session: Option<&SessionId>) -> Option<Arc<Server>> {
+        self.servers(session).into_iter().find(|s| s.name == name)
+    }
+
+    /// Adds `servers` for `session` only, in place of those it added before (a server whose
+    /// settings did not change keeps running). They are the user's (their editor sent them),
+    /// yet start as the configured ones do: filtered environment, timeouts, limits, lanes.
+    /// `Err` names what is wrong with one of them; then nothing changes.
+    pub fn add_session(
+        &self,
+        session: &SessionId,
+        servers: BTreeMap<String, McpServerConfig>,
+    ) -> Result<(), String> {
+        config::validate_session(&servers)?;
+        let mut sessions = self.inner.sessions.lock();
+        if servers.is_empty() {
+            sessions.remove(session);
+            return Ok(());
+        }
+        let before = sessions.remove(session).unwrap_or_default();
+        let own = servers
+            .into_iter()
+            .map(|(name, settings)| {
+                let server = match before.get(&name) {
+                    Some(running) if running.config == settings => Arc::clone(running),
+                    _ => Server::new(&name, &settings),
+                };
+                (name, server)
+            })
+            .collect();
+        sessions.insert(Arc::clone(session), own);
+        Ok(())
+    }
+
+    /// Forgets the servers `session` added; each stops (its process is killed) once no call
+    /// holds it.
+    pub fn end_session(&self, session: &str) {
+        self.inner.sessions.lock().remove(session);
     }
 
     /// Starts every enabled server not running yet, all at once, and waits for them (each
     /// within its `startup_timeout_ms`). A server that fails is reported in its status and
     /// the log; the others go on.
-    pub async fn start_all(&self) {
+    pub async fn start_all(&self, session: Option<&SessionId>) {
         let starting = self
-            .servers()
+            .servers(session)
             .into_iter()
             .filter(|s| s.config.enabled)
             .map(|server| {
@@ -388,18 +495,18 @@ impl Mcp {
         join_all(starting).await;
     }
 
-    /// Every server's status, by name.
+    /// Every configured server's status, by name.
     pub fn status(&self) -> Vec<ServerStatus> {
-        self.servers()
+        self.servers(None)
             .iter()
             .map(|s| s.status.lock().clone())
             .collect()
     }
 
-    /// The tools of the running servers, as the model is offered them, each with the policy
-    /// the user set for it.
-    pub fn specs(&self) -> Vec<(ToolSpec, crate::approvals::Policy)> {
-        self.servers()
+    /// The tools of the running servers `session` sees, as the model is offered them, each
+    /// with the policy the user set for it.
+    pub fn specs(&self, session: Option<&SessionId>) -> Vec<(ToolSpec, crate::approvals::Policy)> {
+        self.servers(session)
             .iter()
             .flat_map(|server| {
                 let tools = server.status.lock().tools.clone();
@@ -411,12 +518,17 @@ impl Mcp {
             .collect()
     }
 
-    /// The tool a model calls `name`, its server, and the policy the user set for it.
-    pub fn find(&self, name: &str) -> Option<(McpTool, String, crate::approvals::Policy)> {
+    /// The tool a model in `session` calls `name`, its server, and the policy the user set
+    /// for it.
+    pub fn find(
+        &self,
+        name: &str,
+        session: Option<&SessionId>,
+    ) -> Option<(McpTool, String, crate::approvals::Policy)> {
         if !name.starts_with(PREFIX) {
             return None;
         }
-        self.servers().iter().find_map(|server| {
+        self.servers(session).iter().find_map(|server| {
             let status = server.status.lock();
             status.tools.iter().find(|t| t.name == name).map(|tool| {
                 let policy = server.config.policy(&tool.tool, tool.read_only);
@@ -425,12 +537,12 @@ impl Mcp {
         })
     }
 
-    /// The spec of the tool a model calls `name`.
-    pub fn spec(&self, name: &str) -> Option<ToolSpec> {
-        self.find(name).map(|(tool, _, _)| spec_of(&tool))
+    /// The spec of the tool a model in `session` calls `name`.
+    pub fn spec(&self, name: &str, session: Option<&SessionId>) -> Option<ToolSpec> {
+        self.find(name, session).map(|(tool, _, _)| spec_of(&tool))
     }
 
-    /// Calls `tool` of `server` with `arguments`, within the server's concurrency limit and
+    /// Calls `tool` of `server` (as `session` sees it) with `arguments`, within the server's concurrency limit and
     /// tool timeout; cancelling `token` abandons the call with `notifications/cancelled`.
     /// With `progress`, the call asks for progress notifications (a `progressToken`) and
     /// hands each to it.
@@ -438,13 +550,14 @@ impl Mcp {
     /// went wrong with the server.
     pub async fn call(
         &self,
+        session: Option<&SessionId>,
         server: &str,
         tool: &str,
         arguments: Value,
         progress: Option<ProgressSink>,
         token: &CancellationToken,
     ) -> Result<McpOutput, String> {
-        let Some(server) = self.server(server) else {
+        let Some(server) = self.server(server, session) else {
             return Err(format!("the MCP server `{server}` is no longer configured"));
         };
         let _permit = tokio::select! {
@@ -605,6 +718,31 @@ fn backoff(failures: u32) -> Duration {
 }
 
 impl Server {
+    fn new(name: &str, settings: &McpServerConfig) -> Arc<Server> {
+        let state = if settings.enabled {
+            ServerState::Idle
+        } else {
+            ServerState::Disabled
+        };
+        Arc::new(Server {
+            name: name.to_string(),
+            config: settings.clone(),
+            status: Mutex::new(ServerStatus {
+                name: name.to_string(),
+                state,
+                tools: Vec::new(),
+                last_error: None,
+                restarts: 0,
+                failures: 0,
+                next_start: None,
+            }),
+            connection: tokio::sync::Mutex::new(None),
+            stale: Arc::new(AtomicBool::new(false)),
+            listeners: Listeners::default(),
+            permits: tokio::sync::Semaphore::new(settings.max_concurrency.max(1)),
+        })
+    }
+
     fn note_error(&self, message: &str) {
         self.status.lock().last_error = Some(message.to_string());
     }
@@ -852,6 +990,36 @@ mod tests {
         };
         assert_eq!(structured.render(0), r#"{"n":1}"#);
         assert!(structured.render(3).starts_with("{\"n"));
+    }
+
+    #[test]
+    fn images_stand_in_the_text_where_they_are_described_and_are_bounded() {
+        let output = McpOutput {
+            server: "s".into(),
+            tool: "t".into(),
+            content: vec![
+                json!({"type": "text", "text": "look:"}),
+                json!({"type": "image", "mimeType": "image/png", "data": "iVBORw0KGgo="}),
+                json!({"type": "image", "mimeType": "image/png", "data": "not base64!"}),
+                json!({"type": "text", "text": "done"}),
+            ],
+            structured_content: None,
+        };
+        let (text, images) = output.render_with_images(0);
+        assert_eq!(images.len(), 1, "the malformed one is only described");
+        assert_eq!(
+            &text[images[0].at.clone()],
+            "[image: image/png, about 9 bytes, not shown]"
+        );
+        assert_eq!(images[0].data, "iVBORw0KGgo=");
+        let (_, images) = output.render_with_images(10);
+        assert!(images.is_empty(), "an image the cap cuts is not sent");
+        let big = McpOutput {
+            content: vec![json!({"type": "image", "mimeType": "image/png",
+                "data": "A".repeat(MAX_IMAGE_BYTES + 4)})],
+            ..output
+        };
+        assert!(big.render_with_images(0).1.is_empty());
     }
 
     #[test]

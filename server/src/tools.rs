@@ -33,6 +33,7 @@ use crate::config::Current;
 use crate::documents::Documents;
 use crate::edits::Applier;
 use crate::lanes::{Lane, LaneError, Lanes, SessionId, Task, TaskContext};
+use crate::llm::ToolImage;
 use crate::mcp::{Mcp, McpOutput, McpTool};
 use crate::read_cache::{LineIndexCache, ReadCache};
 
@@ -246,8 +247,9 @@ impl Toolbox {
     ///
     /// The tools of the MCP servers running now follow, by the same rule: read-only ones
     /// always, the others when this front end can ask for approval; none their server's
-    /// settings deny. [`Toolbox::start_mcp`] starts the servers.
-    pub fn specs(&self) -> Vec<ToolSpec> {
+    /// settings deny: the configured servers and those `session` added.
+    /// [`Toolbox::start_mcp`] starts the servers.
+    pub fn specs(&self, session: Option<&SessionId>) -> Vec<ToolSpec> {
         let mutations = self.inner.mutations.read();
         let mut specs: Vec<ToolSpec> = Tool::all()
             .filter(|tool| match &*mutations {
@@ -259,7 +261,7 @@ impl Toolbox {
         specs.extend(
             self.inner
                 .mcp
-                .specs()
+                .specs(session)
                 .into_iter()
                 .filter(|(spec, policy)| {
                     *policy != Policy::Deny
@@ -270,27 +272,33 @@ impl Toolbox {
         specs
     }
 
-    /// The spec of the tool a model calls `name`, offered here or not: a built-in tool, or
-    /// an MCP tool of a running server.
-    pub fn spec(&self, name: &str) -> Option<ToolSpec> {
+    /// The spec of the tool a model in `session` calls `name`, offered here or not: a
+    /// built-in tool, or an MCP tool of a running server.
+    pub fn spec(&self, name: &str, session: Option<&SessionId>) -> Option<ToolSpec> {
         Tool::from_name(name)
             .map(Tool::spec)
-            .or_else(|| self.inner.mcp.spec(name))
+            .or_else(|| self.inner.mcp.spec(name, session))
     }
 
     /// What the tool a model calls `name` is and how its calls run, without building its
-    /// schema: what the agent asks of every call it schedules.
-    pub fn class(&self, name: &str) -> Option<(ToolKind, Effect)> {
+    /// schema: what the agent asks of every call it schedules (in `session`, whose own MCP
+    /// servers it sees).
+    pub fn class(&self, name: &str, session: Option<&SessionId>) -> Option<(ToolKind, Effect)> {
         match Tool::from_name(name) {
             Some(tool) => Some((tool.kind(), tool.effect())),
-            None => self.inner.mcp.spec(name).map(|s| (s.kind, s.effect)),
+            None => self
+                .inner
+                .mcp
+                .spec(name, session)
+                .map(|s| (s.kind, s.effect)),
         }
     }
 
     /// Starts the MCP servers not running yet, in parallel, and waits until each is running
     /// or has failed (within its startup timeout); their tools are offered from then on.
-    pub async fn start_mcp(&self) {
-        self.inner.mcp.start_all().await;
+    /// With `session`, those it added too.
+    pub async fn start_mcp(&self, session: Option<&SessionId>) {
+        self.inner.mcp.start_all(session).await;
     }
 
     /// The MCP servers, for their status.
@@ -341,6 +349,16 @@ impl Toolbox {
         output.render(self.inner.config.get().tools.max_output_bytes)
     }
 
+    /// [`Toolbox::render`], with the images of the text (an MCP tool's) for a model that
+    /// takes them.
+    pub fn render_with_images(&self, output: &ToolOutput) -> (String, Vec<ToolImage>) {
+        let max_bytes = self.inner.config.get().tools.max_output_bytes;
+        match output {
+            ToolOutput::Mcp(out) => out.render_with_images(max_bytes),
+            other => (other.render(max_bytes), Vec::new()),
+        }
+    }
+
     /// The lane task that runs one call; submit it alone or in a batch. Arguments are
     /// checked here, so a bad call fails before it takes a slot.
     pub fn task(
@@ -349,7 +367,7 @@ impl Toolbox {
         args: Value,
         ctx: &CallContext,
     ) -> Result<Task<ToolResult>, ToolError> {
-        if let Some((tool, server, policy)) = self.inner.mcp.find(name) {
+        if let Some((tool, server, policy)) = self.inner.mcp.find(name, ctx.session.as_ref()) {
             return self.mcp_task(tool, server, policy, args, ctx);
         }
         let Some(tool) = Tool::from_name(name) else {
@@ -642,7 +660,14 @@ impl Inner {
             }
         }
         self.mcp
-            .call(&server, &tool.tool, args, progress, task.token())
+            .call(
+                task.session(),
+                &server,
+                &tool.tool,
+                args,
+                progress,
+                task.token(),
+            )
             .await
             .map(ToolOutput::Mcp)
     }

@@ -98,6 +98,17 @@ export function serverConfig(scope?: vscode.ConfigurationScope): JsonObject {
     const review = config.get<string | null>("review");
     if (review === "off" || review === "changes") out["review"] = review;
 
+    // As written: a server's keys are the config file's, and its variable and header names
+    // are the user's own, so nothing is renamed.
+    const mcp = config.get<unknown>("mcpServers");
+    if (
+        typeof mcp === "object" &&
+        mcp !== null &&
+        !Array.isArray(mcp) &&
+        Object.keys(mcp).length > 0
+    )
+        out["mcp_servers"] = mcp as JsonObject;
+
     return out;
 }
 

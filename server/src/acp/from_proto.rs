@@ -1,11 +1,13 @@
 //! ACP types to the core's: a prompt's content blocks to the prompt text, the editor
-//! context and the files it mentions.
+//! context and the files it mentions; a session's `mcpServers` to MCP server settings.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use agent_client_protocol_schema::v1 as acp;
 
 use crate::agent::AskContext;
+use crate::mcp::McpServerConfig;
 
 /// A prompt as the core takes it.
 #[derive(Debug, Default, PartialEq)]
@@ -138,6 +140,75 @@ fn shown(path: &Path, root: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+/// A session's `mcpServers` as MCP server settings, by name: stdio (`command`, `args`, `env`)
+/// and streamable HTTP (`url`, `headers`); SSE, which this agent does not advertise, is
+/// refused by name. A name is made fit for `mcp__<server>__<tool>` (any character but
+/// letters, digits, `_` and `-` becomes `-`).
+pub(crate) fn mcp_servers(
+    servers: &[acp::McpServer],
+) -> Result<BTreeMap<String, McpServerConfig>, String> {
+    let mut out = BTreeMap::new();
+    for server in servers {
+        let (name, config) = match server {
+            acp::McpServer::Stdio(stdio) => (
+                &stdio.name,
+                McpServerConfig {
+                    command: Some(stdio.command.display().to_string()),
+                    args: stdio.args.clone(),
+                    env: stdio
+                        .env
+                        .iter()
+                        .map(|v| (v.name.clone(), v.value.clone()))
+                        .collect(),
+                    ..McpServerConfig::default()
+                },
+            ),
+            acp::McpServer::Http(http) => (
+                &http.name,
+                McpServerConfig {
+                    url: Some(http.url.clone()),
+                    headers: http
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.clone(), h.value.clone()))
+                        .collect(),
+                    ..McpServerConfig::default()
+                },
+            ),
+            acp::McpServer::Sse(sse) => {
+                return Err(format!(
+                    "mcpServers: `{}` is an SSE server ({}); switchyard connects to MCP servers \
+                     over stdio and streamable HTTP only (agentCapabilities.mcpCapabilities.sse is false)",
+                    sse.name, sse.url
+                ));
+            }
+            _ => return Err("mcpServers: a transport switchyard does not know".into()),
+        };
+        let mut key: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        while key.contains("__") {
+            key = key.replace("__", "_");
+        }
+        if key.is_empty() {
+            return Err("mcpServers: a server has an empty name".into());
+        }
+        if out.insert(key.clone(), config).is_some() {
+            return Err(format!(
+                "mcpServers: two servers are named `{key}`; give each its own name"
+            ));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -170,6 +170,9 @@ impl Agent {
         prompts.embedded_context = true;
         let mut caps = acp::AgentCapabilities::default();
         caps.load_session = true;
+        let mut mcp = acp::McpCapabilities::new();
+        mcp.http = true;
+        caps.mcp_capabilities = mcp;
         caps.prompt_capabilities = prompts;
         caps.session_capabilities = sessions;
         // Version 1 is the only one spoken; a client that asks for another decides
@@ -345,27 +348,29 @@ impl Agent {
         live
     }
 
-    fn no_mcp(servers: &[acp::McpServer]) -> Result<(), Error> {
-        if servers.is_empty() {
-            return Ok(());
-        }
-        Err(invalid_params(format!(
-            "switchyard does not connect to MCP servers yet ({} given); start the session with an empty mcpServers list",
-            servers.len()
-        )))
+    /// Adds the session's `mcpServers` (for it only) in its core.
+    fn add_mcp(live: &Live, servers: &[acp::McpServer]) -> Result<(), Error> {
+        let servers = from_proto::mcp_servers(servers).map_err(invalid_params)?;
+        live.core
+            .add_session_mcp(&live.id, servers)
+            .map_err(|e| invalid_params(format!("mcpServers: {e}")))
     }
 
     async fn new_session(
         &self,
         request: acp::NewSessionRequest,
     ) -> Result<acp::NewSessionResponse, Error> {
-        Agent::no_mcp(&request.mcp_servers)?;
+        let servers = from_proto::mcp_servers(&request.mcp_servers).map_err(invalid_params)?;
         let core = self.core(&request.cwd)?;
         let agent = core.agent().map_err(|e| invalid_params(e.to_string()))?;
         let session = agent
             .new_session()
             .await
             .map_err(|e| invalid_params(e.to_string()))?;
+        if let Err(e) = core.add_session_mcp(session.id(), servers) {
+            session.close();
+            return Err(invalid_params(format!("mcpServers: {e}")));
+        }
         let live = self.register(&request.cwd, core, session);
         Ok(
             acp::NewSessionResponse::new(live.id.clone())
@@ -392,8 +397,8 @@ impl Agent {
         &self,
         request: acp::LoadSessionRequest,
     ) -> Result<acp::LoadSessionResponse, Error> {
-        Agent::no_mcp(&request.mcp_servers)?;
         let live = self.open_session(&request.session_id, &request.cwd).await?;
+        Agent::add_mcp(&live, &request.mcp_servers)?;
         for update in to_proto::replay(&live.session.history().await, &live.cwd) {
             self.conn.notify(
                 "session/update",
@@ -407,8 +412,8 @@ impl Agent {
         &self,
         request: acp::ResumeSessionRequest,
     ) -> Result<acp::ResumeSessionResponse, Error> {
-        Agent::no_mcp(&request.mcp_servers)?;
         let live = self.open_session(&request.session_id, &request.cwd).await?;
+        Agent::add_mcp(&live, &request.mcp_servers)?;
         Ok(acp::ResumeSessionResponse::new().config_options(self.config_options(&live)))
     }
 

@@ -359,6 +359,7 @@ pub(crate) fn replay(history: &[Message], root: &Path) -> Vec<acp::SessionUpdate
                 call_id,
                 content,
                 is_error,
+                ..
             } => {
                 let mut shown = vec![text(content.clone())];
                 if !*is_error {

@@ -228,6 +228,7 @@ mod tests {
                 call_id: format!("c{n}"),
                 content: result.into(),
                 is_error: false,
+                images: Vec::new(),
             },
         ]
     }

@@ -652,6 +652,7 @@ pub(crate) fn repair(messages: &mut Vec<Message>) {
                     content: "error: the session stopped before this call's result was recorded"
                         .into(),
                     is_error: true,
+                    images: Vec::new(),
                 })
                 .collect();
             let added = missing.len();
@@ -692,6 +693,7 @@ mod tests {
                 call_id: "c1".into(),
                 content: "lib.rs".into(),
                 is_error: false,
+                images: Vec::new(),
             },
             Message::Assistant {
                 text: "A library.".into(),
@@ -792,6 +794,7 @@ mod tests {
                 call_id: "a".into(),
                 content: "x".into(),
                 is_error: false,
+                images: Vec::new(),
             },
         ];
         repair(&mut history);

@@ -71,12 +71,13 @@ pub fn request_body(cfg: &ResolvedLlmConfig, req: &ModelRequest) -> Value {
                 call_id,
                 content,
                 is_error,
+                images,
             } => (
                 "user",
                 vec![json!({
                     "type": "tool_result",
                     "tool_use_id": call_id,
-                    "content": content,
+                    "content": tool_result_content(content, images),
                     "is_error": is_error,
                 })],
             ),
@@ -129,6 +130,44 @@ pub fn request_body(cfg: &ResolvedLlmConfig, req: &ModelRequest) -> Value {
         body["temperature"] = json!(t);
     }
     body
+}
+
+/// The image types a tool result may hold.
+const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// A tool result's `content`: its text, or, when it has images of a type Anthropic takes,
+/// text and image blocks in the text's order, each image in place of its description.
+fn tool_result_content(text: &str, images: &[crate::llm::ToolImage]) -> Value {
+    let mut blocks = Vec::new();
+    let mut from = 0;
+    for image in images {
+        let at = &image.at;
+        if !IMAGE_TYPES.contains(&image.media_type.as_str())
+            || at.start < from
+            || at.end > text.len()
+            || !text.is_char_boundary(at.start)
+            || !text.is_char_boundary(at.end)
+        {
+            continue;
+        }
+        let before = text[from..at.start].trim_end_matches('\n');
+        if !before.is_empty() {
+            blocks.push(json!({"type": "text", "text": before}));
+        }
+        blocks.push(json!({
+            "type": "image",
+            "source": {"type": "base64", "media_type": image.media_type, "data": image.data},
+        }));
+        from = at.end;
+    }
+    if blocks.is_empty() {
+        return json!(text);
+    }
+    let rest = text[from..].trim_start_matches('\n');
+    if !rest.is_empty() {
+        blocks.push(json!({"type": "text", "text": rest}));
+    }
+    Value::Array(blocks)
 }
 
 /// Decodes Messages stream events: `message_start`, `content_block_start` / `_delta` /
@@ -425,16 +464,19 @@ mod tests {
                     call_id: "toolu_1".into(),
                     content: "lib.rs\nmain.rs".into(),
                     is_error: false,
+                    images: Vec::new(),
                 },
                 Message::ToolResult {
                     call_id: "toolu_2".into(),
                     content: "error: the arguments are not valid JSON".into(),
                     is_error: true,
+                    images: Vec::new(),
                 },
                 Message::ToolResult {
                     call_id: "toolu_3".into(),
                     content: "clean".into(),
                     is_error: false,
+                    images: Vec::new(),
                 },
                 Message::User {
                     content: "Also check tests/".into(),
@@ -492,6 +534,46 @@ mod tests {
     }
 
     #[test]
+    fn images_of_a_tool_result_stand_where_described_and_old_results_still_load() {
+        let text = "look:\n[image: image/png, about 9 bytes, not shown]\n[image: audio]\ndone";
+        let png = 6..50;
+        assert_eq!(
+            &text[png.clone()],
+            "[image: image/png, about 9 bytes, not shown]"
+        );
+        let images = vec![
+            crate::llm::ToolImage {
+                media_type: "image/png".into(),
+                data: "iVBORw0KGgo=".into(),
+                at: png,
+            },
+            // Not a type Anthropic takes: its description stays.
+            crate::llm::ToolImage {
+                media_type: "image/tiff".into(),
+                data: "AAAA".into(),
+                at: 51..65,
+            },
+        ];
+        assert_eq!(
+            tool_result_content(text, &images),
+            json!([
+                {"type": "text", "text": "look:"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                {"type": "text", "text": "[image: audio]\ndone"},
+            ])
+        );
+        assert_eq!(tool_result_content("plain", &[]), json!("plain"));
+        // A session line written before results had images.
+        let old: Message = serde_json::from_value(
+            json!({"role": "tool_result", "call_id": "c", "content": "x", "is_error": false}),
+        )
+        .unwrap();
+        assert!(matches!(old, Message::ToolResult { ref images, .. } if images.is_empty()));
+        let line = serde_json::to_value(&old).unwrap();
+        assert!(line.get("images").is_none(), "{line}");
+    }
+
+    #[test]
     fn tool_results_go_before_text_in_a_merged_user_turn() {
         let req = ModelRequest {
             messages: vec![
@@ -507,6 +589,7 @@ mod tests {
                     call_id: "toolu_1".into(),
                     content: "a".into(),
                     is_error: false,
+                    images: Vec::new(),
                 },
             ],
             max_tokens: Some(100),

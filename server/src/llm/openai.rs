@@ -350,11 +350,13 @@ mod tests {
                     call_id: "call_a".into(),
                     content: "lib.rs\nmain.rs".into(),
                     is_error: false,
+                    images: Vec::new(),
                 },
                 Message::ToolResult {
                     call_id: "call_b".into(),
                     content: "error: the arguments are not valid JSON".into(),
                     is_error: true,
+                    images: Vec::new(),
                 },
                 Message::Assistant {
                     text: "Two files.".into(),

@@ -164,8 +164,29 @@ const SAFE_BASICS: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TERM", "TMPDIR", "TZ",
 ];
 
-/// Checks the servers' names and transports; the message names the key.
+/// Checks the servers of a configuration file or the editor's settings: names and
+/// transports (see [`validate_session`]), and no token written in `headers`.
 pub fn validate(servers: &BTreeMap<String, McpServerConfig>) -> Result<(), String> {
+    validate_session(servers)?;
+    for (name, server) in servers {
+        if let Some(header) = server
+            .headers
+            .keys()
+            .find(|h| h.eq_ignore_ascii_case("authorization"))
+        {
+            return Err(format!(
+                "mcp_servers.{name}.headers.{header}: a token is never written in a file; name the \
+                 environment variable holding it with bearer_token_env_var (or env_headers)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the servers' names and transports; the message names the key. What a server an
+/// editor adds for one session must pass (its headers come from the editor, not a file, so
+/// they may carry a token).
+pub fn validate_session(servers: &BTreeMap<String, McpServerConfig>) -> Result<(), String> {
     for (name, server) in servers {
         if name.is_empty()
             || name.contains("__")
@@ -223,16 +244,6 @@ pub fn validate(servers: &BTreeMap<String, McpServerConfig>) -> Result<(), Strin
                     "mcp_servers.{name}: `{header}` is not an HTTP header name"
                 ));
             }
-        }
-        if let Some(header) = server
-            .headers
-            .keys()
-            .find(|h| h.eq_ignore_ascii_case("authorization"))
-        {
-            return Err(format!(
-                "mcp_servers.{name}.headers.{header}: a token is never written in a file; name the \
-                 environment variable holding it with bearer_token_env_var (or env_headers)"
-            ));
         }
         if server.max_concurrency == 0 {
             return Err(format!(

@@ -1013,7 +1013,7 @@ fn approvals_ask_reject_and_deny() {
     );
     let names = |f: &Fixture| {
         f.toolbox
-            .specs()
+            .specs(None)
             .iter()
             .map(|s| s.name.clone())
             .collect::<Vec<_>>()

@@ -28,13 +28,13 @@ use switchyard_tests::mock_model::{MockModel, MockOptions, Response, Rule, Scrip
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A workspace and a private state and config home.
-struct Env {
+pub(crate) struct Env {
     root: tempfile::TempDir,
     home: tempfile::TempDir,
 }
 
 impl Env {
-    fn new() -> Env {
+    pub(crate) fn new() -> Env {
         let root = tempfile::tempdir().unwrap();
         switchyard_tests::hello_workspace(root.path());
         Env {
@@ -43,7 +43,7 @@ impl Env {
         }
     }
 
-    fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.root.path().canonicalize().unwrap()
     }
 
@@ -179,14 +179,14 @@ fn shapes(updates: &[Value]) -> Vec<String> {
 }
 
 /// `switchyard acp` driven line by line.
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<Value>,
 }
 
 impl Agent {
-    fn start(env: &Env, model: &MockModel) -> Agent {
+    pub(crate) fn start(env: &Env, model: &MockModel) -> Agent {
         Agent::start_with(env, model, &[])
     }
 
@@ -226,6 +226,11 @@ impl Agent {
         }
     }
 
+    /// The process id of `switchyard acp`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn raw(&mut self, bytes: &[u8]) {
         self.stdin.write_all(bytes).unwrap();
         self.stdin.flush().unwrap();
@@ -237,7 +242,7 @@ impl Agent {
         self.raw(&line);
     }
 
-    fn request(&mut self, id: i64, method: &str, params: Value) {
+    pub(crate) fn request(&mut self, id: i64, method: &str, params: Value) {
         self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
     }
 
@@ -248,7 +253,7 @@ impl Agent {
     }
 
     /// Messages up to and including the answer to request `id`.
-    fn until_answer(&self, id: i64) -> Vec<Value> {
+    pub(crate) fn until_answer(&self, id: i64) -> Vec<Value> {
         let mut seen = Vec::new();
         loop {
             let message = self.next();
@@ -260,7 +265,7 @@ impl Agent {
         }
     }
 
-    fn answer(&self, id: i64) -> Value {
+    pub(crate) fn answer(&self, id: i64) -> Value {
         self.until_answer(id).pop().unwrap()
     }
 }
@@ -272,7 +277,7 @@ impl Drop for Agent {
     }
 }
 
-fn initialize(agent: &mut Agent, client_capabilities: Value) -> Value {
+pub(crate) fn initialize(agent: &mut Agent, client_capabilities: Value) -> Value {
     agent.request(
         0,
         "initialize",
@@ -281,7 +286,7 @@ fn initialize(agent: &mut Agent, client_capabilities: Value) -> Value {
     agent.answer(0)
 }
 
-fn new_session(agent: &mut Agent, id: i64, cwd: &Path) -> String {
+pub(crate) fn new_session(agent: &mut Agent, id: i64, cwd: &Path) -> String {
     agent.request(id, "session/new", json!({"cwd": cwd, "mcpServers": []}));
     let answer = agent.answer(id);
     answer["result"]["sessionId"]
@@ -361,18 +366,26 @@ async fn bad_input_gets_precise_errors_and_the_agent_keeps_serving() {
         "unknown session `nope`: start one with session/new or session/load"
     );
 
+    // Stdio and streamable HTTP servers are taken; SSE is not offered, and refused by name.
+    assert_eq!(
+        result["agentCapabilities"]["mcpCapabilities"],
+        json!({"http": true, "sse": false})
+    );
     agent.request(
         3,
         "session/new",
         json!({"cwd": env.root(), "mcpServers": [
-            {"name": "fs", "command": "/bin/mcp-fs", "args": [], "env": []}
+            {"type": "sse", "name": "old", "url": "http://127.0.0.1:9/sse", "headers": []}
         ]}),
     );
     let (code, message) = error_of(&agent.answer(3));
-    assert_eq!(code, -32602);
-    assert!(
-        message.contains("does not connect to MCP servers yet"),
-        "{message}"
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            -32602,
+            "mcpServers: `old` is an SSE server (http://127.0.0.1:9/sse); switchyard connects to MCP \
+             servers over stdio and streamable HTTP only (agentCapabilities.mcpCapabilities.sse is false)"
+        )
     );
 
     agent.request(

@@ -48,6 +48,15 @@ fn node_server(package: &str, args: &[&str]) -> McpServerConfig {
     }
 }
 
+/// server-everything over stdio, as the server `everything`.
+fn everything() -> BTreeMap<String, McpServerConfig> {
+    [(
+        "everything".to_string(),
+        node_server("server-everything", &["stdio"]),
+    )]
+    .into()
+}
+
 /// The misbehaving Python server, noting what happens to it in `notes`.
 fn python_server(notes: &Path) -> McpServerConfig {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mcp/misbehaving.py");
@@ -70,6 +79,15 @@ struct Setup {
 /// An agent over a fresh workspace with `servers`, answered by `model`; approvals allow what
 /// the policy does not deny (`--yes`).
 fn setup(model: &MockModel, servers: BTreeMap<String, McpServerConfig>) -> Setup {
+    setup_for(model, servers, ProviderKind::OpenAi)
+}
+
+/// [`setup`] with the model spoken to in `provider`'s wire format.
+fn setup_for(
+    model: &MockModel,
+    servers: BTreeMap<String, McpServerConfig>,
+    provider: ProviderKind,
+) -> Setup {
     let root = tempfile::tempdir().unwrap();
     let lanes = Lanes::new(LanesConfig::default()).unwrap();
     let config = Config {
@@ -83,8 +101,11 @@ fn setup(model: &MockModel, servers: BTreeMap<String, McpServerConfig>) -> Setup
         approvals: std::sync::Arc::new(Approvals::new(config, Prompter::AllowAll)),
     });
     let llm = LlmConfig {
-        provider: Some(ProviderKind::OpenAi),
-        base_url: Some(model.openai_base_url()),
+        provider: Some(provider),
+        base_url: Some(match provider {
+            ProviderKind::Anthropic => model.anthropic_base_url(),
+            _ => model.openai_base_url(),
+        }),
         model: Some("mock-model".into()),
         api_key: Some(Secret::new("sk-test-key")),
         ..LlmConfig::default()
@@ -191,14 +212,7 @@ async fn everything_server_echo_progress_structured_content_and_an_error_reach_t
         Rule::openai(Response::text("done")).turn(1),
     ]))
     .await;
-    let s = setup(
-        &model,
-        [(
-            "everything".to_string(),
-            node_server("server-everything", &["stdio"]),
-        )]
-        .into(),
-    );
+    let s = setup(&model, everything());
     let session = s.agent.new_session().await.unwrap();
     let (outcome, events) = ask(&session, "Use the everything server.").await;
     assert_eq!(outcome.stop, StopReason::EndTurn);
@@ -656,14 +670,7 @@ async fn a_streamable_http_server_answers_and_reports_progress() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdio_server_reports_progress_of_a_long_running_call() {
     let model = MockModel::start(echo_and_long_running("everything")).await;
-    let s = setup(
-        &model,
-        [(
-            "everything".to_string(),
-            node_server("server-everything", &["stdio"]),
-        )]
-        .into(),
-    );
+    let s = setup(&model, everything());
     let session = s.agent.new_session().await.unwrap();
     let (_, events) = ask(&session, "Go.").await;
     assert_steps(&progress_of(&events, "long"), 3.0);
@@ -710,7 +717,7 @@ async fn http_headers_carry_tokens_read_from_the_environment_by_name() {
     let model = MockModel::start(Script::new(vec![])).await;
     let s = setup(&model, [("remote".to_string(), server)].into());
     let mcp = s.toolbox.mcp().clone();
-    let start = tokio::spawn(async move { mcp.start_all().await });
+    let start = tokio::spawn(async move { mcp.start_all(None).await });
     let head = tokio::time::timeout(DEADLINE, request_head(&listener))
         .await
         .expect("the server was reached");
@@ -732,7 +739,7 @@ async fn http_headers_carry_tokens_read_from_the_environment_by_name() {
         ..McpServerConfig::default()
     };
     let s = setup(&model, [("remote".to_string(), missing)].into());
-    s.toolbox.mcp().start_all().await;
+    s.toolbox.mcp().start_all(None).await;
     let status = s.toolbox.mcp().status();
     assert_eq!(status[0].state, ServerState::Failed);
     assert_eq!(
@@ -759,14 +766,7 @@ async fn images_are_described_and_embedded_resources_quoted_for_a_text_only_prov
         Rule::openai(Response::text("seen")).turn(1),
     ]))
     .await;
-    let s = setup(
-        &model,
-        [(
-            "everything".to_string(),
-            node_server("server-everything", &["stdio"]),
-        )]
-        .into(),
-    );
+    let s = setup(&model, everything());
     let session = s.agent.new_session().await.unwrap();
     ask(&session, "Show me.").await;
     let requests = model.wait_for_requests(2, DEADLINE).await;
@@ -790,4 +790,267 @@ async fn images_are_described_and_embedded_resources_quoted_for_a_text_only_prov
         resource.contains("You can access this resource using the URI"),
         "{resource}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_reach_an_anthropic_model_as_image_blocks_where_they_stand_in_the_result() {
+    let model = MockModel::start(Script::new(vec![
+        Rule::anthropic(Response::tool_calls(vec![
+            ToolCall::new("mcp__everything__get-tiny-image", json!({})).with_id("image"),
+        ]))
+        .turn(0),
+        Rule::anthropic(Response::text("seen")).turn(1),
+    ]))
+    .await;
+    let s = setup_for(&model, everything(), ProviderKind::Anthropic);
+    let session = s.agent.new_session().await.unwrap();
+    ask(&session, "Show me.").await;
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    let result = requests[1]
+        .messages()
+        .iter()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .find(|b| b["type"] == "tool_result" && b["tool_use_id"] == "image")
+        .unwrap_or_else(|| panic!("no tool result: {}", requests[1].body))
+        .clone();
+    let blocks = result["content"].as_array().unwrap();
+    assert_eq!(blocks.len(), 3, "{result}");
+    assert_eq!(
+        blocks[0],
+        json!({"type": "text", "text": "Here's the image you requested:"})
+    );
+    assert_eq!(blocks[1]["type"], "image");
+    assert_eq!(blocks[1]["source"]["type"], "base64");
+    assert_eq!(blocks[1]["source"]["media_type"], "image/png");
+    // PNG's signature, base64-encoded: the server's bytes, as sent.
+    assert!(
+        blocks[1]["source"]["data"]
+            .as_str()
+            .unwrap()
+            .starts_with("iVBORw0KGgo"),
+        "{}",
+        blocks[1]
+    );
+    assert_eq!(
+        blocks[2],
+        json!({"type": "text", "text": "The image above is the MCP logo."})
+    );
+    // The session keeps the image; the history read back is what was sent.
+    let history = session.history().await;
+    let kept = history.iter().find_map(|m| match m {
+        switchyard::llm::Message::ToolResult { images, .. } if !images.is_empty() => {
+            Some(images.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(
+        kept.map(|i| i[0].media_type.clone()).as_deref(),
+        Some("image/png")
+    );
+}
+
+/// The processes below `pid` whose command line contains `needle`.
+fn descendants_running(pid: u32, needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(parent) = queue.pop() {
+        let tasks = std::fs::read_dir(format!("/proc/{parent}/task"))
+            .into_iter()
+            .flatten();
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains(needle) {
+                    found.push(child);
+                }
+                queue.push(child);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acp_session_s_own_server_is_offered_to_it_alone_and_stops_when_it_closes() {
+    use crate::agent_acp::{Agent, Env, initialize, new_session};
+    let model = MockModel::start(Script::new(vec![
+        Rule::openai(Response::tool_calls(vec![
+            ToolCall::new(
+                "mcp__everything__echo",
+                json!({"message": "from the editor"}),
+            )
+            .with_id("echo"),
+        ]))
+        .contains("Echo it")
+        .turn(0),
+        Rule::openai(Response::text("echoed")).turn(1),
+        Rule::openai(Response::text("nothing to echo with"))
+            .contains("Anything?")
+            .turn(0),
+    ]))
+    .await;
+    let env = Env::new();
+    let mut agent = Agent::start(&env, &model);
+    initialize(&mut agent, json!({}));
+    let everything = node_server("server-everything", &["stdio"]);
+    agent.request(
+        1,
+        "session/new",
+        json!({"cwd": env.root(), "mcpServers": [{
+            "name": "everything",
+            "command": everything.command.unwrap(),
+            "args": everything.args,
+            "env": [{"name": "EVERYTHING_FROM_ACP", "value": "1"}],
+        }]}),
+    );
+    let answer = agent.answer(1);
+    let own = answer["result"]["sessionId"].as_str().unwrap().to_string();
+    let other = new_session(&mut agent, 2, &env.root());
+
+    let prompt = |session: &str, text: &str| json!({"sessionId": session, "prompt": [{"type": "text", "text": text}]});
+    agent.request(3, "session/prompt", prompt(&own, "Echo it"));
+    let seen = agent.until_answer(3);
+    let done = seen.last().unwrap();
+    assert_eq!(done["result"]["stopReason"], "end_turn", "{done}");
+    let requests = model.wait_for_requests(2, DEADLINE).await;
+    assert!(
+        offered(&requests[0].body).contains(&"mcp__everything__echo".to_string()),
+        "{:?}",
+        offered(&requests[0].body)
+    );
+    assert_eq!(
+        tool_results(&requests[1].body)["echo"],
+        "Echo: from the editor"
+    );
+    // The call went through the lanes, shown as any tool call is.
+    assert!(
+        seen.iter()
+            .any(|m| m["params"]["update"]["sessionUpdate"] == "tool_call"
+                && m["params"]["update"]["toolCallId"] == "echo"),
+        "{seen:?}"
+    );
+
+    agent.request(4, "session/prompt", prompt(&other, "Anything?"));
+    let done = agent.answer(4);
+    assert_eq!(done["result"]["stopReason"], "end_turn", "{done}");
+    let requests = model.wait_for_requests(3, DEADLINE).await;
+    let tools = offered(&requests[2].body);
+    assert!(tools.iter().any(|t| t == "read"), "{tools:?}");
+    assert!(
+        !tools.iter().any(|t| t.starts_with("mcp__")),
+        "another session's server leaked: {tools:?}"
+    );
+
+    // Closing the session stops its server.
+    let script = "server-everything";
+    assert!(!descendants_running(agent.pid(), script).is_empty());
+    agent.request(5, "session/close", json!({"sessionId": own}));
+    assert!(agent.answer(5).get("result").is_some());
+    until("the session's server has stopped", || {
+        descendants_running(agent.pid(), script).is_empty()
+    })
+    .await;
+}
+
+/// `switchyard.mcpStatus` over LSP, once `ok` holds of it.
+async fn lsp_status_until(
+    client: &switchyard_tests::lsp_client::LspClient,
+    start: bool,
+    what: &str,
+    ok: impl Fn(&[switchyard::mcp::ServerStatus]) -> bool,
+) -> Vec<switchyard::mcp::ServerStatus> {
+    use switchyard::lsp::ext::{McpStatus, McpStatusParams};
+    let begun = Instant::now();
+    loop {
+        let status = client
+            .command::<McpStatus>(McpStatusParams { start })
+            .await
+            .unwrap()
+            .servers;
+        if ok(&status) {
+            return status;
+        }
+        assert!(begun.elapsed() < DEADLINE, "never saw {what}: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The pid each start of the misbehaving server noted, in order.
+fn started(notes: &Path) -> Vec<u32> {
+    (1..)
+        .map_while(|n| std::fs::read_to_string(notes.join(format!("started-{n}"))).ok())
+        .map(|pid| pid.trim().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editor_settings_add_servers_and_a_changed_one_is_started_again() {
+    use switchyard_tests::lsp_client::lsp_types::DidChangeConfigurationParams;
+    use switchyard_tests::lsp_client::lsp_types::notification::DidChangeConfiguration;
+    use switchyard_tests::lsp_client::{ClientOptions, LspClient};
+    let dir = tempfile::tempdir().unwrap();
+    let notes = tempfile::tempdir().unwrap();
+    let py = python_server(notes.path());
+    let settings = |mark: &str| {
+        json!({"mcp_servers": {"py": {
+            "command": py.command,
+            "args": py.args,
+            "env": {"MISBEHAVE_DIR": notes.path(), "MARK": mark},
+            "startup_timeout_ms": DEADLINE.as_millis() as u64,
+        }}})
+    };
+    let mut options = ClientOptions::new(dir.path());
+    options.initialization_options = Some(settings("first"));
+    let (client, _) = LspClient::initialized(options).await;
+    // The editor's settings are the user's: no trust asked, the server starts on first use.
+    let status = lsp_status_until(&client, true, "the editor's server running", |s| {
+        s.len() == 1 && s[0].state == ServerState::Running
+    })
+    .await;
+    assert_eq!(status[0].name, "py");
+    assert!(
+        status[0].tools.iter().any(|t| t.name == "mcp__py__echo"),
+        "{status:?}"
+    );
+    let first = started(notes.path());
+    assert_eq!(first.len(), 1);
+
+    let push = |settings: Value| {
+        client
+            .server
+            .notify::<DidChangeConfiguration>(DidChangeConfigurationParams {
+                settings: json!({ "switchyard": settings }),
+            })
+            .unwrap();
+    };
+    // A changed server is stopped and started again, without waiting for a call.
+    push(settings("second"));
+    until("the changed server started again", || {
+        started(notes.path()).len() == 2
+    })
+    .await;
+    until("the old process gone", || {
+        !Path::new(&format!("/proc/{}", first[0])).exists()
+    })
+    .await;
+    lsp_status_until(&client, false, "the new server running", |s| {
+        s.len() == 1 && s[0].state == ServerState::Running
+    })
+    .await;
+
+    // Turned off, it stops.
+    let second = started(notes.path())[1];
+    push(json!({"mcp_servers": {"py": {"enabled": false}}}));
+    lsp_status_until(&client, false, "the server disabled", |s| {
+        s.len() == 1 && s[0].state == ServerState::Disabled
+    })
+    .await;
+    until("the disabled server's process gone", || {
+        !Path::new(&format!("/proc/{second}")).exists()
+    })
+    .await;
+    client.shutdown_and_exit().await;
 }
