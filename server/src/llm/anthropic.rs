@@ -806,6 +806,7 @@ mod tests {
                     call_id: "toolu_1".into(),
                     content: "x".into(),
                     is_error: false,
+                    images: Vec::new(),
                 },
             ],
             ..ModelRequest::default()
