@@ -556,6 +556,17 @@ impl Inner {
         }
     }
 
+    /// What a change is prepared and checked against, for `session`'s calls.
+    fn scope<'a>(&'a self, session: Option<&'a crate::lanes::SessionId>) -> mutate::Scope<'a> {
+        mutate::Scope {
+            workspace: &self.workspace,
+            documents: &self.documents,
+            ledger: &self.ledger,
+            session,
+            max_bytes: self.tools_config().streaming_threshold_bytes,
+        }
+    }
+
     /// The tool settings in force now; the read cache follows its bound.
     fn tools_config(&self) -> ToolsConfig {
         let tools = self.config.get().tools.clone();
@@ -686,13 +697,7 @@ impl Inner {
         let inner = Arc::clone(&self);
         let scoped = session.clone();
         let (prepared, diff) = tokio::task::spawn_blocking(move || {
-            let scope = mutate::Scope {
-                workspace: &inner.workspace,
-                documents: &inner.documents,
-                ledger: &inner.ledger,
-                session: scoped.as_ref(),
-                max_bytes: inner.tools_config().streaming_threshold_bytes,
-            };
+            let scope = inner.scope(scoped.as_ref());
             mutate::prepare(&mutation, &scope).map(|p| {
                 let diff = p.diff(&inner.workspace);
                 (p, diff)
@@ -706,13 +711,7 @@ impl Inner {
         let mut reviewed = None;
         if self.config.get().review == crate::config::Review::Changes && m.applier.reviews() {
             // Review replaces the approval: accepting a hunk is approving it.
-            let scope = mutate::Scope {
-                workspace: &self.workspace,
-                documents: &self.documents,
-                ledger: &self.ledger,
-                session: session.as_ref(),
-                max_bytes: self.tools_config().streaming_threshold_bytes,
-            };
+            let scope = self.scope(session.as_ref());
             let reviews = mutate::reviews(&prepared, tool, call, &scope);
             let mut answers = Vec::with_capacity(reviews.len());
             for review in reviews {

@@ -47,6 +47,18 @@ pub fn write_big_file(dir: &std::path::Path) {
     std::fs::write(dir.join("big.txt"), big).expect("the workspace folder can be written");
 }
 
+/// An OpenAI-format script that refuses the first request with a 429 asking for a wait of
+/// `retry_after` seconds, then answers `answer`.
+pub fn rate_limited_then(retry_after: u64, answer: &str) -> mock_model::Script {
+    use mock_model::{ErrorReply, Response, Rule, Script};
+    Script::new(vec![
+        Rule::openai(Response::error(
+            ErrorReply::new(429).retry_after(retry_after),
+        )),
+        Rule::openai(Response::text(answer)),
+    ])
+}
+
 /// The script of a long session, in either wire format: every summary request answered
 /// with `summary`, then `reads` turns that each read `big.txt`, then `answer`.
 pub fn rereading_script(reads: u32, summary: &str, answer: &str) -> mock_model::Script {

@@ -228,10 +228,7 @@ fn session_files(dir: &Path) -> Vec<std::path::PathBuf> {
 fn a_429_with_retry_after_is_waited_out_then_the_answer_comes() {
     let env = Env::new();
     let model = MockModel::start_with(
-        Script::new(vec![
-            Rule::openai(Response::error(ErrorReply::new(429).retry_after(1))),
-            Rule::openai(Response::text("Worth the wait.")),
-        ]),
+        switchyard_tests::rate_limited_then(1, "Worth the wait."),
         Default::default(),
     )
     .unwrap();

@@ -28,7 +28,7 @@ use switchyard_tests::cli::{self, Output};
 use switchyard_tests::lsp_client::lsp_types::notification::DidOpenTextDocument;
 use switchyard_tests::lsp_client::lsp_types::{DidOpenTextDocumentParams, TextDocumentItem};
 use switchyard_tests::lsp_client::{ClientOptions, Ext, LspClient, ServerEvent, file_url, within};
-use switchyard_tests::mock_model::{ErrorReply, MockModel, Response, Rule, Script, ToolCall};
+use switchyard_tests::mock_model::{MockModel, Response, Rule, Script, ToolCall};
 use switchyard_tests::nats::NatsServer;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -751,10 +751,7 @@ fn ask_through_an_external_generate_lane_answers() {
 fn a_429_on_the_worker_is_retried_after_its_retry_after() {
     let fleet = ModelFleet::new();
     let model = MockModel::start_with(
-        Script::new(vec![
-            Rule::openai(Response::error(ErrorReply::new(429).retry_after(1))),
-            Rule::openai(Response::text("Worth the wait.")),
-        ]),
+        switchyard_tests::rate_limited_then(1, "Worth the wait."),
         Default::default(),
     )
     .unwrap();

@@ -69,10 +69,7 @@ fn a_server_that_never_sends_headers_fails_within_the_budget_after_few_attempts(
 fn a_retry_after_beyond_the_cap_is_a_clear_error_without_waiting() {
     let home = Home::new();
     let model = MockModel::start_with(
-        Script::new(vec![
-            Rule::openai(Response::error(ErrorReply::new(429).retry_after(3600))),
-            Rule::openai(Response::text("never reached")),
-        ]),
+        switchyard_tests::rate_limited_then(3600, "never reached"),
         Default::default(),
     )
     .unwrap();
