@@ -18,14 +18,17 @@
 //! tree is walked in parallel the way this module does it: [`WalkOptions::split`] cuts it
 //! into ordered *units* at the first depth with enough directories, and each of a few
 //! sequential walkers — jobs on the pool — walks the whole tree from its root but skips
-//! the units another walker reached first ([`WalkOptions::walk_part`]). Every walker is a real
-//! single walk from the root, so ignore files apply exactly as in one sequential walk, and
-//! are read once per walker rather than once per subtree. Sorting what the walkers found by
+//! the units another walker reached first ([`WalkOptions::walk_part`]); inside a unit it
+//! queues the directories it finds, and a walker left with no unit to take walks the
+//! shallowest directories on another's queue, so the last big unit is shared rather than
+//! walked alone. Every walker carries the ignore rules of each directory down from the
+//! root, so ignore files apply exactly as in one sequential walk, and those above the
+//! units are read once per walker rather than once per subtree. Sorting what the walkers found by
 //! `Path` gives the sequential walk's order; and because units are in path order, a search
 //! can stop at a limit once a prefix of units is complete and still return the same
 //! results every time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -36,7 +39,7 @@ use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::overrides::Override;
 use ignore::types::Types;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::{EntryKind, Workspace};
@@ -56,6 +59,8 @@ pub struct Split {
     /// walker that drew small units goes on to take more (units differ in size by orders
     /// of magnitude; dealt out round-robin, one walker was often left with the big one).
     claimed: Arc<Vec<AtomicBool>>,
+    /// The directories inside units the walkers share out.
+    work: Arc<Work>,
     /// The depth of the directory units (≥ 1).
     depth: usize,
 }
@@ -450,6 +455,9 @@ fn open_subdir(dir: &Dir, name: &OsStr) -> io::Result<Dir> {
     Ok(Dir::from_std_file(std::fs::File::from(fd)))
 }
 
+/// An entry of a directory a walk keeps: its name, path and kind.
+type Kept = (OsString, PathBuf, EntryKind);
+
 /// Whether a walk goes on into an entry (and yields it): the split's pruning.
 type Keep<'a> = &'a dyn Fn(&Entry) -> bool;
 
@@ -513,6 +521,31 @@ impl WalkOptions {
         !whitelisted && !self.include_hidden && name.as_encoded_bytes().starts_with(b".")
     }
 
+    /// The entries of `level` the walk keeps, each with its path, and the rules inside
+    /// it; a listing that stopped early is recorded in `errors`.
+    fn kept_entries(
+        &self,
+        level: &Level,
+        errors: &mut Vec<String>,
+    ) -> (Option<Arc<Rules>>, Vec<Kept>) {
+        let (entries, listing) = list(&level.dir);
+        if let Err(e) = listing {
+            errors.push(format!("{}: {e}", level.path.display()));
+        }
+        let rules = (!self.include_ignored)
+            .then(|| level.rules_below(&entries))
+            .flatten();
+        let kept = entries
+            .into_iter()
+            .filter_map(|(name, kind)| {
+                let path = level.path.join(&name);
+                let skipped = self.skips(rules.as_deref(), &path, &name, kind == EntryKind::Dir);
+                (!skipped).then_some((name, path, kind))
+            })
+            .collect();
+        (rules, kept)
+    }
+
     /// Walks below `level` depth first, calling `visit` with every entry kept (and going
     /// into the directories kept), up to `max_depth`; `sorted` visits each directory's
     /// entries by name. Errors (a directory that cannot be read or opened) are collected
@@ -531,23 +564,13 @@ impl WalkOptions {
         if token.is_cancelled() {
             return;
         }
-        let (mut entries, listing) = list(&level.dir);
-        if let Err(e) = listing {
-            errors.push(format!("{}: {e}", level.path.display()));
-        }
-        let rules = (!self.include_ignored)
-            .then(|| level.rules_below(&entries))
-            .flatten();
+        let (rules, mut entries) = self.kept_entries(&level, errors);
         if sorted {
             entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
         let depth = level.depth + 1;
-        for (name, kind) in entries {
-            let path = level.path.join(&name);
+        for (name, path, kind) in entries {
             let is_dir = kind == EntryKind::Dir;
-            if self.skips(rules.as_deref(), &path, &name, is_dir) {
-                continue;
-            }
             let entry = Entry { path, depth, kind };
             if !keep(&entry) {
                 continue;
@@ -696,19 +719,22 @@ impl WalkOptions {
             .collect();
         Split {
             claimed: Arc::new(units.iter().map(|_| AtomicBool::new(false)).collect()),
+            work: Arc::new(Work::new(parts, units.len())),
             units,
             index: Arc::new(index),
             depth,
         }
     }
 
-    /// Walks the share of walker `part` of a split tree: the whole tree from `root`, in no
-    /// particular order within a unit, skipping the units other walkers took first and
-    /// every unit at or past `stop` (which may drop while the walk runs). `visit` gets each entry with
-    /// its unit (`None` for the directories above the units, which part 0 reports);
-    /// `unit_done` is called when the walk has left a unit; and the handle of the
-    /// directory the entry is in, to open it by its name alone ([`Workspace::open_entry`]).
-    /// Returns the walk's errors.
+    /// Walks the share of walker `part` of a split tree: the levels above the units from
+    /// `root` (as every walker does), the units it reaches first, and then — once no unit
+    /// is left to take — directories of units other walkers are still in, taken from
+    /// their queues ([`Split`]'s shared work). Units at or past `stop` (which may drop
+    /// while the walk runs) are skipped. `visit` gets each entry, in no particular order
+    /// within a unit, with its unit (`None` for the directories above the units, which
+    /// part 0 reports) and the handle of the directory the entry is in, to open it by its
+    /// name alone ([`Workspace::open_entry`]); `unit_done` is called, by whichever walker
+    /// finished its last directory, once a unit has been walked. Returns the walk's errors.
     #[allow(clippy::too_many_arguments)]
     pub fn walk_part(
         &self,
@@ -721,45 +747,291 @@ impl WalkOptions {
         mut visit: impl FnMut(Entry, Option<usize>, &Dir),
         mut unit_done: impl FnMut(usize),
     ) -> Vec<String> {
-        let depth = split.depth;
-        let keep = |e: &Entry| split.keeps(e, part, stop.load(Ordering::Acquire));
-        let mut current: Option<usize> = None;
-        let mut on_entry = |entry: Entry, dir: &Dir| {
-            let d = entry.depth;
-            if d <= depth {
-                if let Some(unit) = current.take() {
-                    unit_done(unit);
+        let mut walker = Walker {
+            options: self,
+            split,
+            part,
+            stop,
+            token,
+            visit: &mut visit,
+            unit_done: &mut unit_done,
+            errors: Vec::new(),
+        };
+        match self.start(workspace, root) {
+            Ok(level) => walker.above(level),
+            Err(e) => walker.errors.push(format!("{}: {e}", root.display())),
+        }
+        walker.drain();
+        walker.help();
+        walker.errors
+    }
+}
+
+/// A directory of a unit that a walker has listed but not entered: on its walker's queue,
+/// where another walker may take it.
+#[derive(Debug)]
+struct Pending {
+    parent: Arc<Dir>,
+    name: OsString,
+    path: PathBuf,
+    depth: usize,
+    rules: Option<Arc<Rules>>,
+    unit: usize,
+}
+
+/// What the walkers of one split tree share beyond the units' claims: each walker's queue
+/// of directories found and not yet entered, and how many directories of each unit are
+/// still to walk. A walker takes the deepest directory of its own queue (depth first);
+/// one with no unit left to claim takes the shallowest of another's — the biggest piece
+/// of work left — so the last big unit is walked by every walker rather than by the one
+/// that happened to reach it.
+#[derive(Debug)]
+struct Work {
+    queues: Vec<Mutex<VecDeque<Pending>>>,
+    /// Directories of each unit listed or queued and not yet finished.
+    left: Vec<AtomicUsize>,
+    /// Walkers that may still queue work: in the levels above the units, in a directory,
+    /// or trying to take one.
+    active: AtomicUsize,
+    /// Walkers waiting for work, woken when some is queued or none can come.
+    waiting: AtomicUsize,
+    idle: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Work {
+    fn new(parts: usize, units: usize) -> Work {
+        Work {
+            queues: (0..parts).map(|_| Mutex::new(VecDeque::new())).collect(),
+            left: (0..units).map(|_| AtomicUsize::new(0)).collect(),
+            active: AtomicUsize::new(parts),
+            waiting: AtomicUsize::new(0),
+            idle: Mutex::new(()),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn push(&self, part: usize, pending: Pending) {
+        self.queues[part].lock().push_back(pending);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The shallowest directory another walker has queued.
+    fn steal(&self, part: usize) -> Option<Pending> {
+        let n = self.queues.len();
+        (1..n).find_map(|i| self.queues[(part + i) % n].lock().pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queues.iter().all(|q| q.lock().is_empty())
+    }
+}
+
+/// One walker of a split tree ([`WalkOptions::walk_part`]).
+struct Walker<'a, 'v> {
+    options: &'a WalkOptions,
+    split: &'a Split,
+    part: usize,
+    stop: &'a AtomicUsize,
+    token: &'a CancellationToken,
+    visit: &'v mut dyn FnMut(Entry, Option<usize>, &Dir),
+    unit_done: &'v mut dyn FnMut(usize),
+    errors: Vec<String>,
+}
+
+impl Walker<'_, '_> {
+    fn stopped(&self, unit: usize) -> bool {
+        unit >= self.stop.load(Ordering::Acquire) || self.token.is_cancelled()
+    }
+
+    /// Whether the walk goes into a directory found at `depth`.
+    fn enters(&self, depth: usize) -> bool {
+        self.options.max_depth.is_none_or(|max| depth < max)
+    }
+
+    /// A level above the units' depth: every walker lists it, part 0 reports its
+    /// directories, and each unit in it goes to the first walker that reaches it.
+    fn above(&mut self, level: Level) {
+        if self.token.is_cancelled() {
+            return;
+        }
+        let options = self.options;
+        let (rules, entries) = options.kept_entries(&level, &mut self.errors);
+        let depth = level.depth + 1;
+        let split = self.split;
+        for (name, path, kind) in entries {
+            let is_dir = kind == EntryKind::Dir;
+            let entry = Entry { path, depth, kind };
+            let opened = |walker: &mut Self, path: &Path| match open_subdir(&level.dir, &name) {
+                Ok(dir) => Some(Level {
+                    dir,
+                    path: path.to_path_buf(),
+                    depth,
+                    rules: rules.clone(),
+                }),
+                Err(e) => {
+                    walker.errors.push(format!("{}: {e}", path.display()));
+                    None
                 }
-                if d < depth && entry.is_dir() {
-                    if part == 0 {
-                        visit(entry, None, dir);
-                    }
-                    return;
+            };
+            if is_dir && depth < split.depth {
+                let path = entry.path.clone();
+                if self.part == 0 {
+                    (self.visit)(entry, None, &level.dir);
                 }
-                current = split.index.get(&entry.path).copied();
+                if let Some(child) = opened(self, &path) {
+                    self.above(child);
+                }
+                continue;
             }
-            if current.is_some_and(|unit| unit >= stop.load(Ordering::Acquire)) {
+            let Some(&unit) = split.index.get(&entry.path) else {
+                // Appeared after the split: part 0 walks it on its own, under no unit.
+                if self.part == 0 {
+                    let path = entry.path.clone();
+                    (self.visit)(entry, None, &level.dir);
+                    if is_dir
+                        && self.enters(depth)
+                        && let Some(child) = opened(self, &path)
+                    {
+                        let visit = &mut *self.visit;
+                        options.descend(
+                            child,
+                            options.max_depth,
+                            false,
+                            &|_| true,
+                            self.token,
+                            &mut |e, dir| visit(e, None, dir),
+                            &mut self.errors,
+                        );
+                    }
+                }
+                continue;
+            };
+            if self.stopped(unit) || split.claimed[unit].swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            let path = entry.path.clone();
+            (self.visit)(entry, Some(unit), &level.dir);
+            let child = (is_dir && self.enters(depth))
+                .then(|| opened(self, &path))
+                .flatten();
+            match child {
+                Some(child) => {
+                    split.work.left[unit].store(1, Ordering::Release);
+                    self.unit_dir(child, unit);
+                    self.drain();
+                }
+                None => (self.unit_done)(unit),
+            }
+            if self.token.is_cancelled() {
                 return;
             }
-            visit(entry, current, dir);
-        };
-        let mut errors = Vec::new();
-        match self.start(workspace, root) {
-            Ok(level) => self.descend(
-                level,
-                self.max_depth,
-                false,
-                &keep,
-                token,
-                &mut on_entry,
-                &mut errors,
-            ),
-            Err(e) => errors.push(format!("{}: {e}", root.display())),
         }
-        if let Some(unit) = current {
-            unit_done(unit);
+    }
+
+    /// Lists a directory of `unit`: reports its entries and queues its directories.
+    fn unit_dir(&mut self, level: Level, unit: usize) {
+        let work = &self.split.work;
+        if !self.stopped(unit) {
+            let (rules, entries) = self.options.kept_entries(&level, &mut self.errors);
+            let depth = level.depth + 1;
+            let parent = Arc::new(level.dir);
+            for (name, path, kind) in entries {
+                let is_dir = kind == EntryKind::Dir;
+                if is_dir && self.enters(depth) {
+                    work.left[unit].fetch_add(1, Ordering::AcqRel);
+                    let pending = Pending {
+                        parent: Arc::clone(&parent),
+                        name,
+                        path: path.clone(),
+                        depth,
+                        rules: rules.clone(),
+                        unit,
+                    };
+                    (self.visit)(Entry { path, depth, kind }, Some(unit), &parent);
+                    work.push(self.part, pending);
+                } else {
+                    (self.visit)(Entry { path, depth, kind }, Some(unit), &parent);
+                }
+            }
         }
-        errors
+        if work.left[unit].fetch_sub(1, Ordering::AcqRel) == 1 {
+            (self.unit_done)(unit);
+        }
+    }
+
+    /// Enters a queued directory.
+    fn take(&mut self, pending: Pending) {
+        let Pending {
+            parent,
+            name,
+            path,
+            depth,
+            rules,
+            unit,
+        } = pending;
+        if !self.stopped(unit) {
+            match open_subdir(&parent, &name) {
+                Ok(dir) => {
+                    drop(parent);
+                    let level = Level {
+                        dir,
+                        path,
+                        depth,
+                        rules,
+                    };
+                    return self.unit_dir(level, unit);
+                }
+                Err(e) => self.errors.push(format!("{}: {e}", path.display())),
+            }
+        }
+        if self.split.work.left[unit].fetch_sub(1, Ordering::AcqRel) == 1 {
+            (self.unit_done)(unit);
+        }
+    }
+
+    /// Walks this walker's own queue, deepest first, until it is empty.
+    fn drain(&mut self) {
+        loop {
+            let next = self.split.work.queues[self.part].lock().pop_back();
+            match next {
+                Some(pending) => self.take(pending),
+                None => return,
+            }
+        }
+    }
+
+    /// With no unit left to claim: takes what other walkers have queued until every
+    /// walker is done.
+    fn help(&mut self) {
+        let work = &self.split.work;
+        if work.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            work.wake.notify_all();
+        }
+        while !self.token.is_cancelled() {
+            work.active.fetch_add(1, Ordering::SeqCst);
+            if let Some(pending) = work.steal(self.part) {
+                self.take(pending);
+                self.drain();
+                work.active.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            if work.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+                work.wake.notify_all();
+            }
+            if work.active.load(Ordering::SeqCst) == 0 && work.is_empty() {
+                return;
+            }
+            let mut idle = work.idle.lock();
+            work.waiting.fetch_add(1, Ordering::SeqCst);
+            if work.is_empty() && work.active.load(Ordering::SeqCst) > 0 {
+                work.wake
+                    .wait_for(&mut idle, std::time::Duration::from_millis(1));
+            }
+            work.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -1033,5 +1305,85 @@ mod tests {
         by_components.sort();
         sort_as_walked(&mut paths);
         assert_eq!(paths, by_components);
+    }
+
+    /// Forty units, the last of which holds four directories: whichever walker takes it,
+    /// the other — out of units — must walk part of it. Each file visit inside it waits
+    /// (up to a deadline) until both walkers have visited one, so without the shared queues
+    /// the walker that took the last unit waits alone and the test fails.
+    #[test]
+    fn an_idle_walker_takes_directories_of_a_unit_another_is_walking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        for i in 0..40 {
+            std::fs::create_dir(root.join(format!("u{i:02}"))).unwrap();
+        }
+        for s in 0..4 {
+            let dir = root.join("u39").join(format!("s{s}"));
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("f"), "x").unwrap();
+        }
+        let workspace = Workspace::new([root.clone()]).unwrap();
+        let options = WalkOptions::default();
+        let token = CancellationToken::new();
+        let split = options.split(&workspace, &root, 2, &token);
+        assert_eq!(split.units.len(), 40, "the units are the forty directories");
+        let stop = AtomicUsize::new(usize::MAX);
+        let inside = Mutex::new([false; 2]);
+        let both = Condvar::new();
+        let found = Mutex::new(Vec::new());
+        let done = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for part in 0..2 {
+                let (options, workspace, root, split) = (&options, &workspace, &root, &split);
+                let (stop, token, inside, both, found, done) =
+                    (&stop, &token, &inside, &both, &found, &done);
+                scope.spawn(move || {
+                    let errors = options.walk_part(
+                        workspace,
+                        root,
+                        split,
+                        part,
+                        stop,
+                        token,
+                        |entry, unit, _| {
+                            if entry.is_file() {
+                                assert_eq!(unit, Some(39));
+                                let mut seen = inside.lock();
+                                seen[part] = true;
+                                both.notify_all();
+                                let deadline =
+                                    std::time::Instant::now() + std::time::Duration::from_secs(10);
+                                while !seen.iter().all(|s| *s)
+                                    && !both.wait_until(&mut seen, deadline).timed_out()
+                                {
+                                }
+                                found.lock().push(entry.into_path());
+                            }
+                        },
+                        |unit| done.lock().push(unit),
+                    );
+                    assert!(errors.is_empty(), "{errors:?}");
+                });
+            }
+        });
+        assert_eq!(
+            *inside.lock(),
+            [true, true],
+            "both walkers walked inside u39"
+        );
+        let mut found = found.into_inner();
+        found.sort();
+        let expected: Vec<PathBuf> = (0..4)
+            .map(|s| root.join("u39").join(format!("s{s}")).join("f"))
+            .collect();
+        assert_eq!(found, expected, "every file once");
+        let mut done = done.into_inner();
+        done.sort_unstable();
+        assert_eq!(
+            done,
+            (0..40).collect::<Vec<_>>(),
+            "every unit finished once"
+        );
     }
 }
