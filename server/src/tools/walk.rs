@@ -61,6 +61,8 @@ pub struct Split {
     claimed: Arc<Vec<AtomicBool>>,
     /// The directories inside units the walkers share out.
     work: Arc<Work>,
+    /// The directories above the units by path, as the split listed them.
+    above: Arc<HashMap<PathBuf, Arc<Listed>>>,
     /// The depth of the directory units (≥ 1).
     depth: usize,
 }
@@ -691,26 +693,45 @@ impl WalkOptions {
         let deepest = self
             .max_depth
             .map_or(MAX_SPLIT_DEPTH, |max| max.clamp(1, MAX_SPLIT_DEPTH));
+        // Level by level: list every directory at one depth, then decide whether the
+        // directories found one deeper are enough units.
+        let mut above = HashMap::new();
+        let mut units = Vec::new();
+        let mut frontier: Vec<Level> = self.start(workspace, root).into_iter().collect();
         let mut depth = 1;
-        let mut entries: Vec<Entry>;
         loop {
-            entries = self
-                .walk_limited(workspace, root, Some(depth), false, &|_| true, token)
-                .0;
-            let dirs_here = entries
-                .iter()
-                .filter(|e| e.depth == depth && e.is_dir())
-                .count();
-            if dirs_here >= wanted || dirs_here == 0 || depth >= deepest || token.is_cancelled() {
+            let mut dirs = Vec::new();
+            for level in frontier.drain(..) {
+                let listed = Arc::new(Listed::of(self, level));
+                for (name, path, kind) in &listed.entries {
+                    if *kind == EntryKind::Dir {
+                        dirs.push((Arc::clone(&listed), name.clone(), path.clone()));
+                    } else {
+                        units.push(path.clone());
+                    }
+                }
+                above.insert(listed.path.clone(), listed);
+            }
+            let enough = dirs.len() >= wanted || dirs.is_empty() || depth >= deepest;
+            if enough || token.is_cancelled() {
+                units.extend(dirs.into_iter().map(|(_, _, path)| path));
                 break;
             }
+            // A directory that cannot be opened is left to the walkers, which report it.
+            frontier = dirs
+                .into_iter()
+                .filter_map(|(parent, name, path)| {
+                    let dir = open_subdir(&parent.dir, &name).ok()?;
+                    Some(Level {
+                        dir,
+                        path,
+                        depth,
+                        rules: parent.rules.clone(),
+                    })
+                })
+                .collect();
             depth += 1;
         }
-        let mut units: Vec<PathBuf> = entries
-            .into_iter()
-            .filter(|e| !e.is_dir() || e.depth == depth)
-            .map(Entry::into_path)
-            .collect();
         sort_as_walked(&mut units);
         let index = units
             .iter()
@@ -720,6 +741,7 @@ impl WalkOptions {
         Split {
             claimed: Arc::new(units.iter().map(|_| AtomicBool::new(false)).collect()),
             work: Arc::new(Work::new(parts, units.len())),
+            above: Arc::new(above),
             units,
             index: Arc::new(index),
             depth,
@@ -757,9 +779,12 @@ impl WalkOptions {
             unit_done: &mut unit_done,
             errors: Vec::new(),
         };
-        match self.start(workspace, root) {
-            Ok(level) => walker.above(level),
-            Err(e) => walker.errors.push(format!("{}: {e}", root.display())),
+        match split.above.get(root) {
+            Some(listed) => walker.above(listed),
+            None => match self.start(workspace, root) {
+                Ok(level) => walker.above(&Listed::of(self, level)),
+                Err(e) => walker.errors.push(format!("{}: {e}", root.display())),
+            },
         }
         walker.drain();
         walker.help();
@@ -777,6 +802,34 @@ struct Pending {
     depth: usize,
     rules: Option<Arc<Rules>>,
     unit: usize,
+}
+
+/// A directory above a split's units, as the split listed it: every walker goes through
+/// it, so its handle, the entries the walk keeps and the rules inside it are read once.
+#[derive(Debug)]
+struct Listed {
+    dir: Dir,
+    path: PathBuf,
+    depth: usize,
+    rules: Option<Arc<Rules>>,
+    entries: Vec<Kept>,
+    /// Why its listing stopped early, if it did.
+    errors: Vec<String>,
+}
+
+impl Listed {
+    fn of(options: &WalkOptions, level: Level) -> Listed {
+        let mut errors = Vec::new();
+        let (rules, entries) = options.kept_entries(&level, &mut errors);
+        Listed {
+            dir: level.dir,
+            path: level.path,
+            depth: level.depth,
+            rules,
+            entries,
+            errors,
+        }
+    }
 }
 
 /// What the walkers of one split tree share beyond the units' claims: each walker's queue
@@ -851,25 +904,25 @@ impl Walker<'_, '_> {
         self.options.max_depth.is_none_or(|max| depth < max)
     }
 
-    /// A level above the units' depth: every walker lists it, part 0 reports its
-    /// directories, and each unit in it goes to the first walker that reaches it.
-    fn above(&mut self, level: Level) {
+    /// A directory above the units' depth: every walker goes through it, part 0 reports
+    /// its directories, and each unit in it goes to the first walker that reaches it.
+    fn above(&mut self, listed: &Listed) {
         if self.token.is_cancelled() {
             return;
         }
-        let options = self.options;
-        let (rules, entries) = options.kept_entries(&level, &mut self.errors);
-        let depth = level.depth + 1;
+        self.errors.extend(listed.errors.iter().cloned());
+        let depth = listed.depth + 1;
         let split = self.split;
-        for (name, path, kind) in entries {
+        for (name, path, kind) in &listed.entries {
+            let (path, kind) = (path.clone(), *kind);
             let is_dir = kind == EntryKind::Dir;
             let entry = Entry { path, depth, kind };
-            let opened = |walker: &mut Self, path: &Path| match open_subdir(&level.dir, &name) {
+            let opened = |walker: &mut Self, path: &Path| match open_subdir(&listed.dir, name) {
                 Ok(dir) => Some(Level {
                     dir,
                     path: path.to_path_buf(),
                     depth,
-                    rules: rules.clone(),
+                    rules: listed.rules.clone(),
                 }),
                 Err(e) => {
                     walker.errors.push(format!("{}: {e}", path.display()));
@@ -879,10 +932,16 @@ impl Walker<'_, '_> {
             if is_dir && depth < split.depth {
                 let path = entry.path.clone();
                 if self.part == 0 {
-                    (self.visit)(entry, None, &level.dir);
+                    (self.visit)(entry, None, &listed.dir);
                 }
-                if let Some(child) = opened(self, &path) {
-                    self.above(child);
+                match split.above.get(&path) {
+                    Some(below) => self.above(below),
+                    // The split could not open it: this walker tries, and reports why not.
+                    None => {
+                        if let Some(child) = opened(self, &path) {
+                            self.above(&Listed::of(self.options, child));
+                        }
+                    }
                 }
                 continue;
             }
@@ -890,12 +949,12 @@ impl Walker<'_, '_> {
                 // Appeared after the split: part 0 walks it on its own, under no unit.
                 if self.part == 0 {
                     let path = entry.path.clone();
-                    (self.visit)(entry, None, &level.dir);
+                    (self.visit)(entry, None, &listed.dir);
                     if is_dir
                         && self.enters(depth)
                         && let Some(child) = opened(self, &path)
                     {
-                        let visit = &mut *self.visit;
+                        let (options, visit) = (self.options, &mut *self.visit);
                         options.descend(
                             child,
                             options.max_depth,
@@ -913,7 +972,7 @@ impl Walker<'_, '_> {
                 continue;
             }
             let path = entry.path.clone();
-            (self.visit)(entry, Some(unit), &level.dir);
+            (self.visit)(entry, Some(unit), &listed.dir);
             let child = (is_dir && self.enters(depth))
                 .then(|| opened(self, &path))
                 .flatten();
