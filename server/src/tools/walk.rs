@@ -225,10 +225,6 @@ impl Present {
         }
         present
     }
-
-    fn any(&self) -> bool {
-        self.rgignore || self.ignore || self.gitignore || self.git
-    }
 }
 
 /// Where ignore files are read from: a directory's handle, or (above the workspace) its
@@ -317,7 +313,12 @@ impl Rules {
         source: &Source<'_>,
         present: &Present,
     ) -> Option<Arc<Rules>> {
-        if !present.any() {
+        let has_git = present.git;
+        let any_git = has_git || parent.is_some_and(|p| p.any_git);
+        // A `.gitignore` outside every repository is never consulted (`matched` reads git
+        // rules only below the nearest repository root): it is not even read.
+        let git_rules = present.gitignore && any_git;
+        if !(present.rgignore || present.ignore || git_rules || has_git) {
             return parent.cloned();
         }
         let read = |yes: bool, name: &str| {
@@ -327,15 +328,14 @@ impl Rules {
                 Gitignore::empty()
             }
         };
-        let has_git = present.git;
         Some(Arc::new(Rules {
             parent: parent.cloned(),
             custom: read(present.rgignore, ".rgignore"),
             ignore: read(present.ignore, ".ignore"),
-            git: read(present.gitignore, ".gitignore"),
+            git: read(git_rules, ".gitignore"),
             exclude: read(has_git, ".git/info/exclude"),
             has_git,
-            any_git: has_git || parent.is_some_and(|p| p.any_git),
+            any_git,
         }))
     }
 

@@ -267,3 +267,45 @@ fn the_parallel_listing_is_what_rg_files_lists() {
         assert_eq!(ls, theirs, "ls under {}", root.display());
     }
 }
+
+/// A `.gitignore` outside every repository is not read (ripgrep ignores it too), one
+/// inside a repository nested below it applies, and `.ignore` applies everywhere.
+#[test]
+fn gitignore_files_apply_only_inside_a_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |path: &str, content: &[u8]| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    };
+    write(".gitignore", b"*.log\n");
+    write(".ignore", b"*.tmp\n");
+    for name in ["a.log", "b.tmp", "c.rs", "plain/d.log", "plain/e.rs"] {
+        write(name, b"fn marker() {}\n");
+    }
+    write("repo/.gitignore", b"*.out\n");
+    write("repo/sub/.gitignore", b"*.rs\n");
+    for name in [
+        "repo/x.out",
+        "repo/y.log",
+        "repo/z.rs",
+        "repo/sub/w.rs",
+        "repo/sub/v.tmp",
+    ] {
+        write(name, b"fn marker() {}\n");
+    }
+    let status = Command::new("git")
+        .args(["init", "-q"])
+        .arg(root.join("repo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let theirs = rg_files(root);
+    for expected in ["a.log", "c.rs", "plain/d.log", "repo/y.log", "repo/z.rs"] {
+        assert!(theirs.contains(expected), "rg lists {expected}: {theirs:?}");
+    }
+    let glob = our_files(root, "glob", json!({"pattern": "**", "limit": 1_000}));
+    assert_eq!(glob, theirs);
+    assert_same(root, "marker", &[], json!({"pattern": "marker"}));
+}
