@@ -99,14 +99,17 @@ fn assert_same(root: &Path, pattern: &str, rg_flags: &[&str], args: serde_json::
     eprintln!("`{pattern}` {rg_flags:?}: {} identical lines", ours.len());
 }
 
+/// Writes `content` to `path` below `root`, creating its directories.
+fn write_file(root: &Path, path: &str, content: &[u8]) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
 fn awkward_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let write = |path: &str, content: &[u8]| {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    };
+    let write = |path: &str, content: &[u8]| write_file(root, path, content);
     Command::new("git")
         .arg("init")
         .arg("-q")
@@ -274,11 +277,7 @@ fn the_parallel_listing_is_what_rg_files_lists() {
 fn gitignore_files_apply_only_inside_a_repository() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let write = |path: &str, content: &[u8]| {
-        let path = root.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    };
+    let write = |path: &str, content: &[u8]| write_file(root, path, content);
     write(".gitignore", b"*.log\n");
     write(".ignore", b"*.tmp\n");
     for name in ["a.log", "b.tmp", "c.rs", "plain/d.log", "plain/e.rs"] {
