@@ -256,6 +256,9 @@ pub(super) struct Scope<'a> {
 /// Everything workers share.
 pub(super) struct Search<'a> {
     matcher: RegexMatcher,
+    /// Whether content read whole is first tested for a match anywhere in it
+    /// ([`whole_content_test`]).
+    whole_content_test: bool,
     pub(super) args: &'a GrepArgs,
     pub(super) max_results: u64,
     max_line_chars: usize,
@@ -337,6 +340,7 @@ pub(super) fn prepare<'a>(
     )?;
     let search = Search {
         matcher,
+        whole_content_test: whole_content_test(args),
         args,
         max_results,
         max_line_chars: scope.config.grep_max_line_chars,
@@ -622,6 +626,21 @@ fn build_matcher(
         .map_err(|e| invalid_regex(pattern, &e))
 }
 
+/// Whether "no match anywhere in the file's content" proves "no matching line", for the
+/// line-by-line search these arguments ask for. It does when the matcher can never match
+/// a line terminator (every search but a multiline one) — then a matching line is a run
+/// of the content the matcher matches in — unless the pattern has an anchor, which a line
+/// and the whole content place differently: `^` and `$` hold at every line's ends for the
+/// searcher but only at the content's for the matcher run over it (so a `[^…]` class is
+/// left out too), and `\A`, `\z` and inline flags are left out with them.
+fn whole_content_test(args: &GrepArgs) -> bool {
+    let pattern = &args.pattern;
+    let anchored = ["^", "$", "\\A", "\\z", "(?"]
+        .iter()
+        .any(|anchor| pattern.contains(anchor));
+    !args.multiline && (args.fixed_string || !anchored)
+}
+
 fn invalid_regex(pattern: &str, error: &dyn std::fmt::Display) -> ToolError {
     ToolError::new(format!(
         "invalid regex `{pattern}`: {error}\n(escape special characters, or pass `fixed_string: true` to search for the text as written)"
@@ -684,6 +703,12 @@ impl Search<'_> {
     ) -> Found {
         let mut sink = self.sink(path);
         let result = match content {
+            Content::Disk(bytes) if self.finds_nothing_in(bytes) => {
+                // What the searcher would conclude after reading it all: nothing found,
+                // and (binary detection quits at a NUL byte) binary if it holds one.
+                sink.found.binary = memchr::memchr(0, bytes).is_some();
+                return sink.found;
+            }
             Content::Disk(bytes) => searcher.search_reader(&self.matcher, *bytes, &mut sink),
             Content::Failed(error) => {
                 if !self.token.is_cancelled() {
@@ -693,6 +718,19 @@ impl Search<'_> {
             }
         };
         self.settle(sink, result, path)
+    }
+
+    /// Whether a file whose whole content is `bytes` certainly holds no match: tested in
+    /// one pass of the matcher over all of it, where the searcher would copy it into its
+    /// buffer, count its lines and scan it again. Only where that is exact: see
+    /// [`whole_content_test`]; and not for content with a byte-order mark, which the
+    /// searcher drops or transcodes before searching.
+    fn finds_nothing_in(&self, bytes: &[u8]) -> bool {
+        use grep_matcher::Matcher;
+        const BOMS: [&[u8]; 3] = [b"\xEF\xBB\xBF", b"\xFF\xFE", b"\xFE\xFF"];
+        self.whole_content_test
+            && !BOMS.iter().any(|bom| bytes.starts_with(bom))
+            && matches!(self.matcher.find(bytes), Ok(None))
     }
 
     fn sink(&self, path: &Path) -> Collect {

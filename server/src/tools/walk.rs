@@ -769,6 +769,7 @@ impl WalkOptions {
         mut visit: impl FnMut(Entry, Option<usize>, &Dir),
         mut unit_done: impl FnMut(usize),
     ) -> Vec<String> {
+        split.work.active.fetch_add(1, Ordering::SeqCst);
         let mut walker = Walker {
             options: self,
             split,
@@ -844,7 +845,9 @@ struct Work {
     /// Directories of each unit listed or queued and not yet finished.
     left: Vec<AtomicUsize>,
     /// Walkers that may still queue work: in the levels above the units, in a directory,
-    /// or trying to take one.
+    /// or trying to take one. A walker counts from its start: one whose job has not
+    /// started yet (its pool thread busy elsewhere, perhaps with a walker waiting on this
+    /// one) is never waited for — it will find every unit taken.
     active: AtomicUsize,
     /// Walkers waiting for work, woken when some is queued or none can come.
     waiting: AtomicUsize,
@@ -857,7 +860,7 @@ impl Work {
         Work {
             queues: (0..parts).map(|_| Mutex::new(VecDeque::new())).collect(),
             left: (0..units).map(|_| AtomicUsize::new(0)).collect(),
-            active: AtomicUsize::new(parts),
+            active: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             idle: Mutex::new(()),
             wake: Condvar::new(),
@@ -1364,6 +1367,43 @@ mod tests {
         by_components.sort();
         sort_as_walked(&mut paths);
         assert_eq!(paths, by_components);
+    }
+
+    /// A walker whose sibling's job never starts (its pool thread busy elsewhere) walks
+    /// the whole tree and returns, rather than waiting for the sibling.
+    #[test]
+    fn a_walker_never_waits_for_one_that_has_not_started() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        for i in 0..40 {
+            std::fs::create_dir_all(root.join(format!("u{i:02}")).join("deeper")).unwrap();
+            std::fs::write(root.join(format!("u{i:02}")).join("deeper").join("f"), "x").unwrap();
+        }
+        let workspace = Workspace::new([root.clone()]).unwrap();
+        let options = WalkOptions::default();
+        let token = CancellationToken::new();
+        let split = options.split(&workspace, &root, 2, &token);
+        let (tx, rx) = std::sync::mpsc::channel();
+        // On its own thread, so that a walker stuck waiting fails the test, not hangs it.
+        std::thread::spawn(move || {
+            let mut files = 0;
+            let errors = options.walk_part(
+                &workspace,
+                &root,
+                &split,
+                0,
+                &AtomicUsize::new(usize::MAX),
+                &token,
+                |entry, _, _| files += usize::from(entry.is_file()),
+                |_| {},
+            );
+            let _ = tx.send((files, errors));
+        });
+        let (files, errors) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the walker returned");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(files, 40);
     }
 
     /// Forty units, the last of which holds four directories: whichever walker takes it,

@@ -70,6 +70,18 @@ fn batch() -> Vec<(String, Value)> {
             "grep",
             json!({"pattern": "^\\.", "path": "git-2.39.5/.gitignore"}),
         ),
+        (
+            "grep",
+            json!({"pattern": "^#include", "path": "libpng1.6-1.6.39", "output": "count"}),
+        ),
+        (
+            "grep",
+            json!({"pattern": "\\)$", "path": "fmtlib-9.1.0+ds1", "output": "count"}),
+        ),
+        (
+            "grep",
+            json!({"pattern": "^$", "path": "libxkbcommon-1.5.0", "output": "count"}),
+        ),
     ];
     calls
         .into_iter()
@@ -89,19 +101,19 @@ fn settled(result: Result<ToolOutput, ToolError>) -> Result<ToolOutput, ToolErro
     })
 }
 
-#[test]
-fn a_fused_batch_returns_what_each_call_returns_alone() {
-    let (runtime, toolbox) = common::toolbox::on(&corpus(), ToolsConfig::default());
+/// Runs `calls` one at a time and then as one fused batch over `root`; asserts the batch
+/// walked once and that every call got what it got alone. Returns the renderings.
+fn fused_equals_alone(root: &std::path::Path, calls: &[(String, Value)]) -> Vec<String> {
+    let (runtime, toolbox) = common::toolbox::on(root, ToolsConfig::default());
     let lanes = toolbox.lanes().clone();
     let ctx = CallContext::default();
-    let calls = batch();
     let alone: Vec<Result<ToolOutput, ToolError>> = calls
         .iter()
         .map(|(name, args)| runtime.block_on(toolbox.run(name, args.clone(), &ctx)))
         .collect();
     let walks = lanes.counter("search.fused_walks");
     let before = (walks.get(), lanes.metrics());
-    let fused = runtime.block_on(toolbox.run_batch(calls.clone(), &ctx));
+    let fused = runtime.block_on(toolbox.run_batch(calls.to_vec(), &ctx));
     assert_eq!(walks.get(), before.0 + 1, "the batch shares one walk");
 
     assert_eq!(fused.len(), calls.len());
@@ -125,6 +137,12 @@ fn a_fused_batch_returns_what_each_call_returns_alone() {
         );
         shown.push(render(&fused));
     }
+    shown
+}
+
+#[test]
+fn a_fused_batch_returns_what_each_call_returns_alone() {
+    let shown = fused_equals_alone(&corpus(), &batch());
     // The batch holds what it should: matches, limits, counts, errors of its own.
     let expect_some = |i: usize, what: &str| {
         assert!(
@@ -140,4 +158,43 @@ fn a_fused_batch_returns_what_each_call_returns_alone() {
     expect_some(7, "matching files shown");
     expect_some(10, "error:");
     assert!(shown[1].contains("files match"), "{}", shown[1]);
+}
+
+/// Files whose raw bytes are not what the searcher searches — a UTF-16 file and a UTF-8
+/// file behind byte-order marks, a NUL byte after thousands of matching lines, a binary
+/// file with no match — give a fused batch exactly what each call gets alone.
+#[test]
+fn a_fused_batch_agrees_on_encodings_and_binary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(
+        "TODO in utf-16\nnothing\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
+    std::fs::write(root.join("utf16.txt"), utf16).unwrap();
+    std::fs::write(
+        root.join("bom8.txt"),
+        b"\xEF\xBB\xBFTODO first\nlater TODO\n",
+    )
+    .unwrap();
+    let mut late = b"TODO before\n".repeat(10_000);
+    late.extend_from_slice(b"\0TODO after\n");
+    std::fs::write(root.join("late_nul.txt"), late).unwrap();
+    std::fs::write(root.join("nul.bin"), b"abc\0def\n").unwrap();
+    std::fs::write(root.join("plain.txt"), b"nothing to see\n").unwrap();
+    let calls: Vec<(String, Value)> = [
+        json!({"pattern": "^TODO", "output": "count"}),
+        json!({"pattern": "TODO", "output": "files"}),
+        json!({"pattern": "TODO", "max_results": 100_000}),
+        json!({"pattern": "zzz"}),
+        json!({"pattern": "\\ATODO", "output": "count"}),
+    ]
+    .into_iter()
+    .map(|args| ("grep".to_string(), args))
+    .collect();
+    let shown = fused_equals_alone(root, &calls);
+    assert!(shown[1].contains("utf16.txt"), "{}", shown[1]);
+    assert!(shown[0].contains("bom8.txt"), "{}", shown[0]);
 }
