@@ -116,20 +116,6 @@ pub(crate) fn run(
         let listed: Vec<Mutex<Vec<PathBuf>>> =
             walking.iter().map(|_| Mutex::new(Vec::new())).collect();
         let searched: Vec<AtomicU64> = walking.iter().map(|_| AtomicU64::new(0)).collect();
-        // The greps that look for one literal text each: one pass over a file's content
-        // tells which of them occur in it, and the others need no search of their own.
-        let mut texts: Vec<Vec<u8>> = Vec::new();
-        let literals: Vec<Option<usize>> = walking
-            .iter()
-            .map(|&i| {
-                let literal = trees[i].as_ref()?.search.literal()?;
-                texts.push(literal);
-                Some(texts.len() - 1)
-            })
-            .collect();
-        let finder = (texts.len() >= 2)
-            .then(|| aho_corasick::AhoCorasick::new(&texts).ok())
-            .flatten();
         let live = |share: usize| !tokens[walking[share]].is_cancelled();
         let states: Mutex<Vec<WalkerState>> = Mutex::new(Vec::new());
         let visit = |entry: &Entry, dir: &Dir, takers: Takers<'_>| {
@@ -144,26 +130,6 @@ pub(crate) fn run(
                 .iter()
                 .any(searches)
                 .then(|| read(documents, dir, entry.path(), buf));
-            let occurs: Option<Vec<bool>> = match (&finder, &content) {
-                (Some(finder), Some(Loaded::Whole(Content::Disk(bytes))))
-                    if !grep::has_bom(bytes) =>
-                {
-                    let mut seen = vec![false; texts.len()];
-                    let mut left = texts.len();
-                    for found in finder.find_overlapping_iter(*bytes) {
-                        let text = found.pattern().as_usize();
-                        if !seen[text] {
-                            seen[text] = true;
-                            left -= 1;
-                            if left == 0 {
-                                break;
-                            }
-                        }
-                    }
-                    Some(seen)
-                }
-                _ => None,
-            };
             for &(share, unit) in takers {
                 let i = walking[share];
                 if tokens[i].is_cancelled() {
@@ -180,15 +146,9 @@ pub(crate) fn run(
                 };
                 searched[share].fetch_add(1, Ordering::Relaxed);
                 let searcher = searchers.entry(i).or_insert_with(|| tree.search.searcher());
-                let occurs = literals[share].and_then(|text| Some(occurs.as_ref()?[text]));
                 let result = match &content {
-                    Some(Loaded::Whole(Content::Disk(bytes))) if occurs == Some(false) => {
-                        tree.search.nothing_in(entry.path(), bytes)
-                    }
                     Some(Loaded::Whole(content)) => {
-                        let holds_match = occurs == Some(true);
-                        tree.search
-                            .content(searcher, entry.path(), content, holds_match)
+                        tree.search.content(searcher, entry.path(), content)
                     }
                     Some(Loaded::Stream) | None => {
                         tree.search.file(searcher, entry.path(), Some(dir))
