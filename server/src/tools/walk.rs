@@ -549,16 +549,13 @@ impl WalkOptions {
     }
 
     /// Walks below `level` depth first, calling `visit` with every entry kept (and going
-    /// into the directories kept), up to `max_depth`; `sorted` visits each directory's
-    /// entries by name. Errors (a directory that cannot be read or opened) are collected
-    /// and the walk goes on.
-    #[allow(clippy::too_many_arguments)]
+    /// into the directories kept), down to the options' `max_depth`; `sorted` visits each
+    /// directory's entries by name. Errors (a directory that cannot be read or opened) are
+    /// collected and the walk goes on.
     fn descend(
         &self,
         level: Level,
-        max_depth: Option<usize>,
         sorted: bool,
-        keep: Keep<'_>,
         token: &CancellationToken,
         visit: &mut dyn FnMut(Entry, &Dir),
         errors: &mut Vec<String>,
@@ -574,10 +571,7 @@ impl WalkOptions {
         for (name, path, kind) in entries {
             let is_dir = kind == EntryKind::Dir;
             let entry = Entry { path, depth, kind };
-            if !keep(&entry) {
-                continue;
-            }
-            if !is_dir || max_depth.is_some_and(|max| depth >= max) {
+            if !is_dir || self.max_depth.is_some_and(|max| depth >= max) {
                 visit(entry, &level.dir);
                 continue;
             }
@@ -594,7 +588,7 @@ impl WalkOptions {
                         depth,
                         rules: rules.clone(),
                     };
-                    self.descend(child, max_depth, sorted, keep, token, visit, errors);
+                    self.descend(child, sorted, token, visit, errors);
                 }
                 Err(e) => errors.push(format!("{}: {e}", path.display())),
             }
@@ -609,30 +603,10 @@ impl WalkOptions {
         root: &Path,
         token: &CancellationToken,
     ) -> (Vec<Entry>, Vec<String>) {
-        self.walk_limited(workspace, root, self.max_depth, true, &|_| true, token)
-    }
-
-    fn walk_limited(
-        &self,
-        workspace: &Workspace,
-        root: &Path,
-        max_depth: Option<usize>,
-        sorted: bool,
-        keep: Keep<'_>,
-        token: &CancellationToken,
-    ) -> (Vec<Entry>, Vec<String>) {
         let mut found = Vec::new();
         let mut errors = Vec::new();
         match self.start(workspace, root) {
-            Ok(level) => self.descend(
-                level,
-                max_depth,
-                sorted,
-                keep,
-                token,
-                &mut |e, _| found.push(e),
-                &mut errors,
-            ),
+            Ok(level) => self.descend(level, true, token, &mut |e, _| found.push(e), &mut errors),
             Err(e) => errors.push(format!("{}: {e}", root.display())),
         }
         (found, errors)
@@ -960,9 +934,7 @@ impl Walker<'_, '_> {
                         let (options, visit) = (self.options, &mut *self.visit);
                         options.descend(
                             child,
-                            options.max_depth,
                             false,
-                            &|_| true,
                             self.token,
                             &mut |e, dir| visit(e, None, dir),
                             &mut self.errors,
