@@ -9,6 +9,14 @@
 //! [`grep::ordered_stop`]). Arguments that fail (an invalid pattern, a missing path) fail
 //! their own call only.
 //!
+//! Calls that walk the tree alike (the same start, `glob`, `type`, hidden and ignored
+//! options: a model's greps over the workspace, most often) are one share of the walk: one
+//! split, one check of each entry against their rules; when every call walks alike, the
+//! walk is their own walk, its walkers sharing out the last unit's directories. And the
+//! greps that each look for one literal text (most of a model's) learn in one pass over a
+//! file which of their texts it holds ([`Literals`]): those whose text is absent need no
+//! search of their own.
+//!
 //! Every call stays its own lane task, so metrics and events show one task per call: the
 //! calls join a [`SearchGroup`] as their tasks are built; the group is sealed once the
 //! batch is complete; the first of its tasks to start hands the fused walk to the pool,
@@ -82,46 +90,81 @@ pub(crate) fn run(
             },
         }
     }
-    let splits: Vec<Option<walk::Split>> = trees
+    // The walking queries, in classes of those that walk the tree alike: a class is one
+    // share of the walk, with one split, one reach and one check of each entry against its
+    // rules, however many queries it serves.
+    let walking: Vec<usize> = (0..n).filter(|&i| results[i].is_none()).collect();
+    let walk_of = |i: usize| -> (WalkKey<'_>, &Path, &walk::WalkOptions) {
+        match (&trees[i], &globs[i], &queries[i]) {
+            (Some(tree), _, Query::Grep(args)) => (
+                WalkKey::of(
+                    &tree.target,
+                    &tree.options,
+                    args.glob.as_deref(),
+                    args.file_type.as_deref(),
+                ),
+                &tree.target,
+                &tree.options,
+            ),
+            (None, Some(plan), _) => (
+                WalkKey::of(&plan.start, &plan.options, None, None),
+                &plan.start,
+                &plan.options,
+            ),
+            _ => unreachable!("a walking query has a plan"),
+        }
+    };
+    let mut keys: Vec<WalkKey<'_>> = Vec::new();
+    let mut classes: Vec<Vec<usize>> = Vec::new();
+    for &i in &walking {
+        let (key, _, _) = walk_of(i);
+        match keys.iter().position(|k| *k == key) {
+            Some(class) => classes[class].push(i),
+            None => {
+                keys.push(key);
+                classes.push(vec![i]);
+            }
+        }
+    }
+    drop(keys);
+    let never = CancellationToken::new();
+    // A class with a grep has its split: the units the grep's own walk would use.
+    let splits: Vec<Option<walk::Split>> = classes
         .iter()
-        .enumerate()
-        .map(|(i, tree)| {
-            tree.as_ref()
-                .map(|t| t.options.split(workspace, &t.target, parts, &tokens[i]))
+        .map(|members| {
+            let (_, start, options) = walk_of(members[0]);
+            members
+                .iter()
+                .any(|&i| trees[i].is_some())
+                .then(|| options.split(workspace, start, parts, &never))
         })
         .collect();
-    // The walking queries, as shares of one walk.
-    let walking: Vec<usize> = (0..n).filter(|&i| results[i].is_none()).collect();
-    let shares: Vec<Share<'_>> = walking
+    let shares: Vec<Share<'_>> = classes
         .iter()
-        .map(|&i| match (&trees[i], &globs[i]) {
-            (Some(tree), _) => Share {
-                start: &tree.target,
-                options: &tree.options,
-                split: splits[i].as_ref(),
-            },
-            (None, Some(plan)) => Share {
-                start: &plan.start,
-                options: &plan.options,
-                split: None,
-            },
-            (None, None) => unreachable!("a walking query has a plan"),
+        .zip(&splits)
+        .map(|(members, split)| {
+            let (_, start, options) = walk_of(members[0]);
+            Share {
+                start,
+                options,
+                split: split.as_ref(),
+            }
         })
         .collect();
     if let Some(root) = common_ancestor(shares.iter().map(|s| s.start)) {
-        let found: Vec<Mutex<BTreeMap<usize, Vec<Found>>>> = walking
-            .iter()
-            .map(|_| Mutex::new(BTreeMap::new()))
-            .collect();
-        let listed: Vec<Mutex<Vec<PathBuf>>> =
-            walking.iter().map(|_| Mutex::new(Vec::new())).collect();
-        let searched: Vec<AtomicU64> = walking.iter().map(|_| AtomicU64::new(0)).collect();
-        let live = |share: usize| !tokens[walking[share]].is_cancelled();
+        let found: Vec<Mutex<BTreeMap<usize, Vec<Found>>>> =
+            (0..n).map(|_| Mutex::new(BTreeMap::new())).collect();
+        let listed: Vec<Mutex<Vec<PathBuf>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
+        let searched: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+        let literals = Literals::of(&trees);
+        let live = |class: usize| classes[class].iter().any(|&i| !tokens[i].is_cancelled());
         let states: Mutex<Vec<WalkerState>> = Mutex::new(Vec::new());
         let visit = |entry: &Entry, dir: &Dir, takers: Takers<'_>| {
-            let searches = |&(share, unit): &(usize, Option<usize>)| {
-                let i = walking[share];
-                unit.is_some() && trees[i].is_some() && !tokens[i].is_cancelled()
+            let searches = |&(class, unit): &(usize, Option<usize>)| {
+                unit.is_some()
+                    && classes[class]
+                        .iter()
+                        .any(|&i| trees[i].is_some() && !tokens[i].is_cancelled())
             };
             let mut state = states.lock().pop().unwrap_or_default();
             let WalkerState { searchers, buf } = &mut state;
@@ -130,72 +173,205 @@ pub(crate) fn run(
                 .iter()
                 .any(searches)
                 .then(|| read(documents, dir, entry.path(), buf));
-            for &(share, unit) in takers {
-                let i = walking[share];
-                if tokens[i].is_cancelled() {
-                    continue;
+            let occurs = match (&literals, &content) {
+                (Some(literals), Some(Loaded::Whole(Content::Disk(bytes)))) => {
+                    literals.occurring(bytes)
                 }
-                if let Some(plan) = &globs[i] {
-                    if plan.matches(entry.path()) {
-                        listed[share].lock().push(entry.path().to_path_buf());
+                _ => None,
+            };
+            for &(class, unit) in takers {
+                for &i in &classes[class] {
+                    if tokens[i].is_cancelled() {
+                        continue;
                     }
-                    continue;
-                }
-                let (Some(tree), Some(unit)) = (&trees[i], unit) else {
-                    continue;
-                };
-                searched[share].fetch_add(1, Ordering::Relaxed);
-                let searcher = searchers.entry(i).or_insert_with(|| tree.search.searcher());
-                let result = match &content {
-                    Some(Loaded::Whole(content)) => {
-                        tree.search.content(searcher, entry.path(), content)
+                    if let Some(plan) = &globs[i] {
+                        if plan.matches(entry.path()) {
+                            listed[i].lock().push(entry.path().to_path_buf());
+                        }
+                        continue;
                     }
-                    Some(Loaded::Stream) | None => {
-                        tree.search.file(searcher, entry.path(), Some(dir))
+                    let (Some(tree), Some(unit)) = (&trees[i], unit) else {
+                        continue;
+                    };
+                    searched[i].fetch_add(1, Ordering::Relaxed);
+                    let searcher = searchers.entry(i).or_insert_with(|| tree.search.searcher());
+                    let occurs = literals
+                        .as_ref()
+                        .zip(occurs.as_ref())
+                        .and_then(|(literals, occurs)| Some(occurs[literals.of[i]?]));
+                    let result = match &content {
+                        Some(Loaded::Whole(Content::Disk(bytes))) if occurs == Some(false) => {
+                            tree.search.nothing_in(entry.path(), bytes)
+                        }
+                        Some(Loaded::Whole(content)) => {
+                            let holds_match = occurs == Some(true);
+                            tree.search
+                                .content(searcher, entry.path(), content, holds_match)
+                        }
+                        Some(Loaded::Stream) | None => {
+                            tree.search.file(searcher, entry.path(), Some(dir))
+                        }
+                    };
+                    if result.worth_keeping() {
+                        found[i].lock().entry(unit).or_default().push(result);
                     }
-                };
-                if result.worth_keeping() {
-                    found[share].lock().entry(unit).or_default().push(result);
                 }
             }
             drop(content);
             states.lock().push(state);
         };
-        let never = CancellationToken::new();
         let errors = walk::walk_fused(workspace, &root, &shares, &live, &never, &visit);
         drop(states);
-        for (share, errors) in errors.into_iter().enumerate() {
-            let i = walking[share];
-            if tokens[i].is_cancelled() {
-                results[i] = Some(Err(ToolError::new("cancelled")));
-                continue;
-            }
-            let result = if let Some(tree) = trees[i].take() {
-                let found = std::mem::take(&mut *found[share].lock());
-                let units = splits[i].as_ref().map_or(0, |s| s.units.len());
-                let mode = tree.search.args.output;
-                let max_results = tree.search.max_results;
-                let walked = Walked {
-                    stop: grep::ordered_stop(&found, units, mode, max_results),
-                    found,
-                    units,
-                    searched: searched[share].load(Ordering::Relaxed),
-                    errors,
+        for (members, (errors, split)) in classes.iter().zip(errors.into_iter().zip(&splits)) {
+            for &i in members {
+                if tokens[i].is_cancelled() {
+                    results[i] = Some(Err(ToolError::new("cancelled")));
+                    continue;
+                }
+                let result = if let Some(tree) = trees[i].take() {
+                    let found = std::mem::take(&mut *found[i].lock());
+                    let units = split.as_ref().map_or(0, |s| s.units.len());
+                    let mode = tree.search.args.output;
+                    let max_results = tree.search.max_results;
+                    let walked = Walked {
+                        stop: grep::ordered_stop(&found, units, mode, max_results),
+                        found,
+                        units,
+                        searched: searched[i].load(Ordering::Relaxed),
+                        errors: errors.clone(),
+                    };
+                    ToolOutput::Grep(grep::finish(tree.out, workspace, walked, max_results))
+                } else if let Some(plan) = &globs[i] {
+                    let listed = std::mem::take(&mut *listed[i].lock());
+                    ToolOutput::Glob(plan.finish(workspace, listed, errors.clone()))
+                } else {
+                    continue;
                 };
-                ToolOutput::Grep(grep::finish(tree.out, workspace, walked, max_results))
-            } else if let Some(plan) = &globs[i] {
-                let listed = std::mem::take(&mut *listed[share].lock());
-                ToolOutput::Glob(plan.finish(workspace, listed, errors))
-            } else {
-                continue;
-            };
-            results[i] = Some(Ok(result));
+                results[i] = Some(Ok(result));
+            }
         }
     }
     results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ToolError::new("cancelled"))))
         .collect()
+}
+
+/// What decides a query's walk: queries with equal keys walk the same tree alike (their
+/// walk options are built from these alone: `grep`'s `glob` and `type`, rooted at its
+/// start, and the hidden and ignored rules).
+#[derive(PartialEq, Eq)]
+struct WalkKey<'a> {
+    start: &'a Path,
+    include_hidden: bool,
+    include_ignored: bool,
+    max_depth: Option<usize>,
+    glob: Option<&'a str>,
+    file_type: Option<&'a str>,
+}
+
+impl<'a> WalkKey<'a> {
+    fn of(
+        start: &'a Path,
+        options: &walk::WalkOptions,
+        glob: Option<&'a str>,
+        file_type: Option<&'a str>,
+    ) -> WalkKey<'a> {
+        WalkKey {
+            start,
+            include_hidden: options.include_hidden,
+            include_ignored: options.include_ignored,
+            max_depth: options.max_depth,
+            glob,
+            file_type,
+        }
+    }
+}
+
+/// The texts of a batch's greps that each look for one literal text ([`Search::literal`]),
+/// looked for in one pass over a file's content: a grep whose text does not occur needs no
+/// search of its own, and one whose text occurs needs no whole-content test.
+///
+/// The pass is exact for every text, including one that occurs only overlapping another:
+/// the searcher reports the leftmost match (the first text listed, if several start there),
+/// and the next search starts one byte after that match's start, not at its end. Two
+/// different texts starting at one place would make one a prefix of the other; such a
+/// prefix is left out of the pass (its grep tests the content itself). So at every place a
+/// text starts only that text can match there, and every place is searched from.
+///
+/// [`Search::literal`]: grep::Search::literal
+struct Literals {
+    searcher: aho_corasick::packed::Searcher,
+    /// How many distinct texts.
+    texts: usize,
+    /// Each query's text, if it is in the pass.
+    of: Vec<Option<usize>>,
+}
+
+impl Literals {
+    /// The pass for the literal greps among `trees`, when there are two or more texts.
+    fn of(trees: &[Option<Box<grep::Tree<'_>>>]) -> Option<Literals> {
+        let wanted: Vec<Option<Vec<u8>>> = trees
+            .iter()
+            .map(|tree| tree.as_ref()?.search.literal())
+            .collect();
+        let mut texts: Vec<&[u8]> = wanted.iter().flatten().map(Vec::as_slice).collect();
+        texts.sort_unstable();
+        texts.dedup();
+        // Sorted, a text that is a proper prefix of others comes just before the first.
+        let prefix = |i: usize| {
+            texts
+                .get(i + 1)
+                .is_some_and(|next| next.starts_with(texts[i]))
+        };
+        let texts: Vec<&[u8]> = (0..texts.len())
+            .filter(|&i| !prefix(i))
+            .map(|i| texts[i])
+            .collect();
+        if texts.len() < 2 {
+            return None;
+        }
+        let searcher = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&texts)
+            .build()?;
+        let of = wanted
+            .iter()
+            .map(|text| texts.iter().position(|t| Some(*t) == text.as_deref()))
+            .collect();
+        Some(Literals {
+            searcher,
+            texts: texts.len(),
+            of,
+        })
+    }
+
+    /// Which texts occur in `bytes`; `None` for content with a byte-order mark, which the
+    /// searcher does not search as its raw bytes.
+    fn occurring(&self, bytes: &[u8]) -> Option<Vec<bool>> {
+        if grep::has_bom(bytes) {
+            return None;
+        }
+        let mut seen = vec![false; self.texts];
+        let mut left = self.texts;
+        let mut at = 0;
+        while let Some(found) = self
+            .searcher
+            .find_in(bytes, aho_corasick::Span::from(at..bytes.len()))
+        {
+            let text = found.pattern().as_usize();
+            if !seen[text] {
+                seen[text] = true;
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+            at = found.start() + 1;
+        }
+        Some(seen)
+    }
 }
 
 /// What a walker keeps between files: a searcher per grep, and the read buffer.

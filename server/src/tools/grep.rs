@@ -641,6 +641,13 @@ fn whole_content_test(args: &GrepArgs) -> bool {
     !args.multiline && (args.fixed_string || !anchored)
 }
 
+/// Whether content starts with a byte-order mark, which the searcher drops (UTF-8) or
+/// transcodes from (UTF-16) before searching: its raw bytes are not what it searches.
+pub(super) fn has_bom(bytes: &[u8]) -> bool {
+    const BOMS: [&[u8]; 3] = [b"\xEF\xBB\xBF", b"\xFF\xFE", b"\xFE\xFF"];
+    BOMS.iter().any(|bom| bytes.starts_with(bom))
+}
+
 fn invalid_regex(pattern: &str, error: &dyn std::fmt::Display) -> ToolError {
     ToolError::new(format!(
         "invalid regex `{pattern}`: {error}\n(escape special characters, or pass `fixed_string: true` to search for the text as written)"
@@ -695,19 +702,18 @@ impl Search<'_> {
     /// The results of a file whose content a fused walk read once for every search that
     /// wants it: its bytes, searched as a reader exactly as [`Search::file`] reads the
     /// file, or the error reading it gave.
+    /// `holds_match` says the batch already knows the content holds a match.
     pub(super) fn content(
         &self,
         searcher: &mut Searcher,
         path: &Path,
         content: &Content<'_>,
+        holds_match: bool,
     ) -> Found {
         let mut sink = self.sink(path);
         let result = match content {
-            Content::Disk(bytes) if self.finds_nothing_in(bytes) => {
-                // What the searcher would conclude after reading it all: nothing found,
-                // and (binary detection quits at a NUL byte) binary if it holds one.
-                sink.found.binary = memchr::memchr(0, bytes).is_some();
-                return sink.found;
+            Content::Disk(bytes) if !holds_match && self.finds_nothing_in(bytes) => {
+                return self.nothing_in(path, bytes);
             }
             Content::Disk(bytes) => searcher.search_reader(&self.matcher, *bytes, &mut sink),
             Content::Failed(error) => {
@@ -727,10 +733,37 @@ impl Search<'_> {
     /// searcher drops or transcodes before searching.
     fn finds_nothing_in(&self, bytes: &[u8]) -> bool {
         use grep_matcher::Matcher;
-        const BOMS: [&[u8]; 3] = [b"\xEF\xBB\xBF", b"\xFF\xFE", b"\xFE\xFF"];
-        self.whole_content_test
-            && !BOMS.iter().any(|bom| bytes.starts_with(bom))
-            && matches!(self.matcher.find(bytes), Ok(None))
+        self.whole_content_test && !has_bom(bytes) && matches!(self.matcher.find(bytes), Ok(None))
+    }
+
+    /// What the searcher concludes of a file whose whole content `bytes` holds no match,
+    /// after reading it all: nothing found, and (binary detection quits at a NUL byte)
+    /// binary if it holds one.
+    pub(super) fn nothing_in(&self, path: &Path, bytes: &[u8]) -> Found {
+        let mut found = self.sink(path).found;
+        found.binary = memchr::memchr(0, bytes).is_some();
+        found
+    }
+
+    /// The text this search looks for when it is one literal, case-sensitive string on one
+    /// line that the whole-content test holds for: then "the text occurs in the content"
+    /// is exactly "some line matches", and a batch can look for several such texts in one
+    /// pass over a file.
+    pub(super) fn literal(&self) -> Option<Vec<u8>> {
+        let args = self.args;
+        if !self.whole_content_test || args.case_insensitive || args.smart_case {
+            return None;
+        }
+        let literal = if args.fixed_string {
+            args.pattern.as_bytes().to_vec()
+        } else {
+            let hir = regex_syntax::Parser::new().parse(&args.pattern).ok()?;
+            match hir.kind() {
+                regex_syntax::hir::HirKind::Literal(literal) => literal.0.to_vec(),
+                _ => return None,
+            }
+        };
+        (!literal.is_empty() && !literal.contains(&b'\n')).then_some(literal)
     }
 
     fn sink(&self, path: &Path) -> Collect {

@@ -1189,17 +1189,19 @@ fn cancelling_one_fused_search_stops_only_its_share() {
         glob(json!({"pattern": "**/*.rs", "include_hidden": true, "include_ignored": true})),
         glob(json!({"pattern": "*.md"})),
     ];
-    let tokens: Vec<CancellationToken> = queries.iter().map(|_| CancellationToken::new()).collect();
-    tokens[1].cancel();
     let toolbox = &f.toolbox;
     let config = toolbox.inner.tools_config();
-    let results = fuse::run(
-        &queries,
-        &tokens,
-        toolbox.workspace(),
-        toolbox.documents(),
-        &config,
-    );
+    // Runs a batch with the calls `cancelled` cancelled.
+    let run = |queries: &[fuse::Query], cancelled: &[usize]| {
+        let tokens: Vec<CancellationToken> =
+            queries.iter().map(|_| CancellationToken::new()).collect();
+        for &i in cancelled {
+            tokens[i].cancel();
+        }
+        let (workspace, documents) = (toolbox.workspace(), toolbox.documents());
+        fuse::run(queries, &tokens, workspace, documents, &config)
+    };
+    let results = run(&queries, &[1]);
     let alone = [
         f.call("grep", json!({"pattern": "fn \\w+"})),
         Err(ToolError::new("cancelled")),
@@ -1215,9 +1217,31 @@ fn cancelling_one_fused_search_stops_only_its_share() {
         panic!("a glob")
     };
     assert_eq!(all.total, 4, "{:?}", all.paths);
-    let ToolOutput::Grep(grep) = &results[0].clone().unwrap() else {
+    let ToolOutput::Grep(found) = &results[0].clone().unwrap() else {
         panic!("a grep")
     };
-    let files: Vec<&str> = grep.files.iter().map(|f| f.path.as_str()).collect();
+    let files: Vec<&str> = found.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(files, ["src/a.rs", "src/deep/b.rs"]);
+
+    // Calls that all walk the tree alike share one walk of their own (the walkers share
+    // out its units as one call's walkers do): cancelling one leaves the others whole, and
+    // cancelling all answers each "cancelled".
+    let queries = [
+        grep(json!({"pattern": "fn \\w+"})),
+        grep(json!({"pattern": "TODO", "output": "files"})),
+        glob(json!({"pattern": "*.md"})),
+    ];
+    let alone = [
+        f.call("grep", json!({"pattern": "fn \\w+"})),
+        Err(ToolError::new("cancelled")),
+        f.call("glob", json!({"pattern": "*.md"})),
+    ];
+    assert_eq!(run(&queries, &[1]), alone);
+    let cancelled = run(&queries, &[0, 1, 2]);
+    assert!(
+        cancelled
+            .iter()
+            .all(|r| r == &Err(ToolError::new("cancelled"))),
+        "{cancelled:?}"
+    );
 }

@@ -624,24 +624,32 @@ impl WalkOptions {
         token: &CancellationToken,
         visit: impl Fn(Entry) + Sync,
     ) -> Vec<String> {
-        let errors = Mutex::new(Vec::new());
-        let parts = parts();
-        let split = self.split(workspace, root, parts, token);
+        let split = self.split(workspace, root, parts(), token);
         let unlimited = AtomicUsize::new(usize::MAX);
+        self.walk_split(workspace, root, &split, &unlimited, token, |e, _, _| {
+            visit(e)
+        })
+    }
+
+    /// Walks `root` as cut by `split`, one walker ([`WalkOptions::walk_part`]) per part
+    /// of the split on the current rayon pool, `stop` and `visit` as there. Returns the
+    /// walk's errors, each once.
+    fn walk_split(
+        &self,
+        workspace: &Workspace,
+        root: &Path,
+        split: &Split,
+        stop: &AtomicUsize,
+        token: &CancellationToken,
+        visit: impl Fn(Entry, Option<usize>, &Dir) + Sync,
+    ) -> Vec<String> {
+        let errors = Mutex::new(Vec::new());
         rayon::scope(|scope| {
-            for part in 0..parts {
-                let (split, errors, visit, unlimited) = (&split, &errors, &visit, &unlimited);
+            for part in 0..split.work.queues.len() {
+                let (errors, visit) = (&errors, &visit);
                 scope.spawn(move |_| {
-                    let found = self.walk_part(
-                        workspace,
-                        root,
-                        split,
-                        part,
-                        unlimited,
-                        token,
-                        |e, _, _| visit(e),
-                        |_| {},
-                    );
+                    let found =
+                        self.walk_part(workspace, root, split, part, stop, token, visit, |_| {});
                     errors.lock().extend(found);
                 });
             }
@@ -1119,6 +1127,11 @@ pub fn walk_fused(
     token: &CancellationToken,
     visit: &(dyn Fn(&Entry, &Dir, Takers<'_>) + Sync),
 ) -> Vec<Vec<String>> {
+    if let [share] = shares
+        && share.start == root
+    {
+        return vec![walk_alone(workspace, share, live, token, visit)];
+    }
     // The loosest of the shares' options: read ignore files unless every share ignores
     // them; split the tree as widely as any share walks it.
     let union = WalkOptions {
@@ -1160,6 +1173,45 @@ pub fn walk_fused(
         errors.dedup();
     }
     errors
+}
+
+/// A fused walk with one share (searches that all walk the same tree the same way): its
+/// own walk, walkers sharing out units and the last unit's directories as any walk's do.
+fn walk_alone(
+    workspace: &Workspace,
+    share: &Share<'_>,
+    live: &(dyn Fn(usize) -> bool + Sync),
+    token: &CancellationToken,
+    visit: &(dyn Fn(&Entry, &Dir, Takers<'_>) + Sync),
+) -> Vec<String> {
+    let own;
+    let split = match share.split {
+        Some(split) => split,
+        None => {
+            own = share.options.split(workspace, share.start, parts(), token);
+            &own
+        }
+    };
+    // Cancelling the share stops the walk at once: every unit is past the stop.
+    let stop = AtomicUsize::new(usize::MAX);
+    let options = share.options;
+    options.walk_split(
+        workspace,
+        share.start,
+        split,
+        &stop,
+        token,
+        |entry, unit, dir| {
+            if !entry.is_file() {
+                return;
+            }
+            if !live(0) {
+                stop.store(0, Ordering::Release);
+                return;
+            }
+            visit(&entry, dir, &[(0, unit)]);
+        },
+    )
 }
 
 /// What every walker of a fused walk shares.

@@ -198,3 +198,43 @@ fn a_fused_batch_agrees_on_encodings_and_binary_files() {
     assert!(shown[1].contains("utf16.txt"), "{}", shown[1]);
     assert!(shown[0].contains("bom8.txt"), "{}", shown[0]);
 }
+
+/// Greps for literal texts that overlap one another, start one another or occur only
+/// inside another's match — looked for together in one pass over each file — give a fused
+/// batch exactly what each call gets alone.
+#[test]
+fn a_fused_batch_finds_literal_texts_that_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let files: [(&str, &[u8]); 6] = [
+        ("overlap.txt", b"async fn main() {}\n"),
+        ("inside.txt", b"xabcabcx\n"),
+        ("prefix.txt", b"unsafe fn f()\nunsafe\n"),
+        ("late.txt", b"one\ntwo\nthree fn main\n"),
+        ("none.txt", b"nothing here at all\n"),
+        ("binary.bin", b"async fn\0main\n"),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(root.join(name), bytes).unwrap();
+    }
+    let calls: Vec<(String, Value)> = [
+        json!({"pattern": "async fn", "output": "files"}),
+        json!({"pattern": "fn main", "output": "count"}),
+        json!({"pattern": "c fn m", "fixed_string": true}),
+        json!({"pattern": "unsafe"}),
+        json!({"pattern": "unsafe fn", "output": "count"}),
+        json!({"pattern": "abca"}),
+        json!({"pattern": "bcab", "output": "files"}),
+        json!({"pattern": "cabc"}),
+        json!({"pattern": "three"}),
+        json!({"pattern": "fn main", "output": "files", "max_results": 1}),
+        json!({"pattern": "zzz"}),
+    ]
+    .into_iter()
+    .map(|args| ("grep".to_string(), args))
+    .collect();
+    let shown = fused_equals_alone(root, &calls);
+    assert!(shown[2].contains("overlap.txt"), "{}", shown[2]);
+    assert!(shown[7].contains("inside.txt"), "{}", shown[7]);
+    assert!(shown[3].contains("prefix.txt"), "{}", shown[3]);
+}
