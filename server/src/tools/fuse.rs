@@ -25,6 +25,7 @@
 //! drops its searches from the rest of the walk; the walk stops when every call is
 //! cancelled.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -179,6 +180,7 @@ pub(crate) fn run(
                 }
                 _ => None,
             };
+            let nul = OnceCell::new();
             for &(class, unit) in takers {
                 for &i in &classes[class] {
                     if tokens[i].is_cancelled() {
@@ -201,12 +203,12 @@ pub(crate) fn run(
                         .and_then(|(literals, occurs)| Some(occurs[literals.of[i]?]));
                     let result = match &content {
                         Some(Loaded::Whole(Content::Disk(bytes))) if occurs == Some(false) => {
-                            tree.search.nothing_in(entry.path(), bytes)
+                            tree.search.nothing_in(entry.path(), bytes, &nul)
                         }
                         Some(Loaded::Whole(content)) => {
                             let holds_match = occurs == Some(true);
                             tree.search
-                                .content(searcher, entry.path(), content, holds_match)
+                                .content(searcher, entry.path(), content, holds_match, &nul)
                         }
                         Some(Loaded::Stream) | None => {
                             tree.search.file(searcher, entry.path(), Some(dir))

@@ -7,6 +7,7 @@
 //! in walk order, and the search stops as soon as the first `max_results` matches *in that
 //! order* are known — the same call always returns the same lines.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read};
@@ -702,18 +703,20 @@ impl Search<'_> {
     /// The results of a file whose content a fused walk read once for every search that
     /// wants it: its bytes, searched as a reader exactly as [`Search::file`] reads the
     /// file, or the error reading it gave.
-    /// `holds_match` says the batch already knows the content holds a match.
+    /// `holds_match` says the batch already knows the content holds a match; `nul`,
+    /// whether it holds a NUL byte, is worked out once for all the batch's greps.
     pub(super) fn content(
         &self,
         searcher: &mut Searcher,
         path: &Path,
         content: &Content<'_>,
         holds_match: bool,
+        nul: &OnceCell<bool>,
     ) -> Found {
         let mut sink = self.sink(path);
         let result = match content {
             Content::Disk(bytes) if !holds_match && self.finds_nothing_in(bytes) => {
-                return self.nothing_in(path, bytes);
+                return self.nothing_in(path, bytes, nul);
             }
             Content::Disk(bytes) => searcher.search_reader(&self.matcher, *bytes, &mut sink),
             Content::Failed(error) => {
@@ -739,9 +742,9 @@ impl Search<'_> {
     /// What the searcher concludes of a file whose whole content `bytes` holds no match,
     /// after reading it all: nothing found, and (binary detection quits at a NUL byte)
     /// binary if it holds one.
-    pub(super) fn nothing_in(&self, path: &Path, bytes: &[u8]) -> Found {
+    pub(super) fn nothing_in(&self, path: &Path, bytes: &[u8], nul: &OnceCell<bool>) -> Found {
         let mut found = self.sink(path).found;
-        found.binary = memchr::memchr(0, bytes).is_some();
+        found.binary = *nul.get_or_init(|| memchr::memchr(0, bytes).is_some());
         found
     }
 
