@@ -29,7 +29,6 @@ use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use cap_std::fs::Dir;
@@ -156,19 +155,26 @@ pub(crate) fn run(
         let found: Vec<Mutex<BTreeMap<usize, Vec<Found>>>> =
             (0..n).map(|_| Mutex::new(BTreeMap::new())).collect();
         let listed: Vec<Mutex<Vec<PathBuf>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
-        let searched: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
         let literals = Literals::of(&trees);
         let live = |class: usize| classes[class].iter().any(|&i| !tokens[i].is_cancelled());
         let states: Mutex<Vec<WalkerState>> = Mutex::new(Vec::new());
         let visit = |entry: &Entry, dir: &Dir, takers: Takers<'_>| {
+            let mut state = states.lock().pop().unwrap_or_else(|| WalkerState::new(n));
+            let WalkerState {
+                searchers,
+                buf,
+                live,
+                searched,
+            } = &mut state;
+            // Which calls are still wanted, asked once per file (each ask takes a lock).
+            live.clear();
+            live.extend(tokens.iter().map(|t| !t.is_cancelled()));
             let searches = |&(class, unit): &(usize, Option<usize>)| {
                 unit.is_some()
                     && classes[class]
                         .iter()
-                        .any(|&i| trees[i].is_some() && !tokens[i].is_cancelled())
+                        .any(|&i| trees[i].is_some() && live[i])
             };
-            let mut state = states.lock().pop().unwrap_or_default();
-            let WalkerState { searchers, buf } = &mut state;
             // Read once, for every grep that wants the file.
             let content = takers
                 .iter()
@@ -183,7 +189,7 @@ pub(crate) fn run(
             let nul = OnceCell::new();
             for &(class, unit) in takers {
                 for &i in &classes[class] {
-                    if tokens[i].is_cancelled() {
+                    if !live[i] {
                         continue;
                     }
                     if let Some(plan) = &globs[i] {
@@ -195,7 +201,7 @@ pub(crate) fn run(
                     let (Some(tree), Some(unit)) = (&trees[i], unit) else {
                         continue;
                     };
-                    searched[i].fetch_add(1, Ordering::Relaxed);
+                    searched[i] += 1;
                     let searcher = searchers.entry(i).or_insert_with(|| tree.search.searcher());
                     let occurs = literals
                         .as_ref()
@@ -223,7 +229,12 @@ pub(crate) fn run(
             states.lock().push(state);
         };
         let errors = walk::walk_fused(workspace, &root, &shares, &live, &never, &visit);
-        drop(states);
+        let mut searched = vec![0; n];
+        for state in states.into_inner() {
+            for (total, walker) in searched.iter_mut().zip(state.searched) {
+                *total += walker;
+            }
+        }
         for (members, (errors, split)) in classes.iter().zip(errors.into_iter().zip(&splits)) {
             for &i in members {
                 if tokens[i].is_cancelled() {
@@ -239,7 +250,7 @@ pub(crate) fn run(
                         stop: grep::ordered_stop(&found, units, mode, max_results),
                         found,
                         units,
-                        searched: searched[i].load(Ordering::Relaxed),
+                        searched: searched[i],
                         errors: errors.clone(),
                     };
                     ToolOutput::Grep(grep::finish(tree.out, workspace, walked, max_results))
@@ -376,11 +387,24 @@ impl Literals {
     }
 }
 
-/// What a walker keeps between files: a searcher per grep, and the read buffer.
-#[derive(Default)]
+/// What a walker keeps between files: a searcher per grep, the read buffer, which calls
+/// are live for the file at hand, and how many files it searched for each call.
 struct WalkerState {
     searchers: BTreeMap<usize, grep_searcher::Searcher>,
     buf: Vec<u8>,
+    live: Vec<bool>,
+    searched: Vec<u64>,
+}
+
+impl WalkerState {
+    fn new(calls: usize) -> WalkerState {
+        WalkerState {
+            searchers: BTreeMap::new(),
+            buf: Vec::new(),
+            live: Vec::with_capacity(calls),
+            searched: vec![0; calls],
+        }
+    }
 }
 
 /// A file as read once for the greps that want it.
