@@ -163,17 +163,17 @@ pub(crate) fn run(
             let WalkerState {
                 searchers,
                 buf,
-                live,
+                wanted,
                 searched,
             } = &mut state;
             // Which calls are still wanted, asked once per file (each ask takes a lock).
-            live.clear();
-            live.extend(tokens.iter().map(|t| !t.is_cancelled()));
+            wanted.clear();
+            wanted.extend(tokens.iter().map(|t| !t.is_cancelled()));
             let searches = |&(class, unit): &(usize, Option<usize>)| {
                 unit.is_some()
                     && classes[class]
                         .iter()
-                        .any(|&i| trees[i].is_some() && live[i])
+                        .any(|&i| trees[i].is_some() && wanted[i])
             };
             // Read once, for every grep that wants the file.
             let content = takers
@@ -189,7 +189,7 @@ pub(crate) fn run(
             let nul = OnceCell::new();
             for &(class, unit) in takers {
                 for &i in &classes[class] {
-                    if !live[i] {
+                    if !wanted[i] {
                         continue;
                     }
                     if let Some(plan) = &globs[i] {
@@ -388,11 +388,12 @@ impl Literals {
 }
 
 /// What a walker keeps between files: a searcher per grep, the read buffer, which calls
-/// are live for the file at hand, and how many files it searched for each call.
+/// are still wanted (not cancelled) for the file at hand, and how many files it searched
+/// for each call.
 struct WalkerState {
     searchers: BTreeMap<usize, grep_searcher::Searcher>,
     buf: Vec<u8>,
-    live: Vec<bool>,
+    wanted: Vec<bool>,
     searched: Vec<u64>,
 }
 
@@ -401,7 +402,7 @@ impl WalkerState {
         WalkerState {
             searchers: BTreeMap::new(),
             buf: Vec::new(),
-            live: Vec::with_capacity(calls),
+            wanted: Vec::with_capacity(calls),
             searched: vec![0; calls],
         }
     }

@@ -18,7 +18,9 @@ use switchyard::documents::Documents;
 use switchyard::edits::Applier;
 use switchyard::lanes::{Lanes, LanesConfig};
 use switchyard::lsp::ext::{AnalyzeWorkspace, AnalyzeWorkspaceParams};
-use switchyard::tools::{CallContext, Mutations, Toolbox, ToolsConfig, Workspace};
+use switchyard::tools::{
+    CallContext, Mutations, ToolError, ToolOutput, Toolbox, ToolsConfig, Workspace,
+};
 use switchyard_tests::lsp_client::{ClientOptions, LspClient, within};
 use switchyard_tests::switchyard_bin;
 
@@ -203,16 +205,41 @@ fn a_directory_swapped_with_a_link_out_never_lets_a_tool_reach_outside() {
     let mut leaks = Vec::new();
     let mut saw_link = false;
     for i in 0..ROUNDS {
-        for (tool, args) in stage.round(i) {
-            let out = runtime.block_on(toolbox.run(tool, args.clone(), &CallContext::default()));
+        // Counts a call and keeps its output if it shows what is outside.
+        let mut check = |call: String, out: Result<ToolOutput, ToolError>| {
             let text = match out {
                 Ok(out) => toolbox.render(&out),
                 Err(e) => e.message,
             };
             calls += 1;
             if leak(&text) {
-                leaks.push(format!("{tool} {args}: {text}"));
+                leaks.push(format!("{call}: {text}"));
             }
+        };
+        for (tool, args) in stage.round(i) {
+            let out = runtime.block_on(toolbox.run(tool, args.clone(), &CallContext::default()));
+            check(format!("{tool} {args}"), out);
+        }
+        // The searches of the round again as one batch, sharing one walk (fused): both a
+        // walk of calls that walk alike and one of calls that start in different places.
+        let searches: Vec<(String, Value)> = stage
+            .round(i)
+            .into_iter()
+            .filter(|(tool, _)| matches!(*tool, "grep" | "glob"))
+            .map(|(tool, args)| (tool.to_string(), args))
+            .collect();
+        let together = if i % 2 == 0 {
+            searches
+        } else {
+            // Only those over the whole workspace: one class, the ordinary parallel walk.
+            searches
+                .into_iter()
+                .filter(|(_, args)| args.get("path").is_none())
+                .collect()
+        };
+        let outs = runtime.block_on(toolbox.run_batch(together.clone(), &CallContext::default()));
+        for ((tool, args), out) in together.iter().zip(outs) {
+            check(format!("fused {tool} {args}"), out);
         }
         saw_link |= std::fs::symlink_metadata(stage.ws().join("d"))
             .is_ok_and(|m| m.file_type().is_symlink());
